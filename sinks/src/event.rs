@@ -1,0 +1,236 @@
+//! The event contract: what the load generator tells every sink.
+//!
+//! Times are nanoseconds on the run's monotonic clock, counted from the run's
+//! anchor (`RunStarted::anchor_unix_nanos` is the wall-clock time of that same
+//! instant), so sinks can turn any stamp into wall-clock time without reading a
+//! clock of their own. See the glossary in the README for what each stamp means.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Nanoseconds since the run's anchor, on a monotonic clock.
+pub type Nanos = u64;
+
+/// The closed set of ways a request can end. Every request ends in exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Streamed to the end (`[DONE]`, or EOF after at least a well-formed stream).
+    Ok,
+    /// TCP connect / DNS failure: the request never reached the server.
+    ConnectError,
+    /// No first token within the request timeout.
+    TimeoutBeforeFirstToken,
+    /// First token arrived, the stream did not end within the request timeout.
+    TimeoutMidStream,
+    /// HTTP 429.
+    RateLimited,
+    /// Any other 4xx status (the status itself is in `http_status`).
+    Http4xx,
+    /// Any 5xx status (the status itself is in `http_status`).
+    Http5xx,
+    /// The connection broke while streaming (reset, EOF inside an event).
+    StreamBroken,
+    /// The server's bytes were not a valid OpenAI stream (bad JSON, oversize line,
+    /// wrong content type, `{"error": ...}` event, ...).
+    ProtocolError,
+    /// Still in flight when the run was stopped (signal or shutdown deadline).
+    Cancelled,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 10] = [
+        Outcome::Ok,
+        Outcome::ConnectError,
+        Outcome::TimeoutBeforeFirstToken,
+        Outcome::TimeoutMidStream,
+        Outcome::RateLimited,
+        Outcome::Http4xx,
+        Outcome::Http5xx,
+        Outcome::StreamBroken,
+        Outcome::ProtocolError,
+        Outcome::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ConnectError => "connect_error",
+            Outcome::TimeoutBeforeFirstToken => "timeout_before_first_token",
+            Outcome::TimeoutMidStream => "timeout_mid_stream",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Http4xx => "http_4xx",
+            Outcome::Http5xx => "http_5xx",
+            Outcome::StreamBroken => "stream_broken",
+            Outcome::ProtocolError => "protocol_error",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_ok(self) -> bool {
+        self == Outcome::Ok
+    }
+}
+
+/// Where a request's output token count came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// `usage.completion_tokens` reported by the server.
+    Server,
+    /// Our tokenizer over the whole generated text (the server reported no usage).
+    Client,
+}
+
+/// What kind of load a step applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// Never part of the results.
+    Warmup,
+    /// Closed loop: N virtual users, each sending its next request when the last ended.
+    Throughput,
+    /// Open loop at a fixed arrival rate.
+    Rate,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Warmup => "warmup",
+            StepKind::Throughput => "throughput",
+            StepKind::Rate => "rate",
+        }
+    }
+
+    /// The original tool's `executor_type` for this kind.
+    pub fn executor_type(self) -> &'static str {
+        match self {
+            StepKind::Warmup | StepKind::Throughput => "ConstantVUs",
+            StepKind::Rate => "ConstantArrivalRate",
+        }
+    }
+}
+
+/// One step of a run, as announced before it starts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepInfo {
+    /// Position in the run: 0 is the warmup, measured steps count from 1.
+    pub index: u32,
+    /// The original tool's step id: `warmup`, `throughput`, `constant@{rate}req/s`.
+    pub id: String,
+    pub kind: StepKind,
+    /// Virtual users (closed loop) or the cap on concurrent requests (open loop).
+    pub max_vus: u64,
+    /// Offered arrival rate in requests per second (open loop only).
+    pub rate: Option<f64>,
+    /// Planned duration of the sending window.
+    pub duration_secs: f64,
+}
+
+/// Sent by every request exactly once, when it has ended in any way.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RequestFinished {
+    /// Unique within the run; sent as `x-request-id`.
+    pub id: String,
+    /// `StepInfo::index` of the step it belongs to.
+    pub step: u32,
+    /// When the load model meant to send it.
+    pub scheduled_at: Nanos,
+    /// When we started writing it.
+    pub sent_at: Nanos,
+    /// First chunk carrying generated text (content or reasoning).
+    pub first_token_at: Option<Nanos>,
+    /// End of stream, or when the failure was seen.
+    pub end_at: Nanos,
+    /// Arrival of every chunk carrying text, in microseconds after `sent_at`
+    /// (the first entry is the first token). Compact: 4 bytes a chunk.
+    pub chunk_offsets_us: Vec<u32>,
+    /// Prompt tokens by our tokenizer.
+    pub prompt_tokens: u64,
+    /// `max_tokens` we asked for, when we asked for a length.
+    pub requested_output_tokens: Option<u64>,
+    /// Output tokens: the server's count when reported, else ours over the whole text.
+    pub output_tokens: u64,
+    pub output_tokens_source: TokenSource,
+    /// `usage.prompt_tokens` as reported by the server.
+    pub server_prompt_tokens: Option<u64>,
+    /// `usage.completion_tokens` as reported by the server.
+    pub server_completion_tokens: Option<u64>,
+    /// `usage.prompt_tokens_details.cached_tokens`, when reported.
+    pub server_cached_tokens: Option<u64>,
+    pub outcome: Outcome,
+    pub http_status: Option<u16>,
+    /// The server's or the transport's message, for failures.
+    pub error: Option<String>,
+    pub finish_reason: Option<String>,
+    /// The model name the server answered with.
+    pub response_model: Option<String>,
+}
+
+impl RequestFinished {
+    pub fn ttft_ns(&self) -> Option<u64> {
+        self.first_token_at.map(|t| t.saturating_sub(self.sent_at))
+    }
+
+    pub fn e2e_ns(&self) -> u64 {
+        self.end_at.saturating_sub(self.sent_at)
+    }
+
+    pub fn queue_delay_ns(&self) -> u64 {
+        self.sent_at.saturating_sub(self.scheduled_at)
+    }
+
+    /// Per-request inter-token latency: (last token − first token) / (output tokens − 1).
+    /// `None` when fewer than two tokens were generated.
+    pub fn itl_ns(&self) -> Option<u64> {
+        let first = *self.chunk_offsets_us.first()?;
+        let last = *self.chunk_offsets_us.last()?;
+        if self.output_tokens < 2 {
+            return None;
+        }
+        Some((last - first) as u64 * 1000 / (self.output_tokens - 1))
+    }
+
+    /// Every gap between consecutive text chunks, in microseconds.
+    pub fn chunk_gaps_us(&self) -> impl Iterator<Item = u32> + '_ {
+        self.chunk_offsets_us.windows(2).map(|w| w[1] - w[0])
+    }
+}
+
+/// An arrival the open-loop scheduler could not start because `max_vus`
+/// requests were already in flight.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ArrivalDropped {
+    pub step: u32,
+    pub scheduled_at: Nanos,
+}
+
+/// Everything a sink can receive. Requests travel behind an `Arc` so fan-out
+/// to several sinks never copies token times.
+#[derive(Clone, Debug)]
+pub enum Event {
+    RunStarted(Arc<RunStarted>),
+    StepStarted(Arc<StepInfo>),
+    Request(Arc<RequestFinished>),
+    Dropped(ArrivalDropped),
+    StepFinished { step: u32, window: StepWindow },
+}
+
+/// Identity of a run, given to every sink before anything else.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunStarted {
+    pub run_id: String,
+    /// Wall-clock time (ns since the Unix epoch) of the monotonic anchor.
+    pub anchor_unix_nanos: u128,
+}
+
+/// The time a step took: from its start to the end of its last request.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct StepWindow {
+    pub start: Nanos,
+    /// When the scheduler stopped starting requests.
+    pub send_end: Nanos,
+    /// When the last request of the step ended.
+    pub end: Nanos,
+}

@@ -1,0 +1,3 @@
+//! The event contract every sink consumes, and the sinks.
+
+pub mod event;

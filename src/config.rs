@@ -1,0 +1,79 @@
+//! The run's configuration, as the command line (or a test) gives it.
+//! Pure data: `cli.rs` builds it, `lib::run` consumes it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::workload::options::TokenizeOptions;
+
+/// How long a request may take before it is abandoned (the original tool had none
+/// beyond awc/reqwest defaults; awc's own 5 s default is disabled).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BenchmarkKind {
+    Throughput,
+    Rate,
+    Sweep,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `/v1/chat/completions`
+    Chat,
+    /// `/v1/completions`
+    Completions,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunConfig {
+    /// Base URL; `/v1/...` is appended after any path it has.
+    pub url: String,
+    /// Never serialized anywhere.
+    #[serde(skip)]
+    pub api_key: Option<String>,
+    /// `None`: the built-in tokenizer.
+    pub tokenizer_name: Option<String>,
+    /// Sent as `model`; resolved from the server's `/v1/models` when not given.
+    pub model_name: Option<String>,
+    pub max_vus: u64,
+    #[serde(with = "humantime_serde_compat")]
+    pub duration: Duration,
+    pub rates: Option<Vec<f64>>,
+    pub num_rates: u64,
+    pub profile: Option<String>,
+    pub benchmark_kind: BenchmarkKind,
+    #[serde(with = "humantime_serde_compat")]
+    pub warmup: Duration,
+    pub prompt_options: Option<TokenizeOptions>,
+    pub decode_options: Option<TokenizeOptions>,
+    pub dataset: Option<String>,
+    pub dataset_file: Option<PathBuf>,
+    pub extra_meta: BTreeMap<String, String>,
+    pub run_id: String,
+    pub endpoint: Endpoint,
+    pub ignore_eos: bool,
+    pub workers: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
+    pub output_dir: PathBuf,
+    pub save_requests: bool,
+    pub no_console: bool,
+    /// Seed for prompt and length sampling.
+    pub seed: u64,
+}
+
+/// Durations serialize as humantime strings ("120s"), as the original tool's config did.
+mod humantime_serde_compat {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}

@@ -1,0 +1,1 @@
+//! One HTTP call: building the OpenAI request, parsing the SSE stream, stamping times.
