@@ -26,8 +26,11 @@ pub enum Outcome {
     /// HTTP 429.
     RateLimited,
     /// Any other 4xx status (the status itself is in `http_status`).
+    // snake_case alone would give "http4xx"; keep serde in step with `as_str`.
+    #[serde(rename = "http_4xx")]
     Http4xx,
     /// Any 5xx status (the status itself is in `http_status`).
+    #[serde(rename = "http_5xx")]
     Http5xx,
     /// The connection broke while streaming (reset, EOF inside an event).
     StreamBroken,
@@ -166,6 +169,12 @@ pub struct RequestFinished {
     pub finish_reason: Option<String>,
     /// The model name the server answered with.
     pub response_model: Option<String>,
+    /// The whole generated text, set only when the server reported no usage and
+    /// the output count is still pending: the Recorder counts it with the client
+    /// tokenizer (off the request arbiters), fills `output_tokens` with
+    /// `output_tokens_source = Client`, and drops the text. Never serialized.
+    #[serde(skip)]
+    pub output_text: Option<String>,
 }
 
 impl RequestFinished {
