@@ -1,3 +1,23 @@
 //! The event contract every sink consumes, and the sinks.
+//!
+//! - [`event`]: what the load generator tells every sink (the contract).
+//! - [`stats`]: HDR latency histograms and their summaries (pure).
+//! - [`aggregate`]: one step's events → [`StepResult`] (pure).
+//! - [`json`]: the results document, its JSON Schema, the requests log.
+//! - [`recorder`]: the `Recorder` actor that ties them together on a sink arbiter.
 
+pub mod aggregate;
 pub mod event;
+pub mod json;
+pub mod recorder;
+pub mod stats;
+
+pub use aggregate::StepAggregator;
+pub use json::{
+    results_file_name, ResultsDocument, RunStatus, StepResult, SystemInfo, RESULTS_SCHEMA,
+};
+pub use recorder::{
+    FinishStep, Flush, RecordDropped, RecordRequest, Recorder, RecorderConfig, StartStep,
+    TokenCounter,
+};
+pub use stats::{LatencyHistogram, Summary};

@@ -1,0 +1,538 @@
+//! Step aggregation: turns a step's `RequestFinished` events into a
+//! [`StepResult`]. Pure logic (no actix), bounded memory: seven HDR histograms
+//! and a few counters per step, whatever the number of requests.
+//!
+//! Definitions follow the glossary (DESIGN §4 / README):
+//! - latency histograms take SUCCESSFUL requests only; queue delay takes every
+//!   sent request (a failed request still waited to be sent);
+//! - TTFT = `first_token_at − sent_at`, E2E = `end_at − sent_at`,
+//!   queue delay = `sent_at − scheduled_at`, the `_from_schedule` variants are
+//!   measured from `scheduled_at`;
+//! - ITL is one value per successful request with ≥ 2 output tokens
+//!   (`RequestFinished::itl_ns`); inter-chunk latency pools every chunk gap.
+
+use crate::event::{
+    ArrivalDropped, Nanos, Outcome, RequestFinished, StepInfo, StepWindow, TokenSource,
+};
+use crate::json::results::{OutputTokens, StepConfig, StepHistograms, StepResult};
+use crate::stats::LatencyHistogram;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Accumulates one step.
+#[derive(Clone, Debug)]
+pub struct StepAggregator {
+    info: StepInfo,
+    hist: Histograms,
+    counts: Counters,
+    seen: SeenSpan,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Histograms {
+    ttft: LatencyHistogram,
+    itl: LatencyHistogram,
+    e2e: LatencyHistogram,
+    inter_chunk: LatencyHistogram,
+    queue_delay: LatencyHistogram,
+    ttft_from_schedule: LatencyHistogram,
+    e2e_from_schedule: LatencyHistogram,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Counters {
+    total: u64,
+    successful: u64,
+    failed: u64,
+    /// Indexed like `Outcome::ALL`.
+    by_outcome: [u64; Outcome::ALL.len()],
+    http_statuses: BTreeMap<u16, u64>,
+    dropped: u64,
+    prompt_tokens_sent: u64,
+    output_tokens: u64,
+    tokens: OutputTokens,
+}
+
+/// The span of stamps seen, to close a step that never got its `FinishStep`.
+#[derive(Clone, Copy, Debug, Default)]
+struct SeenSpan {
+    first_scheduled: Option<Nanos>,
+    last_sent: Option<Nanos>,
+    last_end: Option<Nanos>,
+}
+
+impl SeenSpan {
+    fn scheduled(&mut self, at: Nanos) {
+        self.first_scheduled = Some(self.first_scheduled.map_or(at, |t| t.min(at)));
+    }
+
+    fn request(&mut self, r: &RequestFinished) {
+        self.scheduled(r.scheduled_at);
+        self.last_sent = Some(self.last_sent.map_or(r.sent_at, |t| t.max(r.sent_at)));
+        self.last_end = Some(self.last_end.map_or(r.end_at, |t| t.max(r.end_at)));
+    }
+}
+
+fn outcome_index(outcome: Outcome) -> usize {
+    Outcome::ALL
+        .iter()
+        .position(|o| *o == outcome)
+        .unwrap_or_default()
+}
+
+impl StepAggregator {
+    pub fn new(info: StepInfo) -> Self {
+        StepAggregator {
+            info,
+            hist: Histograms::default(),
+            counts: Counters::default(),
+            seen: SeenSpan::default(),
+        }
+    }
+
+    pub fn info(&self) -> &StepInfo {
+        &self.info
+    }
+
+    /// Sent requests recorded so far.
+    pub fn total_requests(&self) -> u64 {
+        self.counts.total
+    }
+
+    /// Records one request (any outcome). The caller routes by `r.step`; this
+    /// does not check it.
+    pub fn record(&mut self, r: &RequestFinished) {
+        self.seen.request(r);
+        self.count(r);
+        // Every sent request waited to be sent, whatever happened next.
+        self.hist.queue_delay.record_ns(r.queue_delay_ns());
+        if r.outcome.is_ok() {
+            self.record_latencies(r);
+        }
+    }
+
+    /// Counts an arrival the scheduler could not start.
+    pub fn dropped(&mut self, d: &ArrivalDropped) {
+        self.seen.scheduled(d.scheduled_at);
+        self.counts.dropped = self.counts.dropped.saturating_add(1);
+    }
+
+    fn count(&mut self, r: &RequestFinished) {
+        let c = &mut self.counts;
+        c.total += 1;
+        c.by_outcome[outcome_index(r.outcome)] += 1;
+        if let Some(status) = r.http_status {
+            *c.http_statuses.entry(status).or_default() += 1;
+        }
+        c.prompt_tokens_sent = c.prompt_tokens_sent.saturating_add(r.prompt_tokens);
+        if !r.outcome.is_ok() {
+            c.failed += 1;
+            return;
+        }
+        c.successful += 1;
+        c.output_tokens = c.output_tokens.saturating_add(r.output_tokens);
+        let t = &mut c.tokens;
+        t.requested = t
+            .requested
+            .saturating_add(r.requested_output_tokens.unwrap_or(0));
+        t.server_prompt_tokens = t
+            .server_prompt_tokens
+            .saturating_add(r.server_prompt_tokens.unwrap_or(0));
+        t.server_completion_tokens = t
+            .server_completion_tokens
+            .saturating_add(r.server_completion_tokens.unwrap_or(0));
+        t.server_cached_tokens = t
+            .server_cached_tokens
+            .saturating_add(r.server_cached_tokens.unwrap_or(0));
+        match r.output_tokens_source {
+            TokenSource::Server => t.server_reported_requests += 1,
+            TokenSource::Client => t.client_counted_requests += 1,
+        }
+    }
+
+    fn record_latencies(&mut self, r: &RequestFinished) {
+        let h = &mut self.hist;
+        if let Some(ttft) = r.ttft_ns() {
+            h.ttft.record_ns(ttft);
+        }
+        if let Some(first) = r.first_token_at {
+            h.ttft_from_schedule
+                .record_ns(first.saturating_sub(r.scheduled_at));
+        }
+        if let Some(itl) = r.itl_ns() {
+            h.itl.record_ns(itl);
+        }
+        for gap in r.chunk_gaps_us() {
+            h.inter_chunk.record_us(u64::from(gap));
+        }
+        h.e2e.record_ns(r.e2e_ns());
+        h.e2e_from_schedule
+            .record_ns(r.end_at.saturating_sub(r.scheduled_at));
+    }
+
+    /// The window the recorded events span (earliest schedule, last send, last
+    /// end), for a step whose real window never arrived. `None` if nothing was seen.
+    pub fn observed_window(&self) -> Option<StepWindow> {
+        let start = self.seen.first_scheduled?;
+        let send_end = self.seen.last_sent.unwrap_or(start).max(start);
+        let end = self.seen.last_end.unwrap_or(send_end).max(send_end);
+        Some(StepWindow {
+            start,
+            send_end,
+            end,
+        })
+    }
+
+    /// The step's results over `window`.
+    pub fn finish(&self, window: StepWindow, ended_early: Option<String>) -> StepResult {
+        let c = &self.counts;
+        let duration_ns = window.end.saturating_sub(window.start);
+        let send_ns = window.send_end.saturating_sub(window.start);
+        let duration_s = duration_ns as f64 / 1e9;
+        let send_s = send_ns as f64 / 1e9;
+        let rate = self.info.rate.filter(|r| r.is_finite());
+        StepResult {
+            id: self.info.id.clone(),
+            executor_type: self.info.kind.executor_type().to_string(),
+            config: StepConfig {
+                max_vus: self.info.max_vus,
+                duration: Duration::try_from_secs_f64(self.info.duration_secs).unwrap_or_default(),
+                rate,
+            },
+            total_requests: c.total,
+            total_tokens: c.output_tokens,
+            token_throughput_secs: per_second(c.output_tokens, duration_s),
+            duration_ms: duration_ns / 1_000_000,
+            time_to_first_token_ms: self.hist.ttft.summary(),
+            inter_token_latency_ms: self.hist.itl.summary(),
+            e2e_latency_ms: self.hist.e2e.summary(),
+            failed_requests: c.failed,
+            successful_requests: c.successful,
+            request_rate: per_second(c.successful, duration_s),
+            total_tokens_sent: c.prompt_tokens_sent,
+            step: self.info.index,
+            kind: self.info.kind,
+            inter_chunk_latency_ms: self.hist.inter_chunk.summary(),
+            queue_delay_ms: self.hist.queue_delay.summary(),
+            time_to_first_token_from_schedule_ms: self.hist.ttft_from_schedule.summary(),
+            e2e_latency_from_schedule_ms: self.hist.e2e_from_schedule.summary(),
+            offered_rate: rate,
+            achieved_rate: per_second(c.total, send_s),
+            send_duration_ms: send_ns / 1_000_000,
+            dropped_arrivals: c.dropped,
+            errors: self.error_counts(),
+            http_statuses: c
+                .http_statuses
+                .iter()
+                .map(|(status, n)| (status.to_string(), *n))
+                .collect(),
+            output_tokens: c.tokens.clone(),
+            ended_early,
+            histograms: self.hist.encode(),
+        }
+    }
+
+    fn error_counts(&self) -> BTreeMap<String, u64> {
+        Outcome::ALL
+            .iter()
+            .zip(self.counts.by_outcome)
+            .filter(|(outcome, n)| !outcome.is_ok() && *n > 0)
+            .map(|(outcome, n)| (outcome.as_str().to_string(), n))
+            .collect()
+    }
+}
+
+impl Histograms {
+    fn encode(&self) -> StepHistograms {
+        StepHistograms {
+            ttft: encode(&self.ttft, "ttft"),
+            itl: encode(&self.itl, "itl"),
+            e2e: encode(&self.e2e, "e2e"),
+            inter_chunk: encode(&self.inter_chunk, "inter_chunk"),
+            queue_delay: encode(&self.queue_delay, "queue_delay"),
+            ttft_from_schedule: encode(&self.ttft_from_schedule, "ttft_from_schedule"),
+            e2e_from_schedule: encode(&self.e2e_from_schedule, "e2e_from_schedule"),
+        }
+    }
+}
+
+/// Encoding into memory only fails on counts beyond `i64::MAX`; should it ever
+/// happen, the summaries are still right and the log says the histogram is missing.
+fn encode(h: &LatencyHistogram, name: &str) -> String {
+    h.to_base64().unwrap_or_else(|e| {
+        log::error!("histogram {name} left out of the results: {e}");
+        String::new()
+    })
+}
+
+/// `n / seconds`, 0 for an empty window (JSON has no NaN or infinity).
+fn per_second(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::StepKind;
+
+    const MS: u64 = 1_000_000;
+
+    /// `got` is the exact figure `want` as HDR reports it: within its 0.1 %
+    /// resolution (3 significant digits).
+    fn assert_ms(got: f64, want: f64) {
+        assert!(
+            (got - want).abs() <= want * 1e-3,
+            "got {got} ms, want {want} ms (± 0.1 %)"
+        );
+    }
+
+    fn info() -> StepInfo {
+        StepInfo {
+            index: 1,
+            id: "constant@2req/s".into(),
+            kind: StepKind::Rate,
+            max_vus: 8,
+            rate: Some(2.0),
+            duration_secs: 10.0,
+        }
+    }
+
+    /// A successful request: scheduled at `at`, sent 5 ms later, first token
+    /// 100 ms after sending, chunks every 20 ms, 5 tokens, ends 10 ms after the last chunk.
+    pub(crate) fn ok_request(id: &str, at: u64) -> RequestFinished {
+        let sent = at + 5 * MS;
+        RequestFinished {
+            id: id.into(),
+            step: 1,
+            scheduled_at: at,
+            sent_at: sent,
+            first_token_at: Some(sent + 100 * MS),
+            end_at: sent + 190 * MS,
+            chunk_offsets_us: vec![100_000, 120_000, 140_000, 160_000, 180_000],
+            prompt_tokens: 50,
+            requested_output_tokens: Some(5),
+            output_tokens: 5,
+            output_tokens_source: TokenSource::Server,
+            server_prompt_tokens: Some(52),
+            server_completion_tokens: Some(5),
+            server_cached_tokens: Some(16),
+            outcome: Outcome::Ok,
+            http_status: Some(200),
+            error: None,
+            finish_reason: Some("length".into()),
+            response_model: Some("m".into()),
+            output_text: None,
+        }
+    }
+
+    fn failed_request(id: &str, at: u64, outcome: Outcome, status: Option<u16>) -> RequestFinished {
+        RequestFinished {
+            id: id.into(),
+            step: 1,
+            scheduled_at: at,
+            sent_at: at + 30 * MS,
+            first_token_at: None,
+            end_at: at + 5_000 * MS,
+            chunk_offsets_us: vec![],
+            prompt_tokens: 40,
+            requested_output_tokens: Some(5),
+            output_tokens: 0,
+            output_tokens_source: TokenSource::Client,
+            server_prompt_tokens: None,
+            server_completion_tokens: None,
+            server_cached_tokens: None,
+            outcome,
+            http_status: status,
+            error: Some("boom".into()),
+            finish_reason: None,
+            response_model: None,
+            output_text: None,
+        }
+    }
+
+    fn window() -> StepWindow {
+        StepWindow {
+            start: 0,
+            send_end: 2_000 * MS,
+            end: 4_000 * MS,
+        }
+    }
+
+    #[test]
+    fn exact_latencies_of_successful_requests() {
+        let mut agg = StepAggregator::new(info());
+        agg.record(&ok_request("a", 0));
+        agg.record(&ok_request("b", 500 * MS));
+        let r = agg.finish(window(), None);
+
+        assert_eq!(r.time_to_first_token_ms.count, 2);
+        assert_ms(r.time_to_first_token_ms.p50, 100.0);
+        assert_ms(r.time_to_first_token_ms.avg, 100.0);
+        assert_ms(r.time_to_first_token_from_schedule_ms.p50, 105.0);
+        // ITL: (180 − 100) ms / (5 − 1) tokens = 20 ms, one value per request.
+        assert_eq!(r.inter_token_latency_ms.count, 2);
+        assert_ms(r.inter_token_latency_ms.p99, 20.0);
+        // Inter-chunk: 4 gaps of 20 ms per request, pooled.
+        assert_eq!(r.inter_chunk_latency_ms.count, 8);
+        assert_ms(r.inter_chunk_latency_ms.max, 20.0);
+        assert_ms(r.e2e_latency_ms.p50, 190.0);
+        assert_ms(r.e2e_latency_from_schedule_ms.p50, 195.0);
+        assert_ms(r.queue_delay_ms.p50, 5.0);
+        assert_eq!(r.queue_delay_ms.stddev, 0.0);
+    }
+
+    #[test]
+    fn failed_requests_are_counted_but_kept_out_of_latencies() {
+        let mut agg = StepAggregator::new(info());
+        agg.record(&ok_request("a", 0));
+        agg.record(&failed_request("b", 0, Outcome::Http5xx, Some(503)));
+        agg.record(&failed_request("c", 0, Outcome::Http5xx, Some(500)));
+        agg.record(&failed_request("d", 0, Outcome::Cancelled, None));
+        agg.record(&failed_request("e", 0, Outcome::RateLimited, Some(429)));
+        let r = agg.finish(window(), None);
+
+        assert_eq!(r.total_requests, 5);
+        assert_eq!(r.successful_requests, 1);
+        assert_eq!(r.failed_requests, 4);
+        assert_eq!(r.e2e_latency_ms.count, 1);
+        assert_ms(r.e2e_latency_ms.max, 190.0);
+        assert_eq!(r.time_to_first_token_ms.count, 1);
+        // Queue delay counts every sent request: 5 ms once, 30 ms four times.
+        assert_eq!(r.queue_delay_ms.count, 5);
+        assert_ms(r.queue_delay_ms.max, 30.0);
+        assert_ms(r.queue_delay_ms.min, 5.0);
+
+        let errors: Vec<(&str, u64)> = r.errors.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            errors,
+            [("cancelled", 1), ("http_5xx", 2), ("rate_limited", 1)]
+        );
+        let statuses: Vec<(&str, u64)> = r
+            .http_statuses
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(statuses, [("200", 1), ("429", 1), ("500", 1), ("503", 1)]);
+    }
+
+    #[test]
+    fn token_counts_and_throughput_arithmetic() {
+        let mut agg = StepAggregator::new(info());
+        for i in 0..4 {
+            agg.record(&ok_request(&format!("s{i}"), i * 100 * MS));
+        }
+        let mut client = ok_request("c", 0);
+        client.output_tokens = 7;
+        client.output_tokens_source = TokenSource::Client;
+        client.server_completion_tokens = None;
+        client.requested_output_tokens = None;
+        agg.record(&client);
+        agg.record(&failed_request("f", 0, Outcome::StreamBroken, Some(200)));
+        agg.dropped(&ArrivalDropped {
+            step: 1,
+            scheduled_at: 3 * MS,
+        });
+        agg.dropped(&ArrivalDropped {
+            step: 1,
+            scheduled_at: 9 * MS,
+        });
+        let r = agg.finish(window(), Some("saturated".into()));
+
+        assert_eq!(r.total_tokens, 4 * 5 + 7);
+        assert_eq!(r.total_tokens_sent, 5 * 50 + 40);
+        assert_eq!(r.duration_ms, 4_000);
+        assert_eq!(r.send_duration_ms, 2_000);
+        assert_eq!(r.token_throughput_secs, 27.0 / 4.0);
+        assert_eq!(r.request_rate, 5.0 / 4.0);
+        assert_eq!(r.achieved_rate, 6.0 / 2.0);
+        assert_eq!(r.offered_rate, Some(2.0));
+        assert_eq!(r.dropped_arrivals, 2);
+        assert_eq!(r.ended_early.as_deref(), Some("saturated"));
+        assert_eq!(
+            r.output_tokens,
+            OutputTokens {
+                requested: 4 * 5,
+                server_reported_requests: 4,
+                server_prompt_tokens: 5 * 52,
+                server_completion_tokens: 4 * 5,
+                server_cached_tokens: 5 * 16,
+                client_counted_requests: 1,
+            }
+        );
+        assert_eq!(r.config.duration, Duration::from_secs(10));
+        assert_eq!(r.config.max_vus, 8);
+        assert_eq!(r.executor_type, "ConstantArrivalRate");
+    }
+
+    #[test]
+    fn single_token_request_has_ttft_but_no_itl() {
+        let mut agg = StepAggregator::new(info());
+        let mut one = ok_request("a", 0);
+        one.output_tokens = 1;
+        one.chunk_offsets_us = vec![100_000];
+        agg.record(&one);
+        let r = agg.finish(window(), None);
+        assert_eq!(r.time_to_first_token_ms.count, 1);
+        assert_eq!(r.inter_token_latency_ms.count, 0);
+        assert_eq!(r.inter_chunk_latency_ms.count, 0);
+    }
+
+    #[test]
+    fn empty_step_and_zero_window_give_zeros_not_nan() {
+        let mut closed = info();
+        closed.kind = StepKind::Throughput;
+        closed.rate = None;
+        closed.duration_secs = f64::NAN;
+        let agg = StepAggregator::new(closed);
+        assert!(agg.observed_window().is_none());
+        let r = agg.finish(
+            StepWindow {
+                start: 5,
+                send_end: 5,
+                end: 5,
+            },
+            None,
+        );
+        assert_eq!(r.total_requests, 0);
+        assert_eq!(r.token_throughput_secs, 0.0);
+        assert_eq!(r.request_rate, 0.0);
+        assert_eq!(r.achieved_rate, 0.0);
+        assert_eq!(r.offered_rate, None);
+        assert_eq!(r.config.rate, None);
+        assert_eq!(r.config.duration, Duration::ZERO);
+        assert_eq!(r.executor_type, "ConstantVUs");
+        assert!(r.errors.is_empty());
+        assert_eq!(r.e2e_latency_ms.count, 0);
+    }
+
+    #[test]
+    fn histograms_decode_to_the_same_summaries() {
+        let mut agg = StepAggregator::new(info());
+        agg.record(&ok_request("a", 0));
+        agg.record(&ok_request("b", 7 * MS));
+        let r = agg.finish(window(), None);
+        let ttft = LatencyHistogram::from_base64(&r.histograms.ttft).unwrap();
+        assert_eq!(ttft.summary(), r.time_to_first_token_ms);
+        let ic = LatencyHistogram::from_base64(&r.histograms.inter_chunk).unwrap();
+        assert_eq!(ic.summary(), r.inter_chunk_latency_ms);
+    }
+
+    #[test]
+    fn observed_window_spans_the_events() {
+        let mut agg = StepAggregator::new(info());
+        agg.record(&ok_request("a", 100 * MS));
+        agg.record(&ok_request("b", 300 * MS));
+        agg.dropped(&ArrivalDropped {
+            step: 1,
+            scheduled_at: 50 * MS,
+        });
+        let w = agg.observed_window().unwrap();
+        assert_eq!(w.start, 50 * MS);
+        assert_eq!(w.send_end, 305 * MS);
+        assert_eq!(w.end, 495 * MS);
+    }
+}

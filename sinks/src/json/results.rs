@@ -1,0 +1,99 @@
+//! One measured step's results, as written in the results document.
+//!
+//! The original tool's keys come first with the same meanings; ours follow.
+//! Every field is described (with units) in `results.schema.json`.
+
+use crate::event::StepKind;
+use crate::stats::Summary;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The results of one measured step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    // --- the original tool's keys ---
+    /// The original tool's step id: `throughput`, `constant@{rate}req/s`.
+    pub id: String,
+    /// `ConstantVUs` (closed loop) or `ConstantArrivalRate` (open loop).
+    pub executor_type: String,
+    pub config: StepConfig,
+    /// Every request sent in the step: successful + failed (cancelled included).
+    pub total_requests: u64,
+    /// Output tokens of the successful requests.
+    pub total_tokens: u64,
+    /// `total_tokens` per second of step duration.
+    pub token_throughput_secs: f64,
+    /// From the step's start to the end of its last request, in whole milliseconds.
+    pub duration_ms: u64,
+    pub time_to_first_token_ms: Summary,
+    pub inter_token_latency_ms: Summary,
+    pub e2e_latency_ms: Summary,
+    pub failed_requests: u64,
+    pub successful_requests: u64,
+    /// Successful requests per second of step duration.
+    pub request_rate: f64,
+    /// Prompt tokens (our tokenizer) of every sent request.
+    pub total_tokens_sent: u64,
+
+    // --- ours ---
+    /// `StepInfo::index`: measured steps count from 1.
+    pub step: u32,
+    pub kind: StepKind,
+    pub inter_chunk_latency_ms: Summary,
+    pub queue_delay_ms: Summary,
+    pub time_to_first_token_from_schedule_ms: Summary,
+    pub e2e_latency_from_schedule_ms: Summary,
+    /// The arrival rate asked for (open loop), requests per second.
+    pub offered_rate: Option<f64>,
+    /// Requests sent per second of the sending window.
+    pub achieved_rate: f64,
+    /// The sending window (step start to when the scheduler stopped), whole milliseconds.
+    pub send_duration_ms: u64,
+    pub dropped_arrivals: u64,
+    /// Failed requests by outcome class (`Outcome::as_str`), only classes seen.
+    pub errors: BTreeMap<String, u64>,
+    /// Responses by HTTP status code (as a string key).
+    pub http_statuses: BTreeMap<String, u64>,
+    pub output_tokens: OutputTokens,
+    /// Why the step ended before its planned duration, if it did.
+    pub ended_early: Option<String>,
+    pub histograms: StepHistograms,
+}
+
+/// The step's load settings, as the original tool wrote them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepConfig {
+    pub max_vus: u64,
+    /// Planned duration; serde's `Duration` form `{"secs", "nanos"}` like the original tool.
+    pub duration: Duration,
+    /// Offered arrival rate (requests/s); `None` for the closed loop.
+    pub rate: Option<f64>,
+}
+
+/// Output token accounting over the successful requests of a step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutputTokens {
+    /// Sum of `max_tokens` asked for, over successful requests that asked for a length.
+    pub requested: u64,
+    /// Successful requests whose output count is the server's `usage.completion_tokens`.
+    pub server_reported_requests: u64,
+    pub server_prompt_tokens: u64,
+    pub server_completion_tokens: u64,
+    pub server_cached_tokens: u64,
+    /// Successful requests whose output count is our tokenizer's (no usage reported).
+    pub client_counted_requests: u64,
+}
+
+/// The step's histograms, HdrHistogram V2 + deflate, base64: merge shards exactly
+/// with `LatencyHistogram::from_base64`. Values in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepHistograms {
+    pub ttft: String,
+    pub itl: String,
+    pub e2e: String,
+    pub inter_chunk: String,
+    pub queue_delay: String,
+    pub ttft_from_schedule: String,
+    pub e2e_from_schedule: String,
+}

@@ -1,0 +1,594 @@
+//! The `Recorder` actor: the lossless sink behind the results. It owns the
+//! step aggregators, the results document and the requests log, and runs on a
+//! sink arbiter of the caller's choosing, never on a request arbiter (it
+//! tokenizes pending outputs and writes files).
+//!
+//! Protocol: `StartStep` → `RecordRequest` / `RecordDropped` (callers
+//! `send().await` them: backpressure, nothing lost) → `FinishStep` (replies with
+//! the step's result once it is on disk) → … → `Flush` (final write, replies with
+//! the results path). Step 0 is the warmup: it only feeds the `warmup` counts.
+
+use crate::aggregate::StepAggregator;
+use crate::event::{ArrivalDropped, RequestFinished, StepInfo, StepWindow, TokenSource};
+use crate::json::report::{ResultsDocument, RunStatus, SystemInfo};
+use crate::json::requests_log::{requests_log_path, RequestsLog};
+use crate::json::results::StepResult;
+use crate::json::results_file_name;
+use actix::prelude::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The warmup's step index: its events never enter the results.
+pub const WARMUP_STEP: u32 = 0;
+
+/// Counts output tokens of a whole generated text (the client tokenizer).
+pub trait TokenCounter: Send + Sync {
+    fn count(&self, text: &str) -> u64;
+}
+
+/// What the Recorder needs to know before the run starts.
+#[derive(Clone, Debug)]
+pub struct RecorderConfig {
+    /// Folder of the results (created if missing).
+    pub output_dir: PathBuf,
+    /// Tokenizer label, for the file name (sanitized).
+    pub file_label: String,
+    pub run_id: String,
+    /// The run configuration as it goes into the document's `config` (no secrets).
+    pub config_json: serde_json::Value,
+    /// Also write `<results stem>.requests.jsonl`.
+    pub save_requests: bool,
+    /// Wall-clock time (ns since the Unix epoch) of the run's monotonic anchor.
+    pub anchor_unix_nanos: u128,
+    /// Version of the benchmarker, written in the document.
+    pub version: String,
+}
+
+/// A finished request. Reply once it is counted.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RecordRequest(pub RequestFinished);
+
+/// An arrival the scheduler could not start.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RecordDropped(pub ArrivalDropped);
+
+/// A step is about to start.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct StartStep(pub StepInfo);
+
+/// A step is over (all its requests recorded): aggregate, write, reply.
+/// Replies `None` for the warmup or a step that was never started.
+#[derive(Message, Debug)]
+#[rtype(result = "Option<StepResult>")]
+pub struct FinishStep {
+    pub step: u32,
+    pub window: StepWindow,
+    pub ended_early: Option<String>,
+}
+
+/// The run is over: final write with `status`. Replies with the results path,
+/// or every I/O error that cost data.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<PathBuf, String>")]
+pub struct Flush {
+    pub status: RunStatus,
+}
+
+/// See the module docs.
+pub struct Recorder {
+    counter: Arc<dyn TokenCounter>,
+    results_path: PathBuf,
+    doc: ResultsDocument,
+    steps: BTreeMap<u32, StepAggregator>,
+    requests_log: Option<RequestsLog>,
+    /// First requests-log failure: lines after it may be missing.
+    log_error: Option<String>,
+    /// Events for a step that was not open (never started or already finished).
+    unrouted: u64,
+}
+
+impl Recorder {
+    /// Creates the output folder, picks the results file name and writes the
+    /// initial document there, so an unwritable destination fails before the run.
+    pub fn new(cfg: RecorderConfig, counter: Arc<dyn TokenCounter>) -> io::Result<Recorder> {
+        fs::create_dir_all(&cfg.output_dir)?;
+        let unix_secs = u64::try_from(cfg.anchor_unix_nanos / 1_000_000_000).unwrap_or(u64::MAX);
+        let results_path = free_results_path(&cfg.output_dir, &cfg.file_label, unix_secs);
+        let mut doc = ResultsDocument::new(
+            cfg.config_json,
+            cfg.run_id,
+            cfg.version,
+            cfg.anchor_unix_nanos,
+            SystemInfo::collect(),
+        );
+        doc.write_to(&results_path, SystemTime::now())?;
+        let requests_log = if cfg.save_requests {
+            Some(RequestsLog::create(requests_log_path(&results_path))?)
+        } else {
+            None
+        };
+        Ok(Recorder {
+            counter,
+            results_path,
+            doc,
+            steps: BTreeMap::new(),
+            requests_log,
+            log_error: None,
+            unrouted: 0,
+        })
+    }
+
+    /// Where the results are written; known before the run starts.
+    pub fn results_path(&self) -> &Path {
+        &self.results_path
+    }
+
+    /// Where the requests log is written, when `save_requests` is on.
+    pub fn requests_log_path(&self) -> Option<&Path> {
+        self.requests_log.as_ref().map(RequestsLog::path)
+    }
+
+    /// Starts the actor on `arbiter` (a sink arbiter, not a request arbiter).
+    pub fn start_in_arbiter(self, arbiter: &ArbiterHandle) -> Addr<Recorder> {
+        <Recorder as Actor>::start_in_arbiter(arbiter, move |_| self)
+    }
+
+    /// Counts a pending output with the client tokenizer, then drops the text.
+    fn complete_output_count(&self, r: &mut RequestFinished) {
+        if let Some(text) = r.output_text.take() {
+            r.output_tokens = self.counter.count(&text);
+            r.output_tokens_source = TokenSource::Client;
+        }
+    }
+
+    fn record_request(&mut self, mut r: RequestFinished) {
+        if r.step == WARMUP_STEP {
+            // Counting warmup output would only cost tokenizer time.
+            r.output_text = None;
+            self.doc.warmup.requests += 1;
+            if r.outcome.is_ok() {
+                self.doc.warmup.successful += 1;
+            }
+            return;
+        }
+        self.complete_output_count(&mut r);
+        self.log_request(&r);
+        match self.steps.get_mut(&r.step) {
+            Some(agg) => agg.record(&r),
+            None => self.unrouted(r.step, "request"),
+        }
+    }
+
+    fn log_request(&mut self, r: &RequestFinished) {
+        let Some(log) = self.requests_log.as_mut() else {
+            return;
+        };
+        if let Err(e) = log.append(r) {
+            self.note_log_error(&e);
+        }
+    }
+
+    fn flush_log(&mut self) {
+        if let Some(Err(e)) = self.requests_log.as_mut().map(RequestsLog::flush) {
+            self.note_log_error(&e);
+        }
+    }
+
+    fn note_log_error(&mut self, e: &io::Error) {
+        if self.log_error.is_none() {
+            let path = self.requests_log_path().map(Path::display);
+            let msg = format!(
+                "requests log {}: {e}",
+                path.map(|p| p.to_string()).unwrap_or_default()
+            );
+            log::error!("{msg}; later lines may be missing");
+            self.log_error = Some(msg);
+        }
+    }
+
+    fn unrouted(&mut self, step: u32, what: &str) {
+        self.unrouted += 1;
+        if self.unrouted == 1 {
+            log::warn!("{what} for step {step}, which is not running: left out of the results");
+        }
+    }
+
+    fn finish_step(&mut self, msg: FinishStep) -> Option<StepResult> {
+        if msg.step == WARMUP_STEP {
+            self.flush_log();
+            return None;
+        }
+        let Some(agg) = self.steps.remove(&msg.step) else {
+            log::warn!("FinishStep for step {}, which was never started", msg.step);
+            return None;
+        };
+        let result = agg.finish(msg.window, msg.ended_early);
+        self.doc.results.push(result.clone());
+        // A failed write is logged; the next write (next step or Flush) retries
+        // with everything, so only the final one decides the reply of Flush.
+        if let Err(e) = self.write() {
+            log::error!("writing {}: {e}", self.results_path.display());
+        }
+        self.flush_log();
+        Some(result)
+    }
+
+    /// Closes steps that never got their `FinishStep` (e.g. an aborted run),
+    /// over the window their own events span, so nothing recorded is lost.
+    fn close_open_steps(&mut self) {
+        for (step, agg) in std::mem::take(&mut self.steps) {
+            let Some(window) = agg.observed_window() else {
+                continue;
+            };
+            log::warn!("step {step} was not finished before the flush; closing it");
+            let reason = "not finished when the run ended".to_string();
+            self.doc.results.push(agg.finish(window, Some(reason)));
+        }
+    }
+
+    fn flush(&mut self, status: RunStatus) -> Result<PathBuf, String> {
+        self.close_open_steps();
+        self.doc.status = status;
+        self.flush_log();
+        if self.unrouted > 0 {
+            log::warn!(
+                "{} events arrived for steps that were not running and are not in the results",
+                self.unrouted
+            );
+        }
+        let mut errors = Vec::new();
+        if let Err(e) = self.write() {
+            errors.push(format!("writing {}: {e}", self.results_path.display()));
+        }
+        errors.extend(self.log_error.clone());
+        if errors.is_empty() {
+            Ok(self.results_path.clone())
+        } else {
+            let msg = errors.join("; ");
+            log::error!("{msg}");
+            Err(msg)
+        }
+    }
+
+    fn write(&mut self) -> io::Result<()> {
+        self.doc.write_to(&self.results_path, SystemTime::now())
+    }
+}
+
+/// `<dir>/<label>_<date>.json`, or `<label>_<date>-2.json`, … if a run
+/// started in the same second already wrote there (never overwrite results).
+fn free_results_path(dir: &Path, label: &str, unix_secs: u64) -> PathBuf {
+    let base = dir.join(results_file_name(label, unix_secs));
+    if !base.exists() {
+        return base;
+    }
+    let stem = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (2..)
+        .map(|n| dir.join(format!("{stem}-{n}.json")))
+        .find(|p| !p.exists())
+        .unwrap_or(base)
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<RecordRequest> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordRequest, _: &mut Context<Self>) {
+        self.record_request(msg.0);
+    }
+}
+
+impl Handler<RecordDropped> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordDropped, _: &mut Context<Self>) {
+        let d = msg.0;
+        if d.step == WARMUP_STEP {
+            return;
+        }
+        match self.steps.get_mut(&d.step) {
+            Some(agg) => agg.dropped(&d),
+            None => self.unrouted(d.step, "dropped arrival"),
+        }
+    }
+}
+
+impl Handler<StartStep> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartStep, _: &mut Context<Self>) {
+        let info = msg.0;
+        if info.index == WARMUP_STEP {
+            return;
+        }
+        if self.steps.contains_key(&info.index) {
+            log::warn!(
+                "step {} started twice; keeping what it recorded",
+                info.index
+            );
+            return;
+        }
+        self.steps.insert(info.index, StepAggregator::new(info));
+    }
+}
+
+impl Handler<FinishStep> for Recorder {
+    type Result = Option<StepResult>;
+
+    fn handle(&mut self, msg: FinishStep, _: &mut Context<Self>) -> Option<StepResult> {
+        self.finish_step(msg)
+    }
+}
+
+impl Handler<Flush> for Recorder {
+    type Result = Result<PathBuf, String>;
+
+    fn handle(&mut self, msg: Flush, _: &mut Context<Self>) -> Result<PathBuf, String> {
+        self.flush(msg.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Outcome, StepKind};
+    use crate::json::RESULTS_SCHEMA;
+
+    const MS: u64 = 1_000_000;
+
+    /// Counts whitespace-separated words: a stand-in tokenizer.
+    struct Words;
+
+    impl TokenCounter for Words {
+        fn count(&self, text: &str) -> u64 {
+            text.split_whitespace().count() as u64
+        }
+    }
+
+    fn config(dir: &Path, save_requests: bool) -> RecorderConfig {
+        RecorderConfig {
+            output_dir: dir.join("out"),
+            file_label: "org/tiny-model".into(),
+            run_id: "run-1".into(),
+            config_json: serde_json::json!({"url": "http://127.0.0.1:1", "profile": null}),
+            save_requests,
+            anchor_unix_nanos: 1_714_566_896_000_000_000,
+            version: "0.1.0".into(),
+        }
+    }
+
+    fn step(index: u32, kind: StepKind) -> StepInfo {
+        StepInfo {
+            index,
+            id: if kind == StepKind::Warmup {
+                "warmup"
+            } else {
+                "throughput"
+            }
+            .into(),
+            kind,
+            max_vus: 2,
+            rate: None,
+            duration_secs: 1.0,
+        }
+    }
+
+    fn request(id: &str, step: u32, at: u64) -> RequestFinished {
+        RequestFinished {
+            id: id.into(),
+            step,
+            scheduled_at: at,
+            sent_at: at + MS,
+            first_token_at: Some(at + 51 * MS),
+            end_at: at + 101 * MS,
+            chunk_offsets_us: vec![50_000, 70_000, 90_000],
+            prompt_tokens: 10,
+            requested_output_tokens: Some(3),
+            output_tokens: 3,
+            output_tokens_source: TokenSource::Server,
+            server_prompt_tokens: Some(10),
+            server_completion_tokens: Some(3),
+            server_cached_tokens: None,
+            outcome: Outcome::Ok,
+            http_status: Some(200),
+            error: None,
+            finish_reason: Some("length".into()),
+            response_model: Some("tiny".into()),
+            output_text: None,
+        }
+    }
+
+    fn validate(doc: &serde_json::Value) {
+        let schema: serde_json::Value = serde_json::from_str(RESULTS_SCHEMA).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+
+    #[actix_rt::test]
+    async fn records_a_step_and_writes_a_valid_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Recorder::new(config(dir.path(), true), Arc::new(Words)).unwrap();
+        let path = recorder.results_path().to_path_buf();
+        assert_eq!(
+            path,
+            dir.path()
+                .join("out/org_tiny-model_2024-05-01-12-34-56.json")
+        );
+        assert!(path.exists(), "initial document written before the run");
+
+        let arbiter = Arbiter::new();
+        let addr = recorder.start_in_arbiter(&arbiter.handle());
+
+        addr.send(StartStep(step(0, StepKind::Warmup)))
+            .await
+            .unwrap();
+        addr.send(RecordRequest(request("w", 0, 0))).await.unwrap();
+        assert!(addr
+            .send(FinishStep {
+                step: 0,
+                window: StepWindow {
+                    start: 0,
+                    send_end: 0,
+                    end: 0
+                },
+                ended_early: None,
+            })
+            .await
+            .unwrap()
+            .is_none());
+
+        addr.send(StartStep(step(1, StepKind::Throughput)))
+            .await
+            .unwrap();
+        addr.send(RecordRequest(request("a", 1, 1_000 * MS)))
+            .await
+            .unwrap();
+        let mut pending = request("b", 1, 1_100 * MS);
+        pending.output_tokens = 0;
+        pending.output_tokens_source = TokenSource::Server;
+        pending.server_completion_tokens = None;
+        pending.output_text = Some("one two three four five".into());
+        addr.send(RecordRequest(pending)).await.unwrap();
+        let mut failed = request("c", 1, 1_200 * MS);
+        failed.outcome = Outcome::Http5xx;
+        failed.http_status = Some(503);
+        addr.send(RecordRequest(failed)).await.unwrap();
+
+        let result = addr
+            .send(FinishStep {
+                step: 1,
+                window: StepWindow {
+                    start: 1_000 * MS,
+                    send_end: 2_000 * MS,
+                    end: 2_000 * MS,
+                },
+                ended_early: None,
+            })
+            .await
+            .unwrap()
+            .expect("a measured step has a result");
+        assert_eq!(result.total_requests, 3);
+        assert_eq!(result.successful_requests, 2);
+        assert_eq!(
+            result.total_tokens,
+            3 + 5,
+            "pending text counted by the client"
+        );
+        assert_eq!(result.output_tokens.client_counted_requests, 1);
+        assert_eq!(result.output_tokens.server_reported_requests, 1);
+        assert!((result.time_to_first_token_ms.p50 - 50.0).abs() <= 0.05);
+        assert_eq!(result.errors.get("http_5xx"), Some(&1));
+
+        // The file already holds the step, before the final flush.
+        let on_disk: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(on_disk["status"], "running");
+        assert_eq!(on_disk["results"].as_array().unwrap().len(), 1);
+        validate(&on_disk);
+
+        let flushed = addr
+            .send(Flush {
+                status: RunStatus::Completed,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(flushed, path);
+        let doc: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        validate(&doc);
+        assert_eq!(doc["status"], "completed");
+        assert_eq!(doc["warmup"]["requests"], 1);
+        assert_eq!(doc["warmup"]["successful"], 1);
+        assert_eq!(doc["run_id"], "run-1");
+        assert_eq!(doc["results"][0]["total_tokens"], 8);
+
+        let log = fs::read_to_string(
+            dir.path()
+                .join("out/org_tiny-model_2024-05-01-12-34-56.requests.jsonl"),
+        )
+        .unwrap();
+        let ids: Vec<String> = log
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+            .collect();
+        assert_eq!(ids, ["\"a\"", "\"b\"", "\"c\""], "warmup is not logged");
+        assert!(log.contains("\"output_tokens\":5"));
+        assert!(!log.contains("one two three"));
+        arbiter.stop();
+    }
+
+    #[actix_rt::test]
+    async fn flush_closes_an_unfinished_step_and_keeps_its_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Recorder::new(config(dir.path(), false), Arc::new(Words)).unwrap();
+        assert!(recorder.requests_log_path().is_none());
+        let addr = recorder.start();
+        addr.send(StartStep(step(1, StepKind::Throughput)))
+            .await
+            .unwrap();
+        addr.send(RecordRequest(request("a", 1, 10 * MS)))
+            .await
+            .unwrap();
+        // An event for a step never started is not counted anywhere, but no panic.
+        addr.send(RecordRequest(request("x", 9, 0))).await.unwrap();
+        addr.send(RecordDropped(ArrivalDropped {
+            step: 9,
+            scheduled_at: 0,
+        }))
+        .await
+        .unwrap();
+        let path = addr
+            .send(Flush {
+                status: RunStatus::Interrupted,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        validate(&doc);
+        assert_eq!(doc["status"], "interrupted");
+        let steps = doc["results"].as_array().unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0]["total_requests"], 1);
+        assert_eq!(steps[0]["ended_early"], "not finished when the run ended");
+        assert_eq!(steps[0]["duration_ms"], 101);
+    }
+
+    #[test]
+    fn same_second_runs_do_not_overwrite_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Recorder::new(config(dir.path(), false), Arc::new(Words)).unwrap();
+        let second = Recorder::new(config(dir.path(), false), Arc::new(Words)).unwrap();
+        assert_ne!(first.results_path(), second.results_path());
+        assert!(second
+            .results_path()
+            .to_string_lossy()
+            .ends_with("_2024-05-01-12-34-56-2.json"));
+    }
+
+    #[test]
+    fn unwritable_destination_fails_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        fs::write(&file, b"x").unwrap();
+        let mut cfg = config(dir.path(), false);
+        cfg.output_dir = file.join("sub");
+        assert!(Recorder::new(cfg, Arc::new(Words)).is_err());
+    }
+}
