@@ -522,6 +522,20 @@ mod tests {
     }
 
     #[test]
+    fn malformed_stamps_do_not_panic() {
+        let mut agg = StepAggregator::new(info());
+        let mut r = ok_request("a", 0);
+        r.chunk_offsets_us = vec![200_000, 100_000, 150_000];
+        r.sent_at = r.end_at + 1;
+        r.scheduled_at = u64::MAX;
+        agg.record(&r);
+        let res = agg.finish(window(), None);
+        assert_eq!(res.successful_requests, 1);
+        assert_eq!(res.e2e_latency_ms.max, 0.0);
+        assert_eq!(res.inter_chunk_latency_ms.count, 2);
+    }
+
+    #[test]
     fn observed_window_spans_the_events() {
         let mut agg = StepAggregator::new(info());
         agg.record(&ok_request("a", 100 * MS));

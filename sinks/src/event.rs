@@ -198,12 +198,16 @@ impl RequestFinished {
         if self.output_tokens < 2 {
             return None;
         }
-        Some((last - first) as u64 * 1000 / (self.output_tokens - 1))
+        // Saturating: offsets come from a monotonic clock, but a malformed event
+        // must not panic the sink that reads it.
+        Some(u64::from(last.saturating_sub(first)) * 1000 / (self.output_tokens - 1))
     }
 
     /// Every gap between consecutive text chunks, in microseconds.
     pub fn chunk_gaps_us(&self) -> impl Iterator<Item = u32> + '_ {
-        self.chunk_offsets_us.windows(2).map(|w| w[1] - w[0])
+        self.chunk_offsets_us
+            .windows(2)
+            .map(|w| w[1].saturating_sub(w[0]))
     }
 }
 

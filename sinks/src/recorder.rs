@@ -225,6 +225,7 @@ impl Recorder {
     fn close_open_steps(&mut self) {
         for (step, agg) in std::mem::take(&mut self.steps) {
             let Some(window) = agg.observed_window() else {
+                log::info!("step {step} was started but saw no event; left out of the results");
                 continue;
             };
             log::warn!("step {step} was not finished before the flush; closing it");
