@@ -1,1 +1,3 @@
 //! One HTTP call: building the OpenAI request, parsing the SSE stream, stamping times.
+pub mod openai;
+pub mod sse;
