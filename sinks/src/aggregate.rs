@@ -51,6 +51,7 @@ struct Counters {
     prompt_tokens_sent: u64,
     output_tokens: u64,
     tokens: OutputTokens,
+    first_error: Option<String>,
 }
 
 /// The span of stamps seen, to close a step that never got its `FinishStep`.
@@ -127,6 +128,9 @@ impl StepAggregator {
         c.prompt_tokens_sent = c.prompt_tokens_sent.saturating_add(r.prompt_tokens);
         if !r.outcome.is_ok() {
             c.failed += 1;
+            if c.first_error.is_none() {
+                c.first_error = Some(describe_failure(r));
+            }
             return;
         }
         c.successful += 1;
@@ -228,6 +232,7 @@ impl StepAggregator {
                 .collect(),
             output_tokens: c.tokens.clone(),
             ended_early,
+            first_error: self.counts.first_error.clone(),
             histograms: self.hist.encode(),
         }
     }
@@ -549,4 +554,14 @@ mod tests {
         assert_eq!(w.send_end, 305 * MS);
         assert_eq!(w.end, 495 * MS);
     }
+}
+
+/// `class (HTTP status): message`, the one line a user needs to see why requests fail.
+fn describe_failure(r: &RequestFinished) -> String {
+    let status = r
+        .http_status
+        .map(|s| format!(" (HTTP {s})"))
+        .unwrap_or_default();
+    let message = r.error.as_deref().unwrap_or("no message");
+    format!("{}{status}: {message}", r.outcome.as_str())
 }

@@ -6,7 +6,8 @@
 //! Protocol: `StartStep` → `RecordRequest` / `RecordDropped` (callers
 //! `send().await` them: backpressure, nothing lost) → `FinishStep` (replies with
 //! the step's result once it is on disk) → … → `Flush` (final write, replies with
-//! the results path). Step 0 is the warmup: it only feeds the `warmup` counts.
+//! the results path). Step 0 is the warmup: it feeds the `warmup` counts and its
+//! `FinishStep` reply, never the results.
 
 use crate::aggregate::StepAggregator;
 use crate::event::{ArrivalDropped, RequestFinished, StepInfo, StepWindow, TokenSource};
@@ -64,7 +65,8 @@ pub struct RecordDropped(pub ArrivalDropped);
 pub struct StartStep(pub StepInfo);
 
 /// A step is over (all its requests recorded): aggregate, write, reply.
-/// Replies `None` for the warmup or a step that was never started.
+/// Replies `None` for a step that was never started; the warmup's result is
+/// returned but not written.
 #[derive(Message, Debug)]
 #[rtype(result = "Option<StepResult>")]
 pub struct FinishStep {
@@ -156,10 +158,10 @@ impl Recorder {
             if r.outcome.is_ok() {
                 self.doc.warmup.successful += 1;
             }
-            return;
+        } else {
+            self.complete_output_count(&mut r);
+            self.log_request(&r);
         }
-        self.complete_output_count(&mut r);
-        self.log_request(&r);
         match self.steps.get_mut(&r.step) {
             Some(agg) => agg.record(&r),
             None => self.unrouted(r.step, "request"),
@@ -201,15 +203,17 @@ impl Recorder {
     }
 
     fn finish_step(&mut self, msg: FinishStep) -> Option<StepResult> {
-        if msg.step == WARMUP_STEP {
-            self.flush_log();
-            return None;
-        }
         let Some(agg) = self.steps.remove(&msg.step) else {
             log::warn!("FinishStep for step {}, which was never started", msg.step);
             return None;
         };
         let result = agg.finish(msg.window, msg.ended_early);
+        if msg.step == WARMUP_STEP {
+            // The warmup's figures go back to the coordinator (a warmup where every request
+            // failed stops the run) but never into the results.
+            self.flush_log();
+            return Some(result);
+        }
         self.doc.results.push(result.clone());
         // A failed write is logged; the next write (next step or Flush) retries
         // with everything, so only the final one decides the reply of Flush.
@@ -312,9 +316,6 @@ impl Handler<StartStep> for Recorder {
 
     fn handle(&mut self, msg: StartStep, _: &mut Context<Self>) {
         let info = msg.0;
-        if info.index == WARMUP_STEP {
-            return;
-        }
         if self.steps.contains_key(&info.index) {
             log::warn!(
                 "step {} started twice; keeping what it recorded",
@@ -438,19 +439,20 @@ mod tests {
             .await
             .unwrap();
         addr.send(RecordRequest(request("w", 0, 0))).await.unwrap();
-        assert!(addr
+        let warmup = addr
             .send(FinishStep {
                 step: 0,
                 window: StepWindow {
                     start: 0,
                     send_end: 0,
-                    end: 0
+                    end: 0,
                 },
                 ended_early: None,
             })
             .await
             .unwrap()
-            .is_none());
+            .expect("the warmup's figures come back");
+        assert_eq!((warmup.total_requests, warmup.step), (1, 0));
 
         addr.send(StartStep(step(1, StepKind::Throughput)))
             .await

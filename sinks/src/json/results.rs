@@ -58,6 +58,8 @@ pub struct StepResult {
     pub output_tokens: OutputTokens,
     /// Why the step ended before its planned duration, if it did.
     pub ended_early: Option<String>,
+    /// The first failure of the step, as `class (HTTP status): message`.
+    pub first_error: Option<String>,
     pub histograms: StepHistograms,
 }
 
