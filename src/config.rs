@@ -13,6 +13,9 @@ use crate::workload::options::TokenizeOptions;
 /// beyond awc/reqwest defaults; awc's own 5 s default is disabled).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// After SIGINT/SIGTERM, in-flight requests get this long to finish.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BenchmarkKind {
@@ -61,6 +64,9 @@ pub struct RunConfig {
     pub workers: usize,
     #[serde(with = "humantime_serde_compat")]
     pub request_timeout: Duration,
+    /// After a stop signal, how long in-flight requests may still finish before they are cancelled.
+    #[serde(with = "humantime_serde_compat")]
+    pub shutdown_grace: Duration,
     pub output_dir: PathBuf,
     pub save_requests: bool,
     pub no_console: bool,
@@ -75,5 +81,39 @@ mod humantime_serde_compat {
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+impl RunConfig {
+    /// The original tool's defaults (the command line's too), against `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        RunConfig {
+            url: url.into(),
+            api_key: None,
+            tokenizer_name: None,
+            model_name: None,
+            max_vus: 128,
+            duration: Duration::from_secs(120),
+            rates: None,
+            num_rates: 10,
+            profile: None,
+            benchmark_kind: BenchmarkKind::Sweep,
+            warmup: Duration::from_secs(30),
+            prompt_options: None,
+            decode_options: None,
+            dataset: None,
+            dataset_file: None,
+            extra_meta: BTreeMap::new(),
+            run_id: "run".into(),
+            endpoint: Endpoint::Chat,
+            ignore_eos: true,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            output_dir: PathBuf::from("results"),
+            save_requests: false,
+            no_console: false,
+            seed: 0,
+        }
     }
 }

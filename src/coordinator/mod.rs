@@ -1,1 +1,323 @@
-//! TODO
+//! The `Coordinator` actor runs a benchmark: warmup, then its steps, then drain and flush.
+//!
+//! Shutdown order (end of run or signal): stop the schedulers → drain in-flight requests up to
+//! the grace period, then cancel the rest (they report themselves `cancelled`) → final flush of
+//! the recorder, waiting for its reply → stop the arbiters.
+
+pub mod health;
+pub mod plan;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use actix_rt::Arbiter;
+use sinks::event::{StepKind, StepWindow};
+use sinks::json::report::RunStatus;
+use sinks::json::StepResult;
+use sinks::recorder::{FinishStep, Flush, Recorder, StartStep};
+use tokio::sync::oneshot;
+
+use crate::clock::Clock;
+use crate::config::RunConfig;
+use crate::exit::RunError;
+use crate::load::rate_ticker::RateTicker;
+use crate::load::schedule::ConstantSchedule;
+use crate::load::tracker::StepTracker;
+use crate::load::virtual_user::VirtualUser;
+use crate::load::{RequestPool, StepContext};
+use crate::request::client::RequestShared;
+use crate::shutdown::{Level, Shutdown};
+use crate::workers::{ClientSettings, Workers};
+use plan::{rate_step, sweep_rates, StepPlan};
+
+/// What a finished run hands back to its caller.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub results_path: PathBuf,
+    pub steps: Vec<StepResult>,
+}
+
+/// Everything the coordinator drives. Built by `lib::run` inside the actix System.
+pub struct Engine {
+    pub cfg: RunConfig,
+    pub clock: Clock,
+    pub shutdown: Shutdown,
+    pub shared: Arc<RequestShared>,
+    pub pool: Arc<RequestPool>,
+    pub workers: Arc<Workers>,
+    /// Runs the rate tickers, away from the request arbiters so arrivals are not delayed by
+    /// stream handling.
+    pub scheduler: Arbiter,
+    pub recorder: Addr<Recorder>,
+    pub settings: ClientSettings,
+    pub results_path: PathBuf,
+}
+
+pub struct Coordinator {
+    engine: Option<Engine>,
+    reply: Option<oneshot::Sender<Result<RunSummary, RunError>>>,
+}
+
+impl Coordinator {
+    pub fn new(engine: Engine, reply: oneshot::Sender<Result<RunSummary, RunError>>) -> Self {
+        Coordinator {
+            engine: Some(engine),
+            reply: Some(reply),
+        }
+    }
+}
+
+impl Actor for Coordinator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(engine) = self.engine.take() else {
+            return;
+        };
+        let fut = async move { engine.run().await };
+        ctx.wait(fut.into_actor(self).map(|result, act, ctx| {
+            if let Some(reply) = act.reply.take() {
+                let _ = reply.send(result);
+            }
+            ctx.stop();
+        }));
+    }
+}
+
+/// How a step went, for the plan to decide what comes next.
+enum StepEnd {
+    Done(Option<StepResult>),
+    Interrupted,
+}
+
+impl Engine {
+    async fn run(self) -> Result<RunSummary, RunError> {
+        let outcome = self.run_steps().await;
+        let status = match &outcome {
+            Ok(_) => RunStatus::Completed,
+            Err(RunError::Interrupted { .. }) => RunStatus::Interrupted,
+            Err(_) => RunStatus::Failed,
+        };
+        let flushed = self.recorder.send(Flush { status }).await;
+        let path = match flushed {
+            Ok(Ok(p)) => Some(p),
+            Ok(Err(e)) => {
+                log::error!("writing the results failed: {e}");
+                None
+            }
+            Err(e) => {
+                log::error!("the recorder is gone: {e}");
+                None
+            }
+        };
+        self.scheduler.stop();
+        let workers = Arc::try_unwrap(self.workers).ok();
+        if let Some(w) = workers {
+            w.stop();
+        }
+        match outcome {
+            Ok(steps) => match path {
+                Some(results_path) => Ok(RunSummary {
+                    results_path,
+                    steps,
+                }),
+                None => Err(RunError::Internal(
+                    "the results could not be written".into(),
+                )),
+            },
+            Err(RunError::Interrupted { .. }) => Err(RunError::Interrupted { results: path }),
+            Err(RunError::AllFailed { step, reason, .. }) => Err(RunError::AllFailed {
+                step,
+                reason,
+                results: path,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn run_steps(&self) -> Result<Vec<StepResult>, RunError> {
+        let mut queue: std::collections::VecDeque<StepPlan> = plan::initial_steps(&self.cfg)
+            .map_err(RunError::Config)?
+            .into();
+        let mut results = Vec::new();
+        let mut index = 0u32;
+        while let Some(step) = queue.pop_front() {
+            // The warmup is step 0; measured steps count from 1 whether or not there is a warmup.
+            if step.kind != StepKind::Warmup && index == 0 {
+                index = 1;
+            }
+            let end = self.run_step(index, &step).await?;
+            index += 1;
+            let result = match end {
+                StepEnd::Interrupted => {
+                    return Err(RunError::Interrupted { results: None });
+                }
+                StepEnd::Done(r) => r,
+            };
+            let Some(result) = result else { continue };
+            report_step(&result);
+            if result.total_requests > 0 && result.successful_requests == 0 {
+                return Err(RunError::AllFailed {
+                    step: result.id.clone(),
+                    reason: failure_summary(&result),
+                    results: None,
+                });
+            }
+            if step.kind == StepKind::Throughput
+                && self.cfg.benchmark_kind == crate::config::BenchmarkKind::Sweep
+            {
+                let rates = sweep_rates(result.request_rate, self.cfg.num_rates);
+                queue.extend(rates.into_iter().map(|r| rate_step(&self.cfg, r)));
+            }
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    async fn run_step(&self, index: u32, step: &StepPlan) -> Result<StepEnd, RunError> {
+        let info = step.info(index);
+        log::info!("step {} ({}) starts", info.id, info.index);
+        eprintln!(
+            "[{}] step {} starts: {}",
+            self.cfg.run_id,
+            index,
+            describe(step)
+        );
+        send(&self.recorder, StartStep(info)).await?;
+        let tracker = Arc::new(StepTracker::new());
+        let ctx = Arc::new(StepContext {
+            step: index,
+            run_id: self.cfg.run_id.as_str().into(),
+            shared: self.shared.clone(),
+            pool: self.pool.clone(),
+            tracker: tracker.clone(),
+            recorder: self.recorder.clone(),
+            settings: self.settings,
+        });
+        let start = self.clock.now();
+        let send_until = start + step.duration.as_nanos() as u64;
+        match step.rate {
+            None => {
+                for _ in 0..step.vus {
+                    tracker.source_started();
+                    let (c, until) = (ctx.clone(), self.clock.instant(send_until));
+                    VirtualUser::start_in_arbiter(&self.workers.next(), move |_| {
+                        VirtualUser::new(c, until)
+                    });
+                }
+            }
+            Some(rate) => {
+                tracker.source_started();
+                let schedule = ConstantSchedule::new(start, send_until, rate);
+                let (c, w, max) = (ctx.clone(), self.workers.clone(), step.vus);
+                RateTicker::start_in_arbiter(&self.scheduler.handle(), move |_| {
+                    RateTicker::new(c, schedule, max, w)
+                });
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(self.clock.instant(send_until).into()) => {}
+            _ = self.shutdown.reached(Level::Stop) => {}
+        }
+        let send_end = self.clock.now().min(send_until);
+        self.drain(&tracker).await;
+        let window = StepWindow {
+            start,
+            send_end,
+            end: self.clock.now(),
+        };
+        let interrupted = self.shutdown.is_stopping();
+        let ended_early = interrupted.then(|| "interrupted by signal".to_string());
+        let result = send(
+            &self.recorder,
+            FinishStep {
+                step: index,
+                window,
+                ended_early,
+            },
+        )
+        .await?;
+        if interrupted {
+            if let Some(r) = &result {
+                report_step(r);
+            }
+            return Ok(StepEnd::Interrupted);
+        }
+        Ok(StepEnd::Done(result))
+    }
+
+    /// Waits until every request of the step has ended. Once a stop was asked for, waits at most
+    /// the grace period, then cancels what is left (each cancelled request still reports).
+    async fn drain(&self, tracker: &StepTracker) {
+        let idle = tracker.wait_idle();
+        tokio::pin!(idle);
+        tokio::select! {
+            _ = &mut idle => return,
+            _ = self.shutdown.reached(Level::Stop) => {}
+        }
+        tokio::select! {
+            _ = &mut idle => return,
+            _ = tokio::time::sleep(self.cfg.shutdown_grace) => {}
+        }
+        log::warn!(
+            "{} requests still in flight after the {} grace period: cancelling them",
+            tracker.in_flight(),
+            humantime::format_duration(self.cfg.shutdown_grace)
+        );
+        self.shutdown.raise(Level::Cancel);
+        idle.await;
+    }
+}
+
+async fn send<M>(recorder: &Addr<Recorder>, msg: M) -> Result<M::Result, RunError>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+    Recorder: Handler<M>,
+{
+    recorder
+        .send(msg)
+        .await
+        .map_err(|e| RunError::Internal(format!("the recorder stopped: {e}")))
+}
+
+fn describe(step: &StepPlan) -> String {
+    let d = humantime::format_duration(step.duration);
+    match step.rate {
+        Some(r) => format!(
+            "{} at {r:.2} req/s (max {} in flight) for {d}",
+            step.id(),
+            step.vus
+        ),
+        None => format!("{} with {} users for {d}", step.id(), step.vus),
+    }
+}
+
+fn report_step(r: &StepResult) {
+    eprintln!(
+        "  {}: {} requests ({} ok, {} failed), {:.2} req/s, {:.1} tokens/s, TTFT p50 {:.1} ms, ITL p50 {:.2} ms",
+        r.id,
+        r.total_requests,
+        r.successful_requests,
+        r.failed_requests,
+        r.request_rate,
+        r.token_throughput_secs,
+        r.time_to_first_token_ms.p50,
+        r.inter_token_latency_ms.p50,
+    );
+}
+
+fn failure_summary(r: &StepResult) -> String {
+    let mut classes: Vec<_> = r.errors.iter().collect();
+    classes.sort_by(|a, b| b.1.cmp(a.1));
+    let classes = classes
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match &r.first_error {
+        Some(e) => format!("{classes}; first error: {e}"),
+        None => classes,
+    }
+}

@@ -1,3 +1,6 @@
 //! One HTTP call: building the OpenAI request, parsing the SSE stream, stamping times.
+
+pub mod actor;
+pub mod client;
 pub mod openai;
 pub mod sse;

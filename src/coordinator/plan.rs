@@ -1,0 +1,122 @@
+//! The steps of a run (pure): warmup, then throughput / rates / sweep.
+
+use std::time::Duration;
+
+use sinks::event::{StepInfo, StepKind};
+
+use crate::config::{BenchmarkKind, RunConfig};
+
+/// Users of the warmup step: one, as the original tool's warmup, so the server's caches and
+/// JIT warm up without queueing.
+pub const WARMUP_VUS: u64 = 1;
+
+/// The sweep's rates go up to this factor of the measured maximum (the original tool's choice).
+pub const SWEEP_MAX_FACTOR: f64 = 1.2;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepPlan {
+    pub kind: StepKind,
+    pub vus: u64,
+    pub rate: Option<f64>,
+    pub duration: Duration,
+}
+
+impl StepPlan {
+    /// The original tool's step ids.
+    pub fn id(&self) -> String {
+        match (self.kind, self.rate) {
+            (StepKind::Warmup, _) => "warmup".into(),
+            (StepKind::Throughput, _) => "throughput".into(),
+            (StepKind::Rate, Some(r)) => format!("constant@{r:.2}req/s"),
+            (StepKind::Rate, None) => "constant".into(),
+        }
+    }
+
+    pub fn info(&self, index: u32) -> StepInfo {
+        StepInfo {
+            index,
+            id: self.id(),
+            kind: self.kind,
+            max_vus: self.vus,
+            rate: self.rate,
+            duration_secs: self.duration.as_secs_f64(),
+        }
+    }
+}
+
+/// The steps known before the run starts (a sweep adds its rates after the throughput step).
+pub fn initial_steps(cfg: &RunConfig) -> Result<Vec<StepPlan>, String> {
+    let mut steps = Vec::new();
+    if !cfg.warmup.is_zero() {
+        steps.push(StepPlan {
+            kind: StepKind::Warmup,
+            vus: WARMUP_VUS,
+            rate: None,
+            duration: cfg.warmup,
+        });
+    }
+    let throughput = StepPlan {
+        kind: StepKind::Throughput,
+        vus: cfg.max_vus,
+        rate: None,
+        duration: cfg.duration,
+    };
+    match cfg.benchmark_kind {
+        BenchmarkKind::Throughput | BenchmarkKind::Sweep => steps.push(throughput),
+        BenchmarkKind::Rate => {
+            let rates = cfg
+                .rates
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .ok_or("--benchmark-kind rate needs --rates (e.g. --rates 1,5,10)")?;
+            steps.extend(rates.iter().map(|&r| rate_step(cfg, r)));
+        }
+    }
+    Ok(steps)
+}
+
+pub fn rate_step(cfg: &RunConfig, rate: f64) -> StepPlan {
+    StepPlan {
+        kind: StepKind::Rate,
+        vus: cfg.max_vus,
+        rate: Some(rate),
+        duration: cfg.duration,
+    }
+}
+
+/// `num_rates` evenly spaced rates up to `SWEEP_MAX_FACTOR` × the measured maximum.
+pub fn sweep_rates(max_rate: f64, num_rates: u64) -> Vec<f64> {
+    if !(max_rate > 0.0) || num_rates == 0 {
+        return Vec::new();
+    }
+    let top = max_rate * SWEEP_MAX_FACTOR;
+    (1..=num_rates)
+        .map(|i| top * i as f64 / num_rates as f64)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_rates_reach_1_2_times_max() {
+        let r = sweep_rates(10.0, 4);
+        assert_eq!(r.len(), 4);
+        assert!((r[0] - 3.0).abs() < 1e-9);
+        assert!((r[3] - 12.0).abs() < 1e-9);
+        assert!(sweep_rates(0.0, 4).is_empty());
+        assert!(sweep_rates(f64::NAN, 4).is_empty());
+    }
+
+    #[test]
+    fn step_ids_match_the_original_tool() {
+        let p = StepPlan {
+            kind: StepKind::Rate,
+            vus: 8,
+            rate: Some(2.5),
+            duration: Duration::from_secs(1),
+        };
+        assert_eq!(p.id(), "constant@2.50req/s");
+    }
+}

@@ -1,0 +1,62 @@
+//! How a run ends, and the process exit code for each way (documented in the README).
+
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+pub enum RunError {
+    /// Bad arguments or configuration (files, options, tokenizer, dataset).
+    Config(String),
+    /// The server could not be reached, or was unhealthy, before the first request.
+    Unreachable(String),
+    /// Every request of a measured step failed; the results written so far are at `results`.
+    AllFailed {
+        step: String,
+        reason: String,
+        results: Option<PathBuf>,
+    },
+    /// Stopped by SIGINT/SIGTERM; what was measured is at `results`.
+    Interrupted { results: Option<PathBuf> },
+    /// A failure of the generator itself (I/O, a crashed actor).
+    Internal(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Internal(_) => 1,
+            RunError::Config(_) => 2,
+            RunError::Unreachable(_) => 3,
+            RunError::AllFailed { .. } => 4,
+            RunError::Interrupted { .. } => 130,
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let written = |p: &Option<PathBuf>| match p {
+            Some(p) => format!("; results written to {}", p.display()),
+            None => String::new(),
+        };
+        match self {
+            RunError::Config(m) => write!(f, "configuration error: {m}"),
+            RunError::Unreachable(m) => write!(f, "server unreachable: {m}"),
+            RunError::AllFailed {
+                step,
+                reason,
+                results,
+            } => write!(
+                f,
+                "every request of step {step} failed ({reason}){}",
+                written(results)
+            ),
+            RunError::Interrupted { results } => {
+                write!(f, "interrupted by signal{}", written(results))
+            }
+            RunError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}

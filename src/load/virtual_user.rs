@@ -1,0 +1,42 @@
+//! Closed loop: a virtual user sends a request, streams it to the end, and sends the next one
+//! until the step's sending window closes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::StepContext;
+use crate::request::actor::run_one;
+
+pub struct VirtualUser {
+    ctx: Arc<StepContext>,
+    /// No request starts at or after this instant.
+    send_until: Instant,
+}
+
+impl VirtualUser {
+    /// The caller counts the user in with `tracker.source_started()` before starting it.
+    pub fn new(ctx: Arc<StepContext>, send_until: Instant) -> Self {
+        VirtualUser { ctx, send_until }
+    }
+}
+
+impl Actor for VirtualUser {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let step = self.ctx.clone();
+        let send_until = self.send_until;
+        let fut = async move {
+            let clock = step.shared.clock;
+            while Instant::now() < send_until && !step.shared.shutdown.is_stopping() {
+                // Closed loop: the user is ready now, so it is scheduled now.
+                let job = step.job(clock.now());
+                run_one(&step, job).await;
+            }
+            step.tracker.source_ended();
+        };
+        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
+    }
+}

@@ -1,0 +1,54 @@
+//! The `Request` actor: one open-loop request on a worker arbiter.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use sinks::recorder::{RecordRequest, Recorder};
+
+use crate::load::StepContext;
+use crate::request::client::{execute, Job};
+use crate::workers;
+
+pub struct Request {
+    job: Option<Job>,
+    ctx: Arc<StepContext>,
+}
+
+impl Request {
+    pub fn new(job: Job, ctx: Arc<StepContext>) -> Self {
+        Request {
+            job: Some(job),
+            ctx,
+        }
+    }
+}
+
+impl Actor for Request {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(job) = self.job.take() else {
+            ctx.stop();
+            return;
+        };
+        let step = self.ctx.clone();
+        let fut = async move { run_one(&step, job).await };
+        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
+    }
+}
+
+/// Executes a job, hands its record to the recorder, and only then counts it out of the step:
+/// when a step's tracker is idle, every record of the step is in the recorder.
+pub async fn run_one(step: &StepContext, job: Job) {
+    let client = workers::client(step.settings);
+    let record = execute(&client, &step.shared, job).await;
+    publish(&step.recorder, record).await;
+    step.tracker.end();
+}
+
+/// Lossless: waits until the recorder accepted the record (backpressure).
+pub async fn publish(recorder: &Addr<Recorder>, record: sinks::event::RequestFinished) {
+    if let Err(e) = recorder.send(RecordRequest(record)).await {
+        log::error!("the recorder is gone; a request record was lost: {e}");
+    }
+}

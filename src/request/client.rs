@@ -1,0 +1,314 @@
+//! One streamed request, start to end: send, read the SSE stream, stamp every text chunk.
+//!
+//! This is the hot path. Stamps are taken once per network read (every event in a read arrived
+//! at the same moment); nothing here blocks: no tokenization (the sink arbiter does it when the
+//! server reports no usage), no I/O besides the socket.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use awc::error::SendRequestError;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sinks::event::{Nanos, Outcome, RequestFinished, TokenSource};
+
+use crate::clock::Clock;
+use crate::request::openai::{error_message, DataKind, StreamState};
+use crate::request::sse::{SseDecoder, SseError};
+use crate::shutdown::{Level, Shutdown};
+
+/// Bytes of a non-2xx body kept for the error message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// What every request of a run shares.
+pub struct RequestShared {
+    pub url: String,
+    /// `Authorization` header value; never logged or recorded.
+    pub authorization: Option<String>,
+    pub timeout: Duration,
+    pub clock: Clock,
+    pub shutdown: Shutdown,
+}
+
+/// A prompt ready to send: its body was serialized once at startup.
+pub struct PreparedBody {
+    pub body: Bytes,
+    pub prompt_tokens: u64,
+    pub max_tokens: Option<u64>,
+}
+
+/// One request to make.
+pub struct Job {
+    pub id: String,
+    pub step: u32,
+    pub scheduled_at: Nanos,
+    pub prepared: Arc<PreparedBody>,
+}
+
+struct Failure {
+    outcome: Outcome,
+    message: String,
+}
+
+fn failure(outcome: Outcome, message: impl Into<String>) -> Failure {
+    Failure {
+        outcome,
+        message: message.into(),
+    }
+}
+
+/// Runs one request to its end and returns its record. Never panics on server input; every
+/// way of ending maps to one `Outcome`.
+pub async fn execute(client: &awc::Client, shared: &RequestShared, job: Job) -> RequestFinished {
+    let prepared = job.prepared;
+    let mut rec = RequestFinished {
+        id: job.id,
+        step: job.step,
+        scheduled_at: job.scheduled_at,
+        sent_at: 0,
+        first_token_at: None,
+        end_at: 0,
+        chunk_offsets_us: Vec::with_capacity(prepared.max_tokens.unwrap_or(64) as usize + 2),
+        prompt_tokens: prepared.prompt_tokens,
+        requested_output_tokens: prepared.max_tokens,
+        output_tokens: 0,
+        output_tokens_source: TokenSource::Server,
+        server_prompt_tokens: None,
+        server_completion_tokens: None,
+        server_cached_tokens: None,
+        outcome: Outcome::Ok,
+        http_status: None,
+        error: None,
+        finish_reason: None,
+        response_model: None,
+        output_text: None,
+    };
+    let mut state = StreamState::new(true);
+    let result = stream(client, shared, &prepared.body, &mut rec, &mut state).await;
+    if rec.end_at == 0 {
+        rec.end_at = shared.clock.now();
+    }
+    settle_tokens(&mut rec, &mut state);
+    if let Err(f) = result {
+        rec.outcome = f.outcome;
+        rec.error = Some(f.message);
+    }
+    rec
+}
+
+/// Output tokens: the server's count when it reported usage, else ours over the whole text
+/// (counted later, on the sink arbiter).
+fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState) {
+    if let Some(u) = state.usage() {
+        rec.server_prompt_tokens = u.prompt_tokens;
+        rec.server_completion_tokens = u.completion_tokens;
+        rec.server_cached_tokens = u.cached_tokens;
+    }
+    rec.finish_reason = state.finish_reason().map(str::to_owned);
+    rec.response_model = state.model().map(str::to_owned);
+    match rec.server_completion_tokens {
+        Some(n) => rec.output_tokens = n,
+        None => {
+            rec.output_tokens = state.text_chunks();
+            rec.output_tokens_source = TokenSource::Client;
+            rec.output_text = Some(state.take_text());
+        }
+    }
+}
+
+async fn stream(
+    client: &awc::Client,
+    shared: &RequestShared,
+    body: &Bytes,
+    rec: &mut RequestFinished,
+    state: &mut StreamState,
+) -> Result<(), Failure> {
+    let clock = shared.clock;
+    let cancel = shared.shutdown.reached(Level::Cancel);
+    tokio::pin!(cancel);
+
+    let mut req = client
+        .post(&shared.url)
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("x-request-id", rec.id.as_str()));
+    if let Some(auth) = &shared.authorization {
+        req = req.insert_header(("authorization", auth.as_str()));
+    }
+    rec.sent_at = clock.now();
+    let deadline = tokio::time::sleep(shared.timeout);
+    tokio::pin!(deadline);
+
+    let mut resp = tokio::select! {
+        biased;
+        _ = &mut cancel => return Err(failure(Outcome::Cancelled, "cancelled before the response")),
+        _ = &mut deadline => return Err(timeout(rec, shared.timeout)),
+        r = req.send_body(body.clone()) => r.map_err(classify_send_error)?,
+    };
+    let status = resp.status();
+    rec.http_status = Some(status.as_u16());
+    if !status.is_success() {
+        let body = tokio::select! {
+            biased;
+            _ = &mut cancel => Bytes::new(),
+            _ = &mut deadline => Bytes::new(),
+            b = resp.body().limit(ERROR_BODY_LIMIT) => b.unwrap_or_default(),
+        };
+        return Err(failure(
+            status_outcome(status.as_u16()),
+            error_message(status.as_u16(), &body),
+        ));
+    }
+    check_content_type(&resp)?;
+
+    let mut sse = SseDecoder::new();
+    let mut done = false;
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = &mut cancel => return Err(failure(Outcome::Cancelled, "cancelled mid-stream")),
+            _ = &mut deadline => return Err(timeout(rec, shared.timeout)),
+            item = resp.next() => item,
+        };
+        match item {
+            Some(Ok(bytes)) => {
+                if done {
+                    continue; // draining the transfer terminator so the connection is reused
+                }
+                let now = clock.now();
+                done = on_bytes(&mut sse, state, rec, &bytes, now)?;
+                if done {
+                    rec.end_at = now;
+                }
+            }
+            Some(Err(e)) => {
+                if done {
+                    return Ok(());
+                }
+                return Err(failure(
+                    Outcome::StreamBroken,
+                    format!("stream broken: {e}"),
+                ));
+            }
+            None => break,
+        }
+    }
+    if done {
+        return Ok(());
+    }
+    let now = clock.now();
+    let mut pending = Ok(false);
+    let end = sse.finish(&mut |data| on_data(state, rec, data, now, &mut pending));
+    // Whether the callback stopped the decoder is already in `pending`.
+    let _ = end.map_err(|e| match e {
+        // The connection closed inside a line: broken, not malformed.
+        SseError::Truncated { .. } => failure(Outcome::StreamBroken, e.to_string()),
+        _ => failure(Outcome::ProtocolError, e.to_string()),
+    })?;
+    pending?;
+    rec.end_at = now;
+    if state.saw_done() || state.finish_reason().is_some() {
+        Ok(())
+    } else {
+        Err(failure(
+            Outcome::StreamBroken,
+            "the stream ended before [DONE] and without a finish_reason",
+        ))
+    }
+}
+
+/// Feeds one network read; returns whether `[DONE]` was seen.
+fn on_bytes(
+    sse: &mut SseDecoder,
+    state: &mut StreamState,
+    rec: &mut RequestFinished,
+    bytes: &[u8],
+    now: Nanos,
+) -> Result<bool, Failure> {
+    let mut outcome = Ok(false);
+    let _ = sse
+        .feed(bytes, &mut |data| {
+            on_data(state, rec, data, now, &mut outcome)
+        })
+        .map_err(|e| failure(Outcome::ProtocolError, e.to_string()))?;
+    outcome
+}
+
+/// One SSE event's data. Stops the decoder on `[DONE]` or on an error.
+fn on_data(
+    state: &mut StreamState,
+    rec: &mut RequestFinished,
+    data: &str,
+    now: Nanos,
+    outcome: &mut Result<bool, Failure>,
+) -> ControlFlow<()> {
+    match state.on_data(data) {
+        Ok(DataKind::Text) => {
+            rec.first_token_at.get_or_insert(now);
+            let offset_us = (now.saturating_sub(rec.sent_at) / 1_000).min(u32::MAX as u64) as u32;
+            rec.chunk_offsets_us.push(offset_us);
+            ControlFlow::Continue(())
+        }
+        Ok(DataKind::NoText) => ControlFlow::Continue(()),
+        Ok(DataKind::Done) => {
+            *outcome = Ok(true);
+            ControlFlow::Break(())
+        }
+        Err(e) => {
+            *outcome = Err(failure(Outcome::ProtocolError, e.to_string()));
+            ControlFlow::Break(())
+        }
+    }
+}
+
+fn timeout(rec: &RequestFinished, limit: Duration) -> Failure {
+    let limit = humantime::format_duration(limit);
+    if rec.first_token_at.is_some() {
+        failure(
+            Outcome::TimeoutMidStream,
+            format!("the stream did not end within the request timeout ({limit})"),
+        )
+    } else {
+        failure(
+            Outcome::TimeoutBeforeFirstToken,
+            format!("no first token within the request timeout ({limit})"),
+        )
+    }
+}
+
+pub fn status_outcome(status: u16) -> Outcome {
+    match status {
+        429 => Outcome::RateLimited,
+        400..=499 => Outcome::Http4xx,
+        500..=599 => Outcome::Http5xx,
+        _ => Outcome::ProtocolError,
+    }
+}
+
+fn classify_send_error(e: SendRequestError) -> Failure {
+    let outcome = match &e {
+        SendRequestError::Connect(_) => Outcome::ConnectError,
+        SendRequestError::Timeout => Outcome::TimeoutBeforeFirstToken,
+        SendRequestError::Response(_) => Outcome::ProtocolError,
+        _ => Outcome::StreamBroken,
+    };
+    failure(outcome, e.to_string())
+}
+
+/// A 2xx answer that is not an event stream (e.g. a server that ignored `stream: true`) is a
+/// protocol error: there are no token times to measure.
+fn check_content_type<S>(resp: &awc::ClientResponse<S>) -> Result<(), Failure> {
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.is_empty() || ct.starts_with("text/event-stream") {
+        Ok(())
+    } else {
+        Err(failure(
+            Outcome::ProtocolError,
+            format!("expected content-type text/event-stream, got {ct}"),
+        ))
+    }
+}

@@ -1,0 +1,271 @@
+//! Configuration of the simulated server: every knob is a flag of the `sim` subcommand, with its
+//! default held in a named constant so `SimConfig::default()` and the CLI agree.
+//!
+//! The defaults describe a small engine that saturates at a few tens of requests per second with
+//! ~150-token prompts and ~48 output tokens: 32 slots, a decode step of 8 ms + 0.5 ms per running
+//! sequence (24 ms with a full batch, i.e. ~1,300 tokens/s) and 20 µs of prefill per uncached
+//! prompt token. A rate sweep against it shows the knee within a few seconds per step, even on a
+//! 2-core machine shared with the load generator.
+
+use std::time::Duration;
+
+/// Default listening address.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// Default port of the `sim` subcommand (`SimConfig::default()` uses 0: any free port).
+pub const DEFAULT_PORT: u16 = 8000;
+/// Default number of actix worker threads.
+pub const DEFAULT_WORKERS: usize = 1;
+/// Default served model name (`/v1/models`; other names get 404).
+pub const DEFAULT_MODEL_NAME: &str = "simulated";
+/// Default number of batch slots (sequences decoded together).
+pub const DEFAULT_SLOTS: usize = 32;
+/// Default prefill cost per uncached prompt token, in microseconds.
+pub const DEFAULT_PREFILL_US_PER_TOKEN: f64 = 20.0;
+/// Default decode step time with an empty batch, in milliseconds.
+pub const DEFAULT_DECODE_STEP_MS: f64 = 8.0;
+/// Default growth of the decode step per running sequence, in microseconds.
+pub const DEFAULT_DECODE_US_PER_SEQ: f64 = 500.0;
+/// Default prefix-cache capacity, in blocks (0 disables the cache).
+pub const DEFAULT_PREFIX_CACHE_BLOCKS: usize = 4096;
+/// Default prefix-cache block size in prompt bytes (64 bytes ≈ 16 tokens, vLLM's block size).
+pub const DEFAULT_BLOCK_SIZE_BYTES: usize = 64;
+/// Default waiting-queue bound: 0 = unbounded, like vLLM.
+pub const DEFAULT_MAX_QUEUE: usize = 0;
+/// Default `max_tokens` when a request does not give one.
+pub const DEFAULT_MAX_TOKENS: u32 = 256;
+/// Default mean output length when the sequence may stop at EOS (`ignore_eos` false).
+pub const DEFAULT_MEAN_OUTPUT_TOKENS: f64 = 64.0;
+/// Default context length: prompt + max_tokens beyond it is a 400, as in vLLM.
+pub const DEFAULT_MAX_MODEL_LEN: u64 = 32_768;
+/// Default cap on kept per-request records (beyond it they are counted, not kept).
+pub const DEFAULT_RECORD_CAP: usize = 1_000_000;
+/// Default RNG seed (output lengths, ids): runs are reproducible unless told otherwise.
+pub const DEFAULT_SEED: u64 = 0;
+
+/// Parameters of the simulated inference server.
+///
+/// Two timing modes:
+/// - engine mode (default): a continuous-batching engine model (see `engine.rs`): `--slots`
+///   sequences run together, a FIFO queue holds the rest, each step takes
+///   `decode-step + decode-us-per-seq × batch + prefill-us-per-token × new uncached prompt tokens`
+///   and gives one token to every running sequence;
+/// - fixed-timing mode (`--fixed-ttft-ms` and/or `--fixed-itl-ms`): requests are independent;
+///   the first token is due at receipt + TTFT and token k at first + k × ITL (absolute times).
+///   A missing one of the two is 0.
+///
+/// `--max-queue` defaults to unbounded, as in vLLM: past the knee the queue (and TTFT) grows,
+/// which is what a benchmark of a real engine shows; the generator's own concurrency cap bounds
+/// it. A positive bound sheds load instead, answering 503 when the waiting queue is full.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_HOST)]
+    pub host: String,
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// HTTP worker threads.
+    #[arg(long, default_value_t = DEFAULT_WORKERS, value_parser = clap::value_parser!(usize))]
+    pub workers: usize,
+    /// Model name served (requests naming another model get 404).
+    #[arg(long, default_value = DEFAULT_MODEL_NAME)]
+    pub model_name: String,
+    /// Batch slots: sequences decoded together; more requests wait in a FIFO queue.
+    #[arg(long, default_value_t = DEFAULT_SLOTS)]
+    pub slots: usize,
+    /// Prefill time per uncached prompt token, in microseconds.
+    #[arg(long, default_value_t = DEFAULT_PREFILL_US_PER_TOKEN)]
+    pub prefill_us_per_token: f64,
+    /// Decode step time with an empty batch, in milliseconds.
+    #[arg(long, default_value_t = DEFAULT_DECODE_STEP_MS)]
+    pub decode_step_ms: f64,
+    /// Decode step growth per running sequence, in microseconds.
+    #[arg(long, default_value_t = DEFAULT_DECODE_US_PER_SEQ)]
+    pub decode_us_per_seq: f64,
+    /// Prefix cache capacity in blocks (LRU; 0 disables it).
+    #[arg(long, default_value_t = DEFAULT_PREFIX_CACHE_BLOCKS)]
+    pub prefix_cache_blocks: usize,
+    /// Prefix cache block size, in prompt bytes.
+    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE_BYTES)]
+    pub block_size_bytes: usize,
+    /// Waiting-queue bound; when full, new requests get 503 (0: unbounded).
+    #[arg(long, default_value_t = DEFAULT_MAX_QUEUE)]
+    pub max_queue: usize,
+    /// `max_tokens` used when the request gives none.
+    #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
+    pub default_max_tokens: u32,
+    /// Mean output length when EOS may stop the sequence (geometric), capped by max_tokens.
+    #[arg(long, default_value_t = DEFAULT_MEAN_OUTPUT_TOKENS)]
+    pub mean_output_tokens: f64,
+    /// Context length: requests with prompt + max_tokens above it get 400.
+    #[arg(long, default_value_t = DEFAULT_MAX_MODEL_LEN)]
+    pub max_model_len: u64,
+    /// Fixed-timing mode: time to first token, in milliseconds, for every request.
+    #[arg(long)]
+    pub fixed_ttft_ms: Option<f64>,
+    /// Fixed-timing mode: time between tokens, in milliseconds, for every request.
+    #[arg(long)]
+    pub fixed_itl_ms: Option<f64>,
+    /// Keep a record of every request (token send times) for in-process inspection.
+    #[arg(long)]
+    pub record: bool,
+    /// At most this many records are kept; the rest are only counted.
+    #[arg(long, default_value_t = DEFAULT_RECORD_CAP)]
+    pub record_cap: usize,
+    /// Seed of the random choices (output lengths, ids).
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            host: DEFAULT_HOST.to_string(),
+            port: 0,
+            workers: DEFAULT_WORKERS,
+            model_name: DEFAULT_MODEL_NAME.to_string(),
+            slots: DEFAULT_SLOTS,
+            prefill_us_per_token: DEFAULT_PREFILL_US_PER_TOKEN,
+            decode_step_ms: DEFAULT_DECODE_STEP_MS,
+            decode_us_per_seq: DEFAULT_DECODE_US_PER_SEQ,
+            prefix_cache_blocks: DEFAULT_PREFIX_CACHE_BLOCKS,
+            block_size_bytes: DEFAULT_BLOCK_SIZE_BYTES,
+            max_queue: DEFAULT_MAX_QUEUE,
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+            mean_output_tokens: DEFAULT_MEAN_OUTPUT_TOKENS,
+            max_model_len: DEFAULT_MAX_MODEL_LEN,
+            fixed_ttft_ms: None,
+            fixed_itl_ms: None,
+            record: false,
+            record_cap: DEFAULT_RECORD_CAP,
+            seed: DEFAULT_SEED,
+        }
+    }
+}
+
+/// Fixed per-request timing (fixed-timing mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedTiming {
+    pub ttft: Duration,
+    pub itl: Duration,
+}
+
+impl SimConfig {
+    /// Checks every value; the message names the offending flag.
+    pub fn validate(&self) -> Result<(), String> {
+        positive_int("--workers", self.workers)?;
+        positive_int("--slots", self.slots)?;
+        positive_int("--block-size-bytes", self.block_size_bytes)?;
+        positive_int("--default-max-tokens", self.default_max_tokens as usize)?;
+        if self.model_name.is_empty() {
+            return Err("--model-name must not be empty".into());
+        }
+        non_negative("--prefill-us-per-token", self.prefill_us_per_token)?;
+        non_negative("--decode-step-ms", self.decode_step_ms)?;
+        non_negative("--decode-us-per-seq", self.decode_us_per_seq)?;
+        non_negative("--fixed-ttft-ms", self.fixed_ttft_ms.unwrap_or(0.0))?;
+        non_negative("--fixed-itl-ms", self.fixed_itl_ms.unwrap_or(0.0))?;
+        if !(self.mean_output_tokens.is_finite() && self.mean_output_tokens >= 1.0) {
+            return Err(format!(
+                "--mean-output-tokens must be at least 1, got {}",
+                self.mean_output_tokens
+            ));
+        }
+        if u64::from(self.default_max_tokens) >= self.max_model_len {
+            return Err(format!(
+                "--default-max-tokens ({}) must be below --max-model-len ({})",
+                self.default_max_tokens, self.max_model_len
+            ));
+        }
+        Ok(())
+    }
+
+    /// Some(timing) in fixed-timing mode. Call after `validate`.
+    pub fn fixed_timing(&self) -> Option<FixedTiming> {
+        if self.fixed_ttft_ms.is_none() && self.fixed_itl_ms.is_none() {
+            return None;
+        }
+        Some(FixedTiming {
+            ttft: ms(self.fixed_ttft_ms.unwrap_or(0.0)),
+            itl: ms(self.fixed_itl_ms.unwrap_or(0.0)),
+        })
+    }
+
+    /// Bound of the waiting queue (None: unbounded).
+    pub fn queue_bound(&self) -> Option<usize> {
+        (self.max_queue > 0).then_some(self.max_queue)
+    }
+}
+
+/// Milliseconds (validated: finite, non-negative) to a Duration.
+pub(crate) fn ms(value: f64) -> Duration {
+    Duration::from_secs_f64(value / 1e3)
+}
+
+/// Microseconds (validated: finite, non-negative) to a Duration.
+pub(crate) fn us(value: f64) -> Duration {
+    Duration::from_secs_f64(value / 1e6)
+}
+
+fn positive_int(flag: &str, value: usize) -> Result<(), String> {
+    if value == 0 {
+        return Err(format!("{flag} must be at least 1"));
+    }
+    Ok(())
+}
+
+fn non_negative(flag: &str, value: f64) -> Result<(), String> {
+    // An upper bound keeps Duration::from_secs_f64 from panicking on absurd values.
+    if !(value.is_finite() && (0.0..=1e9).contains(&value)) {
+        return Err(format!("{flag} must be a number between 0 and 1e9, got {value}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimConfig,
+    }
+
+    #[test]
+    fn flag_defaults_match_default_except_port() {
+        let parsed = Cli::parse_from(["sim"]).sim;
+        assert_eq!(parsed.port, DEFAULT_PORT);
+        let mut default = SimConfig::default();
+        assert_eq!(default.port, 0);
+        default.port = DEFAULT_PORT;
+        assert_eq!(parsed, default);
+        assert!(parsed.validate().is_ok());
+        assert_eq!(parsed.fixed_timing(), None);
+        assert_eq!(parsed.queue_bound(), None);
+    }
+
+    #[test]
+    fn fixed_timing_mode_from_either_flag() {
+        let cfg = Cli::parse_from(["sim", "--fixed-itl-ms", "20"]).sim;
+        let timing = cfg.fixed_timing().expect("fixed mode");
+        assert_eq!(timing.ttft, Duration::ZERO);
+        assert_eq!(timing.itl, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let bad = [
+            SimConfig { slots: 0, ..Default::default() },
+            SimConfig { decode_step_ms: -1.0, ..Default::default() },
+            SimConfig { prefill_us_per_token: f64::NAN, ..Default::default() },
+            SimConfig { mean_output_tokens: 0.5, ..Default::default() },
+            SimConfig { fixed_itl_ms: Some(f64::INFINITY), ..Default::default() },
+            SimConfig { default_max_tokens: 100, max_model_len: 50, ..Default::default() },
+        ];
+        for cfg in bad {
+            assert!(cfg.validate().is_err(), "{cfg:?}");
+        }
+    }
+}
