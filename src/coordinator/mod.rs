@@ -19,7 +19,7 @@ use sinks::recorder::{FinishStep, Flush, Recorder, StartStep};
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
-use crate::config::RunConfig;
+use crate::config::{BenchmarkKind, RunConfig};
 use crate::exit::RunError;
 use crate::load::rate_ticker::RateTicker;
 use crate::load::schedule::ConstantSchedule;
@@ -85,12 +85,6 @@ impl Actor for Coordinator {
     }
 }
 
-/// How a step went, for the plan to decide what comes next.
-enum StepEnd {
-    Done(Option<StepResult>),
-    Interrupted,
-}
-
 impl Engine {
     async fn run(self) -> Result<RunSummary, RunError> {
         let outcome = self.run_steps().await;
@@ -147,16 +141,15 @@ impl Engine {
             if step.kind != StepKind::Warmup && index == 0 {
                 index = 1;
             }
-            let end = self.run_step(index, &step).await?;
+            let result = self.run_step(index, &step).await?;
             index += 1;
-            let result = match end {
-                StepEnd::Interrupted => {
-                    return Err(RunError::Interrupted { results: None });
-                }
-                StepEnd::Done(r) => r,
-            };
+            if let Some(r) = &result {
+                report_step(r);
+            }
+            if self.shutdown.is_stopping() {
+                return Err(RunError::Interrupted { results: None });
+            }
             let Some(result) = result else { continue };
-            report_step(&result);
             if result.total_requests > 0 && result.successful_requests == 0 {
                 return Err(RunError::AllFailed {
                     step: result.id.clone(),
@@ -164,8 +157,10 @@ impl Engine {
                     results: None,
                 });
             }
-            if step.kind == StepKind::Throughput
-                && self.cfg.benchmark_kind == crate::config::BenchmarkKind::Sweep
+            if step.kind == StepKind::Warmup {
+                continue;
+            }
+            if step.kind == StepKind::Throughput && self.cfg.benchmark_kind == BenchmarkKind::Sweep
             {
                 let rates = sweep_rates(result.request_rate, self.cfg.num_rates);
                 queue.extend(rates.into_iter().map(|r| rate_step(&self.cfg, r)));
@@ -175,7 +170,7 @@ impl Engine {
         Ok(results)
     }
 
-    async fn run_step(&self, index: u32, step: &StepPlan) -> Result<StepEnd, RunError> {
+    async fn run_step(&self, index: u32, step: &StepPlan) -> Result<Option<StepResult>, RunError> {
         let info = step.info(index);
         log::info!("step {} ({}) starts", info.id, info.index);
         eprintln!(
@@ -227,9 +222,11 @@ impl Engine {
             send_end,
             end: self.clock.now(),
         };
-        let interrupted = self.shutdown.is_stopping();
-        let ended_early = interrupted.then(|| "interrupted by signal".to_string());
-        let result = send(
+        let ended_early = self
+            .shutdown
+            .is_stopping()
+            .then(|| "interrupted by signal".to_string());
+        send(
             &self.recorder,
             FinishStep {
                 step: index,
@@ -237,14 +234,7 @@ impl Engine {
                 ended_early,
             },
         )
-        .await?;
-        if interrupted {
-            if let Some(r) = &result {
-                report_step(r);
-            }
-            return Ok(StepEnd::Interrupted);
-        }
-        Ok(StepEnd::Done(result))
+        .await
     }
 
     /// Waits until every request of the step has ended. Once a stop was asked for, waits at most

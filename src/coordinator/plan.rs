@@ -86,7 +86,7 @@ pub fn rate_step(cfg: &RunConfig, rate: f64) -> StepPlan {
 
 /// `num_rates` evenly spaced rates up to `SWEEP_MAX_FACTOR` × the measured maximum.
 pub fn sweep_rates(max_rate: f64, num_rates: u64) -> Vec<f64> {
-    if !(max_rate > 0.0) || num_rates == 0 {
+    if max_rate.is_nan() || max_rate <= 0.0 || num_rates == 0 {
         return Vec::new();
     }
     let top = max_rate * SWEEP_MAX_FACTOR;

@@ -19,7 +19,7 @@ impl ConstantSchedule {
 
     /// The k-th arrival, or `None` once past the end (or for a non-positive rate).
     pub fn arrival(&self, k: u64) -> Option<Nanos> {
-        if !(self.rate > 0.0) || !self.rate.is_finite() {
+        if !self.rate.is_finite() || self.rate <= 0.0 {
             return None;
         }
         let offset = (k as f64 * 1e9 / self.rate).round();

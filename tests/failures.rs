@@ -1,0 +1,208 @@
+//! Regression tests for the original tool's known failures: usage-only `choices: []` chunks,
+//! a server that is down, a step where every request fails, Ctrl-C mid-run.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use inference_benchmarker::config::BenchmarkKind;
+use inference_benchmarker::sim::{SimConfig, SimServer};
+use inference_benchmarker::RunError;
+
+fn sim() -> SimServer {
+    SimServer::start(SimConfig::default(), None).expect("simulated server starts")
+}
+
+/// The simulated server ends every stream as vLLM does: a usage chunk with `"choices": []`
+/// before `[DONE]`. The original tool panicked on it and hung.
+#[test]
+fn usage_only_chunks_are_counted_not_fatal() {
+    let sim = sim();
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = BenchmarkKind::Throughput;
+    cfg.max_vus = 4;
+    cfg.duration = Duration::from_secs(1);
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    sim.stop();
+    let step = &summary.steps[0];
+    assert!(step.successful_requests > 0);
+    assert_eq!(step.failed_requests, 0);
+    assert_eq!(
+        step.output_tokens.server_reported_requests, step.successful_requests,
+        "every request's usage chunk was read"
+    );
+    assert_eq!(step.total_tokens, 16 * step.successful_requests);
+}
+
+#[test]
+fn a_server_that_is_down_fails_fast_with_exit_code_3() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }; // closed again: nothing listens there
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let run = common::binary()
+        .args([
+            "-u",
+            &format!("http://127.0.0.1:{port}"),
+            "-w",
+            "0s",
+            "-d",
+            "1s",
+            "-n",
+            "--output-dir",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("unreachable") && stderr.contains(&port.to_string()),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
+    let sim = sim();
+    let out = tempfile::tempdir().unwrap();
+    let run = common::binary()
+        .args([
+            "-u",
+            &sim.url(),
+            "--model-name",
+            "no-such-model",
+            "-w",
+            "0s",
+            "-d",
+            "1s",
+        ])
+        .args(["-m", "4", "-b", "throughput", "-n", "--output-dir"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    sim.stop();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("every request of step throughput failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("404"),
+        "the server's reason is shown: {stderr}"
+    );
+
+    let doc = common::validated(&common::results_file(out.path()));
+    assert_eq!(doc["status"], "failed");
+    let step = &doc["results"][0];
+    assert_eq!(step["successful_requests"], 0);
+    assert!(step["failed_requests"].as_u64().unwrap() > 0);
+    assert_eq!(step["failed_requests"], step["errors"]["http_4xx"]);
+    assert!(step["first_error"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-model"));
+}
+
+#[test]
+fn the_library_reports_all_failed_with_its_exit_code() {
+    let sim = sim();
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.model_name = Some("no-such-model".into());
+    cfg.benchmark_kind = BenchmarkKind::Throughput;
+    cfg.duration = Duration::from_secs(1);
+    let err = inference_benchmarker::run(cfg).unwrap_err();
+    sim.stop();
+    assert!(
+        matches!(
+            err,
+            RunError::AllFailed {
+                results: Some(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 4);
+}
+
+/// Ctrl-C in the second step: the first step is in the JSON, the interrupted one is kept and
+/// marked, in-flight requests finish within the grace period, exit code 130.
+#[test]
+fn ctrl_c_mid_run_writes_what_was_measured() {
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(20.0),
+            fixed_itl_ms: Some(20.0),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = common::binary()
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "3s",
+            "-b",
+            "rate",
+            "-r",
+            "10,10,10",
+        ])
+        .args([
+            "--decode-options",
+            "num_tokens=20,min_tokens=20,max_tokens=20,variance=0",
+        ])
+        .args(["-n", "--output-dir"])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Step 1 takes 3 s plus its drain (~0.4 s); 4.5 s is inside step 2.
+    std::thread::sleep(Duration::from_millis(4500));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let signalled = Instant::now();
+    let run = child.wait_with_output().unwrap();
+    sim.stop();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(130), "{stderr}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "drained within the grace period"
+    );
+
+    let doc = common::validated(&common::results_file(out.path()));
+    assert_eq!(doc["status"], "interrupted");
+    let steps = doc["results"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "the finished step and the interrupted one");
+    assert_eq!(steps[0]["total_requests"], 30);
+    assert_eq!(steps[0]["ended_early"], serde_json::Value::Null);
+    assert_eq!(steps[1]["ended_early"], "interrupted by signal");
+    let partial = steps[1]["total_requests"].as_u64().unwrap();
+    assert!(partial > 0 && partial < 30, "{partial}");
+    assert_eq!(
+        steps[1]["successful_requests"], partial,
+        "in-flight requests finished"
+    );
+}

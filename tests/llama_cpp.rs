@@ -1,0 +1,112 @@
+//! A real engine: llama.cpp's llama-server serving a tiny random-weight model with the Llama-3
+//! vocabulary (../shared/engines). Every request must stream exactly the tokens it asked for,
+//! and our token counts must agree with the server's `usage`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use inference_benchmarker::config::{BenchmarkKind, Endpoint};
+use inference_benchmarker::workload::options::TokenizeOptions;
+
+const OUTPUT_TOKENS: u64 = 24;
+
+/// Stops the server however the test ends.
+struct Engine(u32);
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.to_string()).status();
+    }
+}
+
+fn start_engine() -> Option<(Engine, u16)> {
+    let script = common::shared_dir()?.join("engines/llama-server.sh");
+    if !script.is_file() {
+        common::skip("llama_cpp", "../shared/engines/llama-server.sh is missing");
+        return None;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["start", &port.to_string()])
+        .output()
+        .expect("llama-server.sh runs");
+    assert!(
+        out.status.success(),
+        "llama-server did not start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a PID");
+    Some((Engine(pid), port))
+}
+
+fn read_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn llama_cpp_streams_the_requested_tokens_and_counts_agree() {
+    let Some(tokenizer) = common::llama3_tokenizer("llama_cpp") else {
+        return;
+    };
+    let Some((_engine, port)) = start_engine() else {
+        return;
+    };
+    let url = format!("http://127.0.0.1:{port}");
+
+    for endpoint in [Endpoint::Chat, Endpoint::Completions] {
+        let out = tempfile::tempdir().unwrap();
+        let mut cfg = common::config(&url, out.path());
+        cfg.tokenizer_name = Some(tokenizer.clone());
+        cfg.endpoint = endpoint;
+        cfg.benchmark_kind = BenchmarkKind::Rate;
+        cfg.rates = Some(vec![4.0]);
+        cfg.duration = Duration::from_secs(3);
+        cfg.prompt_options = Some(TokenizeOptions::fixed(32));
+        cfg.decode_options = Some(TokenizeOptions::fixed(OUTPUT_TOKENS));
+        cfg.save_requests = true;
+        let summary = inference_benchmarker::run(cfg).expect("the run against llama.cpp completes");
+        common::validated(&summary.results_path);
+
+        let step = &summary.steps[0];
+        assert_eq!(step.total_requests, 12, "{endpoint:?}: 4 req/s for 3 s");
+        assert_eq!(
+            step.successful_requests, 12,
+            "{endpoint:?}: {:?}",
+            step.first_error
+        );
+        assert_eq!(step.total_tokens, 12 * OUTPUT_TOKENS);
+        assert_eq!(step.output_tokens.server_reported_requests, 12);
+
+        let log = sinks::json::requests_log_path(&summary.results_path);
+        let lines = read_lines(&log);
+        assert_eq!(lines.len(), 12);
+        for l in &lines {
+            assert_eq!(l["outcome"], "ok");
+            assert_eq!(
+                l["chunks"], OUTPUT_TOKENS,
+                "one streamed chunk per token: {l}"
+            );
+            assert_eq!(l["server_completion_tokens"], OUTPUT_TOKENS, "{l}");
+            assert_eq!(l["output_tokens"], OUTPUT_TOKENS, "{l}");
+            if endpoint == Endpoint::Completions {
+                // The raw prompt, tokenized by the server with BOS added: ours + 1.
+                assert_eq!(l["server_prompt_tokens"], 32 + 1, "{l}");
+            }
+        }
+    }
+}
