@@ -217,7 +217,9 @@ fn positive_int(flag: &str, value: usize) -> Result<(), String> {
 fn non_negative(flag: &str, value: f64) -> Result<(), String> {
     // An upper bound keeps Duration::from_secs_f64 from panicking on absurd values.
     if !(value.is_finite() && (0.0..=1e9).contains(&value)) {
-        return Err(format!("{flag} must be a number between 0 and 1e9, got {value}"));
+        return Err(format!(
+            "{flag} must be a number between 0 and 1e9, got {value}"
+        ));
     }
     Ok(())
 }
@@ -257,12 +259,31 @@ mod tests {
     #[test]
     fn invalid_values_are_rejected() {
         let bad = [
-            SimConfig { slots: 0, ..Default::default() },
-            SimConfig { decode_step_ms: -1.0, ..Default::default() },
-            SimConfig { prefill_us_per_token: f64::NAN, ..Default::default() },
-            SimConfig { mean_output_tokens: 0.5, ..Default::default() },
-            SimConfig { fixed_itl_ms: Some(f64::INFINITY), ..Default::default() },
-            SimConfig { default_max_tokens: 100, max_model_len: 50, ..Default::default() },
+            SimConfig {
+                slots: 0,
+                ..Default::default()
+            },
+            SimConfig {
+                decode_step_ms: -1.0,
+                ..Default::default()
+            },
+            SimConfig {
+                prefill_us_per_token: f64::NAN,
+                ..Default::default()
+            },
+            SimConfig {
+                mean_output_tokens: 0.5,
+                ..Default::default()
+            },
+            SimConfig {
+                fixed_itl_ms: Some(f64::INFINITY),
+                ..Default::default()
+            },
+            SimConfig {
+                default_max_tokens: 100,
+                max_model_len: 50,
+                ..Default::default()
+            },
         ];
         for cfg in bad {
             assert!(cfg.validate().is_err(), "{cfg:?}");

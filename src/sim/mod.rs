@@ -1,1 +1,24 @@
 //! The embedded simulated inference server.
+//!
+//! An OpenAI-compatible server (chat and text completions, streaming and not, `/v1/models`,
+//! `/health`) modelled on a continuous-batching engine (`engine.rs`): batch slots with a FIFO
+//! queue, prefill cost per uncached prompt token, a prefix cache, and a decode step that grows
+//! with the batch. A fixed-timing mode instead gives every request the same TTFT and ITL.
+//!
+//! It is the target of `--demo` and of most tests, and a ground truth for our own measurement
+//! error: with `record` on it keeps, per request, when each token was handed to the response
+//! body. Configuration and the model's defaults: `config.rs`.
+
+mod config;
+mod engine;
+mod openai;
+mod prefix_cache;
+mod record;
+mod server;
+
+pub use config::SimConfig;
+pub use record::{SimRecord, SimStats};
+pub use server::{run_cli, SimServer};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,625 @@
+//! The OpenAI wire format as vLLM speaks it: request parsing and validation, response chunks,
+//! errors. Pure functions; the HTTP layer is in `server.rs`.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::engine::FinishReason;
+
+/// The two generation routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+        }
+    }
+
+    fn id_prefix(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chatcmpl-",
+            Endpoint::Completions => "cmpl-",
+        }
+    }
+
+    fn chunk_object(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat.completion.chunk",
+            Endpoint::Completions => "text_completion",
+        }
+    }
+
+    fn full_object(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat.completion",
+            Endpoint::Completions => "text_completion",
+        }
+    }
+}
+
+/// An error answered as `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    /// vLLM's error type names ("BadRequestError", "NotFoundError", ...).
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: 400,
+            kind: "BadRequestError",
+            message: message.into(),
+        }
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        ApiError {
+            status: 404,
+            kind: "NotFoundError",
+            message: format!("The model `{model}` does not exist."),
+        }
+    }
+
+    pub fn not_found() -> Self {
+        ApiError {
+            status: 404,
+            kind: "NotFoundError",
+            message: "Not Found".into(),
+        }
+    }
+
+    pub fn queue_full() -> Self {
+        ApiError {
+            status: 503,
+            kind: "ServiceUnavailableError",
+            message: "The server is overloaded: the waiting queue is full.".into(),
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            status: 500,
+            kind: "InternalServerError",
+            message: message.into(),
+        }
+    }
+
+    pub fn engine_stopped() -> Self {
+        ApiError {
+            status: 500,
+            kind: "InternalServerError",
+            message: "The engine stopped before the request finished.".into(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        json!({"error": {
+            "message": self.message,
+            "type": self.kind,
+            "param": Value::Null,
+            "code": self.status,
+        }})
+        .to_string()
+    }
+}
+
+/// The prompt as the simulator needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    /// Text pieces whose tokens are counted and summed (chat: message contents).
+    Texts {
+        parts: Vec<String>,
+        /// What the prefix cache hashes: role-tagged messages (chat) or the prompt.
+        cache_key: Vec<u8>,
+    },
+    /// Token ids given by the client (completions).
+    TokenIds(Vec<u32>),
+}
+
+/// A validated generation request (max_tokens still to be defaulted against the prompt).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerationRequest {
+    pub model: Option<String>,
+    pub prompt: Prompt,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub max_tokens: Option<u32>,
+    pub min_tokens: u32,
+    pub ignore_eos: bool,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+/// Fields both routes share (vLLM's sampling extensions included).
+#[derive(Deserialize)]
+struct Common {
+    model: Option<String>,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    min_tokens: Option<u32>,
+    ignore_eos: Option<bool>,
+    n: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    messages: Vec<Message>,
+    #[serde(flatten)]
+    common: Common,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    role: String,
+    content: Option<Content>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Deserialize)]
+struct ContentPart {
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CompletionBody {
+    prompt: Value,
+    #[serde(flatten)]
+    common: Common,
+}
+
+/// Parses and validates a request body for `endpoint`.
+pub fn parse_request(endpoint: Endpoint, body: &[u8]) -> Result<GenerationRequest, ApiError> {
+    let (prompt, common) = match endpoint {
+        Endpoint::Chat => {
+            let body: ChatBody = from_json(body)?;
+            (chat_prompt(body.messages)?, body.common)
+        }
+        Endpoint::Completions => {
+            let body: CompletionBody = from_json(body)?;
+            (completion_prompt(body.prompt)?, body.common)
+        }
+    };
+    build_request(prompt, common)
+}
+
+fn from_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid request: {e}")))
+}
+
+fn chat_prompt(messages: Vec<Message>) -> Result<Prompt, ApiError> {
+    if messages.is_empty() {
+        return Err(ApiError::bad_request("`messages` must not be empty"));
+    }
+    let mut parts = Vec::with_capacity(messages.len());
+    let mut cache_key = Vec::new();
+    for message in messages {
+        let text = match message.content {
+            None => String::new(),
+            Some(Content::Text(text)) => text,
+            Some(Content::Parts(pieces)) => pieces.into_iter().filter_map(|p| p.text).collect(),
+        };
+        // Role-tagged so that the same text under another role is another prefix.
+        cache_key.extend_from_slice(message.role.as_bytes());
+        cache_key.push(b'\n');
+        cache_key.extend_from_slice(text.as_bytes());
+        cache_key.push(b'\n');
+        parts.push(text);
+    }
+    Ok(Prompt::Texts { parts, cache_key })
+}
+
+fn completion_prompt(prompt: Value) -> Result<Prompt, ApiError> {
+    const BATCH: &str = "batched prompts are not supported by the simulated server";
+    match prompt {
+        Value::String(text) => Ok(text_prompt(text)),
+        Value::Array(items) if items.is_empty() => Err(ApiError::bad_request("`prompt` is empty")),
+        Value::Array(items) => match &items[0] {
+            Value::String(_) | Value::Array(_) if items.len() > 1 => {
+                Err(ApiError::bad_request(BATCH))
+            }
+            Value::String(text) => Ok(text_prompt(text.clone())),
+            Value::Array(ids) => token_ids(ids),
+            _ => token_ids(&items),
+        },
+        _ => Err(ApiError::bad_request(
+            "`prompt` must be a string, a list of token ids, or a one-element list of either",
+        )),
+    }
+}
+
+fn text_prompt(text: String) -> Prompt {
+    let cache_key = text.as_bytes().to_vec();
+    Prompt::Texts {
+        parts: vec![text],
+        cache_key,
+    }
+}
+
+fn token_ids(items: &[Value]) -> Result<Prompt, ApiError> {
+    items
+        .iter()
+        .map(|v| v.as_u64().and_then(|id| u32::try_from(id).ok()))
+        .collect::<Option<Vec<u32>>>()
+        .map(Prompt::TokenIds)
+        .ok_or_else(|| ApiError::bad_request("`prompt` token ids must be non-negative integers"))
+}
+
+fn build_request(prompt: Prompt, common: Common) -> Result<GenerationRequest, ApiError> {
+    if common.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad_request(
+            "`n` other than 1 is not supported by the simulated server",
+        ));
+    }
+    // max_completion_tokens is the newer OpenAI name; it wins when both are given.
+    let max_tokens = common.max_completion_tokens.or(common.max_tokens);
+    if max_tokens == Some(0) {
+        return Err(ApiError::bad_request("`max_tokens` must be at least 1"));
+    }
+    let min_tokens = common.min_tokens.unwrap_or(0);
+    if let Some(max) = max_tokens.filter(|&max| min_tokens > max) {
+        return Err(ApiError::bad_request(format!(
+            "`min_tokens` ({min_tokens}) must be less than or equal to `max_tokens` ({max})"
+        )));
+    }
+    let stream = common.stream.unwrap_or(false);
+    let include_usage = common
+        .stream_options
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
+    Ok(GenerationRequest {
+        model: common.model,
+        prompt,
+        stream,
+        include_usage,
+        max_tokens,
+        min_tokens,
+        ignore_eos: common.ignore_eos.unwrap_or(false),
+    })
+}
+
+/// Resolves `max_tokens` against the context length, as vLLM does: absent → the server default
+/// capped by the room left; prompt + max_tokens beyond the context → 400.
+pub fn resolve_max_tokens(
+    requested: Option<u32>,
+    min_tokens: u32,
+    prompt_tokens: u64,
+    default_max_tokens: u32,
+    max_model_len: u64,
+) -> Result<u32, ApiError> {
+    let room = max_model_len.saturating_sub(prompt_tokens);
+    let max = match requested {
+        Some(max) => max,
+        None => u32::try_from(room.min(u64::from(default_max_tokens))).unwrap_or(u32::MAX),
+    };
+    if max == 0 || u64::from(max) > room {
+        return Err(ApiError::bad_request(format!(
+            "This model's maximum context length is {max_model_len} tokens. However, you \
+             requested {} tokens ({prompt_tokens} in the messages, {max} in the completion). \
+             Please reduce the length of the messages or completion.",
+            prompt_tokens.saturating_add(u64::from(max)),
+        )));
+    }
+    if min_tokens > max {
+        return Err(ApiError::bad_request(format!(
+            "`min_tokens` ({min_tokens}) must be less than or equal to `max_tokens` ({max})"
+        )));
+    }
+    Ok(max)
+}
+
+/// Word pieces the simulated model "generates": one common BPE token each, so a client that
+/// re-tokenizes the text gets about one token per chunk.
+const WORDS: &[&str] = &[
+    " the", " model", " of", " and", " to", " a", " in", " is", " that", " for", " it", " with",
+    " as", " on", " was", " this", " be", " by", " are", " at", " from", " or", " an", " we",
+    " can", " not", " more", " time", " data", " one", " new", " which",
+];
+
+/// The text of token `index` of a request (`salt` varies the text between requests).
+pub fn token_text(salt: u64, index: u32) -> &'static str {
+    let i = salt.wrapping_add(u64::from(index)) % WORDS.len() as u64;
+    WORDS[i as usize]
+}
+
+/// Token accounting reported in `usage`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+}
+
+impl Usage {
+    fn to_json(self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "completion_tokens": self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+        })
+    }
+}
+
+/// Formats the events and bodies of one response (same id, created and model throughout).
+#[derive(Clone, Debug)]
+pub struct ResponseFormat {
+    endpoint: Endpoint,
+    id: String,
+    created: u64,
+    model: String,
+}
+
+/// The stream terminator.
+pub const DONE_EVENT: &str = "data: [DONE]\n\n";
+
+impl ResponseFormat {
+    /// `request_id`: the id vLLM derives the response id from (x-request-id, or random).
+    pub fn new(endpoint: Endpoint, request_id: &str, created: u64, model: &str) -> Self {
+        ResponseFormat {
+            endpoint,
+            id: format!("{}{request_id}", endpoint.id_prefix()),
+            created,
+            model: model.to_string(),
+        }
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint
+    }
+
+    fn envelope(&self, object: &str, choices: Value) -> serde_json::Map<String, Value> {
+        let mut map = serde_json::Map::new();
+        map.insert("id".into(), self.id.clone().into());
+        map.insert("object".into(), object.into());
+        map.insert("created".into(), self.created.into());
+        map.insert("model".into(), self.model.clone().into());
+        map.insert("choices".into(), choices);
+        map
+    }
+
+    fn event(&self, choices: Value) -> String {
+        let chunk = self.envelope(self.endpoint.chunk_object(), choices);
+        format!("data: {}\n\n", Value::Object(chunk))
+    }
+
+    /// The first chat event: role only, empty content (chat only).
+    pub fn role_event(&self) -> String {
+        self.event(json!([{
+            "index": 0,
+            "delta": {"role": "assistant", "content": ""},
+            "logprobs": null,
+            "finish_reason": null,
+        }]))
+    }
+
+    /// One token; the last one carries the finish reason, as in vLLM.
+    pub fn token_event(&self, text: &str, finish: Option<FinishReason>) -> String {
+        let mut choice = match self.endpoint {
+            Endpoint::Chat => json!({"index": 0, "delta": {"content": text}, "logprobs": null}),
+            Endpoint::Completions => json!({"index": 0, "text": text, "logprobs": null}),
+        };
+        if let Value::Object(map) = &mut choice {
+            map.insert(
+                "finish_reason".into(),
+                finish.map(FinishReason::as_str).into(),
+            );
+            if finish.is_some() {
+                map.insert("stop_reason".into(), Value::Null);
+            }
+        }
+        self.event(Value::Array(vec![choice]))
+    }
+
+    /// The usage event (`stream_options.include_usage`): no choices.
+    pub fn usage_event(&self, usage: Usage) -> String {
+        let mut chunk = self.envelope(self.endpoint.chunk_object(), json!([]));
+        chunk.insert("usage".into(), usage.to_json());
+        format!("data: {}\n\n", Value::Object(chunk))
+    }
+
+    /// The non-streaming response body.
+    pub fn full_body(&self, text: &str, finish: FinishReason, usage: Usage) -> String {
+        let choice = match self.endpoint {
+            Endpoint::Chat => json!({
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "tool_calls": []},
+                "logprobs": null,
+                "finish_reason": finish.as_str(),
+                "stop_reason": null,
+            }),
+            Endpoint::Completions => json!({
+                "index": 0,
+                "text": text,
+                "logprobs": null,
+                "finish_reason": finish.as_str(),
+                "stop_reason": null,
+            }),
+        };
+        let mut body = self.envelope(self.endpoint.full_object(), json!([choice]));
+        body.insert("usage".into(), usage.to_json());
+        Value::Object(body).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_event(event: &str) -> Value {
+        let payload = event
+            .strip_prefix("data: ")
+            .and_then(|e| e.strip_suffix("\n\n"))
+            .expect("SSE framing");
+        serde_json::from_str(payload).expect("JSON payload")
+    }
+
+    #[test]
+    fn parses_chat_with_vllm_extensions() {
+        let body = br#"{"model":"m","messages":[{"role":"system","content":"be brief"},
+            {"role":"user","content":[{"type":"text","text":"hi"},{"type":"text","text":" there"}]}],
+            "stream":true,"stream_options":{"include_usage":true},"max_tokens":12,
+            "min_tokens":3,"ignore_eos":true,"temperature":0.5}"#;
+        let req = parse_request(Endpoint::Chat, body).unwrap();
+        assert_eq!(req.model.as_deref(), Some("m"));
+        assert!(req.stream && req.include_usage && req.ignore_eos);
+        assert_eq!((req.max_tokens, req.min_tokens), (Some(12), 3));
+        let Prompt::Texts { parts, cache_key } = req.prompt else {
+            panic!("text prompt expected")
+        };
+        assert_eq!(parts, vec!["be brief".to_string(), "hi there".to_string()]);
+        assert_eq!(cache_key, b"system\nbe brief\nuser\nhi there\n");
+    }
+
+    #[test]
+    fn defaults_and_aliases() {
+        let req = parse_request(
+            Endpoint::Chat,
+            br#"{"messages":[{"role":"user","content":"x"}],"stream":null,"max_tokens":5,"max_completion_tokens":7}"#,
+        )
+        .unwrap();
+        assert!(!req.stream && !req.include_usage && !req.ignore_eos);
+        assert_eq!(req.max_tokens, Some(7));
+        assert_eq!(req.model, None);
+    }
+
+    #[test]
+    fn parses_completion_prompts() {
+        let text = parse_request(Endpoint::Completions, br#"{"prompt":"abc"}"#).unwrap();
+        assert!(matches!(text.prompt, Prompt::Texts { .. }));
+        let one = parse_request(Endpoint::Completions, br#"{"prompt":["abc"]}"#).unwrap();
+        assert_eq!(one.prompt, text.prompt);
+        let ids = parse_request(Endpoint::Completions, br#"{"prompt":[1,2,3]}"#).unwrap();
+        assert_eq!(ids.prompt, Prompt::TokenIds(vec![1, 2, 3]));
+        let nested = parse_request(Endpoint::Completions, br#"{"prompt":[[4,5]]}"#).unwrap();
+        assert_eq!(nested.prompt, Prompt::TokenIds(vec![4, 5]));
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        let bad: &[(Endpoint, &[u8])] = &[
+            (Endpoint::Chat, b"{not json"),
+            (Endpoint::Chat, br#"{"messages":[]}"#),
+            (Endpoint::Chat, br#"{"model":"m"}"#),
+            (
+                Endpoint::Chat,
+                br#"{"messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#,
+            ),
+            (
+                Endpoint::Chat,
+                br#"{"messages":[{"role":"user","content":"x"}],"max_tokens":0}"#,
+            ),
+            (
+                Endpoint::Chat,
+                br#"{"messages":[{"role":"user","content":"x"}],"n":2}"#,
+            ),
+            (
+                Endpoint::Chat,
+                br#"{"messages":[{"role":"user","content":"x"}],"max_tokens":2,"min_tokens":3}"#,
+            ),
+            (Endpoint::Completions, br#"{"prompt":["a","b"]}"#),
+            (Endpoint::Completions, br#"{"prompt":[1,-2]}"#),
+            (Endpoint::Completions, br#"{"prompt":5}"#),
+            (Endpoint::Completions, br#"{"prompt":[]}"#),
+            (Endpoint::Completions, b"[]"),
+        ];
+        for (endpoint, body) in bad {
+            let err = parse_request(*endpoint, body).expect_err(&String::from_utf8_lossy(body));
+            assert_eq!(err.status, 400);
+            let json: Value = serde_json::from_str(&err.to_json()).unwrap();
+            assert_eq!(json["error"]["code"], 400);
+            assert_eq!(json["error"]["type"], "BadRequestError");
+        }
+    }
+
+    #[test]
+    fn max_tokens_against_context() {
+        assert_eq!(resolve_max_tokens(None, 0, 100, 256, 1000), Ok(256));
+        assert_eq!(resolve_max_tokens(None, 0, 900, 256, 1000), Ok(100));
+        assert_eq!(resolve_max_tokens(Some(50), 0, 900, 256, 1000), Ok(50));
+        assert!(resolve_max_tokens(Some(101), 0, 900, 256, 1000).is_err());
+        assert!(resolve_max_tokens(None, 0, 1000, 256, 1000).is_err());
+        assert!(resolve_max_tokens(None, 200, 900, 256, 1000).is_err());
+    }
+
+    #[test]
+    fn chat_events_like_vllm() {
+        let f = ResponseFormat::new(Endpoint::Chat, "abc", 1700000000, "sim");
+        let role = parse_event(&f.role_event());
+        assert_eq!(role["id"], "chatcmpl-abc");
+        assert_eq!(role["object"], "chat.completion.chunk");
+        assert_eq!(role["created"], 1700000000);
+        assert_eq!(role["model"], "sim");
+        assert_eq!(
+            role["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
+        let token = parse_event(&f.token_event(" the", None));
+        assert_eq!(token["choices"][0]["delta"], json!({"content": " the"}));
+        assert_eq!(token["choices"][0]["finish_reason"], Value::Null);
+        let last = parse_event(&f.token_event(" end", Some(FinishReason::Length)));
+        assert_eq!(last["choices"][0]["finish_reason"], "length");
+        let usage = parse_event(&f.usage_event(Usage {
+            prompt_tokens: 10,
+            completion_tokens: 4,
+            cached_tokens: 2,
+        }));
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(
+            usage["usage"],
+            json!({"prompt_tokens": 10, "total_tokens": 14, "completion_tokens": 4,
+                   "prompt_tokens_details": {"cached_tokens": 2}})
+        );
+    }
+
+    #[test]
+    fn completion_events_and_bodies() {
+        let f = ResponseFormat::new(Endpoint::Completions, "x\"y", 1, "sim");
+        let token = parse_event(&f.token_event(" a", Some(FinishReason::Stop)));
+        assert_eq!(token["id"], "cmpl-x\"y");
+        assert_eq!(token["object"], "text_completion");
+        assert_eq!(token["choices"][0]["text"], " a");
+        assert_eq!(token["choices"][0]["finish_reason"], "stop");
+        let body: Value =
+            serde_json::from_str(&f.full_body(" a b", FinishReason::Stop, Usage::default()))
+                .unwrap();
+        assert_eq!(body["choices"][0]["text"], " a b");
+        assert_eq!(body["usage"]["total_tokens"], 0);
+
+        let chat = ResponseFormat::new(Endpoint::Chat, "1", 1, "sim");
+        let body: Value =
+            serde_json::from_str(&chat.full_body("hi", FinishReason::Length, Usage::default()))
+                .unwrap();
+        assert_eq!(body["object"], "chat.completion");
+        assert_eq!(body["choices"][0]["message"]["content"], "hi");
+        assert_eq!(body["choices"][0]["finish_reason"], "length");
+    }
+
+    #[test]
+    fn token_texts_are_short_word_pieces() {
+        for i in 0..100 {
+            let t = token_text(12345, i);
+            assert!(t.starts_with(' ') && t.len() <= 7);
+        }
+        assert_ne!(token_text(0, 0), token_text(0, 1));
+    }
+}

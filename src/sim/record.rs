@@ -1,0 +1,339 @@
+//! What the simulated server remembers: always-on counters, and (with `--record`) one record per
+//! completion request holding when each token was actually handed to the response body — the
+//! ground truth the load generator's measurements are checked against.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// One completion request as the server saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SimRecord {
+    /// The `x-request-id` header.
+    pub request_id: Option<String>,
+    /// The W3C `traceparent` header.
+    pub traceparent: Option<String>,
+    /// Route path, e.g. "/v1/chat/completions".
+    pub endpoint: String,
+    pub stream: bool,
+    /// Wall clock at handler entry.
+    pub received_at_unix_nanos: u128,
+    pub prompt_tokens: u64,
+    /// Tokens actually sent (fewer than generated if the client went away).
+    pub completion_tokens: u64,
+    pub status: u16,
+    /// Offset of the first token (None: no token sent).
+    pub ttft_us: Option<u32>,
+    /// Microseconds from handler entry to each token chunk being yielded to the response body
+    /// (non-streaming: every token at the moment the whole body was produced).
+    pub token_offsets_us: Vec<u32>,
+    /// Offset of the end of the response (`[DONE]` yielded, or the body produced);
+    /// None when the client went away first.
+    pub end_us: Option<u32>,
+}
+
+/// Counters kept whether or not records are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SimStats {
+    /// Completion requests that entered a handler.
+    pub received: u64,
+    /// Completion requests whose response was sent in full with a 2xx status.
+    pub completed: u64,
+    /// Finished completion requests by status (a stream cut by the client counts under 200 but
+    /// not in `completed`). `received − Σ by_status` are in flight.
+    pub by_status: BTreeMap<u16, u64>,
+    /// Token chunks handed to response bodies.
+    pub tokens_sent: u64,
+    /// Records not kept because the cap was reached.
+    pub records_dropped: u64,
+}
+
+/// Microseconds since `since`, saturating at u32::MAX (~71 minutes).
+pub fn offset_us(since: Instant, at: Instant) -> u32 {
+    let micros = at.saturating_duration_since(since).as_micros();
+    u32::try_from(micros).unwrap_or(u32::MAX)
+}
+
+/// Shared by all workers: counters and the bounded record list.
+#[derive(Debug)]
+pub struct Recorder {
+    enabled: bool,
+    cap: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    stats: SimStats,
+    records: Vec<SimRecord>,
+}
+
+impl Recorder {
+    /// `enabled`: keep records (at most `cap`); counters are always kept.
+    pub fn new(enabled: bool, cap: usize) -> Self {
+        Recorder {
+            enabled,
+            cap,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// Whether per-request records are kept (callers skip collecting offsets otherwise).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn on_received(&self) {
+        self.inner.lock().stats.received += 1;
+    }
+
+    pub fn on_tokens_sent(&self, count: u64) {
+        self.inner.lock().stats.tokens_sent += count;
+    }
+
+    /// Accounts for a finished request; `complete`: the whole response went out.
+    pub fn finish(&self, record: SimRecord, complete: bool) {
+        let mut inner = self.inner.lock();
+        let stats = &mut inner.stats;
+        *stats.by_status.entry(record.status).or_default() += 1;
+        if complete && (200..300).contains(&record.status) {
+            stats.completed += 1;
+        }
+        if !self.enabled {
+            return;
+        }
+        if inner.records.len() < self.cap {
+            inner.records.push(record);
+        } else {
+            inner.stats.records_dropped += 1;
+        }
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.inner.lock().stats.clone()
+    }
+
+    pub fn records(&self) -> Vec<SimRecord> {
+        self.inner.lock().records.clone()
+    }
+}
+
+/// Builds a `SimRecord` as a request progresses.
+#[derive(Debug)]
+pub struct RecordBuilder {
+    received: Instant,
+    keep_offsets: bool,
+    record: SimRecord,
+}
+
+impl RecordBuilder {
+    pub fn new(
+        received: Instant,
+        received_at_unix_nanos: u128,
+        endpoint: &str,
+        request_id: Option<String>,
+        traceparent: Option<String>,
+        keep_offsets: bool,
+    ) -> Self {
+        RecordBuilder {
+            received,
+            keep_offsets,
+            record: SimRecord {
+                request_id,
+                traceparent,
+                endpoint: endpoint.to_string(),
+                stream: false,
+                received_at_unix_nanos,
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                status: 200,
+                ttft_us: None,
+                token_offsets_us: Vec::new(),
+                end_us: None,
+            },
+        }
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        self.record.request_id.as_deref()
+    }
+
+    pub fn set_stream(&mut self, stream: bool) {
+        self.record.stream = stream;
+    }
+
+    pub fn set_prompt_tokens(&mut self, tokens: u64) {
+        self.record.prompt_tokens = tokens;
+    }
+
+    pub fn set_status(&mut self, status: u16) {
+        self.record.status = status;
+    }
+
+    /// A token was handed to the response body at `at`.
+    pub fn token_sent(&mut self, at: Instant) {
+        let offset = offset_us(self.received, at);
+        self.record.completion_tokens += 1;
+        self.record.ttft_us.get_or_insert(offset);
+        if self.keep_offsets {
+            self.record.token_offsets_us.push(offset);
+        }
+    }
+
+    /// The response ended at `at`.
+    pub fn ended(&mut self, at: Instant) {
+        self.record.end_us = Some(offset_us(self.received, at));
+    }
+
+    pub fn build(self) -> SimRecord {
+        self.record
+    }
+}
+
+/// A request being served: its record under construction. Dropping it (client gone, handler
+/// cancelled) accounts for the request as not complete, so nothing is ever lost from the counts.
+#[derive(Debug)]
+pub struct InFlight {
+    recorder: Arc<Recorder>,
+    builder: Option<RecordBuilder>,
+}
+
+impl InFlight {
+    /// Counts the request as received.
+    pub fn new(recorder: Arc<Recorder>, builder: RecordBuilder) -> Self {
+        recorder.on_received();
+        InFlight {
+            recorder,
+            builder: Some(builder),
+        }
+    }
+
+    /// The record under construction (None only after `finish`).
+    pub fn record(&mut self) -> Option<&mut RecordBuilder> {
+        self.builder.as_mut()
+    }
+
+    /// `count` tokens handed to the response body at `at`.
+    pub fn tokens_sent(&mut self, count: u64, at: Instant) {
+        self.recorder.on_tokens_sent(count);
+        if let Some(builder) = self.builder.as_mut() {
+            for _ in 0..count {
+                builder.token_sent(at);
+            }
+        }
+    }
+
+    /// The response ended at `at`; `complete`: sent in full.
+    pub fn finish(&mut self, at: Option<Instant>, complete: bool) {
+        if let Some(mut builder) = self.builder.take() {
+            if let Some(at) = at {
+                builder.ended(at);
+            }
+            self.recorder.finish(builder.build(), complete);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.finish(None, false);
+    }
+}
+
+/// Wall-clock nanoseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_nanos_now() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder(at: Instant) -> RecordBuilder {
+        RecordBuilder::new(at, 1, "/v1/completions", Some("r1".into()), None, true)
+    }
+
+    #[test]
+    fn builder_tracks_offsets_and_ttft() {
+        let t0 = Instant::now();
+        let mut b = builder(t0);
+        b.set_stream(true);
+        b.token_sent(t0 + Duration::from_micros(1500));
+        b.token_sent(t0 + Duration::from_micros(2500));
+        b.ended(t0 + Duration::from_micros(3000));
+        let r = b.build();
+        assert_eq!(r.ttft_us, Some(1500));
+        assert_eq!(r.token_offsets_us, vec![1500, 2500]);
+        assert_eq!(r.completion_tokens, 2);
+        assert_eq!(r.end_us, Some(3000));
+        assert_eq!(r.request_id.as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn records_are_capped_and_counted() {
+        let rec = Recorder::new(true, 2);
+        for status in [200, 200, 400] {
+            rec.on_received();
+            let mut b = builder(Instant::now());
+            b.set_status(status);
+            rec.finish(b.build(), true);
+        }
+        let stats = rec.stats();
+        assert_eq!(rec.records().len(), 2);
+        assert_eq!(stats.records_dropped, 1);
+        assert_eq!(stats.received, 3);
+        assert_eq!(stats.completed, 2);
+        assert_eq!(stats.by_status.get(&200), Some(&2));
+        assert_eq!(stats.by_status.get(&400), Some(&1));
+    }
+
+    #[test]
+    fn disabled_recorder_keeps_counters_only() {
+        let rec = Recorder::new(false, 10);
+        rec.finish(builder(Instant::now()).build(), false);
+        rec.on_tokens_sent(1);
+        assert!(rec.records().is_empty());
+        let stats = rec.stats();
+        assert_eq!(stats.completed, 0);
+        assert_eq!(stats.tokens_sent, 1);
+        assert_eq!(stats.records_dropped, 0);
+    }
+
+    #[test]
+    fn in_flight_dropped_counts_as_incomplete() {
+        let rec = Arc::new(Recorder::new(true, 10));
+        let t0 = Instant::now();
+        {
+            let mut req = InFlight::new(rec.clone(), builder(t0));
+            req.tokens_sent(3, t0 + Duration::from_millis(1));
+            assert_eq!(rec.stats().received, 1);
+            assert!(rec.stats().by_status.is_empty(), "still in flight");
+        }
+        let stats = rec.stats();
+        assert_eq!((stats.completed, stats.tokens_sent), (0, 3));
+        assert_eq!(stats.by_status.get(&200), Some(&1));
+        let records = rec.records();
+        assert_eq!(records[0].token_offsets_us, vec![1000; 3]);
+        assert_eq!(records[0].end_us, None);
+
+        let mut req = InFlight::new(rec.clone(), builder(t0));
+        req.finish(Some(t0 + Duration::from_millis(2)), true);
+        drop(req); // already finished: not counted twice
+        assert_eq!(rec.stats().completed, 1);
+        assert_eq!(rec.stats().by_status.get(&200), Some(&2));
+        assert_eq!(rec.records()[1].end_us, Some(2000));
+    }
+
+    #[test]
+    fn offsets_saturate() {
+        let t0 = Instant::now();
+        assert_eq!(offset_us(t0, t0 + Duration::from_secs(10_000)), u32::MAX);
+        assert_eq!(offset_us(t0 + Duration::from_secs(1), t0), 0);
+    }
+}

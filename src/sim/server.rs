@@ -1,0 +1,792 @@
+//! The HTTP side of the simulated server: actix-web routes, the engine loop task, and the
+//! streaming bodies that turn engine emissions into SSE events.
+//!
+//! Threads: `SimServer::start` runs a dedicated OS thread with its own actix System. The engine
+//! loop is one task on that System's arbiter; it wakes at each step deadline (absolute times) and
+//! pushes each token into its request's channel. Handlers run on the HTTP worker threads; a
+//! streaming body reads its channel and stamps when it hands each token to actix (the "sent" time
+//! recorded in `SimRecord`).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use bytes::Bytes;
+use futures_util::Stream;
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokenizers::Tokenizer;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Notify;
+
+use super::config::{FixedTiming, SimConfig};
+use super::engine::{
+    sample_output_len, Emission, Engine, EngineParams, FinishReason, LengthRequest, SeqId,
+    SeqRequest,
+};
+use super::openai::{
+    parse_request, resolve_max_tokens, token_text, ApiError, Endpoint, GenerationRequest, Prompt,
+    ResponseFormat, Usage, DONE_EVENT,
+};
+use super::prefix_cache::prompt_block_hashes;
+use super::record::{unix_nanos_now, InFlight, RecordBuilder, Recorder, SimRecord, SimStats};
+
+/// Largest request body accepted (long prompts; actix's default is 256 KiB).
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Pending-connection backlog (a burst of new connections must not be refused).
+const LISTEN_BACKLOG: u32 = 4096;
+/// How long a graceful stop waits for in-flight responses.
+const SHUTDOWN_GRACE_SECS: u64 = 3;
+/// If the engine loop wakes later than this after a step deadline, the next step starts from
+/// now instead of the missed deadline (no burst of compressed steps to catch up).
+const MAX_STEP_LAG: Duration = Duration::from_millis(5);
+/// Owner shown in `/v1/models`.
+const MODEL_OWNER: &str = "inference-benchmarker";
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The engine and the channel of every sequence it serves, under one lock.
+struct EngineState {
+    engine: Engine,
+    senders: HashMap<SeqId, UnboundedSender<Emission>>,
+}
+
+impl EngineState {
+    /// Aborts sequences whose client has gone away (their receiver was dropped).
+    fn prune_disconnected(&mut self) {
+        let engine = &mut self.engine;
+        self.senders.retain(|&id, tx| {
+            let open = !tx.is_closed();
+            if !open {
+                engine.abort(id);
+            }
+            open
+        });
+    }
+
+    /// Hands a step's tokens to their requests.
+    fn deliver(&mut self, emissions: Vec<Emission>) {
+        for emission in emissions {
+            let Some(tx) = self.senders.get(&emission.id) else {
+                continue;
+            };
+            if tx.send(emission).is_err() {
+                self.engine.abort(emission.id);
+                self.senders.remove(&emission.id);
+            } else if emission.finish.is_some() {
+                self.senders.remove(&emission.id);
+            }
+        }
+    }
+}
+
+struct EngineHandle {
+    state: Mutex<EngineState>,
+    wake: Notify,
+}
+
+enum Mode {
+    Engine(Arc<EngineHandle>),
+    Fixed(FixedTiming),
+}
+
+/// State shared by the workers and the engine loop.
+struct Shared {
+    cfg: SimConfig,
+    tokenizer: Option<Arc<Tokenizer>>,
+    recorder: Arc<Recorder>,
+    mode: Mode,
+    /// Response ids, token-text salts, fixed-mode output lengths.
+    rng: Mutex<StdRng>,
+}
+
+impl Shared {
+    fn new(cfg: SimConfig, tokenizer: Option<Arc<Tokenizer>>) -> Self {
+        let mode = match cfg.fixed_timing() {
+            Some(timing) => Mode::Fixed(timing),
+            None => Mode::Engine(Arc::new(EngineHandle {
+                state: Mutex::new(EngineState {
+                    engine: Engine::new(EngineParams::from_config(&cfg), cfg.seed),
+                    senders: HashMap::new(),
+                }),
+                wake: Notify::new(),
+            })),
+        };
+        Shared {
+            recorder: Arc::new(Recorder::new(cfg.record, cfg.record_cap)),
+            // A different stream from the engine's so ids do not shift output lengths.
+            rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed1d)),
+            tokenizer,
+            mode,
+            cfg,
+        }
+    }
+
+    fn count_tokens(&self, text: &str) -> u64 {
+        let counted = self
+            .tokenizer
+            .as_ref()
+            .and_then(|tok| tok.encode(text, false).ok())
+            .map(|encoding| encoding.len() as u64);
+        // Without a tokenizer (or if it fails): ~4 bytes per token.
+        counted.unwrap_or_else(|| (text.len() as u64).div_ceil(4))
+    }
+}
+
+/// The engine loop: one step at a time, on absolute deadlines.
+async fn engine_loop(handle: Arc<EngineHandle>) {
+    let mut next_start: Option<Instant> = None;
+    loop {
+        let step = {
+            let mut state = handle.state.lock();
+            state.prune_disconnected();
+            state.engine.step()
+        };
+        let Some(step) = step else {
+            next_start = None;
+            handle.wake.notified().await;
+            continue;
+        };
+        let now = Instant::now();
+        let start = match next_start {
+            Some(due) if now.saturating_duration_since(due) <= MAX_STEP_LAG => due,
+            _ => now,
+        };
+        let deadline = start.checked_add(step.duration).unwrap_or(now);
+        tokio::time::sleep_until(deadline.into()).await;
+        handle.state.lock().deliver(step.emissions);
+        next_start = Some(deadline);
+    }
+}
+
+/// Fixed-timing mode: token k is due at receipt + TTFT + k × ITL (absolute, never summed sleeps).
+async fn fixed_timing_producer(
+    tx: UnboundedSender<Emission>,
+    timing: FixedTiming,
+    received: Instant,
+    (len, finish): (u32, FinishReason),
+) {
+    let first = received.checked_add(timing.ttft);
+    for index in 0..len {
+        let due = first.and_then(|f| f.checked_add(timing.itl.checked_mul(index)?));
+        let Some(due) = due else {
+            return; // beyond the clock's range: the client will have given up long before
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(due.into()) => {}
+            _ = tx.closed() => return,
+        }
+        let emission = Emission {
+            id: 0,
+            index,
+            cached_tokens: 0,
+            finish: (index + 1 == len).then_some(finish),
+        };
+        if tx.send(emission).is_err() {
+            return;
+        }
+    }
+}
+
+/// A request the server will serve.
+struct Plan {
+    request: GenerationRequest,
+    prompt_tokens: u64,
+    prompt_bytes: usize,
+    prompt_blocks: Vec<u64>,
+    length: LengthRequest,
+}
+
+/// What happens to one request.
+enum Disposition {
+    Serve(Plan),
+    Reject(ApiError),
+}
+
+/// The one place where per-request behaviour is decided. Fault injection (error statuses,
+/// 429s, dropped connections, stalls, malformed events — chosen by flags or per-request headers,
+/// both visible here) belongs here as new `Disposition` variants.
+fn decide(shared: &Shared, endpoint: Endpoint, _headers: &HeaderMap, body: &[u8]) -> Disposition {
+    match plan(shared, endpoint, body) {
+        Ok(plan) => Disposition::Serve(plan),
+        Err(err) => Disposition::Reject(err),
+    }
+}
+
+/// `decide`, on the blocking pool when a tokenizer will count the prompt: tokenizing a long
+/// prompt on the worker would stall every other stream it serves.
+async fn decide_off_loop(
+    shared: &web::Data<Shared>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Disposition {
+    if shared.tokenizer.is_none() {
+        return decide(shared, endpoint, headers, body);
+    }
+    let (shared, headers, body) = (shared.clone(), headers.clone(), body.clone());
+    web::block(move || decide(&shared, endpoint, &headers, &body))
+        .await
+        .unwrap_or_else(|_| Disposition::Reject(ApiError::internal("the tokenizer task failed")))
+}
+
+/// Parses and validates a request, and counts its prompt.
+fn plan(shared: &Shared, endpoint: Endpoint, body: &[u8]) -> Result<Plan, ApiError> {
+    let request = parse_request(endpoint, body)?;
+    if let Some(model) = request.model.as_deref() {
+        if model != shared.cfg.model_name {
+            return Err(ApiError::model_not_found(model));
+        }
+    }
+    let (prompt_tokens, cache_key) = match &request.prompt {
+        Prompt::Texts { parts, cache_key } => (
+            parts.iter().map(|p| shared.count_tokens(p)).sum(),
+            cache_key.clone(),
+        ),
+        // Token ids: 4 bytes each, so bytes/4 ≈ tokens as for text.
+        Prompt::TokenIds(ids) => (
+            ids.len() as u64,
+            ids.iter().flat_map(|id| id.to_le_bytes()).collect(),
+        ),
+    };
+    let max_tokens = resolve_max_tokens(
+        request.max_tokens,
+        request.min_tokens,
+        prompt_tokens,
+        shared.cfg.default_max_tokens,
+        shared.cfg.max_model_len,
+    )?;
+    let length = LengthRequest {
+        max_tokens,
+        min_tokens: request.min_tokens,
+        ignore_eos: request.ignore_eos,
+    };
+    Ok(Plan {
+        prompt_blocks: prompt_block_hashes(&cache_key, shared.cfg.block_size_bytes),
+        prompt_bytes: cache_key.len(),
+        prompt_tokens,
+        length,
+        request,
+    })
+}
+
+/// Starts generating: queues the sequence in the engine, or spawns its fixed-timing producer.
+fn start_generation(
+    shared: &Shared,
+    plan: &Plan,
+    received: Instant,
+) -> Result<UnboundedReceiver<Emission>, ApiError> {
+    let (tx, rx) = unbounded_channel();
+    match &shared.mode {
+        Mode::Engine(handle) => {
+            {
+                let mut state = handle.state.lock();
+                let id = state
+                    .engine
+                    .submit(SeqRequest {
+                        prompt_tokens: plan.prompt_tokens,
+                        prompt_bytes: plan.prompt_bytes,
+                        prompt_blocks: plan.prompt_blocks.clone(),
+                        length: plan.length,
+                    })
+                    .map_err(|_| ApiError::queue_full())?;
+                state.senders.insert(id, tx);
+            }
+            handle.wake.notify_one();
+        }
+        Mode::Fixed(timing) => {
+            let len = sample_output_len(
+                plan.length,
+                shared.cfg.mean_output_tokens,
+                &mut shared.rng.lock(),
+            );
+            actix_rt::spawn(fixed_timing_producer(tx, *timing, received, len));
+        }
+    }
+    Ok(rx)
+}
+
+fn header_string(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn error_response(err: &ApiError) -> HttpResponse {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(err.to_json())
+}
+
+async fn chat_completions(
+    req: HttpRequest,
+    body: Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    generate(Endpoint::Chat, req, body, shared).await
+}
+
+async fn completions(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    generate(Endpoint::Completions, req, body, shared).await
+}
+
+/// Both generation routes.
+async fn generate(
+    endpoint: Endpoint,
+    req: HttpRequest,
+    body: Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    let received = Instant::now();
+    let headers = req.headers();
+    let builder = RecordBuilder::new(
+        received,
+        unix_nanos_now(),
+        endpoint.path(),
+        header_string(headers, &X_REQUEST_ID),
+        header_string(headers, &TRACEPARENT),
+        shared.recorder.enabled(),
+    );
+    let mut log = InFlight::new(shared.recorder.clone(), builder);
+    let mut response = match decide_off_loop(&shared, endpoint, headers, &body).await {
+        Disposition::Reject(err) => reject(log, &err),
+        Disposition::Serve(plan) => {
+            if let Some(record) = log.record() {
+                record.set_stream(plan.request.stream);
+                record.set_prompt_tokens(plan.prompt_tokens);
+            }
+            match start_generation(&shared, &plan, received) {
+                Err(err) => reject(log, &err),
+                Ok(rx) => {
+                    let format = response_format(&shared, endpoint, log.record());
+                    if plan.request.stream {
+                        stream_response(rx, format, &plan, &shared, log)
+                    } else {
+                        collect_response(rx, format, &plan, &shared, &mut log).await
+                    }
+                }
+            }
+        }
+    };
+    // Echo x-request-id, as vLLM does with --enable-request-id-headers.
+    if let Some(value) = headers.get(&X_REQUEST_ID) {
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID.clone(), value.clone());
+    }
+    response
+}
+
+fn reject(mut log: InFlight, err: &ApiError) -> HttpResponse {
+    if let Some(record) = log.record() {
+        record.set_status(err.status);
+    }
+    log.finish(Some(Instant::now()), true);
+    error_response(err)
+}
+
+/// Ids like vLLM: derived from x-request-id when given, random otherwise.
+fn response_format(
+    shared: &Shared,
+    endpoint: Endpoint,
+    record: Option<&mut RecordBuilder>,
+) -> ResponseFormat {
+    let request_id = record
+        .and_then(|r| r.request_id().map(str::to_owned))
+        .unwrap_or_else(|| format!("{:032x}", shared.rng.lock().random::<u128>()));
+    ResponseFormat::new(
+        endpoint,
+        &request_id,
+        unix_secs_now(),
+        &shared.cfg.model_name,
+    )
+}
+
+fn unix_secs_now() -> u64 {
+    u64::try_from(unix_nanos_now() / 1_000_000_000).unwrap_or(u64::MAX)
+}
+
+fn text_salt(shared: &Shared) -> u64 {
+    shared.rng.lock().random()
+}
+
+/// Non-streaming: waits for every token, then answers one JSON body.
+async fn collect_response(
+    mut rx: UnboundedReceiver<Emission>,
+    format: ResponseFormat,
+    plan: &Plan,
+    shared: &Shared,
+    log: &mut InFlight,
+) -> HttpResponse {
+    let salt = text_salt(shared);
+    let mut text = String::new();
+    let mut usage = Usage {
+        prompt_tokens: plan.prompt_tokens,
+        ..Usage::default()
+    };
+    let finish = loop {
+        let Some(emission) = rx.recv().await else {
+            let err = ApiError::engine_stopped();
+            if let Some(record) = log.record() {
+                record.set_status(err.status);
+            }
+            log.finish(Some(Instant::now()), false);
+            return error_response(&err);
+        };
+        text.push_str(token_text(salt, emission.index));
+        usage.completion_tokens += 1;
+        usage.cached_tokens = emission.cached_tokens;
+        if let Some(finish) = emission.finish {
+            break finish;
+        }
+    };
+    let body = format.full_body(&text, finish, usage);
+    let now = Instant::now();
+    log.tokens_sent(usage.completion_tokens, now);
+    log.finish(Some(now), true);
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
+}
+
+fn stream_response(
+    rx: UnboundedReceiver<Emission>,
+    format: ResponseFormat,
+    plan: &Plan,
+    shared: &Shared,
+    log: InFlight,
+) -> HttpResponse {
+    let stream = TokenStream {
+        role_pending: format.endpoint() == Endpoint::Chat,
+        rx,
+        format,
+        include_usage: plan.request.include_usage,
+        salt: text_salt(shared),
+        stashed: None,
+        phase: Phase::Tokens,
+        usage: Usage {
+            prompt_tokens: plan.prompt_tokens,
+            ..Usage::default()
+        },
+        log,
+    };
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .streaming(stream)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Tokens,
+    Usage,
+    Done,
+    End,
+}
+
+/// The SSE body of a streaming response.
+struct TokenStream {
+    rx: UnboundedReceiver<Emission>,
+    format: ResponseFormat,
+    include_usage: bool,
+    /// Chat: the role-only event goes out with the first token, as in vLLM.
+    role_pending: bool,
+    /// The first token, held while the role event is yielded.
+    stashed: Option<Emission>,
+    salt: u64,
+    phase: Phase,
+    usage: Usage,
+    /// Dropped with the stream: a client that goes away is still accounted for.
+    log: InFlight,
+}
+
+impl TokenStream {
+    fn next_token(&mut self, cx: &mut Context<'_>) -> Poll<Option<Emission>> {
+        match self.stashed.take() {
+            Some(emission) => Poll::Ready(Some(emission)),
+            None => self.rx.poll_recv(cx),
+        }
+    }
+
+    fn token_event(&mut self, emission: Emission) -> Bytes {
+        // Stamped as it is handed to actix: the "actually sent" time of the record.
+        self.log.tokens_sent(1, Instant::now());
+        self.usage.completion_tokens += 1;
+        self.usage.cached_tokens = emission.cached_tokens;
+        if emission.finish.is_some() {
+            self.phase = if self.include_usage {
+                Phase::Usage
+            } else {
+                Phase::Done
+            };
+        }
+        let text = token_text(self.salt, emission.index);
+        Bytes::from(self.format.token_event(text, emission.finish))
+    }
+}
+
+impl Stream for TokenStream {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let event = match this.phase {
+            Phase::Tokens => match this.next_token(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    // The engine stopped (server shutting down): end the body without [DONE].
+                    this.phase = Phase::End;
+                    this.log.finish(Some(Instant::now()), false);
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(emission)) if this.role_pending => {
+                    this.role_pending = false;
+                    this.stashed = Some(emission);
+                    Bytes::from(this.format.role_event())
+                }
+                Poll::Ready(Some(emission)) => this.token_event(emission),
+            },
+            Phase::Usage => {
+                this.phase = Phase::Done;
+                Bytes::from(this.format.usage_event(this.usage))
+            }
+            Phase::Done => {
+                this.phase = Phase::End;
+                this.log.finish(Some(Instant::now()), true);
+                Bytes::from_static(DONE_EVENT.as_bytes())
+            }
+            Phase::End => return Poll::Ready(None),
+        };
+        Poll::Ready(Some(Ok(event)))
+    }
+}
+
+async fn models(shared: web::Data<Shared>) -> HttpResponse {
+    let name = &shared.cfg.model_name;
+    let created = unix_secs_now();
+    HttpResponse::Ok().json(serde_json::json!({
+        "object": "list",
+        "data": [{
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": MODEL_OWNER,
+            "root": name,
+            "parent": null,
+            "max_model_len": shared.cfg.max_model_len,
+        }],
+    }))
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+async fn not_found() -> HttpResponse {
+    error_response(&ApiError::not_found())
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/chat/completions", web::post().to(chat_completions))
+        .route("/v1/completions", web::post().to(completions))
+        .route("/v1/models", web::get().to(models))
+        .route("/health", web::get().to(health))
+        .default_service(web::to(not_found));
+}
+
+/// The running simulated server (see `SimServer::start`).
+pub struct SimServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    handle: Option<ServerHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SimServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimServer {
+    /// Binds host:port (port 0 = a free port), serves on a dedicated OS thread running its own
+    /// actix System (so it never shares an event loop with the load generator), and returns once
+    /// the socket accepts connections. `tokenizer` counts prompt tokens (None: bytes/4).
+    pub fn start(cfg: SimConfig, tokenizer: Option<Arc<Tokenizer>>) -> io::Result<SimServer> {
+        cfg.validate()
+            .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+        let shared = Arc::new(Shared::new(cfg, tokenizer));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sim-server".into())
+            .spawn(move || serve_thread(thread_shared, ready_tx))?;
+        let ready = ready_rx.recv();
+        match ready {
+            Ok(Ok((addr, handle))) => Ok(SimServer {
+                addr,
+                shared,
+                handle: Some(handle),
+                thread: Some(thread),
+            }),
+            Ok(Err(err)) => {
+                let _ = thread.join();
+                Err(err)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(io::Error::other("the simulated server thread exited early"))
+            }
+        }
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL, e.g. "http://127.0.0.1:8000" (loopback when bound to every interface).
+    pub fn url(&self) -> String {
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}")
+    }
+
+    /// Copies of the kept records (empty unless recording).
+    pub fn records(&self) -> Vec<SimRecord> {
+        self.shared.recorder.records()
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.shared.recorder.stats()
+    }
+
+    /// Graceful stop (in-flight responses get a few seconds); joins the server thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            // The command is sent at once; the returned future only waits for completion,
+            // which joining the thread does as well.
+            drop(handle.stop(true));
+        }
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                log::error!("the simulated server thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+type Ready = io::Result<(SocketAddr, ServerHandle)>;
+
+/// Body of the server thread: its own System, the engine loop, the HTTP server.
+fn serve_thread(shared: Arc<Shared>, ready: std::sync::mpsc::Sender<Ready>) {
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        if let Mode::Engine(handle) = &shared.mode {
+            actix_rt::spawn(engine_loop(handle.clone()));
+        }
+        let (host, port, workers) = (shared.cfg.host.clone(), shared.cfg.port, shared.cfg.workers);
+        let data = web::Data::from(shared);
+        let bound = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .configure(routes)
+        })
+        .workers(workers)
+        .backlog(LISTEN_BACKLOG)
+        // Each token event must leave at once, as from vLLM (uvicorn disables Nagle too).
+        .tcp_nodelay(true)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+        .bind((host.as_str(), port));
+        let server = match bound {
+            Ok(server) => server,
+            Err(err) => {
+                let _ = ready.send(Err(err));
+                return;
+            }
+        };
+        let Some(addr) = server.addrs().first().copied() else {
+            let _ = ready.send(Err(io::Error::other("bound to no address")));
+            return;
+        };
+        let server = server.run();
+        if ready.send(Ok((addr, server.handle()))).is_err() {
+            return; // start() gave up: nobody can stop us, so do not serve
+        }
+        if let Err(err) = server.await {
+            log::error!("simulated server: {err}");
+        }
+    });
+}
+
+/// The `inference-benchmarker sim` subcommand: serve until SIGINT/SIGTERM, log the address.
+pub fn run_cli(cfg: SimConfig, tokenizer: Option<Arc<Tokenizer>>) -> io::Result<()> {
+    let mode = match cfg.fixed_timing() {
+        Some(t) => format!("fixed timing: TTFT {:?}, ITL {:?}", t.ttft, t.itl),
+        None => format!(
+            "engine: {} slots, step {} ms + {} µs/seq, prefill {} µs/token",
+            cfg.slots, cfg.decode_step_ms, cfg.decode_us_per_seq, cfg.prefill_us_per_token
+        ),
+    };
+    let model = cfg.model_name.clone();
+    let server = SimServer::start(cfg, tokenizer)?;
+    // stdout, so that a script using --port 0 can read the address.
+    println!("simulated inference server listening on {}", server.url());
+    log::info!("serving model {model:?} ({mode}); Ctrl-C to stop");
+    wait_for_shutdown_signal()?;
+    log::info!("stopping: {:?}", server.stats());
+    server.stop();
+    Ok(())
+}
+
+fn wait_for_shutdown_signal() -> io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut terminate = signal(SignalKind::terminate())?;
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result,
+                _ = terminate.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
+    })
+}
