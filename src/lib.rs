@@ -1,5 +1,9 @@
 //! inference-benchmarker: a load generator for OpenAI-compatible LLM inference servers.
+//!
+//! `run(config)` is the whole benchmark, callable in-process (tests do); `main.rs` only parses
+//! the command line and maps errors to exit codes.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod coordinator;
@@ -11,3 +15,166 @@ pub mod sim;
 pub mod table;
 pub mod workers;
 pub mod workload;
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use actix_rt::Arbiter;
+use sinks::recorder::{Recorder, RecorderConfig};
+use tokio::sync::oneshot;
+
+use crate::clock::Clock;
+use crate::config::{Endpoint, RunConfig};
+pub use crate::coordinator::RunSummary;
+use crate::coordinator::{Coordinator, Engine};
+pub use crate::exit::RunError;
+use crate::load::RequestPool;
+use crate::request::client::{PreparedBody, RequestShared};
+use crate::request::openai::{chat_body, completions_body, endpoint_url};
+use crate::shutdown::{Level, Shutdown};
+use crate::workers::{ClientSettings, Workers};
+use crate::workload::Workload;
+
+/// Runs a benchmark to its end. Blocks the calling thread (it runs its own actix System).
+pub fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
+    run_with(cfg, Shutdown::new(), false)
+}
+
+/// As `run`, with a stop handle the caller controls, and — for the binary — SIGINT/SIGTERM
+/// handling: the first signal stops the run cleanly (drain, then cancel after the grace
+/// period, results written), a second one exits at once.
+pub fn run_with(
+    cfg: RunConfig,
+    shutdown: Shutdown,
+    handle_signals: bool,
+) -> Result<RunSummary, RunError> {
+    let url = endpoint_url(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
+    let workload = workload::prepare(&workload::WorkloadConfig::from_run_config(&cfg))
+        .map_err(RunError::Config)?;
+    let system = actix_rt::System::new();
+    let result = system.block_on(async move {
+        if handle_signals {
+            actix_rt::spawn(watch_signals(shutdown.clone()));
+        }
+        start(cfg, url, workload, shutdown).await
+    });
+    result
+}
+
+async fn start(
+    cfg: RunConfig,
+    url: String,
+    workload: Workload,
+    shutdown: Shutdown,
+) -> Result<RunSummary, RunError> {
+    let authorization = cfg.api_key.as_ref().map(|k| format!("Bearer {k}"));
+    let settings = ClientSettings {
+        max_connections: cfg.max_vus as usize + 1,
+    };
+    let probe = workers::build_client(settings);
+    let model = tokio::select! {
+        m = coordinator::health::check(&probe, &cfg.url, authorization.as_deref(), cfg.model_name.as_deref()) => m?,
+        _ = shutdown.reached(Level::Stop) => return Err(RunError::Interrupted { results: None }),
+    };
+    drop(probe);
+
+    let bodies = prepare_bodies(&cfg, &model, &workload);
+    let clock = Clock::start();
+    let mut config_json = serde_json::to_value(&cfg).unwrap_or_default();
+    if let Some(obj) = config_json.as_object_mut() {
+        obj.insert("model_name".into(), model.clone().into());
+        obj.insert("tokenizer".into(), workload.tokenizer_label.clone().into());
+        obj.insert("dataset_source".into(), workload.source.clone().into());
+    }
+    let counter = Arc::new(workload::tokenizer::TokenizerCounter::new(
+        workload.tokenizer.clone(),
+    ));
+    let recorder_cfg = RecorderConfig {
+        output_dir: cfg.output_dir.clone(),
+        file_label: workload.tokenizer_label.clone(),
+        run_id: cfg.run_id.clone(),
+        config_json,
+        save_requests: cfg.save_requests,
+        anchor_unix_nanos: clock.anchor_unix_nanos(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let recorder = Recorder::new(recorder_cfg, counter).map_err(|e| {
+        RunError::Config(format!(
+            "cannot write results to {}: {e}",
+            cfg.output_dir.display()
+        ))
+    })?;
+    let results_path = recorder.results_path().to_path_buf();
+    // Sinks run on their own arbiter, never on the request arbiters.
+    let sink_arbiter = Arbiter::new();
+    let recorder = recorder.start_in_arbiter(&sink_arbiter.handle());
+
+    let shared = Arc::new(RequestShared {
+        url,
+        authorization,
+        timeout: cfg.request_timeout,
+        clock,
+        shutdown: shutdown.clone(),
+    });
+    let workers = Arc::new(Workers::start(cfg.workers, settings));
+    let engine = Engine {
+        clock,
+        shutdown,
+        shared,
+        pool: Arc::new(RequestPool::new(bodies)),
+        workers,
+        scheduler: Arbiter::new(),
+        recorder,
+        settings,
+        results_path,
+        cfg,
+    };
+    let (tx, rx) = oneshot::channel();
+    Coordinator::new(engine, tx).start();
+    let result = rx.await.unwrap_or_else(|_| {
+        Err(RunError::Internal(
+            "the coordinator stopped without a result".into(),
+        ))
+    });
+    sink_arbiter.stop();
+    let _ = sink_arbiter.join();
+    result
+}
+
+/// Request bodies are serialized once, here, so the hot path only clones `Bytes`.
+fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<PreparedBody>> {
+    workload
+        .requests
+        .iter()
+        .map(|r| {
+            let body = match cfg.endpoint {
+                Endpoint::Chat => chat_body(model, &r.messages, r.max_tokens, cfg.ignore_eos),
+                Endpoint::Completions => {
+                    completions_body(model, &r.prompt, r.max_tokens, cfg.ignore_eos)
+                }
+            };
+            Arc::new(PreparedBody {
+                body,
+                prompt_tokens: r.prompt_tokens,
+                max_tokens: r.max_tokens,
+            })
+        })
+        .collect()
+}
+
+async fn watch_signals(shutdown: Shutdown) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        log::warn!("cannot listen for SIGINT/SIGTERM");
+        return;
+    };
+    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+    eprintln!("stopping: finishing in-flight requests (a second signal exits at once)");
+    shutdown.raise(Level::Stop);
+    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+    eprintln!("second signal: exiting now");
+    std::process::exit(130);
+}

@@ -1,0 +1,520 @@
+//! The command line: the original tool's flags (same names, short forms, env vars, defaults)
+//! plus ours, turned into a `RunConfig`. Parse errors are messages with exit code 2, never panics.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::{BenchmarkKind, Endpoint, RunConfig};
+use crate::exit::RunError;
+use crate::shutdown::Shutdown;
+use crate::sim::{SimConfig, SimServer};
+use crate::workload::options::TokenizeOptions;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "inference-benchmarker",
+    version,
+    about = "Benchmark an OpenAI-compatible inference server: maximum throughput, rate sweeps, exact TTFT / inter-token / end-to-end latencies.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the built-in simulated inference server (OpenAI-compatible) until SIGINT/SIGTERM.
+    Sim(SimArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub config: SimConfig,
+    /// tokenizer.json (or a folder holding one) to count prompt tokens; default: the built-in one.
+    #[arg(long)]
+    pub tokenizer: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Tokenizer: a local tokenizer.json or a folder holding one (default: the built-in tokenizer)
+    #[arg(short, long, env)]
+    pub tokenizer_name: Option<String>,
+    /// Model to request (default: the first model the server lists on /v1/models)
+    #[arg(long, env)]
+    pub model_name: Option<String>,
+    /// Virtual users (throughput step) and the cap on requests in flight (rate steps)
+    #[arg(short, long, env, default_value = "128")]
+    pub max_vus: u64,
+    /// Duration of each benchmark step (e.g. 120s, 2m)
+    #[arg(short, long, env, default_value = "120s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Request rates per second for the rate benchmark: --rates 1,5 or --rates 1 --rates 5
+    #[arg(short, long, env, value_delimiter = ',')]
+    pub rates: Option<Vec<f64>>,
+    /// Number of rates of the sweep, evenly spaced up to 1.2 × the measured maximum
+    #[arg(long, env, default_value = "10")]
+    pub num_rates: u64,
+    /// A benchmark profile: fixed-length, chat, code-generation, classification
+    #[arg(long, env)]
+    pub profile: Option<String>,
+    /// throughput (closed loop), rate (open loop at --rates), sweep (throughput, then rates)
+    #[arg(short, long, env, default_value = "sweep")]
+    pub benchmark_kind: String,
+    /// Warmup before the benchmark, never part of the results (0s: none)
+    #[arg(short, long, env, default_value = "30s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Base URL of the OpenAI-compatible server; /v1/... is appended to any path it has
+    #[arg(short, long, env, default_value = "http://localhost:8000")]
+    pub url: String,
+    /// API key, sent as "Authorization: Bearer KEY" (never written anywhere)
+    #[arg(short, long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// No interactive console: line-based progress only
+    #[arg(short, long, env)]
+    pub no_console: bool,
+    /// Prompt length: num_tokens=N,min_tokens=N,max_tokens=N,variance=N
+    #[arg(long, env)]
+    pub prompt_options: Option<String>,
+    /// Output length (sent as max_tokens): num_tokens=N,min_tokens=N,max_tokens=N,variance=N
+    #[arg(long, env)]
+    pub decode_options: Option<String>,
+    /// Dataset name (Hugging Face hub datasets are not supported yet: use --dataset-file)
+    #[arg(long, env)]
+    pub dataset: Option<String>,
+    /// Local dataset file in the original tool's JSON format (default: synthetic prompts)
+    #[arg(long, env)]
+    pub dataset_file: Option<PathBuf>,
+    /// Extra metadata for the results: key=value,key=value
+    #[arg(long, env)]
+    pub extra_meta: Option<String>,
+    /// Run identifier (default: 7 random hex digits)
+    #[arg(long, env)]
+    pub run_id: Option<String>,
+
+    /// API endpoint: chat (/v1/chat/completions) or completions (/v1/completions)
+    #[arg(long, env = "IB_ENDPOINT", default_value = "chat")]
+    pub endpoint: String,
+    /// Do not send "ignore_eos": true (for servers that reject unknown fields)
+    #[arg(long)]
+    pub no_ignore_eos: bool,
+    /// Worker threads running requests (default: one per core)
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Time a request may take before it ends as a timeout
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// After SIGINT/SIGTERM, time in-flight requests get to finish before they are cancelled
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Folder for the results
+    #[arg(long, default_value = "results")]
+    pub output_dir: PathBuf,
+    /// Also write one JSON line per request to <results>.requests.jsonl
+    #[arg(long)]
+    pub save_requests: bool,
+    /// Seed for prompt and length sampling
+    #[arg(long, default_value = "0")]
+    pub seed: u64,
+    /// Benchmark the built-in simulated server, in-process, offline: a short sweep
+    #[arg(long, conflicts_with = "url")]
+    pub demo: bool,
+}
+
+/// The demo's settings where the command line left the defaults: a whole sweep well under
+/// two minutes.
+const DEMO_WARMUP: Duration = Duration::from_secs(3);
+const DEMO_DURATION: Duration = Duration::from_secs(8);
+const DEMO_NUM_RATES: u64 = 5;
+const DEMO_MAX_VUS: u64 = 64;
+const DEMO_PROMPT: &str = "num_tokens=200,min_tokens=200,max_tokens=200,variance=0";
+const DEMO_DECODE: &str = "num_tokens=64,min_tokens=64,max_tokens=64,variance=0";
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration ({e}); e.g. 30s, 2m, 1h"))
+}
+
+fn parse_kind(s: &str) -> Result<BenchmarkKind, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "throughput" => Ok(BenchmarkKind::Throughput),
+        "rate" => Ok(BenchmarkKind::Rate),
+        "sweep" => Ok(BenchmarkKind::Sweep),
+        _ => Err(format!(
+            "unknown --benchmark-kind '{s}': use throughput, rate or sweep"
+        )),
+    }
+}
+
+fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    match s {
+        "chat" => Ok(Endpoint::Chat),
+        "completions" => Ok(Endpoint::Completions),
+        _ => Err(format!("unknown --endpoint '{s}': use chat or completions")),
+    }
+}
+
+/// `key=value,key=value`; keys and values trimmed, empty keys refused.
+pub fn parse_key_values(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for item in s.split(',').filter(|i| !i.trim().is_empty()) {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("'{item}' in --extra-meta is not key=value"))?;
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(format!("'{item}' in --extra-meta has an empty key"));
+        }
+        map.insert(k.to_string(), v.trim().to_string());
+    }
+    Ok(map)
+}
+
+fn parse_length(flag: &str, s: Option<&str>) -> Result<Option<TokenizeOptions>, String> {
+    s.map(|s| s.parse().map_err(|e| format!("--{flag}: {e}")))
+        .transpose()
+}
+
+fn random_run_id() -> String {
+    format!("{:07x}", rand::random::<u32>() & 0x0fff_ffff)
+}
+
+fn is_default(m: &ArgMatches, id: &str) -> bool {
+    !matches!(
+        m.value_source(id),
+        Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable)
+    )
+}
+
+impl RunArgs {
+    /// Checks every value and builds the run's configuration.
+    pub fn into_config(self, m: &ArgMatches) -> Result<RunConfig, String> {
+        let mut cfg = RunConfig {
+            url: self.url,
+            api_key: self.api_key.filter(|k| !k.is_empty()),
+            tokenizer_name: self.tokenizer_name,
+            model_name: self.model_name,
+            max_vus: self.max_vus,
+            duration: self.duration,
+            rates: self.rates,
+            num_rates: self.num_rates,
+            profile: None,
+            benchmark_kind: parse_kind(&self.benchmark_kind)?,
+            warmup: self.warmup,
+            prompt_options: parse_length("prompt-options", self.prompt_options.as_deref())?,
+            decode_options: parse_length("decode-options", self.decode_options.as_deref())?,
+            dataset: self.dataset,
+            dataset_file: self.dataset_file,
+            extra_meta: self
+                .extra_meta
+                .as_deref()
+                .map(parse_key_values)
+                .transpose()?
+                .unwrap_or_default(),
+            run_id: self.run_id.unwrap_or_else(random_run_id),
+            endpoint: parse_endpoint(&self.endpoint)?,
+            ignore_eos: !self.no_ignore_eos,
+            workers: self
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            request_timeout: self.request_timeout,
+            shutdown_grace: self.shutdown_grace,
+            output_dir: self.output_dir,
+            save_requests: self.save_requests,
+            no_console: self.no_console,
+            seed: self.seed,
+        };
+        if let Some(profile) = self.profile {
+            apply_profile_keeping_flags(&profile, &mut cfg, m)?;
+        }
+        if self.demo {
+            apply_demo_defaults(&mut cfg, m)?;
+        }
+        validate(&cfg)?;
+        Ok(cfg)
+    }
+}
+
+/// A profile sets its values; flags given explicitly on the command line still win.
+fn apply_profile_keeping_flags(
+    profile: &str,
+    cfg: &mut RunConfig,
+    m: &ArgMatches,
+) -> Result<(), String> {
+    let explicit = cfg.clone();
+    crate::workload::profiles::apply_profile(profile, cfg)?;
+    cfg.profile = Some(profile.to_string());
+    macro_rules! keep {
+        ($($field:ident => $id:literal),*) => {
+            $(if !is_default(m, $id) { cfg.$field = explicit.$field.clone(); })*
+        };
+    }
+    keep!(max_vus => "max_vus", duration => "duration", rates => "rates", num_rates => "num_rates",
+          benchmark_kind => "benchmark_kind", warmup => "warmup", prompt_options => "prompt_options",
+          decode_options => "decode_options", dataset => "dataset", dataset_file => "dataset_file");
+    Ok(())
+}
+
+fn apply_demo_defaults(cfg: &mut RunConfig, m: &ArgMatches) -> Result<(), String> {
+    if is_default(m, "warmup") {
+        cfg.warmup = DEMO_WARMUP;
+    }
+    if is_default(m, "duration") {
+        cfg.duration = DEMO_DURATION;
+    }
+    if is_default(m, "num_rates") {
+        cfg.num_rates = DEMO_NUM_RATES;
+    }
+    if is_default(m, "max_vus") {
+        cfg.max_vus = DEMO_MAX_VUS;
+    }
+    if cfg.prompt_options.is_none() && cfg.dataset_file.is_none() {
+        cfg.prompt_options = parse_length("prompt-options", Some(DEMO_PROMPT))?;
+    }
+    if cfg.decode_options.is_none() {
+        cfg.decode_options = parse_length("decode-options", Some(DEMO_DECODE))?;
+    }
+    Ok(())
+}
+
+pub fn validate(cfg: &RunConfig) -> Result<(), String> {
+    if cfg.max_vus == 0 {
+        return Err("--max-vus must be at least 1".into());
+    }
+    if cfg.duration.is_zero() {
+        return Err("--duration must be more than 0s".into());
+    }
+    if cfg.num_rates == 0 && cfg.benchmark_kind == BenchmarkKind::Sweep {
+        return Err("--num-rates must be at least 1 for a sweep".into());
+    }
+    if let Some(r) = cfg
+        .rates
+        .iter()
+        .flatten()
+        .find(|r| !(r.is_finite() && **r > 0.0))
+    {
+        return Err(format!("--rates must be positive numbers, got {r}"));
+    }
+    if cfg.benchmark_kind == BenchmarkKind::Rate && cfg.rates.as_ref().is_none_or(|r| r.is_empty())
+    {
+        return Err("--benchmark-kind rate needs --rates (e.g. --rates 1,5,10)".into());
+    }
+    if cfg.workers == 0 {
+        return Err("--workers must be at least 1".into());
+    }
+    if cfg.request_timeout.is_zero() {
+        return Err("--request-timeout must be more than 0s".into());
+    }
+    if cfg.run_id.is_empty()
+        || !cfg
+            .run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "--run-id '{}' must be letters, digits, '-' or '_'",
+            cfg.run_id
+        ));
+    }
+    Ok(())
+}
+
+/// The binary's whole life: parse, run, report. Returns the process exit code.
+pub fn main() -> i32 {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return 2;
+        }
+    };
+    init_logging();
+    match cli.command {
+        Some(Command::Sim(args)) => run_sim(args),
+        None => run_benchmark(cli.run, &matches),
+    }
+}
+
+fn init_logging() {
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
+        .try_init();
+}
+
+fn run_sim(args: SimArgs) -> i32 {
+    let tokenizer = match crate::workload::tokenizer::load(args.tokenizer.as_deref()) {
+        Ok(t) => t.tokenizer,
+        Err(e) => return fail(&RunError::Config(e)),
+    };
+    match crate::sim::run_cli(args.config, Some(tokenizer)) {
+        Ok(()) => 0,
+        Err(e) => fail(&RunError::Internal(format!("simulated server: {e}"))),
+    }
+}
+
+fn run_benchmark(args: RunArgs, matches: &ArgMatches) -> i32 {
+    let demo = args.demo;
+    let mut cfg = match args.into_config(matches) {
+        Ok(c) => c,
+        Err(e) => return fail(&RunError::Config(e)),
+    };
+    let sim = if demo {
+        match start_demo_server() {
+            Ok(s) => {
+                cfg.url = s.url();
+                eprintln!("demo: simulated server on {}", cfg.url);
+                Some(s)
+            }
+            Err(e) => return fail(&e),
+        }
+    } else {
+        None
+    };
+    let result = crate::run_with(cfg, Shutdown::new(), true);
+    if let Some(s) = sim {
+        s.stop();
+    }
+    match result {
+        Ok(summary) => {
+            println!("{}", crate::table::render(&summary.steps));
+            println!("results: {}", summary.results_path.display());
+            0
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn start_demo_server() -> Result<SimServer, RunError> {
+    let tokenizer = crate::workload::tokenizer::load(None).map_err(RunError::Config)?;
+    SimServer::start(SimConfig::default(), Some(tokenizer.tokenizer))
+        .map_err(|e| RunError::Internal(format!("cannot start the simulated server: {e}")))
+}
+
+fn fail(e: &RunError) -> i32 {
+    eprintln!("error: {e}");
+    e.exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunConfig, String> {
+        let mut full = vec!["inference-benchmarker"];
+        full.extend_from_slice(args);
+        let m = Cli::command()
+            .try_get_matches_from(full)
+            .map_err(|e| e.to_string())?;
+        let cli = Cli::from_arg_matches(&m).map_err(|e| e.to_string())?;
+        cli.run.into_config(&m)
+    }
+
+    #[test]
+    fn defaults_are_the_original_tools() {
+        let c = parse(&[]).unwrap();
+        let lib = RunConfig::new("http://localhost:8000");
+        assert_eq!(
+            serde_json::to_value(RunConfig {
+                run_id: lib.run_id.clone(),
+                ..c.clone()
+            })
+            .unwrap(),
+            serde_json::to_value(&lib).unwrap(),
+            "the command line's defaults are RunConfig::new's"
+        );
+        assert_eq!(c.max_vus, 128);
+        assert_eq!(c.duration, Duration::from_secs(120));
+        assert_eq!(c.warmup, Duration::from_secs(30));
+        assert_eq!(c.num_rates, 10);
+        assert_eq!(c.benchmark_kind, BenchmarkKind::Sweep);
+        assert_eq!(c.url, "http://localhost:8000");
+        assert!(c.ignore_eos);
+        assert_eq!(c.request_timeout, crate::config::DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(c.shutdown_grace, crate::config::DEFAULT_SHUTDOWN_GRACE);
+        assert_eq!(c.run_id.len(), 7);
+    }
+
+    #[test]
+    fn short_forms_and_rates() {
+        let c = parse(&[
+            "-m",
+            "8",
+            "-d",
+            "5s",
+            "-b",
+            "rate",
+            "-r",
+            "1,2.5",
+            "-r",
+            "4",
+            "-w",
+            "0s",
+            "-u",
+            "http://h:1/p",
+            "-n",
+        ])
+        .unwrap();
+        assert_eq!(c.max_vus, 8);
+        assert_eq!(c.duration, Duration::from_secs(5));
+        assert_eq!(c.rates, Some(vec![1.0, 2.5, 4.0]));
+        assert_eq!(c.benchmark_kind, BenchmarkKind::Rate);
+        assert!(c.warmup.is_zero());
+        assert!(c.no_console);
+        assert_eq!(c.url, "http://h:1/p");
+    }
+
+    #[test]
+    fn bad_values_are_messages() {
+        for (args, needle) in [
+            (vec!["-b", "optimum"], "benchmark-kind"),
+            (vec!["-d", "soon"], "not a duration"),
+            (vec!["-m", "0"], "max-vus"),
+            (vec!["-b", "rate"], "needs --rates"),
+            (vec!["-b", "rate", "-r", "-1"], "positive"),
+            (vec!["--extra-meta", "novalue"], "key=value"),
+            (vec!["--decode-options", "num_tokens=x"], "decode-options"),
+            (vec!["--run-id", "a b"], "run-id"),
+        ] {
+            let err = parse(&args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn extra_meta_and_api_key() {
+        let c = parse(&["--extra-meta", "gpu=h100, engine=vllm", "-a", "sk-x"]).unwrap();
+        assert_eq!(c.extra_meta.get("engine").map(String::as_str), Some("vllm"));
+        assert_eq!(c.api_key.as_deref(), Some("sk-x"));
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(
+            !json.contains("sk-x"),
+            "the API key must never be serialized"
+        );
+    }
+
+    #[test]
+    fn profile_values_yield_to_explicit_flags() {
+        let c = parse(&["--profile", "fixed-length", "-d", "7s"]).unwrap();
+        assert_eq!(c.duration, Duration::from_secs(7));
+        assert_eq!(
+            c.prompt_options.as_ref().and_then(|p| p.num_tokens),
+            Some(200)
+        );
+        assert_eq!(c.profile.as_deref(), Some("fixed-length"));
+    }
+}
