@@ -1,3 +1,505 @@
 //! What is sent: tokenizer, prompts (dataset or synthetic), prompt/decode lengths.
+//!
+//! [`prepare`] builds the whole workload before the run: every prompt is tokenized once, in
+//! parallel (`encode_batch`), so nothing is tokenized while requests are timed.
+//!
+//! - `tokenizer`: loading (`None` → the project's built-in byte-level BPE), token counting.
+//!   The built-in tokenizer is regenerated reproducibly with
+//!   `cargo test -p inference-benchmarker --lib -- --ignored regenerate_builtin_tokenizer`.
+//! - `synthetic`: seeded English-like text and prompts of an exact token length.
+//! - `dataset`: the original tool's JSON conversation format, from a local file.
+//! - `options`: `--prompt-options` / `--decode-options` parsing and sampling.
+//! - `profiles`: `fixed-length`, `chat`, `code-generation`, `classification`.
 
+mod cut;
+pub mod dataset;
 pub mod options;
+pub mod profiles;
+pub mod synthetic;
+pub mod tokenizer;
+mod words;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokenizers::Tokenizer;
+
+use crate::config::RunConfig;
+use dataset::DatasetPrompt;
+use options::TokenizeOptions;
+
+/// Synthetic prompts made when no dataset is given.
+pub const DEFAULT_SYNTHETIC_PROMPTS: usize = 1000;
+/// Length of synthetic prompts without `--prompt-options`.
+pub const DEFAULT_PROMPT_TOKENS: u64 = 200;
+
+/// The chat message type the requests send (one type for the whole crate).
+pub use crate::request::openai::Message;
+
+/// A request ready to send: nothing about it is computed during the run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedRequest {
+    pub messages: Vec<Message>,
+    /// The messages' contents joined with "\n", for /v1/completions.
+    pub prompt: String,
+    /// Our tokenizer over `prompt` (the contents joined with "\n"), no special tokens, no chat
+    /// template: what the server counts will differ by its template.
+    pub prompt_tokens: u64,
+    pub max_tokens: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadConfig {
+    pub tokenizer_name: Option<String>,
+    pub dataset: Option<String>,
+    pub dataset_file: Option<PathBuf>,
+    pub prompt_options: Option<TokenizeOptions>,
+    pub decode_options: Option<TokenizeOptions>,
+    pub seed: u64,
+    /// How many prompts to make when there is no dataset.
+    pub synthetic_prompts: usize,
+}
+
+impl WorkloadConfig {
+    /// The workload part of a run's configuration, with [`DEFAULT_SYNTHETIC_PROMPTS`].
+    pub fn from_run_config(cfg: &RunConfig) -> Self {
+        WorkloadConfig {
+            tokenizer_name: cfg.tokenizer_name.clone(),
+            dataset: cfg.dataset.clone(),
+            dataset_file: cfg.dataset_file.clone(),
+            prompt_options: cfg.prompt_options.clone(),
+            decode_options: cfg.decode_options.clone(),
+            seed: cfg.seed,
+            synthetic_prompts: DEFAULT_SYNTHETIC_PROMPTS,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub tokenizer: Arc<Tokenizer>,
+    pub tokenizer_label: String,
+    /// "synthetic" or the dataset path.
+    pub source: String,
+    pub requests: Vec<Arc<PreparedRequest>>,
+}
+
+/// Loads the tokenizer and builds every request (see the module docs). Deterministic for a
+/// given seed, tokenizer and dataset.
+pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
+    let loaded = tokenizer::load(cfg.tokenizer_name.as_deref())?;
+    let tok = &loaded.tokenizer;
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let (source, requests) =
+        match dataset::resolve(cfg.dataset.as_deref(), cfg.dataset_file.as_deref())? {
+            Some(path) => {
+                let ds = dataset::load(&path)?;
+                let requests = from_dataset(tok, &ds, cfg, &mut rng)?;
+                (path.display().to_string(), requests)
+            }
+            None => (
+                "synthetic".to_string(),
+                synthetic_requests(tok, cfg, &mut rng)?,
+            ),
+        };
+    Ok(Workload {
+        tokenizer: Arc::clone(&loaded.tokenizer),
+        tokenizer_label: loaded.label,
+        source,
+        requests: requests.into_iter().map(Arc::new).collect(),
+    })
+}
+
+fn sample(options: Option<&TokenizeOptions>, rng: &mut StdRng) -> Option<u64> {
+    options.and_then(|o| o.sample(rng))
+}
+
+/// `synthetic_prompts` single-turn user prompts of exact lengths.
+fn synthetic_requests(
+    tok: &Tokenizer,
+    cfg: &WorkloadConfig,
+    rng: &mut StdRng,
+) -> Result<Vec<PreparedRequest>, String> {
+    if cfg.synthetic_prompts == 0 {
+        return Err("the number of synthetic prompts must be at least 1".into());
+    }
+    let mut targets = Vec::with_capacity(cfg.synthetic_prompts);
+    let mut max_tokens = Vec::with_capacity(cfg.synthetic_prompts);
+    for _ in 0..cfg.synthetic_prompts {
+        targets.push(sample(cfg.prompt_options.as_ref(), rng).unwrap_or(DEFAULT_PROMPT_TOKENS));
+        max_tokens.push(sample(cfg.decode_options.as_ref(), rng));
+    }
+    let mut texts: Vec<String> = targets
+        .iter()
+        .map(|&t| synthetic::text(rng, synthetic::words_for(t)))
+        .collect();
+    let prompts = synthetic::prompts_with_counts(tok, &mut texts, &targets, rng)?;
+    let off_target = prompts
+        .iter()
+        .zip(&targets)
+        .filter(|((_, n), t)| n != *t)
+        .count();
+    if off_target > 0 {
+        log::warn!("{off_target} synthetic prompts could not be cut to their exact length with this tokenizer; their true lengths are recorded");
+    }
+    Ok(prompts
+        .into_iter()
+        .zip(max_tokens)
+        .map(|((prompt, prompt_tokens), max_tokens)| PreparedRequest {
+            messages: vec![Message {
+                role: "user".into(),
+                content: prompt.clone(),
+            }],
+            prompt,
+            prompt_tokens,
+            max_tokens,
+        })
+        .collect())
+}
+
+/// One request per usable dataset entry, in file order. With prompt options each prompt is cut
+/// to its sampled length; entries shorter than their sample, or whose cut would drop the user
+/// turn (a long system prompt), are skipped.
+fn from_dataset(
+    tok: &Tokenizer,
+    ds: &dataset::Dataset,
+    cfg: &WorkloadConfig,
+    rng: &mut StdRng,
+) -> Result<Vec<PreparedRequest>, String> {
+    let joined: Vec<String> = ds
+        .prompts
+        .iter()
+        .map(|p| join_contents(&p.messages))
+        .collect();
+    // Options without a target length (only possible when built by hand) cut nothing.
+    match cfg
+        .prompt_options
+        .as_ref()
+        .filter(|o| o.num_tokens.is_some())
+    {
+        None => whole_prompts(tok, ds, joined, cfg, rng),
+        Some(options) => cut_prompts(tok, ds, joined, options, cfg, rng),
+    }
+}
+
+/// The dataset's prompts as they are, counted in one parallel batch.
+fn whole_prompts(
+    tok: &Tokenizer,
+    ds: &dataset::Dataset,
+    joined: Vec<String>,
+    cfg: &WorkloadConfig,
+    rng: &mut StdRng,
+) -> Result<Vec<PreparedRequest>, String> {
+    let texts: Vec<&str> = joined.iter().map(String::as_str).collect();
+    let encodings = tok
+        .encode_batch_fast(texts, false)
+        .map_err(|e| format!("tokenizing dataset '{}' failed: {e}", ds.path.display()))?;
+    let counts: Vec<u64> = encodings.iter().map(|e| e.len() as u64).collect();
+    Ok(ds
+        .prompts
+        .iter()
+        .zip(joined)
+        .zip(counts)
+        .map(|((p, prompt), prompt_tokens)| PreparedRequest {
+            messages: p.messages.clone(),
+            prompt,
+            prompt_tokens,
+            max_tokens: sample(cfg.decode_options.as_ref(), rng),
+        })
+        .collect())
+}
+
+/// The dataset's prompts cut to lengths sampled from `options` (see [`from_dataset`]).
+fn cut_prompts(
+    tok: &Tokenizer,
+    ds: &dataset::Dataset,
+    joined: Vec<String>,
+    options: &TokenizeOptions,
+    cfg: &WorkloadConfig,
+    rng: &mut StdRng,
+) -> Result<Vec<PreparedRequest>, String> {
+    let shown = ds.path.display();
+    let mut targets = Vec::with_capacity(joined.len());
+    let mut max_tokens = Vec::with_capacity(joined.len());
+    for _ in &joined {
+        targets.push(options.sample(rng).unwrap_or(DEFAULT_PROMPT_TOKENS));
+        max_tokens.push(sample(cfg.decode_options.as_ref(), rng));
+    }
+    let starts: Vec<Vec<usize>> = ds
+        .prompts
+        .iter()
+        .map(|p| message_starts(&p.messages))
+        .collect();
+    let texts: Vec<&str> = joined.iter().map(String::as_str).collect();
+    let cuts = cut::cut_batch(tok, &texts, &targets, |i, pos| {
+        off_separator(&starts[i], pos)
+    })
+    .map_err(|e| format!("tokenizing dataset '{shown}' failed: {e}"))?;
+    let mut requests = Vec::with_capacity(joined.len());
+    let (mut too_short, mut lost_user_turn) = (0usize, 0usize);
+    for (i, c) in cuts.into_iter().enumerate() {
+        let Some(c) = c else {
+            too_short += 1;
+            continue;
+        };
+        let Some(messages) = truncate_messages(&ds.prompts[i], &starts[i], c.len) else {
+            lost_user_turn += 1;
+            continue;
+        };
+        requests.push(PreparedRequest {
+            messages,
+            prompt: joined[i][..c.len].to_string(),
+            prompt_tokens: c.tokens,
+            max_tokens: max_tokens[i],
+        });
+    }
+    if requests.is_empty() {
+        return Err(format!(
+            "dataset '{shown}': no prompt is long enough for the prompt options {options} ({too_short} shorter than their sampled length, {lost_user_turn} would lose their user turn)"
+        ));
+    }
+    if too_short + lost_user_turn > 0 {
+        log::info!("dataset '{shown}': {too_short} prompts shorter than their sampled length and {lost_user_turn} whose cut would drop the user turn were skipped");
+    }
+    Ok(requests)
+}
+
+fn join_contents(messages: &[Message]) -> String {
+    messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Byte offset of each message's content in the joined prompt.
+fn message_starts(messages: &[Message]) -> Vec<usize> {
+    let mut starts = Vec::with_capacity(messages.len());
+    let mut at = 0;
+    for m in messages {
+        starts.push(at);
+        at += m.content.len() + 1;
+    }
+    starts
+}
+
+/// Moves a cut that falls just after a "\n" separator to just before it, so the cut prompt
+/// never ends with a separator and always equals its messages joined.
+fn off_separator(starts: &[usize], mut pos: usize) -> usize {
+    while pos > 0 && starts.iter().skip(1).any(|&s| s == pos) {
+        pos -= 1;
+    }
+    pos
+}
+
+/// The messages whose content starts before `len` (the last one cut at `len`); `None` when the
+/// final user turn would be lost.
+fn truncate_messages(p: &DatasetPrompt, starts: &[usize], len: usize) -> Option<Vec<Message>> {
+    let kept: Vec<Message> = p
+        .messages
+        .iter()
+        .zip(starts)
+        .filter(|&(_, &start)| start < len)
+        .map(|(m, &start)| Message {
+            role: m.role.clone(),
+            content: m.content[..m.content.len().min(len - start)].to_string(),
+        })
+        .collect();
+    let keeps_user =
+        kept.len() == p.messages.len() && kept.last().is_some_and(|m| !m.content.is_empty());
+    keeps_user.then_some(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokenizer::count_tokens;
+    use super::*;
+    use std::path::Path;
+
+    fn cfg() -> WorkloadConfig {
+        WorkloadConfig {
+            tokenizer_name: None,
+            dataset: None,
+            dataset_file: None,
+            prompt_options: None,
+            decode_options: None,
+            seed: 1,
+            synthetic_prompts: 20,
+        }
+    }
+
+    fn msg(role: &str, content: &str) -> Message {
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    fn write_dataset(dir: &Path, json: &str) -> PathBuf {
+        let file = dir.join("ds.json");
+        std::fs::write(&file, json).unwrap();
+        file
+    }
+
+    #[test]
+    fn synthetic_default_lengths() {
+        let w = prepare(&cfg()).unwrap();
+        assert_eq!(w.source, "synthetic");
+        assert_eq!(w.tokenizer_label, "builtin");
+        assert_eq!(w.requests.len(), 20);
+        for r in &w.requests {
+            assert_eq!(r.prompt_tokens, DEFAULT_PROMPT_TOKENS);
+            assert_eq!(count_tokens(&w.tokenizer, &r.prompt), DEFAULT_PROMPT_TOKENS);
+            assert_eq!(r.messages, vec![msg("user", &r.prompt)]);
+            assert_eq!(r.max_tokens, None);
+        }
+    }
+
+    #[test]
+    fn synthetic_sampled_lengths_and_max_tokens() {
+        let mut c = cfg();
+        c.prompt_options = Some(
+            "num_tokens=50,min_tokens=30,max_tokens=70,variance=100"
+                .parse()
+                .unwrap(),
+        );
+        c.decode_options = Some(
+            "num_tokens=20,min_tokens=10,max_tokens=30,variance=25"
+                .parse()
+                .unwrap(),
+        );
+        let w = prepare(&c).unwrap();
+        let lengths: Vec<u64> = w.requests.iter().map(|r| r.prompt_tokens).collect();
+        assert!(lengths.iter().all(|l| (30..=70).contains(l)));
+        assert!(
+            lengths.iter().any(|&l| l != 50),
+            "variance must vary lengths"
+        );
+        for r in &w.requests {
+            assert_eq!(count_tokens(&w.tokenizer, &r.prompt), r.prompt_tokens);
+            assert!((10..=30).contains(&r.max_tokens.unwrap()));
+        }
+    }
+
+    #[test]
+    fn prepare_is_deterministic_per_seed() {
+        let a = prepare(&cfg()).unwrap();
+        let b = prepare(&cfg()).unwrap();
+        let mut c = cfg();
+        c.seed = 2;
+        let c = prepare(&c).unwrap();
+        assert_eq!(a.requests, b.requests);
+        assert_ne!(a.requests, c.requests);
+        // Prompts differ from each other.
+        assert_ne!(a.requests[0].prompt, a.requests[1].prompt);
+    }
+
+    #[test]
+    fn zero_synthetic_prompts_is_an_error() {
+        let mut c = cfg();
+        c.synthetic_prompts = 0;
+        assert!(prepare(&c).unwrap_err().contains("at least 1"));
+    }
+
+    #[test]
+    fn errors_from_tokenizer_and_dataset_resolution() {
+        let mut c = cfg();
+        c.tokenizer_name = Some("org/model".into());
+        assert!(prepare(&c).unwrap_err().contains("'org/model' not found"));
+        let mut c = cfg();
+        c.dataset = Some("org/name".into());
+        assert!(prepare(&c).unwrap_err().contains("hub are not supported"));
+    }
+
+    #[test]
+    fn dataset_whole_prompts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_dataset(
+            dir.path(),
+            r#"[{"conversations":[{"role":"system","content":"Be nice."},{"role":"user","content":"What is a cat?"},{"role":"assistant","content":"An animal."}]},
+                {"conversations":[{"role":"user","content":"Hello there"}]}]"#,
+        );
+        let mut c = cfg();
+        c.dataset_file = Some(file.clone());
+        c.decode_options = Some(TokenizeOptions::fixed(64));
+        let w = prepare(&c).unwrap();
+        assert_eq!(w.source, file.display().to_string());
+        assert_eq!(w.requests.len(), 2);
+        let r = &w.requests[0];
+        assert_eq!(
+            r.messages,
+            vec![msg("system", "Be nice."), msg("user", "What is a cat?")]
+        );
+        assert_eq!(r.prompt, "Be nice.\nWhat is a cat?");
+        assert_eq!(r.prompt_tokens, count_tokens(&w.tokenizer, &r.prompt));
+        assert_eq!(r.max_tokens, Some(64));
+    }
+
+    #[test]
+    fn dataset_prompts_cut_to_sampled_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = synthetic::text(&mut StdRng::seed_from_u64(4), 200);
+        let json = serde_json::json!([
+            {"conversations": [{"role": "system", "content": "You answer questions."}, {"role": "user", "content": long}]},
+            {"conversations": [{"role": "user", "content": "Too short."}]},
+            {"conversations": [{"role": "system", "content": long}, {"role": "user", "content": "Loses its user turn."}]},
+        ]);
+        let file = write_dataset(dir.path(), &json.to_string());
+        let mut c = cfg();
+        c.dataset_file = Some(file);
+        c.prompt_options = Some(TokenizeOptions::fixed(40));
+        let w = prepare(&c).unwrap();
+        assert_eq!(w.requests.len(), 1);
+        let r = &w.requests[0];
+        assert_eq!(r.prompt_tokens, 40);
+        assert_eq!(count_tokens(&w.tokenizer, &r.prompt), 40);
+        assert_eq!(r.messages.len(), 2);
+        assert_eq!(r.messages[0], msg("system", "You answer questions."));
+        assert_eq!(r.messages[1].role, "user");
+        assert!(long.starts_with(&r.messages[1].content));
+        assert_eq!(r.prompt, join_contents(&r.messages));
+    }
+
+    #[test]
+    fn dataset_none_long_enough_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_dataset(
+            dir.path(),
+            r#"[{"conversations":[{"role":"user","content":"Short."}]}]"#,
+        );
+        let mut c = cfg();
+        c.dataset_file = Some(file);
+        c.prompt_options = Some(TokenizeOptions::fixed(500));
+        let err = prepare(&c).unwrap_err();
+        assert!(
+            err.contains("no prompt is long enough") && err.contains("1 shorter"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn separators_and_truncation() {
+        let p = DatasetPrompt {
+            id: None,
+            messages: vec![msg("system", "abc"), msg("system", ""), msg("user", "defg")],
+        };
+        let starts = message_starts(&p.messages);
+        assert_eq!(starts, vec![0, 4, 5]);
+        assert_eq!(join_contents(&p.messages), "abc\n\ndefg");
+        // Just after a separator → back before it (through the empty message too).
+        assert_eq!(off_separator(&starts, 5), 3);
+        assert_eq!(off_separator(&starts, 4), 3);
+        assert_eq!(off_separator(&starts, 7), 7);
+        assert_eq!(off_separator(&starts, 0), 0);
+        let kept = truncate_messages(&p, &starts, 7).unwrap();
+        assert_eq!(
+            kept,
+            vec![msg("system", "abc"), msg("system", ""), msg("user", "de")]
+        );
+        assert_eq!(join_contents(&kept), "abc\n\nde");
+        assert_eq!(truncate_messages(&p, &starts, 3), None);
+        assert_eq!(truncate_messages(&p, &starts, 10).unwrap(), p.messages);
+    }
+}

@@ -1,0 +1,148 @@
+//! Named workload profiles with the original tool's values.
+//!
+//! Every profile runs a sweep: 128 virtual users at most, 120 s per step, 10 rates, 30 s of
+//! warmup. Without a dataset file they run on synthetic prompts of the profile's lengths;
+//! `chat` without a dataset uses synthetic single-turn prompts of the default length
+//! (multi-turn chat is a later issue). A profile overwrites the fields it sets: the caller
+//! applies explicit command-line flags afterwards if they should win.
+
+use std::time::Duration;
+
+use crate::config::{BenchmarkKind, RunConfig};
+
+use super::options::TokenizeOptions;
+
+pub const PROFILES: [&str; 4] = ["fixed-length", "chat", "code-generation", "classification"];
+
+/// The lengths a profile asks for.
+#[derive(Clone, Debug, PartialEq)]
+struct Lengths {
+    /// `None`: prompts as the dataset has them (or the synthetic default length).
+    prompt: Option<TokenizeOptions>,
+    decode: TokenizeOptions,
+}
+
+fn opts(num_tokens: u64, min_tokens: u64, max_tokens: u64, variance: u64) -> TokenizeOptions {
+    TokenizeOptions {
+        num_tokens: Some(num_tokens),
+        min_tokens,
+        max_tokens,
+        variance,
+    }
+}
+
+fn lengths(name: &str) -> Option<Lengths> {
+    let long_decode = opts(800, 50, 800, 100);
+    let short_decode = opts(50, 30, 80, 10);
+    Some(match name {
+        "fixed-length" => Lengths {
+            prompt: Some(opts(200, 200, 200, 0)),
+            decode: long_decode,
+        },
+        "chat" => Lengths {
+            prompt: None,
+            decode: long_decode,
+        },
+        "code-generation" => Lengths {
+            prompt: Some(opts(4096, 3000, 6000, 1000)),
+            decode: short_decode,
+        },
+        "classification" => Lengths {
+            prompt: Some(opts(10000, 8000, 12000, 5000)),
+            decode: short_decode,
+        },
+        _ => return None,
+    })
+}
+
+/// Sets the profile's sweep parameters and prompt/decode lengths on `cfg`.
+pub fn apply_profile(name: &str, cfg: &mut RunConfig) -> Result<(), String> {
+    let l = lengths(name).ok_or_else(|| {
+        format!(
+            "unknown profile '{name}' (known profiles: {})",
+            PROFILES.join(", ")
+        )
+    })?;
+    cfg.profile = Some(name.to_string());
+    cfg.max_vus = 128;
+    cfg.duration = Duration::from_secs(120);
+    cfg.rates = None;
+    cfg.num_rates = 10;
+    cfg.benchmark_kind = BenchmarkKind::Sweep;
+    cfg.warmup = Duration::from_secs(30);
+    cfg.prompt_options = l.prompt;
+    cfg.decode_options = Some(l.decode);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration whose sweep fields differ from every profile's.
+    fn base() -> RunConfig {
+        let mut c = RunConfig::new("http://127.0.0.1:8000");
+        c.max_vus = 1;
+        c.duration = Duration::from_secs(5);
+        c.rates = Some(vec![1.0]);
+        c.num_rates = 1;
+        c.benchmark_kind = BenchmarkKind::Rate;
+        c.warmup = Duration::ZERO;
+        c.prompt_options = Some(TokenizeOptions::fixed(7));
+        c
+    }
+
+    #[test]
+    fn sweep_parameters_for_every_profile() {
+        for name in PROFILES {
+            let mut c = base();
+            apply_profile(name, &mut c).unwrap();
+            assert_eq!(c.profile.as_deref(), Some(name));
+            assert_eq!(c.max_vus, 128);
+            assert_eq!(c.duration, Duration::from_secs(120));
+            assert_eq!(c.rates, None);
+            assert_eq!(c.num_rates, 10);
+            assert_eq!(c.benchmark_kind, BenchmarkKind::Sweep);
+            assert_eq!(c.warmup, Duration::from_secs(30));
+            // The profile's lengths are valid options (they round-trip through the parser).
+            for o in c.prompt_options.iter().chain(c.decode_options.iter()) {
+                assert_eq!(&o.to_string().parse::<TokenizeOptions>().unwrap(), o);
+            }
+        }
+    }
+
+    #[test]
+    fn lengths_match_the_original_tool() {
+        let get = |name| {
+            let mut c = base();
+            apply_profile(name, &mut c).unwrap();
+            (c.prompt_options, c.decode_options.unwrap())
+        };
+        assert_eq!(
+            get("fixed-length"),
+            (Some(opts(200, 200, 200, 0)), opts(800, 50, 800, 100))
+        );
+        assert_eq!(get("chat"), (None, opts(800, 50, 800, 100)));
+        assert_eq!(
+            get("code-generation"),
+            (Some(opts(4096, 3000, 6000, 1000)), opts(50, 30, 80, 10))
+        );
+        assert_eq!(
+            get("classification"),
+            (Some(opts(10000, 8000, 12000, 5000)), opts(50, 30, 80, 10))
+        );
+    }
+
+    #[test]
+    fn unknown_profile_lists_the_known_ones() {
+        let mut c = base();
+        let err = apply_profile("nope", &mut c).unwrap_err();
+        assert_eq!(
+            err,
+            "unknown profile 'nope' (known profiles: fixed-length, chat, code-generation, classification)"
+        );
+        // Nothing was changed.
+        assert_eq!(c.max_vus, 1);
+        assert_eq!(c.profile, None);
+    }
+}

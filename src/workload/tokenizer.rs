@@ -1,0 +1,290 @@
+//! Loading the tokenizer, counting tokens, and the project's own built-in tokenizer.
+//!
+//! The built-in tokenizer is a byte-level BPE (vocabulary of about 4,000) trained by this
+//! project with the `tokenizers` crate on its own synthetic corpus (`synthetic.rs`); no
+//! third-party vocabulary is involved. It is stored in `builtin_tokenizer.json`, embedded in the
+//! binary, and regenerated reproducibly with
+//! `cargo test -p inference-benchmarker --lib -- --ignored regenerate_builtin_tokenizer`.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use sinks::recorder::TokenCounter;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::Tokenizer;
+
+/// Label of the built-in tokenizer in file names and results.
+pub const BUILTIN_LABEL: &str = "builtin";
+
+const BUILTIN_JSON: &str = include_str!("builtin_tokenizer.json");
+
+/// A loaded tokenizer and the label it is known by.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub tokenizer: Arc<Tokenizer>,
+    /// For file names and results: "builtin" or the given name.
+    pub label: String,
+}
+
+/// `None` → the built-in tokenizer; a file → that `tokenizer.json`; a folder →
+/// `<folder>/tokenizer.json`. Anything else is an error (the Hugging Face hub is not supported
+/// yet).
+pub fn load(name: Option<&str>) -> Result<Loaded, String> {
+    let Some(name) = name else {
+        return Ok(Loaded {
+            tokenizer: builtin_arc(),
+            label: BUILTIN_LABEL.into(),
+        });
+    };
+    let path = Path::new(name);
+    let file = if path.is_file() {
+        path.to_path_buf()
+    } else if path.is_dir() {
+        let file = path.join("tokenizer.json");
+        if !file.is_file() {
+            return Err(format!(
+                "tokenizer folder '{name}' has no tokenizer.json (looked for '{}')",
+                file.display()
+            ));
+        }
+        file
+    } else {
+        return Err(format!(
+            "tokenizer '{name}' not found as a local file or folder (downloads from the Hugging Face hub are not supported yet): give a path to a tokenizer.json or to a folder holding one"
+        ));
+    };
+    let tokenizer = Tokenizer::from_file(&file).map_err(|e| {
+        format!(
+            "tokenizer file '{}' could not be loaded: {e}",
+            file.display()
+        )
+    })?;
+    Ok(Loaded {
+        tokenizer: Arc::new(tokenizer),
+        label: name.to_string(),
+    })
+}
+
+/// Tokens in `text`, without special tokens (no BOS/EOS, no chat template).
+///
+/// Encoding errors cannot happen with byte-level BPE; should a custom tokenizer fail, the
+/// error is logged and the text counts as 0 tokens rather than aborting a run mid-way.
+pub fn count_tokens(tok: &Tokenizer, text: &str) -> u64 {
+    // encode_fast: no offsets are needed for a count.
+    match tok.encode_fast(text, false) {
+        Ok(enc) => enc.len() as u64,
+        Err(e) => {
+            log::warn!("tokenizing {} bytes failed: {e}", text.len());
+            0
+        }
+    }
+}
+
+/// Counts tokens of generated text for the recorder (the client-side tokenizer).
+#[derive(Clone, Debug)]
+pub struct TokenizerCounter {
+    tokenizer: Arc<Tokenizer>,
+}
+
+impl TokenizerCounter {
+    pub fn new(tokenizer: Arc<Tokenizer>) -> Self {
+        TokenizerCounter { tokenizer }
+    }
+}
+
+impl TokenCounter for TokenizerCounter {
+    fn count(&self, text: &str) -> u64 {
+        count_tokens(&self.tokenizer, text)
+    }
+}
+
+/// The built-in tokenizer, parsed once.
+pub fn builtin() -> &'static Tokenizer {
+    builtin_arc_ref()
+}
+
+fn builtin_arc() -> Arc<Tokenizer> {
+    Arc::clone(builtin_arc_ref())
+}
+
+fn builtin_arc_ref() -> &'static Arc<Tokenizer> {
+    static BUILTIN: OnceLock<Arc<Tokenizer>> = OnceLock::new();
+    BUILTIN.get_or_init(|| {
+        // The embedded file is checked by a unit test; a broken build must not panic at run
+        // time, so it degrades to an untrained byte-level tokenizer (one token per byte).
+        let tok = BUILTIN_JSON.parse::<Tokenizer>().unwrap_or_else(|e| {
+            log::error!("embedded built-in tokenizer is invalid ({e}); using one token per byte");
+            untrained()
+        });
+        Arc::new(tok)
+    })
+}
+
+/// A byte-level BPE without merges: the shape of the built-in tokenizer before training.
+fn untrained() -> Tokenizer {
+    let mut tok = Tokenizer::new(BPE::default());
+    tok.with_pre_tokenizer(Some(byte_level()));
+    tok.with_decoder(Some(byte_level()));
+    tok
+}
+
+/// GPT-2 style byte-level splitting; no prefix space, so a prefix of a text tokenizes as the
+/// start of that text.
+fn byte_level() -> ByteLevel {
+    ByteLevel::new(false, false, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::synthetic;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use std::path::PathBuf;
+    use tokenizers::models::bpe::BpeTrainerBuilder;
+    use tokenizers::models::TrainerWrapper;
+
+    /// Training parameters of the built-in tokenizer: changing any of them changes the file.
+    const BUILTIN_VOCAB_SIZE: usize = 4000;
+    const BUILTIN_CORPUS_SEED: u64 = 0x001b_e4c4_2024;
+    const BUILTIN_CORPUS_PARAGRAPHS: usize = 30_000;
+    const BUILTIN_MIN_FREQUENCY: u64 = 2;
+
+    /// Trains the built-in tokenizer from scratch on the synthetic corpus (deterministic).
+    fn train_builtin() -> Result<Tokenizer, String> {
+        let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
+            .vocab_size(BUILTIN_VOCAB_SIZE)
+            .min_frequency(BUILTIN_MIN_FREQUENCY)
+            .show_progress(false)
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .build()
+            .into();
+        let mut tok = untrained();
+        let mut rng = StdRng::seed_from_u64(BUILTIN_CORPUS_SEED);
+        let corpus: Vec<String> = (0..BUILTIN_CORPUS_PARAGRAPHS)
+            .map(|_| synthetic::text(&mut rng, 40))
+            .collect();
+        tok.train(&mut trainer, corpus.iter())
+            .map_err(|e| format!("training the built-in tokenizer failed: {e}"))?;
+        Ok(tok)
+    }
+
+    fn builtin_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/workload/builtin_tokenizer.json")
+    }
+
+    /// Writes `builtin_tokenizer.json`. Run with
+    /// `cargo test -p inference-benchmarker --lib -- --ignored regenerate_builtin_tokenizer`.
+    #[test]
+    #[ignore]
+    fn regenerate_builtin_tokenizer() {
+        let tok = train_builtin().unwrap();
+        let json = tok.to_string(false).unwrap();
+        std::fs::write(builtin_path(), json + "\n").unwrap();
+    }
+
+    #[test]
+    fn embedded_builtin_loads_and_round_trips() {
+        // Parse the embedded text directly: the OnceLock fallback would hide a broken file.
+        let tok: Tokenizer = BUILTIN_JSON.parse().unwrap();
+        let vocab = tok.get_vocab_size(true);
+        assert!((3000..=4100).contains(&vocab), "vocab {vocab}");
+        assert!(
+            BUILTIN_JSON.len() < 400 * 1024,
+            "{} bytes",
+            BUILTIN_JSON.len()
+        );
+        for text in [
+            "The quick brown fox jumps over the lazy dog.",
+            "Ünïcödé, emoji 🎉, tabs\tand\nnewlines; code: fn main() { println!(\"hi\"); }",
+            "  leading and trailing spaces  ",
+            "",
+        ] {
+            let ids = tok.encode(text, false).unwrap().get_ids().to_vec();
+            assert_eq!(tok.decode(&ids, false).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn builtin_is_efficient_on_english() {
+        // Trained on English-like text: common words are single tokens.
+        let tok = builtin();
+        assert_eq!(count_tokens(tok, "The teacher walked to the market."), 7);
+        let text = synthetic::text(&mut StdRng::seed_from_u64(3), 1000);
+        let words = text.split_whitespace().count() as u64;
+        let tokens = count_tokens(tok, &text);
+        assert!(tokens < words * 3 / 2, "{tokens} tokens for {words} words");
+    }
+
+    #[test]
+    fn load_none_is_builtin() {
+        let l = load(None).unwrap();
+        assert_eq!(l.label, "builtin");
+        assert!(Arc::ptr_eq(&l.tokenizer, &load(None).unwrap().tokenizer));
+    }
+
+    #[test]
+    fn load_file_and_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokenizer.json");
+        std::fs::write(&file, BUILTIN_JSON).unwrap();
+        let name = file.to_str().unwrap();
+        let l = load(Some(name)).unwrap();
+        assert_eq!(l.label, name);
+        assert_eq!(
+            count_tokens(&l.tokenizer, "hello world"),
+            count_tokens(builtin(), "hello world")
+        );
+        let folder = dir.path().to_str().unwrap();
+        assert_eq!(load(Some(folder)).unwrap().label, folder);
+    }
+
+    #[test]
+    fn load_errors_name_what_was_tried() {
+        let err = load(Some("org/model")).unwrap_err();
+        assert_eq!(
+            err,
+            "tokenizer 'org/model' not found as a local file or folder (downloads from the Hugging Face hub are not supported yet): give a path to a tokenizer.json or to a folder holding one"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(Some(dir.path().to_str().unwrap())).unwrap_err();
+        assert!(
+            err.contains("has no tokenizer.json") && err.contains("tokenizer.json'"),
+            "{err}"
+        );
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "{not json").unwrap();
+        let err = load(Some(bad.to_str().unwrap())).unwrap_err();
+        assert!(
+            err.contains("could not be loaded") && err.contains("bad.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn counts_without_special_tokens() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/tokenizers/llama3-tokenizer.json");
+        if !path.is_file() {
+            println!("skipped: {} not found", path.display());
+            return;
+        }
+        let tok = Tokenizer::from_file(&path).unwrap();
+        // With special tokens Llama-3 would add <|begin_of_text|>.
+        assert_eq!(tok.encode("Hello world", true).unwrap().len(), 3);
+        assert_eq!(count_tokens(&tok, "Hello world"), 2);
+        assert_eq!(count_tokens(&tok, ""), 0);
+    }
+
+    #[test]
+    fn counter_counts() {
+        // Used through the trait object, as the recorder holds it.
+        let c: Arc<dyn TokenCounter> = Arc::new(TokenizerCounter::new(builtin_arc()));
+        assert_eq!(
+            c.count("hello world"),
+            count_tokens(builtin(), "hello world")
+        );
+        assert_eq!(c.count(""), 0);
+    }
+}
