@@ -58,7 +58,7 @@ pub struct RunArgs {
     #[arg(short, long, env, default_value = "120s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Request rates per second for the rate benchmark: --rates 1,5 or --rates 1 --rates 5
-    #[arg(short, long, env, value_delimiter = ',')]
+    #[arg(short, long, env, value_delimiter = ',', allow_negative_numbers = true)]
     pub rates: Option<Vec<f64>>,
     /// Number of rates of the sweep, evenly spaced up to 1.2 × the measured maximum
     #[arg(long, env, default_value = "10")]

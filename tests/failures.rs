@@ -175,8 +175,22 @@ fn ctrl_c_mid_run_writes_what_was_measured() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Step 1 takes 3 s plus its drain (~0.4 s); 4.5 s is inside step 2.
-    std::thread::sleep(Duration::from_millis(4500));
+    // Interrupt one second into step 2: once the results file holds step 1.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "step 1 never finished");
+        let steps = std::fs::read_dir(out.path())
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+            .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .map(|d| d["results"].as_array().map_or(0, Vec::len))
+            .max();
+        if steps == Some(1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -195,7 +209,11 @@ fn ctrl_c_mid_run_writes_what_was_measured() {
     let doc = common::validated(&common::results_file(out.path()));
     assert_eq!(doc["status"], "interrupted");
     let steps = doc["results"].as_array().unwrap();
-    assert_eq!(steps.len(), 2, "the finished step and the interrupted one");
+    assert_eq!(
+        steps.len(),
+        2,
+        "the finished step and the interrupted one: {stderr}"
+    );
     assert_eq!(steps[0]["total_requests"], 30);
     assert_eq!(steps[0]["ended_early"], serde_json::Value::Null);
     assert_eq!(steps[1]["ended_early"], "interrupted by signal");

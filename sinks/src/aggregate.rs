@@ -279,6 +279,16 @@ fn per_second(n: u64, seconds: f64) -> f64 {
     }
 }
 
+/// `class (HTTP status): message`, the one line a user needs to see why requests fail.
+fn describe_failure(r: &RequestFinished) -> String {
+    let status = r
+        .http_status
+        .map(|s| format!(" (HTTP {s})"))
+        .unwrap_or_default();
+    let message = r.error.as_deref().unwrap_or("no message");
+    format!("{}{status}: {message}", r.outcome.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,14 +564,4 @@ mod tests {
         assert_eq!(w.send_end, 305 * MS);
         assert_eq!(w.end, 495 * MS);
     }
-}
-
-/// `class (HTTP status): message`, the one line a user needs to see why requests fail.
-fn describe_failure(r: &RequestFinished) -> String {
-    let status = r
-        .http_status
-        .map(|s| format!(" (HTTP {s})"))
-        .unwrap_or_default();
-    let message = r.error.as_deref().unwrap_or("no message");
-    format!("{}{status}: {message}", r.outcome.as_str())
 }
