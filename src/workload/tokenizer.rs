@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use sinks::recorder::TokenCounter;
-use tokenizers::models::bpe::BPE;
+use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::Tokenizer;
 
@@ -121,9 +121,22 @@ fn builtin_arc_ref() -> &'static Arc<Tokenizer> {
     })
 }
 
-/// A byte-level BPE without merges: the shape of the built-in tokenizer before training.
+/// A byte-level BPE with the 256 byte symbols and no merges (one token per byte): the shape
+/// of the built-in tokenizer before training, and its fallback.
 fn untrained() -> Tokenizer {
-    let mut tok = Tokenizer::new(BPE::default());
+    let mut alphabet: Vec<char> = ByteLevel::alphabet().into_iter().collect();
+    alphabet.sort_unstable();
+    let vocab: Vocab = alphabet
+        .into_iter()
+        .zip(0u32..)
+        .map(|(c, id)| (c.to_string(), id))
+        .collect();
+    // Cannot fail: no files, no dropout; an empty model is the (unreachable) fallback.
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, Vec::new())
+        .build()
+        .unwrap_or_default();
+    let mut tok = Tokenizer::new(bpe);
     tok.with_pre_tokenizer(Some(byte_level()));
     tok.with_decoder(Some(byte_level()));
     tok
@@ -215,6 +228,15 @@ mod tests {
         let words = text.split_whitespace().count() as u64;
         let tokens = count_tokens(tok, &text);
         assert!(tokens < words * 3 / 2, "{tokens} tokens for {words} words");
+    }
+
+    #[test]
+    fn untrained_fallback_is_one_token_per_byte() {
+        let tok = untrained();
+        let text = "Héllo, world!";
+        assert_eq!(count_tokens(&tok, text), text.len() as u64);
+        let ids = tok.encode(text, false).unwrap().get_ids().to_vec();
+        assert_eq!(tok.decode(&ids, false).unwrap(), text);
     }
 
     #[test]
