@@ -357,7 +357,7 @@ pub(crate) fn prompts_with_counts(
     let mut results: Vec<Option<(String, u64)>> = vec![None; texts.len()];
     for attempt in 0..MAX_ATTEMPTS {
         let todo: Vec<usize> = (0..texts.len())
-            .filter(|&i| results[i].as_ref().map_or(true, |(_, n)| *n != targets[i]))
+            .filter(|&i| results[i].as_ref().is_none_or(|(_, n)| *n != targets[i]))
             .collect();
         if todo.is_empty() {
             break;
@@ -374,9 +374,9 @@ pub(crate) fn prompts_with_counts(
         let cuts = cut::cut_batch(tok, &batch, &batch_targets, |_, pos| pos)?;
         for (&i, c) in todo.iter().zip(cuts) {
             if let Some(c) = c {
-                let better = results[i].as_ref().map_or(true, |(_, n)| {
-                    n.abs_diff(targets[i]) > c.tokens.abs_diff(targets[i])
-                });
+                let better = results[i]
+                    .as_ref()
+                    .is_none_or(|(_, n)| n.abs_diff(targets[i]) > c.tokens.abs_diff(targets[i]));
                 if better {
                     results[i] = Some((texts[i][..c.len].to_string(), c.tokens));
                 }
