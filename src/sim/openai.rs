@@ -1,7 +1,7 @@
 //! The OpenAI wire format as vLLM speaks it: request parsing and validation, response chunks,
 //! errors. Pure functions; the HTTP layer is in `server.rs`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::engine::FinishReason;
@@ -349,14 +349,87 @@ pub struct Usage {
     pub cached_tokens: u64,
 }
 
-impl Usage {
-    fn to_json(self) -> Value {
-        json!({
-            "prompt_tokens": self.prompt_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "completion_tokens": self.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
-        })
+// Wire structs: derived Serialize keeps vLLM's key order (serde_json's Value would sort keys).
+
+#[derive(Serialize)]
+struct UsageJson {
+    prompt_tokens: u64,
+    total_tokens: u64,
+    completion_tokens: u64,
+    prompt_tokens_details: PromptTokensDetails,
+}
+
+#[derive(Serialize)]
+struct PromptTokensDetails {
+    cached_tokens: u64,
+}
+
+impl From<Usage> for UsageJson {
+    fn from(u: Usage) -> Self {
+        UsageJson {
+            prompt_tokens: u.prompt_tokens,
+            total_tokens: u.prompt_tokens.saturating_add(u.completion_tokens),
+            completion_tokens: u.completion_tokens,
+            prompt_tokens_details: PromptTokensDetails {
+                cached_tokens: u.cached_tokens,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, C> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: C,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<UsageJson>,
+}
+
+#[derive(Serialize)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct ResponseMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    tool_calls: [(); 0],
+}
+
+/// One choice; exactly one of `delta`, `message`, `text` is set, depending on the response.
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta: Option<Delta<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<ResponseMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    logprobs: (),
+    finish_reason: Option<&'static str>,
+    /// vLLM sets it (to null for EOS / length) only once the sequence has finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_reason: Option<()>,
+}
+
+impl<'a> Choice<'a> {
+    fn new(finish: Option<FinishReason>) -> Self {
+        Choice {
+            index: 0,
+            delta: None,
+            message: None,
+            text: None,
+            logprobs: (),
+            finish_reason: finish.map(FinishReason::as_str),
+            stop_reason: finish.map(|_| ()),
+        }
     }
 }
 
@@ -387,77 +460,75 @@ impl ResponseFormat {
         self.endpoint
     }
 
-    fn envelope(&self, object: &str, choices: Value) -> serde_json::Map<String, Value> {
-        let mut map = serde_json::Map::new();
-        map.insert("id".into(), self.id.clone().into());
-        map.insert("object".into(), object.into());
-        map.insert("created".into(), self.created.into());
-        map.insert("model".into(), self.model.clone().into());
-        map.insert("choices".into(), choices);
-        map
+    fn to_json<C: Serialize>(
+        &self,
+        object: &'static str,
+        choices: C,
+        usage: Option<Usage>,
+    ) -> String {
+        let envelope = Envelope {
+            id: &self.id,
+            object,
+            created: self.created,
+            model: &self.model,
+            choices,
+            usage: usage.map(UsageJson::from),
+        };
+        // Plain structs of strings and integers: serialization cannot fail.
+        serde_json::to_string(&envelope).unwrap_or_default()
     }
 
-    fn event(&self, choices: Value) -> String {
-        let chunk = self.envelope(self.endpoint.chunk_object(), choices);
-        format!("data: {}\n\n", Value::Object(chunk))
+    fn event<C: Serialize>(&self, choices: C, usage: Option<Usage>) -> String {
+        let json = self.to_json(self.endpoint.chunk_object(), choices, usage);
+        format!("data: {json}\n\n")
     }
 
     /// The first chat event: role only, empty content (chat only).
     pub fn role_event(&self) -> String {
-        self.event(json!([{
-            "index": 0,
-            "delta": {"role": "assistant", "content": ""},
-            "logprobs": null,
-            "finish_reason": null,
-        }]))
+        let choice = Choice {
+            delta: Some(Delta {
+                role: Some("assistant"),
+                content: "",
+            }),
+            ..Choice::new(None)
+        };
+        self.event([choice], None)
     }
 
     /// One token; the last one carries the finish reason, as in vLLM.
     pub fn token_event(&self, text: &str, finish: Option<FinishReason>) -> String {
-        let mut choice = match self.endpoint {
-            Endpoint::Chat => json!({"index": 0, "delta": {"content": text}, "logprobs": null}),
-            Endpoint::Completions => json!({"index": 0, "text": text, "logprobs": null}),
-        };
-        if let Value::Object(map) = &mut choice {
-            map.insert(
-                "finish_reason".into(),
-                finish.map(FinishReason::as_str).into(),
-            );
-            if finish.is_some() {
-                map.insert("stop_reason".into(), Value::Null);
+        let mut choice = Choice::new(finish);
+        match self.endpoint {
+            Endpoint::Chat => {
+                choice.delta = Some(Delta {
+                    role: None,
+                    content: text,
+                })
             }
+            Endpoint::Completions => choice.text = Some(text),
         }
-        self.event(Value::Array(vec![choice]))
+        self.event([choice], None)
     }
 
     /// The usage event (`stream_options.include_usage`): no choices.
     pub fn usage_event(&self, usage: Usage) -> String {
-        let mut chunk = self.envelope(self.endpoint.chunk_object(), json!([]));
-        chunk.insert("usage".into(), usage.to_json());
-        format!("data: {}\n\n", Value::Object(chunk))
+        self.event([(); 0], Some(usage))
     }
 
     /// The non-streaming response body.
     pub fn full_body(&self, text: &str, finish: FinishReason, usage: Usage) -> String {
-        let choice = match self.endpoint {
-            Endpoint::Chat => json!({
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "tool_calls": []},
-                "logprobs": null,
-                "finish_reason": finish.as_str(),
-                "stop_reason": null,
-            }),
-            Endpoint::Completions => json!({
-                "index": 0,
-                "text": text,
-                "logprobs": null,
-                "finish_reason": finish.as_str(),
-                "stop_reason": null,
-            }),
-        };
-        let mut body = self.envelope(self.endpoint.full_object(), json!([choice]));
-        body.insert("usage".into(), usage.to_json());
-        Value::Object(body).to_string()
+        let mut choice = Choice::new(Some(finish));
+        match self.endpoint {
+            Endpoint::Chat => {
+                choice.message = Some(ResponseMessage {
+                    role: "assistant",
+                    content: text,
+                    tool_calls: [],
+                })
+            }
+            Endpoint::Completions => choice.text = Some(text),
+        }
+        self.to_json(self.endpoint.full_object(), [choice], Some(usage))
     }
 }
 
@@ -572,6 +643,13 @@ mod tests {
         assert_eq!(
             role["choices"][0]["delta"],
             json!({"role": "assistant", "content": ""})
+        );
+        // Byte for byte as vLLM writes it (key order included).
+        assert_eq!(
+            f.token_event(" the", None),
+            "data: {\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\",\
+             \"created\":1700000000,\"model\":\"sim\",\"choices\":[{\"index\":0,\
+             \"delta\":{\"content\":\" the\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
         );
         let token = parse_event(&f.token_event(" the", None));
         assert_eq!(token["choices"][0]["delta"], json!({"content": " the"}));
