@@ -152,7 +152,7 @@ fn ctrl_c_mid_run_writes_what_was_measured() {
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let mut child = common::binary()
+    let child = common::binary()
         .args([
             "-u",
             &sim.url(),
