@@ -9,6 +9,7 @@ pub mod config;
 pub mod coordinator;
 pub mod exit;
 pub mod load;
+pub mod outputs;
 pub mod request;
 pub mod shutdown;
 pub mod sim;
@@ -107,6 +108,11 @@ async fn start(
     let results_path = recorder.results_path().to_path_buf();
     // Sinks run on their own arbiter, never on the request arbiters.
     let sink_arbiter = Arbiter::new();
+    let live_sinks = outputs::start_live_sinks(&cfg, &sink_arbiter.handle())?;
+    let mut recorder = recorder;
+    for sink in &live_sinks {
+        recorder.subscribe(sink.events.clone());
+    }
     let recorder = recorder.start_in_arbiter(&sink_arbiter.handle());
 
     let shared = Arc::new(RequestShared {
@@ -125,6 +131,7 @@ async fn start(
         workers,
         scheduler: Arbiter::new(),
         recorder,
+        live_sinks,
         settings,
         results_path,
         cfg,

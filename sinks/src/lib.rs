@@ -9,6 +9,7 @@
 pub mod aggregate;
 pub mod event;
 pub mod json;
+pub mod live;
 pub mod recorder;
 pub mod stats;
 

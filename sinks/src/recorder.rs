@@ -10,11 +10,14 @@
 //! `FinishStep` reply, never the results.
 
 use crate::aggregate::StepAggregator;
-use crate::event::{ArrivalDropped, RequestFinished, StepInfo, StepWindow, TokenSource};
+use crate::event::{
+    ArrivalDropped, Event, RequestFinished, RunStarted, StepInfo, StepWindow, TokenSource,
+};
 use crate::json::report::{ResultsDocument, RunStatus, SystemInfo};
 use crate::json::requests_log::{requests_log_path, RequestsLog};
 use crate::json::results::StepResult;
 use crate::json::results_file_name;
+use crate::live::SinkEvent;
 use actix::prelude::*;
 use std::collections::BTreeMap;
 use std::fs;
@@ -94,6 +97,9 @@ pub struct Recorder {
     log_error: Option<String>,
     /// Events for a step that was not open (never started or already finished).
     unrouted: u64,
+    /// Live sinks: every event goes on to them once the Recorder has completed it.
+    subscribers: Vec<Recipient<SinkEvent>>,
+    run_started: Arc<RunStarted>,
 }
 
 impl Recorder {
@@ -103,6 +109,10 @@ impl Recorder {
         fs::create_dir_all(&cfg.output_dir)?;
         let unix_secs = u64::try_from(cfg.anchor_unix_nanos / 1_000_000_000).unwrap_or(u64::MAX);
         let results_path = free_results_path(&cfg.output_dir, &cfg.file_label, unix_secs);
+        let run_started = Arc::new(RunStarted {
+            run_id: cfg.run_id.clone(),
+            anchor_unix_nanos: cfg.anchor_unix_nanos,
+        });
         let mut doc = ResultsDocument::new(
             cfg.config_json,
             cfg.run_id,
@@ -124,7 +134,24 @@ impl Recorder {
             requests_log,
             log_error: None,
             unrouted: 0,
+            subscribers: Vec::new(),
+            run_started,
         })
+    }
+
+    /// Adds a live sink; it first receives `Event::RunStarted`, then every event in order.
+    pub fn subscribe(&mut self, sink: Recipient<SinkEvent>) {
+        self.subscribers.push(sink);
+    }
+
+    fn forward(&self, event: impl FnOnce() -> Event) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let event = event();
+        for s in &self.subscribers {
+            s.do_send(SinkEvent(event.clone()));
+        }
     }
 
     /// Where the results are written; known before the run starts.
@@ -166,6 +193,7 @@ impl Recorder {
             Some(agg) => agg.record(&r),
             None => self.unrouted(r.step, "request"),
         }
+        self.forward(|| Event::Request(Arc::new(r)));
     }
 
     fn log_request(&mut self, r: &RequestFinished) {
@@ -286,6 +314,11 @@ fn free_results_path(dir: &Path, label: &str, unix_secs: u64) -> PathBuf {
 
 impl Actor for Recorder {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        let run = self.run_started.clone();
+        self.forward(|| Event::RunStarted(run));
+    }
 }
 
 impl Handler<RecordRequest> for Recorder {
@@ -301,13 +334,13 @@ impl Handler<RecordDropped> for Recorder {
 
     fn handle(&mut self, msg: RecordDropped, _: &mut Context<Self>) {
         let d = msg.0;
-        if d.step == WARMUP_STEP {
-            return;
+        if d.step != WARMUP_STEP {
+            match self.steps.get_mut(&d.step) {
+                Some(agg) => agg.dropped(&d),
+                None => self.unrouted(d.step, "dropped arrival"),
+            }
         }
-        match self.steps.get_mut(&d.step) {
-            Some(agg) => agg.dropped(&d),
-            None => self.unrouted(d.step, "dropped arrival"),
-        }
+        self.forward(|| Event::Dropped(d));
     }
 }
 
@@ -323,6 +356,7 @@ impl Handler<StartStep> for Recorder {
             );
             return;
         }
+        self.forward(|| Event::StepStarted(Arc::new(info.clone())));
         self.steps.insert(info.index, StepAggregator::new(info));
     }
 }
@@ -331,7 +365,10 @@ impl Handler<FinishStep> for Recorder {
     type Result = Option<StepResult>;
 
     fn handle(&mut self, msg: FinishStep, _: &mut Context<Self>) -> Option<StepResult> {
-        self.finish_step(msg)
+        let (step, window) = (msg.step, msg.window);
+        let result = self.finish_step(msg);
+        self.forward(|| Event::StepFinished { step, window });
+        result
     }
 }
 
@@ -593,5 +630,79 @@ mod tests {
         let mut cfg = config(dir.path(), false);
         cfg.output_dir = file.join("sub");
         assert!(Recorder::new(cfg, Arc::new(Words)).is_err());
+    }
+
+    /// Collects what a live sink receives.
+    struct Collector(std::sync::Arc<parking_lot::Mutex<Vec<String>>>);
+
+    impl Actor for Collector {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<SinkEvent> for Collector {
+        type Result = ();
+
+        fn handle(&mut self, msg: SinkEvent, _: &mut Context<Self>) {
+            let name = match msg.0 {
+                Event::RunStarted(r) => format!("run {}", r.run_id),
+                Event::StepStarted(s) => format!("start {}", s.index),
+                Event::Request(r) => format!("request {} {}", r.id, r.output_tokens),
+                Event::Dropped(d) => format!("dropped {}", d.step),
+                Event::StepFinished { step, .. } => format!("finish {step}"),
+            };
+            self.0.lock().push(name);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn live_sinks_receive_completed_events_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recorder = Recorder::new(config(dir.path(), false), Arc::new(Words)).unwrap();
+        let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let collector = Collector(seen.clone()).start();
+        recorder.subscribe(collector.clone().recipient());
+        let arbiter = Arbiter::new();
+        let addr = recorder.start_in_arbiter(&arbiter.handle());
+        addr.send(StartStep(step(1, StepKind::Rate))).await.unwrap();
+        let mut pending = request("a", 1, 0);
+        pending.output_text = Some("three words here".into());
+        addr.send(RecordRequest(pending)).await.unwrap();
+        addr.send(RecordDropped(ArrivalDropped {
+            step: 1,
+            scheduled_at: 5,
+        }))
+        .await
+        .unwrap();
+        let window = StepWindow {
+            start: 0,
+            send_end: 10,
+            end: 20,
+        };
+        addr.send(FinishStep {
+            step: 1,
+            window,
+            ended_early: None,
+        })
+        .await
+        .unwrap();
+        // The collector runs on this thread's arbiter: let it drain its mailbox.
+        for _ in 0..100 {
+            if seen.lock().len() >= 5 {
+                break;
+            }
+            actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            *seen.lock(),
+            vec![
+                "run run-1",
+                "start 1",
+                "request a 3",
+                "dropped 1",
+                "finish 1"
+            ],
+            "the output count is completed before the event goes on"
+        );
+        arbiter.stop();
     }
 }

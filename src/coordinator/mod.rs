@@ -15,6 +15,7 @@ use actix_rt::Arbiter;
 use sinks::event::{StepKind, StepWindow};
 use sinks::json::report::RunStatus;
 use sinks::json::StepResult;
+use sinks::live::{LiveSink, SinkFlush};
 use sinks::recorder::{FinishStep, Flush, Recorder, StartStep};
 use tokio::sync::oneshot;
 
@@ -50,6 +51,8 @@ pub struct Engine {
     /// stream handling.
     pub scheduler: Arbiter,
     pub recorder: Addr<Recorder>,
+    /// Subscribed to the recorder; flushed after it, each waited for.
+    pub live_sinks: Vec<LiveSink>,
     pub settings: ClientSettings,
     pub results_path: PathBuf,
 }
@@ -105,6 +108,7 @@ impl Engine {
                 None
             }
         };
+        self.flush_live_sinks().await;
         self.scheduler.stop();
         let workers = Arc::try_unwrap(self.workers).ok();
         if let Some(w) = workers {
@@ -235,6 +239,18 @@ impl Engine {
             },
         )
         .await
+    }
+
+    /// Every live sink pushes out what it holds; a failing sink is reported, never fatal (the
+    /// results file is already written).
+    async fn flush_live_sinks(&self) {
+        for sink in &self.live_sinks {
+            match sink.flush.send(SinkFlush { last: true }).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::error!("{} sink: final flush failed: {e}", sink.name),
+                Err(e) => log::error!("{} sink stopped before its final flush: {e}", sink.name),
+            }
+        }
     }
 
     /// Waits until every request of the step has ended. Once a stop was asked for, waits at most
