@@ -10,6 +10,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 
 use crate::config::{BenchmarkKind, Endpoint, RunConfig};
 use crate::exit::RunError;
+use crate::load::schedule::Arrival;
 use crate::shutdown::Shutdown;
 use crate::sim::{SimConfig, SimServer};
 use crate::workload::options::TokenizeOptions;
@@ -124,6 +125,12 @@ pub struct RunArgs {
     /// Seed for prompt and length sampling
     #[arg(long, default_value = "0")]
     pub seed: u64,
+    /// Open-loop arrivals: constant (the original tool's spacing), poisson, or gamma
+    #[arg(long, default_value = "constant")]
+    pub arrival: String,
+    /// Shape of gamma arrivals, as vLLM's --burstiness: 1 = Poisson, < 1 burstier, > 1 steadier
+    #[arg(long, default_value = "1.0")]
+    pub burstiness: f64,
     /// Benchmark the built-in simulated server, in-process, offline: a short sweep
     #[arg(long, conflicts_with = "url")]
     pub demo: bool,
@@ -231,6 +238,7 @@ impl RunArgs {
             save_requests: self.save_requests,
             no_console: self.no_console,
             seed: self.seed,
+            arrival: Arrival::parse(&self.arrival, self.burstiness)?,
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;
@@ -489,6 +497,11 @@ mod tests {
             (vec!["--extra-meta", "novalue"], "key=value"),
             (vec!["--decode-options", "num_tokens=x"], "decode-options"),
             (vec!["--run-id", "a b"], "run-id"),
+            (vec!["--arrival", "uniform"], "--arrival"),
+            (
+                vec!["--arrival", "gamma", "--burstiness", "0"],
+                "--burstiness",
+            ),
         ] {
             let err = parse(&args).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");

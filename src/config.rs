@@ -72,6 +72,8 @@ pub struct RunConfig {
     pub no_console: bool,
     /// Seed for prompt and length sampling.
     pub seed: u64,
+    /// How open-loop arrivals are spaced (constant by default, as the original tool).
+    pub arrival: crate::load::schedule::Arrival,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -114,6 +116,7 @@ impl RunConfig {
             save_requests: false,
             no_console: false,
             seed: 0,
+            arrival: crate::load::schedule::Arrival::Constant,
         }
     }
 }

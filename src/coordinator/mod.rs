@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::config::{BenchmarkKind, RunConfig};
 use crate::exit::RunError;
 use crate::load::rate_ticker::RateTicker;
-use crate::load::schedule::ConstantSchedule;
+use crate::load::schedule::Schedule;
 use crate::load::tracker::StepTracker;
 use crate::load::virtual_user::VirtualUser;
 use crate::load::{RequestPool, StepContext};
@@ -208,7 +208,9 @@ impl Engine {
             }
             Some(rate) => {
                 tracker.source_started();
-                let schedule = ConstantSchedule::new(start, send_until, rate);
+                // Each step its own reproducible stream of arrivals.
+                let seed = self.cfg.seed ^ (u64::from(index) << 32);
+                let schedule = Schedule::new(self.cfg.arrival, start, send_until, rate, seed);
                 let (c, w, max) = (ctx.clone(), self.workers.clone(), step.vus);
                 RateTicker::start_in_arbiter(&self.scheduler.handle(), move |_| {
                     RateTicker::new(c, schedule, max, w)

@@ -7,7 +7,7 @@ use actix::prelude::*;
 use sinks::event::ArrivalDropped;
 use sinks::recorder::RecordDropped;
 
-use super::schedule::ConstantSchedule;
+use super::schedule::Schedule;
 use super::StepContext;
 use crate::request::actor::Request;
 use crate::shutdown::Level;
@@ -15,7 +15,7 @@ use crate::workers::Workers;
 
 pub struct RateTicker {
     ctx: Arc<StepContext>,
-    schedule: ConstantSchedule,
+    schedule: Option<Schedule>,
     max_in_flight: u64,
     workers: Arc<Workers>,
 }
@@ -24,13 +24,13 @@ impl RateTicker {
     /// The caller counts the ticker in with `tracker.source_started()` before starting it.
     pub fn new(
         ctx: Arc<StepContext>,
-        schedule: ConstantSchedule,
+        schedule: Schedule,
         max_in_flight: u64,
         workers: Arc<Workers>,
     ) -> Self {
         RateTicker {
             ctx,
-            schedule,
+            schedule: Some(schedule),
             max_in_flight,
             workers,
         }
@@ -42,7 +42,9 @@ impl Actor for RateTicker {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let step = self.ctx.clone();
-        let schedule = self.schedule;
+        let Some(schedule) = self.schedule.take() else {
+            return;
+        };
         let max_in_flight = self.max_in_flight;
         let workers = self.workers.clone();
         let fut = async move {
@@ -53,13 +55,11 @@ impl Actor for RateTicker {
     }
 }
 
-async fn tick(step: &Arc<StepContext>, schedule: ConstantSchedule, max: u64, workers: &Workers) {
+async fn tick(step: &Arc<StepContext>, schedule: Schedule, max: u64, workers: &Workers) {
     let clock = step.shared.clock;
     let stop = step.shared.shutdown.reached(Level::Stop);
     tokio::pin!(stop);
-    let mut k = 0;
-    while let Some(at) = schedule.arrival(k) {
-        k += 1;
+    for at in schedule {
         tokio::select! {
             biased;
             _ = &mut stop => return,

@@ -1,41 +1,122 @@
-//! Arrival times of the open loop (pure). Each arrival is computed from the step's absolute
-//! start, never by summing sleeps, so lateness never accumulates into drift.
+//! Arrival times of the open loop (pure).
+//!
+//! Every arrival is an absolute time from the step's start: constant spacing is `start + k/rate`
+//! computed for each k; random processes add seeded gaps to an exact running offset (integer
+//! nanoseconds). Nothing here sleeps, so a late wake-up of the ticker never shifts later
+//! arrivals: lateness shows up as queue delay, never as drift.
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Exp, Gamma};
+use serde::Serialize;
 use sinks::event::Nanos;
 
-/// Constant spacing at `rate` requests per second (the original tool's `rate` executor).
-#[derive(Clone, Copy, Debug)]
-pub struct ConstantSchedule {
+/// How arrivals are spaced.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Arrival {
+    /// Exactly `1/rate` apart (the original tool's `rate` executor; the default).
+    Constant,
+    /// Exponential gaps: a Poisson process.
+    Poisson,
+    /// Gamma-distributed gaps with shape `burstiness` and mean `1/rate`, as vLLM's
+    /// `--burstiness`: 1 is Poisson, below 1 burstier, above 1 more regular.
+    Gamma { burstiness: f64 },
+}
+
+impl Arrival {
+    /// `constant`, `poisson` or `gamma` (with its burstiness).
+    pub fn parse(kind: &str, burstiness: f64) -> Result<Arrival, String> {
+        if !(burstiness.is_finite() && burstiness > 0.0) {
+            return Err(format!(
+                "--burstiness must be a positive number, got {burstiness}"
+            ));
+        }
+        match kind {
+            "constant" => Ok(Arrival::Constant),
+            "poisson" => Ok(Arrival::Poisson),
+            "gamma" => Ok(Arrival::Gamma { burstiness }),
+            _ => Err(format!(
+                "unknown --arrival '{kind}': use constant, poisson or gamma"
+            )),
+        }
+    }
+}
+
+enum Gaps {
+    Constant,
+    Exp(Exp<f64>),
+    Gamma(Gamma<f64>),
+}
+
+/// The arrivals of one step, in order.
+pub struct Schedule {
     start: Nanos,
     end: Nanos,
     rate: f64,
+    gaps: Gaps,
+    rng: StdRng,
+    k: u64,
+    /// Offset of the next random arrival from `start`, in seconds (f64 keeps sub-ns precision
+    /// for hours; rounding happens once per arrival, never accumulates).
+    offset_secs: f64,
 }
 
-impl ConstantSchedule {
-    /// Arrivals at `start + k / rate` for every k with that time before `end`.
-    pub fn new(start: Nanos, end: Nanos, rate: f64) -> Self {
-        ConstantSchedule { start, end, rate }
+impl Schedule {
+    /// Arrivals at `rate` per second from `start` until `end` (exclusive). A non-positive or
+    /// non-finite rate has none. `seed` makes random processes reproducible.
+    pub fn new(arrival: Arrival, start: Nanos, end: Nanos, rate: f64, seed: u64) -> Self {
+        let valid = rate.is_finite() && rate > 0.0;
+        let gaps = match arrival {
+            Arrival::Constant => Gaps::Constant,
+            Arrival::Poisson => Exp::new(rate).map_or(Gaps::Constant, Gaps::Exp),
+            Arrival::Gamma { burstiness } => Gamma::new(burstiness, 1.0 / (rate * burstiness))
+                .map_or(Gaps::Constant, Gaps::Gamma),
+        };
+        Schedule {
+            start,
+            end: if valid { end } else { start },
+            rate,
+            gaps,
+            rng: StdRng::seed_from_u64(seed),
+            k: 0,
+            offset_secs: 0.0,
+        }
     }
 
-    /// The k-th arrival, or `None` once past the end (or for a non-positive rate).
-    pub fn arrival(&self, k: u64) -> Option<Nanos> {
-        if !self.rate.is_finite() || self.rate <= 0.0 {
+    /// The next arrival, or `None` once past the end.
+    pub fn next_arrival(&mut self) -> Option<Nanos> {
+        if self.end <= self.start {
             return None;
         }
-        let offset = (k as f64 * 1e9 / self.rate).round();
-        if offset >= (self.end - self.start) as f64 {
+        let gap = match &self.gaps {
+            Gaps::Constant => None,
+            Gaps::Exp(d) => Some(d.sample(&mut self.rng)),
+            Gaps::Gamma(d) => Some(d.sample(&mut self.rng)),
+        };
+        let offset = match gap {
+            None => self.k as f64 / self.rate,
+            // The first arrival is at the start, as with constant spacing.
+            Some(gap) => {
+                let current = self.offset_secs;
+                self.offset_secs += gap;
+                current
+            }
+        };
+        let at = self.start as f64 + (offset * 1e9).round();
+        if at >= self.end as f64 {
             return None;
         }
-        Some(self.start + offset as Nanos)
+        self.k += 1;
+        Some(at as Nanos)
     }
+}
 
-    /// How many arrivals the schedule holds.
-    pub fn len(&self) -> u64 {
-        (0..).take_while(|k| self.arrival(*k).is_some()).count() as u64
-    }
+impl Iterator for Schedule {
+    type Item = Nanos;
 
-    pub fn is_empty(&self) -> bool {
-        self.arrival(0).is_none()
+    fn next(&mut self) -> Option<Nanos> {
+        self.next_arrival()
     }
 }
 
@@ -43,27 +124,214 @@ impl ConstantSchedule {
 mod tests {
     use super::*;
 
-    #[test]
-    fn arrivals_are_exact_and_do_not_drift() {
-        let s = ConstantSchedule::new(5_000, 5_000 + 3_600_000_000_000, 300.0);
-        // After a million arrivals the k-th is still exactly k/rate after the start.
-        let k = 1_000_000;
-        assert_eq!(s.arrival(k), Some(5_000 + 3_333_333_333_333));
-        assert_eq!(s.arrival(0), Some(5_000));
+    const HOUR: Nanos = 3_600_000_000_000;
+
+    fn gaps_secs(arrival: Arrival, rate: f64, n: usize) -> Vec<f64> {
+        let times: Vec<Nanos> = Schedule::new(arrival, 0, HOUR * 1000, rate, 42)
+            .take(n + 1)
+            .collect();
+        times
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as f64 / 1e9)
+            .collect()
+    }
+
+    /// Kolmogorov–Smirnov statistic of a sample against a CDF.
+    fn ks(mut sample: Vec<f64>, cdf: impl Fn(f64) -> f64) -> f64 {
+        sample.sort_by(f64::total_cmp);
+        let n = sample.len() as f64;
+        sample
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let f = cdf(x);
+                (f - i as f64 / n).abs().max(((i + 1) as f64 / n - f).abs())
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// Critical value of the KS test at α = 0.01.
+    fn ks_critical(n: usize) -> f64 {
+        1.628 / (n as f64).sqrt()
+    }
+
+    /// Regularized lower incomplete gamma P(a, x) (series / continued fraction).
+    fn gamma_p(a: f64, x: f64) -> f64 {
+        if x <= 0.0 {
+            return 0.0;
+        }
+        let ln_pre = a * x.ln() - x - ln_gamma(a);
+        if x < a + 1.0 {
+            let (mut sum, mut term, mut ap) = (1.0 / a, 1.0 / a, a);
+            for _ in 0..10_000 {
+                ap += 1.0;
+                term *= x / ap;
+                sum += term;
+                if term.abs() < sum.abs() * 1e-15 {
+                    break;
+                }
+            }
+            sum * ln_pre.exp()
+        } else {
+            // Lentz's continued fraction for Q(a, x).
+            let tiny = 1e-300;
+            let mut b = x + 1.0 - a;
+            let mut c = 1.0 / tiny;
+            let mut d = 1.0 / b;
+            let mut h = d;
+            for i in 1..10_000 {
+                let an = -(i as f64) * (i as f64 - a);
+                b += 2.0;
+                d = an * d + b;
+                if d.abs() < tiny {
+                    d = tiny;
+                }
+                c = b + an / c;
+                if c.abs() < tiny {
+                    c = tiny;
+                }
+                d = 1.0 / d;
+                let delta = d * c;
+                h *= delta;
+                if (delta - 1.0).abs() < 1e-15 {
+                    break;
+                }
+            }
+            1.0 - ln_pre.exp() * h
+        }
+    }
+
+    /// Lanczos approximation of ln Γ(x).
+    fn ln_gamma(x: f64) -> f64 {
+        const G: [f64; 6] = [
+            76.180_091_729_471_46,
+            -86.505_320_329_416_77,
+            24.014_098_240_830_91,
+            -1.231_739_572_450_155,
+            0.001_208_650_973_866_179,
+            -0.000_005_395_239_384_953,
+        ];
+        let mut y = x;
+        let tmp = x + 5.5;
+        let tmp = tmp - (x + 0.5) * tmp.ln();
+        let mut ser = 1.000_000_000_190_015;
+        for g in G {
+            y += 1.0;
+            ser += g / y;
+        }
+        -tmp + (2.506_628_274_631_000_5 * ser / x).ln()
     }
 
     #[test]
-    fn count_matches_rate_times_duration() {
-        let s = ConstantSchedule::new(0, 10_000_000_000, 20.0);
+    fn constant_arrivals_are_exact_and_do_not_drift() {
+        let mut s = Schedule::new(Arrival::Constant, 5_000, 5_000 + HOUR, 300.0, 0);
+        assert_eq!(s.next_arrival(), Some(5_000));
+        // After a million arrivals the k-th is still exactly k/rate after the start.
+        let k = 1_000_000;
+        let kth = s.nth(k - 1);
+        assert_eq!(kth, Some(5_000 + 3_333_333_333_333));
+    }
+
+    #[test]
+    fn constant_count_matches_rate_times_duration() {
+        let s: Vec<Nanos> = Schedule::new(Arrival::Constant, 0, 10_000_000_000, 20.0, 0).collect();
         assert_eq!(s.len(), 200);
-        assert_eq!(s.arrival(199), Some(9_950_000_000));
-        assert_eq!(s.arrival(200), None);
+        assert_eq!(s[199], 9_950_000_000);
     }
 
     #[test]
     fn zero_or_invalid_rate_has_no_arrivals() {
-        assert!(ConstantSchedule::new(0, 1_000, 0.0).is_empty());
-        assert!(ConstantSchedule::new(0, 1_000, f64::NAN).is_empty());
-        assert!(ConstantSchedule::new(0, 1_000, -1.0).is_empty());
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            for a in [
+                Arrival::Constant,
+                Arrival::Poisson,
+                Arrival::Gamma { burstiness: 0.5 },
+            ] {
+                assert_eq!(
+                    Schedule::new(a, 0, HOUR, rate, 1).count(),
+                    0,
+                    "{a:?} {rate}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn poisson_gaps_are_exponential() {
+        let rate = 50.0;
+        let gaps = gaps_secs(Arrival::Poisson, rate, 100_000);
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        assert!((mean * rate - 1.0).abs() < 0.01, "mean gap {mean}");
+        let d = ks(gaps, |x| 1.0 - (-rate * x).exp());
+        assert!(d < ks_critical(100_000), "KS D = {d}");
+    }
+
+    #[test]
+    fn gamma_gaps_follow_the_burstiness_shape() {
+        let rate = 20.0;
+        for shape in [0.25, 0.5, 1.0, 4.0] {
+            let gaps = gaps_secs(Arrival::Gamma { burstiness: shape }, rate, 100_000);
+            let n = gaps.len() as f64;
+            let mean = gaps.iter().sum::<f64>() / n;
+            let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n;
+            // Gamma(k, θ = 1/(rate k)): mean 1/rate, coefficient of variation 1/√k.
+            assert!(
+                (mean * rate - 1.0).abs() < 0.02,
+                "shape {shape}: mean {mean}"
+            );
+            let cv = var.sqrt() / mean;
+            assert!(
+                (cv * shape.sqrt() - 1.0).abs() < 0.03,
+                "shape {shape}: cv {cv}"
+            );
+            if shape < 0.5 {
+                // ~1 % of Gamma(0.25) gaps are under a nanosecond and come out as 0 or 1 ns: the
+                // integer clock, not the process, would dominate the KS statistic.
+                continue;
+            }
+            let theta = 1.0 / (rate * shape);
+            let d = ks(gaps, |x| gamma_p(shape, x / theta));
+            assert!(d < ks_critical(100_000), "shape {shape}: KS D = {d}");
+        }
+    }
+
+    #[test]
+    fn the_ks_test_rejects_the_wrong_distribution() {
+        // Guards the test itself: constant gaps are not exponential.
+        let gaps = gaps_secs(Arrival::Constant, 50.0, 10_000);
+        assert!(ks(gaps, |x| 1.0 - (-50.0 * x).exp()) > ks_critical(10_000));
+        assert!((gamma_p(1.0, 1.0) - (1.0 - (-1.0f64).exp())).abs() < 1e-12);
+        assert!((gamma_p(3.0, 10.0) - 0.997_230_604_284_488_6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn seeded_schedules_repeat_and_differ_by_seed() {
+        let a: Vec<Nanos> = Schedule::new(Arrival::Poisson, 0, HOUR, 10.0, 7)
+            .take(100)
+            .collect();
+        let b: Vec<Nanos> = Schedule::new(Arrival::Poisson, 0, HOUR, 10.0, 7)
+            .take(100)
+            .collect();
+        let c: Vec<Nanos> = Schedule::new(Arrival::Poisson, 0, HOUR, 10.0, 8)
+            .take(100)
+            .collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a[0], 0, "the first arrival is at the step's start");
+    }
+
+    #[test]
+    fn arrival_parsing() {
+        assert_eq!(Arrival::parse("poisson", 1.0), Ok(Arrival::Poisson));
+        assert_eq!(
+            Arrival::parse("gamma", 0.5),
+            Ok(Arrival::Gamma { burstiness: 0.5 })
+        );
+        assert!(Arrival::parse("gamma", 0.0)
+            .unwrap_err()
+            .contains("burstiness"));
+        assert!(Arrival::parse("uniform", 1.0)
+            .unwrap_err()
+            .contains("constant, poisson or gamma"));
     }
 }
