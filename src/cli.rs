@@ -131,6 +131,12 @@ pub struct RunArgs {
     /// Shape of gamma arrivals, as vLLM's --burstiness: 1 = Poisson, < 1 burstier, > 1 steadier
     #[arg(long, default_value = "1.0")]
     pub burstiness: f64,
+    /// End a step early when more than this share of its finished requests failed (e.g. 0.5 or 50%)
+    #[arg(long, value_parser = parse_share)]
+    pub max_error_rate: Option<f64>,
+    /// Run every rate step to its end, even when the server is saturated
+    #[arg(long)]
+    pub no_saturation_stop: bool,
     /// Benchmark the built-in simulated server, in-process, offline: a short sweep
     #[arg(long, conflicts_with = "url")]
     pub demo: bool,
@@ -148,6 +154,21 @@ const DEMO_DECODE: &str = "num_tokens=64,min_tokens=64,max_tokens=64,variance=0"
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("'{s}' is not a duration ({e}); e.g. 30s, 2m, 1h"))
+}
+
+/// A share: `0.25` or `25%`, between 0 and 1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("'{s}' is not a share (e.g. 0.5 or 50%)"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("'{s}' must be between 0 and 1 (or 0% and 100%)"))
+    }
 }
 
 fn parse_kind(s: &str) -> Result<BenchmarkKind, String> {
@@ -239,6 +260,8 @@ impl RunArgs {
             no_console: self.no_console,
             seed: self.seed,
             arrival: Arrival::parse(&self.arrival, self.burstiness)?,
+            max_error_rate: self.max_error_rate,
+            stop_when_saturated: !self.no_saturation_stop,
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;
@@ -498,6 +521,7 @@ mod tests {
             (vec!["--decode-options", "num_tokens=x"], "decode-options"),
             (vec!["--run-id", "a b"], "run-id"),
             (vec!["--arrival", "uniform"], "--arrival"),
+            (vec!["--max-error-rate", "150%"], "between 0 and 1"),
             (
                 vec!["--arrival", "gamma", "--burstiness", "0"],
                 "--burstiness",

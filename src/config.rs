@@ -74,6 +74,10 @@ pub struct RunConfig {
     pub seed: u64,
     /// How open-loop arrivals are spaced (constant by default, as the original tool).
     pub arrival: crate::load::schedule::Arrival,
+    /// End a step when more than this share (0..1) of its finished requests failed.
+    pub max_error_rate: Option<f64>,
+    /// End an open-loop step (and skip higher rates) when the server is saturated.
+    pub stop_when_saturated: bool,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -117,6 +121,8 @@ impl RunConfig {
             no_console: false,
             seed: 0,
             arrival: crate::load::schedule::Arrival::Constant,
+            max_error_rate: None,
+            stop_when_saturated: true,
         }
     }
 }

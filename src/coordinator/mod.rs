@@ -6,6 +6,12 @@
 
 pub mod health;
 pub mod plan;
+pub mod saturation;
+
+/// How often a running step's counters are checked for saturation.
+const MONITOR_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+/// `ended_early` of a step stopped by SIGINT/SIGTERM.
+const INTERRUPTED: &str = "interrupted by signal";
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +37,7 @@ use crate::request::client::RequestShared;
 use crate::shutdown::{Level, Shutdown};
 use crate::workers::{ClientSettings, Workers};
 use plan::{rate_step, sweep_rates, StepPlan};
+use saturation::{Limits, Monitor};
 
 /// What a finished run hands back to its caller.
 #[derive(Debug)]
@@ -164,6 +171,17 @@ impl Engine {
             if step.kind == StepKind::Warmup {
                 continue;
             }
+            if let (Some(rate), Some(_)) = (step.rate, &result.ended_early) {
+                // Saturated (or failing) at this rate: higher rates would only grind on.
+                let skipped = queue
+                    .iter()
+                    .filter(|s| s.rate.is_some_and(|r| r >= rate))
+                    .count();
+                queue.retain(|s| s.rate.is_none_or(|r| r < rate));
+                if skipped > 0 {
+                    eprintln!("  {skipped} higher rate steps skipped: the server is saturated");
+                }
+            }
             if step.kind == StepKind::Throughput && self.cfg.benchmark_kind == BenchmarkKind::Sweep
             {
                 let rates = sweep_rates(result.request_rate, self.cfg.num_rates);
@@ -217,10 +235,7 @@ impl Engine {
                 });
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep_until(self.clock.instant(send_until).into()) => {}
-            _ = self.shutdown.reached(Level::Stop) => {}
-        }
+        let stopped_early = self.watch_sending(step, start, send_until, &tracker).await;
         let send_end = self.clock.now().min(send_until);
         self.drain(&tracker).await;
         let window = StepWindow {
@@ -228,10 +243,11 @@ impl Engine {
             send_end,
             end: self.clock.now(),
         };
-        let ended_early = self
-            .shutdown
-            .is_stopping()
-            .then(|| "interrupted by signal".to_string());
+        let ended_early = match stopped_early {
+            Some(reason) => Some(reason),
+            None if self.shutdown.is_stopping() => Some(INTERRUPTED.to_string()),
+            None => None,
+        };
         send(
             &self.recorder,
             FinishStep {
@@ -241,6 +257,45 @@ impl Engine {
             },
         )
         .await
+    }
+
+    /// Waits for the end of the step's sending window, checking a few times a second whether
+    /// the step should end early (saturated or failing server). Returns the reason if it did.
+    async fn watch_sending(
+        &self,
+        step: &StepPlan,
+        start: u64,
+        send_until: u64,
+        tracker: &StepTracker,
+    ) -> Option<String> {
+        let mut monitor = Monitor::new(step.rate, step.duration.as_secs_f64(), self.limits());
+        let window_end = tokio::time::sleep_until(self.clock.instant(send_until).into());
+        tokio::pin!(window_end);
+        let stop = self.shutdown.reached(Level::Stop);
+        tokio::pin!(stop);
+        let mut ticks = tokio::time::interval(MONITOR_PERIOD);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = &mut window_end => return None,
+                _ = &mut stop => return None,
+                _ = ticks.tick() => {
+                    let t = self.clock.now().saturating_sub(start) as f64 / 1e9;
+                    if let Some(reason) = monitor.observe(t, tracker.progress()) {
+                        log::warn!("step {} ends early: {reason}", step.id());
+                        tracker.stop_sending();
+                        return Some(reason);
+                    }
+                }
+            }
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_error_rate: self.cfg.max_error_rate,
+            stop_when_saturated: self.cfg.stop_when_saturated,
+        }
     }
 
     /// Every live sink pushes out what it holds; a failing sink is reported, never fatal (the
@@ -314,6 +369,9 @@ fn report_step(r: &StepResult) {
         r.time_to_first_token_ms.p50,
         r.inter_token_latency_ms.p50,
     );
+    if let Some(why) = &r.ended_early {
+        eprintln!("    ended early: {why}");
+    }
 }
 
 fn failure_summary(r: &StepResult) -> String {

@@ -59,13 +59,17 @@ async fn tick(step: &Arc<StepContext>, schedule: Schedule, max: u64, workers: &W
     let clock = step.shared.clock;
     let stop = step.shared.shutdown.reached(Level::Stop);
     tokio::pin!(stop);
+    let step_stop = step.tracker.sending_stop();
+    tokio::pin!(step_stop);
     for at in schedule {
         tokio::select! {
             biased;
             _ = &mut stop => return,
+            _ = &mut step_stop => return,
             _ = tokio::time::sleep_until(clock.instant(at).into()) => {}
         }
         if step.tracker.in_flight() >= max {
+            step.tracker.dropped();
             step.recorder.do_send(RecordDropped(ArrivalDropped {
                 step: step.step,
                 scheduled_at: at,

@@ -1,7 +1,8 @@
 //! Counts a step's requests in flight and its active schedulers, so the coordinator knows when
-//! every request of the step has ended and been recorded (nothing is left behind at a boundary).
+//! every request of the step has ended and been recorded (nothing is left behind at a boundary),
+//! and lets it end the step's sending early (saturation, error rate) without stopping the run.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
@@ -9,9 +10,24 @@ use tokio::sync::Notify;
 pub struct StepTracker {
     in_flight: AtomicU64,
     started: AtomicU64,
+    ended_ok: AtomicU64,
+    ended_failed: AtomicU64,
+    dropped: AtomicU64,
     /// Virtual users or rate tickers still running.
     sources: AtomicU64,
     idle: Notify,
+    stop_sending: AtomicBool,
+    stopped: Notify,
+}
+
+/// The step's counters at one moment (for the coordinator's saturation checks).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Progress {
+    pub started: u64,
+    pub in_flight: u64,
+    pub ended_ok: u64,
+    pub ended_failed: u64,
+    pub dropped: u64,
 }
 
 impl StepTracker {
@@ -26,9 +42,53 @@ impl StepTracker {
     }
 
     /// A request ended and its record was accepted by the recorder.
-    pub fn end(&self) {
+    pub fn end(&self, ok: bool) {
+        let counter = if ok {
+            &self.ended_ok
+        } else {
+            &self.ended_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.idle.notify_waiters();
+    }
+
+    /// An arrival could not start (the in-flight cap was reached).
+    pub fn dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress {
+            started: self.started.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Acquire),
+            ended_ok: self.ended_ok.load(Ordering::Relaxed),
+            ended_failed: self.ended_failed.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Ends the step's sending window now; in-flight requests still run to their end.
+    pub fn stop_sending(&self) {
+        self.stop_sending.store(true, Ordering::Release);
+        self.stopped.notify_waiters();
+    }
+
+    pub fn sending_stopped(&self) -> bool {
+        self.stop_sending.load(Ordering::Acquire)
+    }
+
+    /// Resolves once `stop_sending` was called.
+    pub async fn sending_stop(&self) {
+        loop {
+            let notified = self.stopped.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.sending_stopped() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub fn source_started(&self) {
@@ -84,14 +144,34 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
         t.source_ended();
-        t.end();
+        t.end(true);
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "one request is still in flight");
-        t.end();
+        t.end(false);
         tokio::time::timeout(Duration::from_secs(2), waiter)
             .await
             .expect("idle after the last request")
             .unwrap();
         assert_eq!(t.started(), 2);
+        let p = t.progress();
+        assert_eq!(
+            (p.started, p.in_flight, p.ended_ok, p.ended_failed),
+            (2, 0, 1, 1)
+        );
+    }
+
+    #[actix_rt::test]
+    async fn stop_sending_wakes_the_waiters() {
+        let t = Arc::new(StepTracker::new());
+        let t2 = t.clone();
+        let waiter = actix_rt::spawn(async move { t2.sending_stop().await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished() && !t.sending_stopped());
+        t.stop_sending();
+        tokio::time::timeout(Duration::from_secs(2), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert!(t.sending_stopped());
     }
 }

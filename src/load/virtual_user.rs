@@ -30,7 +30,10 @@ impl Actor for VirtualUser {
         let send_until = self.send_until;
         let fut = async move {
             let clock = step.shared.clock;
-            while Instant::now() < send_until && !step.shared.shutdown.is_stopping() {
+            while Instant::now() < send_until
+                && !step.shared.shutdown.is_stopping()
+                && !step.tracker.sending_stopped()
+            {
                 // Closed loop: the user is ready now, so it is scheduled now.
                 let job = step.job(clock.now());
                 run_one(&step, job).await;

@@ -42,8 +42,9 @@ impl Actor for Request {
 pub async fn run_one(step: &StepContext, job: Job) {
     let client = workers::client(step.settings);
     let record = execute(&client, &step.shared, job).await;
+    let ok = record.outcome.is_ok();
     publish(&step.recorder, record).await;
-    step.tracker.end();
+    step.tracker.end(ok);
 }
 
 /// Lossless: waits until the recorder accepted the record (backpressure).

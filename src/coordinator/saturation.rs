@@ -1,0 +1,307 @@
+//! When to end a step early (pure): the server is saturated, or failing.
+//!
+//! The coordinator samples the step's counters a few times a second and asks `Monitor::observe`.
+//! Rules, checked only after a warm-in: 20 % of the step (at least 2 s) and 1.5 × the time the
+//! first request took — the pipeline of a fresh step fills for about one end-to-end latency, and
+//! that growth of in-flight requests must not look like saturation:
+//!
+//! - error rate: more than `max_error_rate` of the step's finished requests failed
+//!   (at least `MIN_FINISHED` finished);
+//! - dropped arrivals (open loop): more than 1 % of the arrivals found `--max-vus` requests in
+//!   flight;
+//! - achieved rate (open loop): requests finished over the window below 90 % of the offered rate
+//!   while requests in flight grew;
+//! - a trend test (open loop): requests in flight — the server's queue plus what it serves —
+//!   grow steadily (least-squares slope with a t-statistic ≥ 4, and a growth that matters:
+//!   at least 3 requests and half the mean over the window). A stable server keeps in-flight
+//!   requests around rate × latency (Little's law); a saturated one lets them grow without bound.
+
+use std::collections::VecDeque;
+
+use crate::load::tracker::Progress;
+
+/// Finished requests needed before an error rate means anything.
+pub const MIN_FINISHED: u64 = 20;
+/// Achieved below this share of the offered rate is saturation.
+pub const ACHIEVED_SHARE: f64 = 0.9;
+/// Share of arrivals dropped at the in-flight cap that is saturation.
+pub const DROPPED_SHARE: f64 = 0.01;
+/// Shortest observation window after the warm-in, in seconds.
+pub const MIN_WINDOW_SECS: f64 = 2.0;
+/// Samples kept (at 4 Hz: the last five minutes); bounded however long the step.
+const MAX_SAMPLES: usize = 1200;
+/// Significance of the in-flight trend.
+const TREND_T: f64 = 4.0;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// End a step when more than this share of its finished requests failed (0..1).
+    pub max_error_rate: Option<f64>,
+    /// End an open-loop step when the server is saturated.
+    pub stop_when_saturated: bool,
+}
+
+pub struct Monitor {
+    offered: Option<f64>,
+    warm_in: f64,
+    limits: Limits,
+    samples: VecDeque<(f64, Progress)>,
+    /// When the first request of the step finished: about one end-to-end latency.
+    first_finished: Option<f64>,
+}
+
+impl Monitor {
+    /// `offered`: the open-loop rate (None: closed loop). The warm-in is 20 % of the step, at
+    /// least 2 s, at most half the step.
+    pub fn new(offered: Option<f64>, duration_secs: f64, limits: Limits) -> Self {
+        Monitor {
+            offered,
+            warm_in: (0.2 * duration_secs).max(2.0).min(duration_secs / 2.0),
+            limits,
+            samples: VecDeque::new(),
+            first_finished: None,
+        }
+    }
+
+    /// Takes one sample at `t` seconds into the step; returns why the step should end, if so.
+    pub fn observe(&mut self, t: f64, p: Progress) -> Option<String> {
+        if let Some(reason) = self.error_rate(p) {
+            return Some(reason);
+        }
+        if p.ended_ok + p.ended_failed > 0 && self.first_finished.is_none() {
+            self.first_finished = Some(t);
+        }
+        let filled = self.first_finished.map(|f| 1.5 * f)?;
+        if t < self.warm_in.max(filled) {
+            return None;
+        }
+        if self.samples.len() == MAX_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((t, p));
+        let rate = self.offered.filter(|_| self.limits.stop_when_saturated)?;
+        let (t0, first) = *self.samples.front()?;
+        let window = t - t0;
+        if window < MIN_WINDOW_SECS {
+            return None;
+        }
+        self.dropped(p, rate)
+            .or_else(|| achieved(first, p, window, rate))
+            .or_else(|| self.trend(window))
+    }
+
+    fn error_rate(&self, p: Progress) -> Option<String> {
+        let max = self.limits.max_error_rate?;
+        let finished = p.ended_ok + p.ended_failed;
+        if finished < MIN_FINISHED {
+            return None;
+        }
+        let share = p.ended_failed as f64 / finished as f64;
+        (share > max).then(|| {
+            format!(
+                "error rate {:.1}% ({} of {finished} finished requests failed) is over --max-error-rate {:.1}%",
+                share * 100.0,
+                p.ended_failed,
+                max * 100.0
+            )
+        })
+    }
+
+    fn dropped(&self, p: Progress, rate: f64) -> Option<String> {
+        let arrivals = p.started + p.dropped;
+        let share = p.dropped as f64 / arrivals.max(1) as f64;
+        (p.dropped >= 5 && share > DROPPED_SHARE).then(|| {
+            format!(
+                "saturated: {} of {arrivals} arrivals ({:.1}%) found the in-flight cap full and were dropped at {rate:.2} req/s",
+                p.dropped,
+                share * 100.0
+            )
+        })
+    }
+
+    fn trend(&self, window: f64) -> Option<String> {
+        let n = self.samples.len() as f64;
+        if n < 8.0 {
+            return None;
+        }
+        let xs = self.samples.iter().map(|(t, _)| *t);
+        let ys = self.samples.iter().map(|(_, p)| p.in_flight as f64);
+        let (mean_x, mean_y) = (xs.clone().sum::<f64>() / n, ys.clone().sum::<f64>() / n);
+        let sxx: f64 = xs.clone().map(|x| (x - mean_x).powi(2)).sum();
+        let sxy: f64 = xs
+            .clone()
+            .zip(ys.clone())
+            .map(|(x, y)| (x - mean_x) * (y - mean_y))
+            .sum();
+        if sxx <= 0.0 {
+            return None;
+        }
+        let slope = sxy / sxx;
+        let intercept = mean_y - slope * mean_x;
+        let residual: f64 = xs
+            .zip(ys)
+            .map(|(x, y)| (y - intercept - slope * x).powi(2))
+            .sum();
+        let stderr = (residual / (n - 2.0) / sxx).sqrt();
+        let t_stat = if stderr > 0.0 {
+            slope / stderr
+        } else {
+            f64::INFINITY
+        };
+        let growth = slope * window;
+        let first = self.samples.front()?.1.in_flight;
+        let last = self.samples.back()?.1.in_flight;
+        (slope > 0.0 && t_stat >= TREND_T && growth >= 3.0_f64.max(0.5 * mean_y)).then(|| {
+            format!(
+                "saturated: requests in flight grow without bound ({first} → {last} over {window:.1} s, +{slope:.1}/s): the server's queue keeps growing"
+            )
+        })
+    }
+}
+
+fn achieved(first: Progress, p: Progress, window: f64, rate: f64) -> Option<String> {
+    let finished = (p.ended_ok + p.ended_failed) - (first.ended_ok + first.ended_failed);
+    let achieved = finished as f64 / window;
+    (achieved < ACHIEVED_SHARE * rate && p.in_flight > first.in_flight).then(|| {
+        format!(
+            "saturated: achieved {achieved:.2} req/s, below {:.0}% of the offered {rate:.2} req/s, while requests in flight grew from {} to {}",
+            ACHIEVED_SHARE * 100.0,
+            first.in_flight,
+            p.in_flight
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ON: Limits = Limits {
+        max_error_rate: Some(0.5),
+        stop_when_saturated: true,
+    };
+
+    /// Feeds a step at `rate` req/s where requests take `latency` s and the server completes at
+    /// most `capacity` req/s; samples at 4 Hz. Returns the first reason and when it came.
+    fn simulate(rate: f64, capacity: f64, latency: f64, secs: f64) -> Option<(f64, String)> {
+        let mut m = Monitor::new(Some(rate), secs, ON);
+        let served = rate.min(capacity);
+        let mut t = 0.0;
+        while t <= secs {
+            let started = (rate * t) as u64;
+            let done = (served * (t - latency).max(0.0)) as u64;
+            let p = Progress {
+                started,
+                in_flight: started - done.min(started),
+                ended_ok: done.min(started),
+                ended_failed: 0,
+                dropped: 0,
+            };
+            if let Some(r) = m.observe(t, p) {
+                return Some((t, r));
+            }
+            t += 0.25;
+        }
+        None
+    }
+
+    #[test]
+    fn a_stable_server_is_not_saturated() {
+        for (rate, latency) in [(10.0, 0.5), (40.0, 0.1), (100.0, 3.0), (2.0, 8.0)] {
+            assert_eq!(
+                simulate(rate, rate * 1.1, latency, 30.0),
+                None,
+                "{rate} {latency}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_saturated_server_is_found_within_seconds() {
+        let (t, why) = simulate(48.0, 40.0, 0.1, 10.0).expect("saturated");
+        assert!(t <= 5.0, "found at {t} s");
+        assert!(why.starts_with("saturated"), "{why}");
+        let (_, why) = simulate(30.0, 15.0, 1.0, 20.0).expect("saturated");
+        assert!(why.contains("achieved") || why.contains("grow"), "{why}");
+    }
+
+    #[test]
+    fn nothing_is_judged_during_the_warm_in() {
+        let mut m = Monitor::new(Some(10.0), 30.0, ON);
+        let p = Progress {
+            started: 100,
+            in_flight: 100,
+            ..Progress::default()
+        };
+        assert_eq!(m.observe(1.0, p), None);
+        assert_eq!(m.observe(5.9, p), None, "warm-in is 20 % of 30 s");
+        let done = Progress { ended_ok: 1, ..p };
+        assert_eq!(
+            m.observe(7.0, done),
+            None,
+            "first finished at 7 s: nothing judged before 10.5 s"
+        );
+        assert_eq!(m.observe(10.0, done), None);
+        assert!(m.samples.is_empty());
+        assert_eq!(m.observe(10.5, done), None);
+        assert_eq!(m.samples.len(), 1);
+    }
+
+    #[test]
+    fn drops_at_the_cap_are_saturation() {
+        let mut m = Monitor::new(Some(10.0), 10.0, ON);
+        let at = |_t: f64, dropped| Progress {
+            started: 100,
+            in_flight: 16,
+            ended_ok: 5,
+            dropped,
+            ..Progress::default()
+        };
+        assert_eq!(m.observe(2.0, at(2.0, 0)), None);
+        assert_eq!(m.observe(3.0, at(3.0, 0)), None);
+        let why = m.observe(5.5, at(5.5, 10)).expect("dropped");
+        assert!(why.contains("10 of 110 arrivals"), "{why}");
+    }
+
+    #[test]
+    fn error_rate_ends_any_step_once_enough_finished() {
+        let mut m = Monitor::new(None, 60.0, ON);
+        let p = |ok, failed| Progress {
+            ended_ok: ok,
+            ended_failed: failed,
+            ..Progress::default()
+        };
+        assert_eq!(m.observe(0.5, p(2, 10)), None, "too few finished");
+        assert_eq!(m.observe(1.0, p(15, 15)), None, "50 % is not over 50 %");
+        let why = m.observe(1.5, p(15, 20)).expect("over the limit");
+        assert!(
+            why.contains("57.1%") && why.contains("--max-error-rate 50.0%"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn closed_loop_and_disabled_limits_never_stop() {
+        let off = Limits {
+            max_error_rate: None,
+            stop_when_saturated: false,
+        };
+        let mut m = Monitor::new(Some(10.0), 10.0, off);
+        let mut closed = Monitor::new(None, 10.0, ON);
+        for i in 0..80 {
+            let p = Progress {
+                started: i * 10,
+                in_flight: i * 3,
+                dropped: i,
+                ended_failed: i,
+                ..Progress::default()
+            };
+            assert_eq!(m.observe(i as f64 * 0.25, p), None);
+            let q = Progress {
+                ended_failed: 0,
+                ..p
+            };
+            assert_eq!(closed.observe(i as f64 * 0.25, q), None);
+        }
+    }
+}
