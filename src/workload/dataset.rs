@@ -1,4 +1,5 @@
-//! Conversation datasets in the original tool's JSON format, from a local file:
+//! Conversation datasets, from a local file or the Hugging Face hub. Accepted shapes, as a JSON
+//! array or as JSON Lines (one entry per line):
 //!
 //! ```json
 //! [{"conversations": [{"role": "system", "content": "..."},
@@ -6,10 +7,15 @@
 //!   "id": "optional, string or number"}]
 //! ```
 //!
-//! The prompt of an entry is its messages up to and including the first `user` turn. System
-//! turns keep the `system` role (the original tool sent them as `user`). Entries without a user
-//! turn, with an unknown role before it, or with an empty prompt are skipped and counted. No
-//! network: a dataset on the Hugging Face hub is an error for now.
+//! (the original tool's), and ShareGPT's `{"conversations": [{"from": "human", "value": "..."}]}`
+//! with `from` = `human` (user), `gpt` (assistant) or `system`.
+//!
+//! The first prompt of an entry is its messages up to and including the first `user` turn.
+//! System turns keep the `system` role (the original tool sent them as `user`). Every later
+//! `user` turn is kept as a follow-up turn of a multi-turn conversation; the dataset's own
+//! `assistant` answers after the first user turn are not sent: the model's real answers take
+//! their place during the run. Entries without a user turn, with an unknown role before it, or
+//! with an empty prompt are skipped and counted.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +25,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::error::Category;
 
+use super::hub::{self, HubEnv, RepoType};
 use super::Message;
 
 pub const ROLES: [&str; 3] = ["system", "user", "assistant"];
@@ -30,6 +37,8 @@ pub struct DatasetPrompt {
     pub id: Option<String>,
     /// Ends with the entry's first `user` turn.
     pub messages: Vec<Message>,
+    /// The contents of the entry's later `user` turns, in order (multi-turn chat).
+    pub later_turns: Vec<String>,
 }
 
 /// Why entries were skipped, with counts.
@@ -77,9 +86,46 @@ pub struct Dataset {
 
 #[derive(Deserialize)]
 struct RawEntry {
-    conversations: Vec<Message>,
+    conversations: Vec<RawMessage>,
     #[serde(default)]
     id: Option<serde_json::Value>,
+}
+
+/// `{role, content}` or ShareGPT's `{from, value}`.
+#[derive(Deserialize)]
+struct RawMessage {
+    role: Option<String>,
+    content: Option<String>,
+    from: Option<String>,
+    value: Option<String>,
+}
+
+impl RawMessage {
+    fn into_message(self) -> Result<Message, &'static str> {
+        match (self.role, self.content, self.from, self.value) {
+            (Some(role), Some(content), _, _) => Ok(Message { role, content }),
+            (None, None, Some(from), Some(value)) => Ok(Message {
+                role: sharegpt_role(&from).unwrap_or(&from).to_string(),
+                content: value,
+            }),
+            (Some(_), None, _, _) => Err("missing field `content`"),
+            (None, Some(_), _, _) => Err("missing field `role`"),
+            (None, None, Some(_), None) => Err("missing field `value`"),
+            (None, None, None, _) => {
+                Err("a message needs `role` and `content` (or ShareGPT's `from` and `value`)")
+            }
+        }
+    }
+}
+
+/// ShareGPT speaker names → roles.
+fn sharegpt_role(from: &str) -> Option<&'static str> {
+    Some(match from {
+        "human" | "user" => "user",
+        "gpt" | "chatgpt" | "bard" | "bing" | "assistant" => "assistant",
+        "system" => "system",
+        _ => return None,
+    })
 }
 
 /// Where the dataset is, from `--dataset` and `--dataset-file`; `None` when neither is given.
@@ -88,10 +134,12 @@ struct RawEntry {
 /// - `--dataset D`: a local file D, or a local folder D holding `--dataset-file`.
 /// - `--dataset org/name --dataset-file F` with a local file F: F (the name is only a label of
 ///   where F came from).
-/// - Anything else needs the Hugging Face hub: an error for now.
+/// - `--dataset org/name --dataset-file F` otherwise: file F of the hub dataset repository
+///   `org/name` (downloaded, or from the hub cache).
 pub fn resolve(
     dataset: Option<&str>,
     dataset_file: Option<&Path>,
+    hub: &HubEnv,
 ) -> Result<Option<PathBuf>, String> {
     match (dataset, dataset_file) {
         (None, None) => Ok(None),
@@ -111,9 +159,18 @@ pub fn resolve(
             }
             match file {
                 Some(file) if file.is_file() => Ok(Some(file.to_path_buf())),
-                _ => Err(format!(
-                    "dataset '{d}'{} is not a local file or folder (downloads from the Hugging Face hub are not supported yet): give a local JSON file with --dataset-file, or a local folder with --dataset",
-                    file.map(|f| format!(" with file '{}'", f.display())).unwrap_or_default()
+                Some(file) if hub::is_repo_id(d) => {
+                    let name = file.to_string_lossy();
+                    hub::fetch(hub, RepoType::Dataset, d, hub::MAIN, &name)
+                        .map(Some)
+                        .map_err(|e| format!("dataset '{d}' is not a local file or folder, and from the Hugging Face hub: {e}"))
+                }
+                Some(file) => Err(format!(
+                    "dataset '{d}' with file '{}': neither a local file or folder nor a Hugging Face hub dataset id (org/name)",
+                    file.display()
+                )),
+                None => Err(format!(
+                    "dataset '{d}' is not a local file or folder: for a Hugging Face hub dataset, give --dataset-file naming the JSON file in it; or give a local file"
                 )),
             }
         }
@@ -135,20 +192,32 @@ pub fn load(path: &Path) -> Result<Dataset, String> {
     parse(&text, path)
 }
 
-/// Parses a dataset held in memory; `path` is for messages and the result.
+/// Parses a dataset held in memory (a JSON array, or JSON Lines); `path` is for messages and
+/// the result.
 pub fn parse(text: &str, path: &Path) -> Result<Dataset, String> {
     let shown = path.display();
-    let raw: Vec<RawEntry> =
-        serde_json::from_str(text).map_err(|e| parse_error(text, &shown, e))?;
+    let raw = if is_json_lines(text) {
+        parse_lines(text, &shown)?
+    } else {
+        serde_json::from_str::<Vec<RawEntry>>(text).map_err(|e| parse_error(text, &shown, e))?
+    };
     if raw.is_empty() {
         return Err(format!("dataset file '{shown}' has no entries"));
     }
     let entries = raw.len();
     let mut skipped = Skipped::default();
-    let prompts: Vec<DatasetPrompt> = raw
-        .into_iter()
-        .filter_map(|entry| prompt_of(entry, &mut skipped))
-        .collect();
+    let mut prompts = Vec::with_capacity(entries);
+    for (i, entry) in raw.into_iter().enumerate() {
+        let messages = entry
+            .conversations
+            .into_iter()
+            .map(RawMessage::into_message)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("dataset file '{shown}', entry {}: {e}", i + 1))?;
+        if let Some(p) = prompt_of(messages, entry.id, &mut skipped) {
+            prompts.push(p);
+        }
+    }
     if prompts.is_empty() {
         return Err(format!(
             "dataset file '{shown}': none of its {entries} entries has a usable prompt (skipped: {skipped})"
@@ -168,6 +237,28 @@ pub fn parse(text: &str, path: &Path) -> Result<Dataset, String> {
     })
 }
 
+/// JSON Lines start with an object; a JSON array with `[`.
+fn is_json_lines(text: &str) -> bool {
+    text.trim_start().starts_with('{')
+}
+
+fn parse_lines(text: &str, shown: &dyn fmt::Display) -> Result<Vec<RawEntry>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str::<RawEntry>(line).map_err(|e| {
+                let line = i + 1;
+                if e.classify() == Category::Data {
+                    format!("dataset file '{shown}' has the wrong shape (JSON Lines, line {line}: {e}): expected {{\"conversations\": [{{\"role\": \"user\", \"content\": \"...\"}}, ...]}} on each line")
+                } else {
+                    format!("dataset file '{shown}' is not valid JSON (JSON Lines, line {line}): {e}")
+                }
+            })
+        })
+        .collect()
+}
+
 /// "not valid JSON" or "wrong shape". A shape error can come before a syntax error further
 /// on ("{not json" is a map first), so the syntax of the whole text is checked before blaming
 /// the shape.
@@ -183,15 +274,22 @@ fn parse_error(text: &str, shown: &dyn fmt::Display, e: serde_json::Error) -> St
     }
 }
 
-/// The entry's messages up to and including its first user turn, or why it has none.
-fn prompt_of(entry: RawEntry, skipped: &mut Skipped) -> Option<DatasetPrompt> {
-    let user = entry.conversations.iter().position(|m| m.role == "user");
-    let Some(user) = user else {
+/// The entry's messages up to and including its first user turn (and its later user turns),
+/// or why it has none.
+fn prompt_of(
+    mut messages: Vec<Message>,
+    id: Option<serde_json::Value>,
+    skipped: &mut Skipped,
+) -> Option<DatasetPrompt> {
+    let Some(user) = messages.iter().position(|m| m.role == "user") else {
         skipped.no_user_turn += 1;
         return None;
     };
-    let mut messages = entry.conversations;
-    messages.truncate(user + 1);
+    let later_turns: Vec<String> = messages
+        .drain(user + 1..)
+        .filter(|m| m.role == "user" && !m.content.is_empty())
+        .map(|m| m.content)
+        .collect();
     if let Some(bad) = messages.iter().find(|m| !ROLES.contains(&m.role.as_str())) {
         *skipped.unknown_roles.entry(bad.role.clone()).or_default() += 1;
         return None;
@@ -200,12 +298,16 @@ fn prompt_of(entry: RawEntry, skipped: &mut Skipped) -> Option<DatasetPrompt> {
         skipped.empty_prompt += 1;
         return None;
     }
-    let id = entry.id.and_then(|v| match v {
+    let id = id.and_then(|v| match v {
         serde_json::Value::String(s) => Some(s),
         serde_json::Value::Null => None,
         other => Some(other.to_string()),
     });
-    Some(DatasetPrompt { id, messages })
+    Some(DatasetPrompt {
+        id,
+        messages,
+        later_turns,
+    })
 }
 
 #[cfg(test)]
@@ -237,6 +339,7 @@ mod tests {
             vec![DatasetPrompt {
                 id: Some("7".into()),
                 messages: vec![msg("system", "Be brief."), msg("user", "Hi?")],
+                later_turns: vec!["More?".into()],
             }]
         );
     }
@@ -272,7 +375,12 @@ mod tests {
         let cases = [
             ("{not json", "is not valid JSON"),
             ("", "is not valid JSON"),
-            (r#"{"conversations": []}"#, "wrong shape"),
+            (r#""just a string""#, "wrong shape"),
+            (r#"{"conversations": 3}"#, "wrong shape (JSON Lines, line 1"),
+            (
+                "{\"conversations\": []}\n{oops",
+                "not valid JSON (JSON Lines, line 2)",
+            ),
             (r#"[{"messages": []}]"#, "missing field `conversations`"),
             (
                 r#"[{"conversations": [{"role": "user"}]}]"#,
@@ -316,6 +424,8 @@ mod tests {
     #[test]
     fn resolve_local_paths_and_hub_names() {
         let dir = tempfile::tempdir().unwrap();
+        let offline = HubEnv::offline_at(dir.path().join("hub"));
+        let resolve = |d, f| super::resolve(d, f, &offline);
         let file = dir.path().join("d.json");
         std::fs::write(&file, "[]").unwrap();
         let d = dir.path().to_str().unwrap();
@@ -341,10 +451,48 @@ mod tests {
         assert!(err.contains("other.json' not found"), "{err}");
         let err = resolve(Some("org/name"), None).unwrap_err();
         assert!(
-            err.contains("'org/name'") && err.contains("hub are not supported"),
+            err.contains("'org/name'") && err.contains("give --dataset-file"),
             "{err}"
         );
         let err = resolve(Some("org/name"), Some(Path::new("x.json"))).unwrap_err();
+        assert!(
+            err.contains("'x.json' of the dataset repository 'org/name'")
+                && err.contains("HF_HUB_OFFLINE=1"),
+            "{err}"
+        );
+        let err = resolve(Some("a b"), Some(Path::new("x.json"))).unwrap_err();
         assert!(err.contains("with file 'x.json'"), "{err}");
+    }
+
+    #[test]
+    fn sharegpt_and_json_lines() {
+        let sharegpt = r#"[{"id": "s1", "conversations": [
+            {"from": "system", "value": "Be kind."},
+            {"from": "human", "value": "Hi"},
+            {"from": "gpt", "value": "Hello!"},
+            {"from": "human", "value": "How are you?"},
+            {"from": "gpt", "value": "Fine."},
+            {"from": "human", "value": "Bye"}]}]"#;
+        let expected = DatasetPrompt {
+            id: Some("s1".into()),
+            messages: vec![msg("system", "Be kind."), msg("user", "Hi")],
+            later_turns: vec!["How are you?".into(), "Bye".into()],
+        };
+        assert_eq!(p(sharegpt).unwrap().prompts, vec![expected.clone()]);
+        let lines = concat!(
+            r#"{"id": "s1", "conversations": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "How are you?"}, {"role": "user", "content": "Bye"}]}"#,
+            "\n\n",
+            r#"{"conversations": [{"from": "human", "value": "Second"}, {"from": "bot", "value": "?"}]}"#,
+            "\n"
+        );
+        let ds = p(lines).unwrap();
+        assert_eq!(ds.entries, 2);
+        assert_eq!(ds.prompts[0], expected);
+        assert_eq!(ds.prompts[1].messages, vec![msg("user", "Second")]);
+        assert!(ds.prompts[1].later_turns.is_empty());
+        let err = p(r#"[{"conversations": [{"from": "human"}]}]"#).unwrap_err();
+        assert!(err.contains("entry 1: missing field `value`"), "{err}");
+        let ds = p(r#"[{"conversations": [{"from": "tool", "value": "x"}, {"from": "human", "value": "y"}]}, {"conversations": [{"from": "human", "value": "z"}]}]"#).unwrap();
+        assert_eq!(ds.skipped.unknown_roles.get("tool"), Some(&1));
     }
 }

@@ -13,6 +13,7 @@
 
 mod cut;
 pub mod dataset;
+pub mod hub;
 pub mod options;
 pub mod profiles;
 pub mod synthetic;
@@ -60,6 +61,8 @@ pub struct WorkloadConfig {
     pub seed: u64,
     /// How many prompts to make when there is no dataset.
     pub synthetic_prompts: usize,
+    /// Where the Hugging Face hub is, its cache and token.
+    pub hub: hub::HubEnv,
 }
 
 impl WorkloadConfig {
@@ -73,6 +76,7 @@ impl WorkloadConfig {
             decode_options: cfg.decode_options.clone(),
             seed: cfg.seed,
             synthetic_prompts: DEFAULT_SYNTHETIC_PROMPTS,
+            hub: hub::HubEnv::from_env(),
         }
     }
 }
@@ -89,21 +93,24 @@ pub struct Workload {
 /// Loads the tokenizer and builds every request (see the module docs). Deterministic for a
 /// given seed, tokenizer and dataset.
 pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
-    let loaded = tokenizer::load(cfg.tokenizer_name.as_deref())?;
+    let loaded = tokenizer::load_with(cfg.tokenizer_name.as_deref(), &cfg.hub)?;
     let tok = &loaded.tokenizer;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let (source, requests) =
-        match dataset::resolve(cfg.dataset.as_deref(), cfg.dataset_file.as_deref())? {
-            Some(path) => {
-                let ds = dataset::load(&path)?;
-                let requests = from_dataset(tok, &ds, cfg, &mut rng)?;
-                (path.display().to_string(), requests)
-            }
-            None => (
-                "synthetic".to_string(),
-                synthetic_requests(tok, cfg, &mut rng)?,
-            ),
-        };
+    let (source, requests) = match dataset::resolve(
+        cfg.dataset.as_deref(),
+        cfg.dataset_file.as_deref(),
+        &cfg.hub,
+    )? {
+        Some(path) => {
+            let ds = dataset::load(&path)?;
+            let requests = from_dataset(tok, &ds, cfg, &mut rng)?;
+            (path.display().to_string(), requests)
+        }
+        None => (
+            "synthetic".to_string(),
+            synthetic_requests(tok, cfg, &mut rng)?,
+        ),
+    };
     Ok(Workload {
         tokenizer: Arc::clone(&loaded.tokenizer),
         tokenizer_label: loaded.label,
@@ -327,6 +334,7 @@ mod tests {
             decode_options: None,
             seed: 1,
             synthetic_prompts: 20,
+            hub: hub::HubEnv::offline_at(PathBuf::from("/nonexistent/hub-cache")),
         }
     }
 
@@ -407,10 +415,15 @@ mod tests {
     fn errors_from_tokenizer_and_dataset_resolution() {
         let mut c = cfg();
         c.tokenizer_name = Some("org/model".into());
-        assert!(prepare(&c).unwrap_err().contains("'org/model' not found"));
+        let err = prepare(&c).unwrap_err();
+        assert!(
+            err.contains("'org/model'") && err.contains("HF_HUB_OFFLINE=1"),
+            "{err}"
+        );
         let mut c = cfg();
         c.dataset = Some("org/name".into());
-        assert!(prepare(&c).unwrap_err().contains("hub are not supported"));
+        let err = prepare(&c).unwrap_err();
+        assert!(err.contains("give --dataset-file"), "{err}");
     }
 
     #[test]
@@ -484,6 +497,7 @@ mod tests {
         let p = DatasetPrompt {
             id: None,
             messages: vec![msg("system", "abc"), msg("system", ""), msg("user", "defg")],
+            later_turns: Vec::new(),
         };
         let starts = message_starts(&p.messages);
         assert_eq!(starts, vec![0, 4, 5]);

@@ -14,6 +14,8 @@ use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::Tokenizer;
 
+use super::hub::{self, HubEnv, RepoType};
+
 /// Label of the built-in tokenizer in file names and results.
 pub const BUILTIN_LABEL: &str = "builtin";
 
@@ -28,9 +30,14 @@ pub struct Loaded {
 }
 
 /// `None` → the built-in tokenizer; a file → that `tokenizer.json`; a folder →
-/// `<folder>/tokenizer.json`. Anything else is an error (the Hugging Face hub is not supported
-/// yet).
+/// `<folder>/tokenizer.json`; otherwise a Hugging Face hub model id whose `tokenizer.json` is
+/// downloaded (or taken from the hub cache), with the hub settings of the environment.
 pub fn load(name: Option<&str>) -> Result<Loaded, String> {
+    load_with(name, &HubEnv::from_env())
+}
+
+/// As [`load`], with explicit hub settings.
+pub fn load_with(name: Option<&str>, hub: &HubEnv) -> Result<Loaded, String> {
     let Some(name) = name else {
         return Ok(Loaded {
             tokenizer: builtin_arc(),
@@ -49,9 +56,13 @@ pub fn load(name: Option<&str>) -> Result<Loaded, String> {
             ));
         }
         file
+    } else if hub::is_repo_id(name) {
+        hub::fetch(hub, RepoType::Model, name, hub::MAIN, "tokenizer.json").map_err(|e| {
+            format!("tokenizer '{name}' is not a local file or folder, and from the Hugging Face hub: {e}")
+        })?
     } else {
         return Err(format!(
-            "tokenizer '{name}' not found as a local file or folder (downloads from the Hugging Face hub are not supported yet): give a path to a tokenizer.json or to a folder holding one"
+            "tokenizer '{name}' not found: it is neither a local file or folder nor a Hugging Face hub model id (org/name); give a path to a tokenizer.json, a folder holding one, or a hub model id"
         ));
     };
     let tokenizer = Tokenizer::from_file(&file).map_err(|e| {
@@ -264,10 +275,17 @@ mod tests {
 
     #[test]
     fn load_errors_name_what_was_tried() {
-        let err = load(Some("org/model")).unwrap_err();
-        assert_eq!(
-            err,
-            "tokenizer 'org/model' not found as a local file or folder (downloads from the Hugging Face hub are not supported yet): give a path to a tokenizer.json or to a folder holding one"
+        let cache = tempfile::tempdir().unwrap();
+        let offline = HubEnv::offline_at(cache.path().to_path_buf());
+        let err = load_with(Some("org/model"), &offline).unwrap_err();
+        assert!(
+            err.starts_with("tokenizer 'org/model' is not a local file or folder, and from the Hugging Face hub: 'tokenizer.json' of the model repository 'org/model' is not in the hub cache"),
+            "{err}"
+        );
+        let err = load_with(Some("no/such/path.json"), &offline).unwrap_err();
+        assert!(
+            err.contains("neither a local file or folder nor a Hugging Face hub model id"),
+            "{err}"
         );
         let dir = tempfile::tempdir().unwrap();
         let err = load(Some(dir.path().to_str().unwrap())).unwrap_err();
