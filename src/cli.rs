@@ -137,6 +137,10 @@ pub struct RunArgs {
     /// Run every rate step to its end, even when the server is saturated
     #[arg(long)]
     pub no_saturation_stop: bool,
+    /// A gate every measured step must pass, e.g. 'p99(ttft)<800ms' or 'error_rate<1%' (repeatable);
+    /// a failure exits with code 5 after the results are written
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
     /// Benchmark the built-in simulated server, in-process, offline: a short sweep
     #[arg(long, conflicts_with = "url")]
     pub demo: bool,
@@ -262,6 +266,7 @@ impl RunArgs {
             arrival: Arrival::parse(&self.arrival, self.burstiness)?,
             max_error_rate: self.max_error_rate,
             stop_when_saturated: !self.no_saturation_stop,
+            thresholds: self.thresholds,
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;
@@ -337,6 +342,9 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     if cfg.benchmark_kind == BenchmarkKind::Rate && cfg.rates.as_ref().is_none_or(|r| r.is_empty())
     {
         return Err("--benchmark-kind rate needs --rates (e.g. --rates 1,5,10)".into());
+    }
+    for t in &cfg.thresholds {
+        t.parse::<crate::thresholds::Threshold>()?;
     }
     if cfg.workers == 0 {
         return Err("--workers must be at least 1".into());
@@ -422,12 +430,21 @@ fn run_benchmark(args: RunArgs, matches: &ArgMatches) -> i32 {
     }
     match result {
         Ok(summary) => {
-            println!("{}", crate::table::render(&summary.steps));
-            println!("results: {}", summary.results_path.display());
+            print_summary(&summary);
             0
         }
-        Err(e) => fail(&e),
+        Err(e) => {
+            if let RunError::ThresholdsFailed { summary, .. } = &e {
+                print_summary(summary);
+            }
+            fail(&e)
+        }
     }
+}
+
+fn print_summary(summary: &crate::RunSummary) {
+    println!("{}", crate::table::render(&summary.steps));
+    println!("results: {}", summary.results_path.display());
 }
 
 fn start_demo_server() -> Result<SimServer, RunError> {
@@ -522,6 +539,7 @@ mod tests {
             (vec!["--run-id", "a b"], "run-id"),
             (vec!["--arrival", "uniform"], "--arrival"),
             (vec!["--max-error-rate", "150%"], "between 0 and 1"),
+            (vec!["--threshold", "p97(ttft)<1"], "unknown aggregation"),
             (
                 vec!["--arrival", "gamma", "--burstiness", "0"],
                 "--burstiness",

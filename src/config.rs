@@ -78,6 +78,8 @@ pub struct RunConfig {
     pub max_error_rate: Option<f64>,
     /// End an open-loop step (and skip higher rates) when the server is saturated.
     pub stop_when_saturated: bool,
+    /// Pass/fail gates every measured step must meet (`p99(ttft)<800ms`, `error_rate<1%`).
+    pub thresholds: Vec<String>,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -123,6 +125,7 @@ impl RunConfig {
             arrival: crate::load::schedule::Arrival::Constant,
             max_error_rate: None,
             stop_when_saturated: true,
+            thresholds: Vec::new(),
         }
     }
 }

@@ -15,6 +15,11 @@ pub enum RunError {
         reason: String,
         results: Option<PathBuf>,
     },
+    /// The run completed but missed a `--threshold`; the results are at `results`.
+    ThresholdsFailed {
+        failures: Vec<String>,
+        summary: Box<crate::coordinator::RunSummary>,
+    },
     /// Stopped by SIGINT/SIGTERM; what was measured is at `results`.
     Interrupted { results: Option<PathBuf> },
     /// A failure of the generator itself (I/O, a crashed actor).
@@ -28,6 +33,7 @@ impl RunError {
             RunError::Config(_) => 2,
             RunError::Unreachable(_) => 3,
             RunError::AllFailed { .. } => 4,
+            RunError::ThresholdsFailed { .. } => 5,
             RunError::Interrupted { .. } => 130,
         }
     }
@@ -50,6 +56,13 @@ impl fmt::Display for RunError {
                 f,
                 "every request of step {step} failed ({reason}){}",
                 written(results)
+            ),
+            RunError::ThresholdsFailed { failures, summary } => write!(
+                f,
+                "{} threshold check(s) failed; results written to {}\n  {}",
+                failures.len(),
+                summary.results_path.display(),
+                failures.join("\n  ")
             ),
             RunError::Interrupted { results } => {
                 write!(f, "interrupted by signal{}", written(results))

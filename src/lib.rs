@@ -14,6 +14,7 @@ pub mod request;
 pub mod shutdown;
 pub mod sim;
 pub mod table;
+pub mod thresholds;
 pub mod workers;
 pub mod workload;
 
@@ -50,16 +51,30 @@ pub fn run_with(
     handle_signals: bool,
 ) -> Result<RunSummary, RunError> {
     let url = endpoint_url(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
+    let gates = cfg
+        .thresholds
+        .iter()
+        .map(|t| t.parse::<thresholds::Threshold>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(RunError::Config)?;
     let workload = workload::prepare(&workload::WorkloadConfig::from_run_config(&cfg))
         .map_err(RunError::Config)?;
     let system = actix_rt::System::new();
-    let result = system.block_on(async move {
+    let summary = system.block_on(async move {
         if handle_signals {
             actix_rt::spawn(watch_signals(shutdown.clone()));
         }
         start(cfg, url, workload, shutdown).await
-    });
-    result
+    })?;
+    let failures = thresholds::evaluate(&gates, &summary.steps);
+    if failures.is_empty() {
+        Ok(summary)
+    } else {
+        Err(RunError::ThresholdsFailed {
+            failures: failures.iter().map(ToString::to_string).collect(),
+            summary: Box::new(summary),
+        })
+    }
 }
 
 async fn start(
