@@ -61,6 +61,25 @@ fn failure(outcome: Outcome, message: impl Into<String>) -> Failure {
 /// Runs one request to its end and returns its record. Never panics on server input; every
 /// way of ending maps to one `Outcome`.
 pub async fn execute(client: &awc::Client, shared: &RequestShared, job: Job) -> RequestFinished {
+    execute_inner(client, shared, job, false).await.0
+}
+
+/// As [`execute`], also returning the answer's whole streamed text: multi-turn chat sends it
+/// back as the next turn's `assistant` message. Only conversations pay for that copy.
+pub async fn execute_turn(
+    client: &awc::Client,
+    shared: &RequestShared,
+    job: Job,
+) -> (RequestFinished, String) {
+    execute_inner(client, shared, job, true).await
+}
+
+async fn execute_inner(
+    client: &awc::Client,
+    shared: &RequestShared,
+    job: Job,
+    keep_answer: bool,
+) -> (RequestFinished, String) {
     let prepared = job.prepared;
     let mut rec = RequestFinished {
         id: job.id,
@@ -89,17 +108,17 @@ pub async fn execute(client: &awc::Client, shared: &RequestShared, job: Job) -> 
     if rec.end_at == 0 {
         rec.end_at = shared.clock.now();
     }
-    settle_tokens(&mut rec, &mut state);
+    let answer = settle_tokens(&mut rec, &mut state, keep_answer);
     if let Err(f) = result {
         rec.outcome = f.outcome;
         rec.error = Some(f.message);
     }
-    rec
+    (rec, answer)
 }
 
 /// Output tokens: the server's count when it reported usage, else ours over the whole text
-/// (counted later, on the sink arbiter).
-fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState) {
+/// (counted later, on the sink arbiter). Returns the text when `keep_answer`, else "".
+fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer: bool) -> String {
     if let Some(u) = state.usage() {
         rec.server_prompt_tokens = u.prompt_tokens;
         rec.server_completion_tokens = u.completion_tokens;
@@ -114,6 +133,13 @@ fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState) {
             rec.output_tokens_source = TokenSource::Client;
             rec.output_text = Some(state.take_text());
         }
+    }
+    if !keep_answer {
+        return String::new();
+    }
+    match &rec.output_text {
+        Some(text) => text.clone(),
+        None => state.take_text(),
     }
 }
 
