@@ -125,6 +125,10 @@ pub struct RunArgs {
     /// Seed for prompt and length sampling
     #[arg(long, default_value = "0")]
     pub seed: u64,
+    /// Multi-turn chat: drop the oldest exchanges of a conversation so that its messages plus
+    /// max_tokens fit in this many tokens (the server's context); cuts are counted and reported
+    #[arg(long)]
+    pub max_context_tokens: Option<u64>,
     /// Open-loop arrivals: constant (the original tool's spacing), poisson, or gamma
     #[arg(long, default_value = "constant")]
     pub arrival: String,
@@ -263,6 +267,7 @@ impl RunArgs {
             save_requests: self.save_requests,
             no_console: self.no_console,
             seed: self.seed,
+            max_context_tokens: self.max_context_tokens,
             arrival: Arrival::parse(&self.arrival, self.burstiness)?,
             max_error_rate: self.max_error_rate,
             stop_when_saturated: !self.no_saturation_stop,

@@ -72,6 +72,9 @@ pub struct RunConfig {
     pub no_console: bool,
     /// Seed for prompt and length sampling.
     pub seed: u64,
+    /// Multi-turn chat: a turn's messages plus its max_tokens must fit in this many tokens; the
+    /// oldest exchanges are dropped (and counted) until they do.
+    pub max_context_tokens: Option<u64>,
     /// How open-loop arrivals are spaced (constant by default, as the original tool).
     pub arrival: crate::load::schedule::Arrival,
     /// End a step when more than this share (0..1) of its finished requests failed.
@@ -122,6 +125,7 @@ impl RunConfig {
             save_requests: false,
             no_console: false,
             seed: 0,
+            max_context_tokens: None,
             arrival: crate::load::schedule::Arrival::Constant,
             max_error_rate: None,
             stop_when_saturated: true,

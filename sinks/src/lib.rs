@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod event;
 pub mod json;
 pub mod live;
+pub mod prometheus;
 pub mod recorder;
 pub mod stats;
 

@@ -1,0 +1,497 @@
+//! The metrics themselves: a registry the sink owns, updated from events and refreshed from
+//! the live gauges before every exposition. No actix here, so it is tested directly.
+//!
+//! Warmup requests (step 0) are not counted: like the results file, the metrics describe the
+//! measured steps only (the phase gauge shows when the warmup runs). Output tokens count
+//! successful requests only, and latency histograms observe successful requests only, again as
+//! the results file does; queue delay observes every sent request.
+
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use super::gauges::{LiveGauges, Phase};
+use crate::event::{Event, Outcome, RequestFinished, StepInfo, StepKind};
+
+/// Every name starts with this.
+pub const PREFIX: &str = "inference_benchmarker";
+
+/// TTFT and end-to-end latency: 10 ms to 10 minutes (long prompts, long generations).
+pub const LATENCY_BUCKETS: [f64; 17] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+    600.0,
+];
+/// Inter-token latency: from 1 ms (fast decoders) to a few seconds (stalls).
+pub const ITL_BUCKETS: [f64; 16] = [
+    0.001, 0.002, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
+    2.5,
+];
+/// Queue delay: 100 µs (a healthy generator) to a minute (an overloaded one).
+pub const QUEUE_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0, 60.0,
+];
+
+/// All metric handles, registered in `registry`.
+pub struct Metrics {
+    registry: Registry,
+    gauges: Arc<LiveGauges>,
+    requests: IntCounterVec,
+    dropped: IntCounter,
+    input_tokens: IntCounter,
+    output_tokens: IntCounter,
+    ttft: Histogram,
+    itl: Histogram,
+    e2e: Histogram,
+    queue_delay: Histogram,
+    in_flight: IntGauge,
+    virtual_users: IntGauge,
+    offered_rate: Gauge,
+    step_info: IntGaugeVec,
+    phase: IntGaugeVec,
+    lag: GaugeVec,
+    push_failures: IntCounter,
+    current_step: parking_lot::Mutex<Option<(String, String)>>,
+}
+
+fn name(suffix: &str) -> String {
+    format!("{PREFIX}_{suffix}")
+}
+
+fn histogram(suffix: &str, help: &str, buckets: &[f64]) -> prometheus::Result<Histogram> {
+    Histogram::with_opts(HistogramOpts::new(name(suffix), help).buckets(buckets.to_vec()))
+}
+
+impl Metrics {
+    /// A registry with `const_labels` on every series (ours and `process_*`).
+    pub fn new(
+        const_labels: std::collections::HashMap<String, String>,
+        gauges: Arc<LiveGauges>,
+    ) -> prometheus::Result<Metrics> {
+        let registry = Registry::new_custom(None, Some(const_labels))?;
+        let m = Metrics {
+            requests: IntCounterVec::new(
+                Opts::new(
+                    name("requests_total"),
+                    "Finished requests of the measured steps, by outcome (ok or an error class).",
+                ),
+                &["outcome"],
+            )?,
+            dropped: IntCounter::new(
+                name("dropped_arrivals_total"),
+                "Open-loop arrivals not sent because the cap on requests in flight was reached.",
+            )?,
+            input_tokens: IntCounter::new(
+                name("input_tokens_total"),
+                "Prompt tokens sent (our tokenizer), every finished request of the measured steps.",
+            )?,
+            output_tokens: IntCounter::new(
+                name("output_tokens_total"),
+                "Output tokens of successful requests (the server's usage count, else our tokenizer's).",
+            )?,
+            ttft: histogram(
+                "time_to_first_token_seconds",
+                "Time to first token of successful requests: first text chunk minus send time.",
+                &LATENCY_BUCKETS,
+            )?,
+            itl: histogram(
+                "inter_token_latency_seconds",
+                "Per-request inter-token latency of successful requests: (last token - first token) / (output tokens - 1).",
+                &ITL_BUCKETS,
+            )?,
+            e2e: histogram(
+                "e2e_latency_seconds",
+                "End-to-end latency of successful requests: end of stream minus send time.",
+                &LATENCY_BUCKETS,
+            )?,
+            queue_delay: histogram(
+                "queue_delay_seconds",
+                "Delay between the scheduled and the actual send time, every sent request.",
+                &QUEUE_BUCKETS,
+            )?,
+            in_flight: IntGauge::new(name("in_flight_requests"), "Requests being executed now.")?,
+            virtual_users: IntGauge::new(
+                name("virtual_users"),
+                "Closed-loop virtual users running now.",
+            )?,
+            offered_rate: Gauge::new(
+                name("offered_rate_requests_per_second"),
+                "Arrival rate the current open-loop step offers; 0 in closed-loop steps.",
+            )?,
+            step_info: IntGaugeVec::new(
+                Opts::new(
+                    name("step_info"),
+                    "1 for the step running now, 0 for the steps before it.",
+                ),
+                &["step", "kind"],
+            )?,
+            phase: IntGaugeVec::new(
+                Opts::new(
+                    name("phase"),
+                    "1 for the current phase of the run (idle, warmup, step, drain), 0 for the others.",
+                ),
+                &["phase"],
+            )?,
+            lag: GaugeVec::new(
+                Opts::new(
+                    name("event_loop_lag_seconds"),
+                    "How late a periodic timer fired on each worker arbiter, latest probe.",
+                ),
+                &["worker"],
+            )?,
+            push_failures: IntCounter::new(
+                name("pushgateway_failures_total"),
+                "Pushes to the Pushgateway that failed.",
+            )?,
+            current_step: parking_lot::Mutex::new(None),
+            registry,
+            gauges,
+        };
+        m.register_all()?;
+        m.precreate();
+        Ok(m)
+    }
+
+    fn register_all(&self) -> prometheus::Result<()> {
+        let r = &self.registry;
+        r.register(Box::new(self.requests.clone()))?;
+        r.register(Box::new(self.dropped.clone()))?;
+        r.register(Box::new(self.input_tokens.clone()))?;
+        r.register(Box::new(self.output_tokens.clone()))?;
+        r.register(Box::new(self.ttft.clone()))?;
+        r.register(Box::new(self.itl.clone()))?;
+        r.register(Box::new(self.e2e.clone()))?;
+        r.register(Box::new(self.queue_delay.clone()))?;
+        r.register(Box::new(self.in_flight.clone()))?;
+        r.register(Box::new(self.virtual_users.clone()))?;
+        r.register(Box::new(self.offered_rate.clone()))?;
+        r.register(Box::new(self.step_info.clone()))?;
+        r.register(Box::new(self.phase.clone()))?;
+        r.register(Box::new(self.lag.clone()))?;
+        r.register(Box::new(self.push_failures.clone()))?;
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(())
+    }
+
+    /// Every series that can exist is there from the start (all outcomes, phases, workers), so
+    /// the series count does not grow during a run and `rate()` sees the first increment.
+    fn precreate(&self) {
+        for o in Outcome::ALL {
+            self.requests.with_label_values(&[o.as_str()]);
+        }
+        for p in Phase::ALL {
+            self.phase.with_label_values(&[p.as_str()]);
+        }
+        for w in 0..self.gauges.workers() {
+            self.lag.with_label_values(&[&w.to_string()]);
+        }
+    }
+
+    /// Updates the metrics from one event.
+    pub fn observe(&self, event: &Event) {
+        match event {
+            Event::RunStarted(_) | Event::StepFinished { .. } => {}
+            Event::StepStarted(info) => self.step_started(info),
+            Event::Request(r) if r.step != 0 => self.request(r),
+            Event::Request(_) => {}
+            Event::Dropped(d) if d.step != 0 => self.dropped.inc(),
+            Event::Dropped(_) => {}
+        }
+    }
+
+    fn step_started(&self, info: &StepInfo) {
+        self.offered_rate.set(match info.kind {
+            StepKind::Rate => info.rate.unwrap_or(0.0),
+            StepKind::Warmup | StepKind::Throughput => 0.0,
+        });
+        let labels = (info.index.to_string(), info.kind.as_str().to_string());
+        let mut current = self.current_step.lock();
+        if let Some((step, kind)) = current.take() {
+            self.step_info.with_label_values(&[&step, &kind]).set(0);
+        }
+        self.step_info
+            .with_label_values(&[&labels.0, &labels.1])
+            .set(1);
+        *current = Some(labels);
+    }
+
+    fn request(&self, r: &RequestFinished) {
+        self.requests.with_label_values(&[r.outcome.as_str()]).inc();
+        self.input_tokens.inc_by(r.prompt_tokens);
+        self.queue_delay.observe(seconds(r.queue_delay_ns()));
+        if !r.outcome.is_ok() {
+            return;
+        }
+        self.output_tokens.inc_by(r.output_tokens);
+        if let Some(ttft) = r.ttft_ns() {
+            self.ttft.observe(seconds(ttft));
+        }
+        if let Some(itl) = r.itl_ns() {
+            self.itl.observe(seconds(itl));
+        }
+        self.e2e.observe(seconds(r.e2e_ns()));
+    }
+
+    /// Counts a failed push (shown on the generator-health panel).
+    pub fn push_failed(&self) {
+        self.push_failures.inc();
+    }
+
+    /// Copies the live gauges into their metrics.
+    fn refresh(&self) {
+        let g = &self.gauges;
+        self.in_flight.set(g.in_flight() as i64);
+        self.virtual_users.set(g.virtual_users() as i64);
+        let now = g.phase();
+        for p in Phase::ALL {
+            self.phase
+                .with_label_values(&[p.as_str()])
+                .set(i64::from(p == now));
+        }
+        for w in 0..g.workers() {
+            self.lag
+                .with_label_values(&[&w.to_string()])
+                .set(g.lag_seconds(w));
+        }
+    }
+
+    /// The text exposition format (what `/metrics` serves and pushes send).
+    pub fn encode(&self) -> Result<String, String> {
+        self.refresh();
+        let families = self.registry.gather();
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&families, &mut buf)
+            .map_err(|e| format!("encoding the metrics: {e}"))?;
+        String::from_utf8(buf).map_err(|e| format!("encoding the metrics: {e}"))
+    }
+}
+
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ArrivalDropped, TokenSource};
+    use std::collections::HashMap;
+
+    fn metrics() -> Metrics {
+        let labels = HashMap::from([("run_id".to_string(), "r1".to_string())]);
+        Metrics::new(labels, Arc::new(LiveGauges::new(2))).unwrap()
+    }
+
+    fn request(step: u32, outcome: Outcome) -> RequestFinished {
+        RequestFinished {
+            id: "x".into(),
+            step,
+            scheduled_at: 1_000_000,
+            sent_at: 3_000_000,
+            first_token_at: Some(53_000_000),
+            end_at: 1_003_000_000,
+            chunk_offsets_us: vec![50_000, 60_000, 70_000],
+            prompt_tokens: 100,
+            requested_output_tokens: Some(3),
+            output_tokens: 3,
+            output_tokens_source: TokenSource::Server,
+            server_prompt_tokens: None,
+            server_completion_tokens: None,
+            server_cached_tokens: None,
+            outcome,
+            http_status: Some(200),
+            error: None,
+            finish_reason: None,
+            response_model: None,
+            output_text: None,
+        }
+    }
+
+    fn value(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("{series} not in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn counts_like_the_results_file() {
+        let m = metrics();
+        let ok = Arc::new(request(1, Outcome::Ok));
+        m.observe(&Event::Request(ok.clone()));
+        m.observe(&Event::Request(ok));
+        m.observe(&Event::Request(Arc::new(request(1, Outcome::Http5xx))));
+        // Warmup: not counted.
+        m.observe(&Event::Request(Arc::new(request(0, Outcome::Ok))));
+        m.observe(&Event::Dropped(ArrivalDropped {
+            step: 1,
+            scheduled_at: 0,
+        }));
+        let t = m.encode().unwrap();
+        let l = r#"{benchmark_kind="#;
+        assert!(!t.contains(l), "only the labels we gave");
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_requests_total{outcome="ok",run_id="r1"}"#
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_requests_total{outcome="http_5xx",run_id="r1"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_requests_total{outcome="cancelled",run_id="r1"}"#
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_input_tokens_total{run_id="r1"}"#
+            ),
+            300.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_output_tokens_total{run_id="r1"}"#
+            ),
+            6.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_dropped_arrivals_total{run_id="r1"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_queue_delay_seconds_count{run_id="r1"}"#
+            ),
+            3.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_time_to_first_token_seconds_count{run_id="r1"}"#
+            ),
+            2.0
+        );
+        // TTFT 50 ms: in the 50 ms bucket, not the 25 ms one.
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_time_to_first_token_seconds_bucket{run_id="r1",le="0.05"}"#
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_time_to_first_token_seconds_bucket{run_id="r1",le="0.025"}"#
+            ),
+            0.0
+        );
+        // ITL (70 ms - 50 ms) / 2 = 10 ms.
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_inter_token_latency_seconds_sum{run_id="r1"}"#
+            ),
+            0.02
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_e2e_latency_seconds_sum{run_id="r1"}"#
+            ),
+            2.0
+        );
+    }
+
+    #[test]
+    fn live_values_and_steps() {
+        let gauges = Arc::new(LiveGauges::new(1));
+        let m = Metrics::new(HashMap::new(), gauges.clone()).unwrap();
+        gauges.request_started();
+        gauges.set_phase(Phase::Drain);
+        gauges.set_lag(0, std::time::Duration::from_millis(2));
+        let step = |index, kind, rate| StepInfo {
+            index,
+            id: "s".into(),
+            kind,
+            max_vus: 4,
+            rate,
+            duration_secs: 1.0,
+        };
+        m.observe(&Event::StepStarted(Arc::new(step(
+            1,
+            StepKind::Rate,
+            Some(2.5),
+        ))));
+        let t = m.encode().unwrap();
+        assert_eq!(
+            value(&t, "inference_benchmarker_offered_rate_requests_per_second"),
+            2.5
+        );
+        m.observe(&Event::StepStarted(Arc::new(step(
+            2,
+            StepKind::Throughput,
+            None,
+        ))));
+        let t = m.encode().unwrap();
+        assert_eq!(
+            value(&t, "inference_benchmarker_offered_rate_requests_per_second"),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_step_info{kind="rate",step="1"}"#
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_step_info{kind="throughput",step="2"}"#
+            ),
+            1.0
+        );
+        assert_eq!(value(&t, "inference_benchmarker_in_flight_requests"), 1.0);
+        assert_eq!(
+            value(&t, r#"inference_benchmarker_phase{phase="drain"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&t, r#"inference_benchmarker_phase{phase="step"}"#),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_event_loop_lag_seconds{worker="0"}"#
+            ),
+            0.002
+        );
+        assert!(t.contains("# HELP inference_benchmarker_requests_total "));
+    }
+}
