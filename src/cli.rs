@@ -145,6 +145,9 @@ pub struct RunArgs {
     /// a failure exits with code 5 after the results are written
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
+    /// Per-request objectives for goodput: ttft=500ms,itl=50ms,e2e=30s (any subset)
+    #[arg(long)]
+    pub slo: Option<String>,
     /// Benchmark the built-in simulated server, in-process, offline: a short sweep
     #[arg(long, conflicts_with = "url")]
     pub demo: bool,
@@ -272,6 +275,7 @@ impl RunArgs {
             max_error_rate: self.max_error_rate,
             stop_when_saturated: !self.no_saturation_stop,
             thresholds: self.thresholds,
+            slo: self.slo.as_deref().map(str::parse).transpose()?,
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;
@@ -545,6 +549,7 @@ mod tests {
             (vec!["--arrival", "uniform"], "--arrival"),
             (vec!["--max-error-rate", "150%"], "between 0 and 1"),
             (vec!["--threshold", "p97(ttft)<1"], "unknown aggregation"),
+            (vec!["--slo", "tpot=5ms"], "--slo: unknown objective"),
             (
                 vec!["--arrival", "gamma", "--burstiness", "0"],
                 "--burstiness",

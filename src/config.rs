@@ -83,6 +83,8 @@ pub struct RunConfig {
     pub stop_when_saturated: bool,
     /// Pass/fail gates every measured step must meet (`p99(ttft)<800ms`, `error_rate<1%`).
     pub thresholds: Vec<String>,
+    /// Per-request objectives for goodput (`--slo ttft=500ms,itl=50ms,e2e=30s`).
+    pub slo: Option<sinks::slo::Slo>,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -130,6 +132,7 @@ impl RunConfig {
             max_error_rate: None,
             stop_when_saturated: true,
             thresholds: Vec::new(),
+            slo: None,
         }
     }
 }

@@ -9,7 +9,8 @@
 //!   `e2e_from_schedule`; values in `ms` (default), `s` or `us`;
 //! - step figures (no AGG): `error_rate` (failed / total, `%` or a share), `request_rate`
 //!   (req/s), `token_throughput` (tokens/s), `achieved_rate`, `dropped_arrivals`,
-//!   `dropped_rate` (dropped / arrivals), `successful_requests`, `failed_requests`;
+//!   `dropped_rate` (dropped / arrivals), `successful_requests`, `failed_requests`, `goodput`
+//!   (requests/s meeting every `--slo` objective; 0 without `--slo`);
 //! - OP: `<`, `<=`, `>`, `>=`, `==`.
 
 use std::fmt;
@@ -59,6 +60,7 @@ enum Figure {
     DroppedRate,
     SuccessfulRequests,
     FailedRequests,
+    Goodput,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -178,11 +180,12 @@ fn parse_metric(lhs: &str) -> Result<Metric, String> {
         "dropped_rate" => Figure::DroppedRate,
         "successful_requests" => Figure::SuccessfulRequests,
         "failed_requests" => Figure::FailedRequests,
+        "goodput" => Figure::Goodput,
         _ => {
             return Err(format!(
                 "unknown metric '{name}' (latencies: ttft itl e2e icl queue_delay ttft_from_schedule \
                  e2e_from_schedule; figures: error_rate request_rate token_throughput achieved_rate \
-                 dropped_arrivals dropped_rate successful_requests failed_requests)"
+                 dropped_arrivals dropped_rate successful_requests failed_requests goodput)"
             ))
         }
     };
@@ -311,6 +314,7 @@ fn figure(r: &StepResult, f: Figure) -> f64 {
         Figure::DroppedRate => share(r.dropped_arrivals, r.total_requests + r.dropped_arrivals),
         Figure::SuccessfulRequests => r.successful_requests as f64,
         Figure::FailedRequests => r.failed_requests as f64,
+        Figure::Goodput => r.goodput.as_ref().map_or(0.0, |g| g.request_rate),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::event::{
     ArrivalDropped, Nanos, Outcome, RequestFinished, StepInfo, StepWindow, TokenSource,
 };
 use crate::json::results::{OutputTokens, StepConfig, StepHistograms, StepResult};
+use crate::slo::{Goodput, Slo};
 use crate::stats::LatencyHistogram;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,6 +27,9 @@ pub struct StepAggregator {
     hist: Histograms,
     counts: Counters,
     seen: SeenSpan,
+    slo: Option<Slo>,
+    /// Requests and output tokens that met every objective of `slo`.
+    good: (u64, u64),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -88,7 +92,15 @@ impl StepAggregator {
             hist: Histograms::default(),
             counts: Counters::default(),
             seen: SeenSpan::default(),
+            slo: None,
+            good: (0, 0),
         }
+    }
+
+    /// Also measures goodput against these objectives.
+    pub fn with_slo(mut self, slo: Option<Slo>) -> Self {
+        self.slo = slo;
+        self
     }
 
     pub fn info(&self) -> &StepInfo {
@@ -109,6 +121,10 @@ impl StepAggregator {
         self.hist.queue_delay.record_ns(r.queue_delay_ns());
         if r.outcome.is_ok() {
             self.record_latencies(r);
+        }
+        if self.slo.is_some_and(|slo| slo.met_by(r)) {
+            self.good.0 += 1;
+            self.good.1 = self.good.1.saturating_add(r.output_tokens);
         }
     }
 
@@ -233,6 +249,13 @@ impl StepAggregator {
             output_tokens: c.tokens.clone(),
             ended_early,
             first_error: self.counts.first_error.clone(),
+            goodput: self.slo.map(|slo| Goodput {
+                slo,
+                good_requests: self.good.0,
+                good_tokens: self.good.1,
+                request_rate: per_second(self.good.0, duration_s),
+                token_rate: per_second(self.good.1, duration_s),
+            }),
             histograms: self.hist.encode(),
         }
     }

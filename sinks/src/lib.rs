@@ -12,6 +12,7 @@ pub mod json;
 pub mod live;
 pub mod prometheus;
 pub mod recorder;
+pub mod slo;
 pub mod stats;
 
 pub use aggregate::StepAggregator;

@@ -18,6 +18,7 @@ use crate::json::requests_log::{requests_log_path, RequestsLog};
 use crate::json::results::StepResult;
 use crate::json::results_file_name;
 use crate::live::SinkEvent;
+use crate::slo::Slo;
 use actix::prelude::*;
 use std::collections::BTreeMap;
 use std::fs;
@@ -100,6 +101,8 @@ pub struct Recorder {
     /// Live sinks: every event goes on to them once the Recorder has completed it.
     subscribers: Vec<Recipient<SinkEvent>>,
     run_started: Arc<RunStarted>,
+    /// Objectives every step's goodput is measured against (`--slo`).
+    slo: Option<Slo>,
 }
 
 impl Recorder {
@@ -136,7 +139,13 @@ impl Recorder {
             unrouted: 0,
             subscribers: Vec::new(),
             run_started,
+            slo: None,
         })
+    }
+
+    /// Measures every step's goodput against these objectives.
+    pub fn set_slo(&mut self, slo: Option<Slo>) {
+        self.slo = slo;
     }
 
     /// Adds a live sink; it first receives `Event::RunStarted`, then every event in order.
@@ -357,7 +366,8 @@ impl Handler<StartStep> for Recorder {
             return;
         }
         self.forward(|| Event::StepStarted(Arc::new(info.clone())));
-        self.steps.insert(info.index, StepAggregator::new(info));
+        self.steps
+            .insert(info.index, StepAggregator::new(info).with_slo(self.slo));
     }
 }
 

@@ -60,6 +60,9 @@ pub struct StepResult {
     pub ended_early: Option<String>,
     /// The first failure of the step, as `class (HTTP status): message`.
     pub first_error: Option<String>,
+    /// Requests and tokens per second that met every `--slo` objective; null without `--slo`.
+    #[serde(default)]
+    pub goodput: Option<crate::slo::Goodput>,
     pub histograms: StepHistograms,
 }
 

@@ -1,0 +1,185 @@
+//! Per-request service-level objectives and goodput (pure).
+//!
+//! `--slo ttft=500ms,itl=50ms,e2e=30s` (any subset): a successful request is *good* when it meets
+//! every objective given. Goodput is good requests (and their output tokens) per second of the
+//! step — what the server delivers within the promise, not just what it delivers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::RequestFinished;
+
+/// Thresholds in milliseconds; `None`: no objective on that figure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    pub ttft_ms: Option<f64>,
+    pub itl_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+}
+
+/// Requests and tokens that met every objective, over the step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Goodput {
+    pub slo: Slo,
+    pub good_requests: u64,
+    pub good_tokens: u64,
+    /// Good requests per second of the step's duration.
+    pub request_rate: f64,
+    /// Output tokens of good requests per second of the step's duration.
+    pub token_rate: f64,
+}
+
+impl Slo {
+    /// Whether a finished request met every objective (failed requests never do). A request
+    /// with fewer than two tokens has no ITL and meets an ITL objective.
+    pub fn met_by(&self, r: &RequestFinished) -> bool {
+        let within = |limit: Option<f64>, value_ns: Option<u64>| match (limit, value_ns) {
+            (Some(limit), Some(v)) => v as f64 / 1e6 <= limit,
+            _ => true,
+        };
+        r.outcome.is_ok()
+            && within(self.ttft_ms, r.ttft_ns())
+            && within(self.itl_ms, r.itl_ns())
+            && within(self.e2e_ms, Some(r.e2e_ns()))
+    }
+}
+
+impl std::str::FromStr for Slo {
+    type Err = String;
+
+    /// `ttft=500ms,itl=50ms,e2e=30s`: any subset; units `ms` (default), `s`, `us`.
+    fn from_str(s: &str) -> Result<Slo, String> {
+        let mut slo = Slo::default();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("--slo: '{item}' is not key=value"))?;
+            let ms = parse_ms(value.trim()).map_err(|e| format!("--slo {key}: {e}"))?;
+            let slot = match key.trim() {
+                "ttft" => &mut slo.ttft_ms,
+                "itl" => &mut slo.itl_ms,
+                "e2e" => &mut slo.e2e_ms,
+                other => {
+                    return Err(format!(
+                        "--slo: unknown objective '{other}' (ttft, itl, e2e)"
+                    ))
+                }
+            };
+            if slot.replace(ms).is_some() {
+                return Err(format!("--slo: '{}' is given twice", key.trim()));
+            }
+        }
+        if slo == Slo::default() {
+            return Err("--slo: give at least one of ttft=, itl=, e2e=".into());
+        }
+        Ok(slo)
+    }
+}
+
+fn parse_ms(v: &str) -> Result<f64, String> {
+    let (number, scale) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix("us").or_else(|| v.strip_suffix("µs")) {
+        (n, 1e-3)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e3)
+    } else {
+        (v, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x * scale),
+        _ => Err(format!("'{v}' is not a positive duration (e.g. 500ms, 2s)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Outcome, TokenSource};
+
+    fn request(ttft_ms: u64, gap_ms: u32, tokens: u32, outcome: Outcome) -> RequestFinished {
+        let first_us = (ttft_ms * 1000) as u32;
+        let offsets: Vec<u32> = (0..tokens).map(|k| first_us + k * gap_ms * 1000).collect();
+        let end = offsets.last().map_or(first_us, |l| *l) as u64 * 1000 + 1_000_000;
+        RequestFinished {
+            id: "r".into(),
+            step: 1,
+            scheduled_at: 0,
+            sent_at: 0,
+            first_token_at: (tokens > 0).then_some(ttft_ms * 1_000_000),
+            end_at: end,
+            chunk_offsets_us: offsets,
+            prompt_tokens: 10,
+            requested_output_tokens: Some(tokens as u64),
+            output_tokens: tokens as u64,
+            output_tokens_source: TokenSource::Server,
+            server_prompt_tokens: None,
+            server_completion_tokens: Some(tokens as u64),
+            server_cached_tokens: None,
+            outcome,
+            http_status: Some(200),
+            error: None,
+            finish_reason: None,
+            response_model: None,
+            output_text: None,
+        }
+    }
+
+    #[test]
+    fn parses_any_subset_with_units() {
+        let slo: Slo = "ttft=500ms, itl=0.05s,e2e=30s".parse().unwrap();
+        assert_eq!(
+            slo,
+            Slo {
+                ttft_ms: Some(500.0),
+                itl_ms: Some(50.0),
+                e2e_ms: Some(30_000.0)
+            }
+        );
+        let slo: Slo = "itl=800us".parse().unwrap();
+        assert_eq!(
+            slo,
+            Slo {
+                itl_ms: Some(0.8),
+                ..Slo::default()
+            }
+        );
+        for (bad, needle) in [
+            ("", "at least one"),
+            ("ttft", "key=value"),
+            ("tpot=5ms", "unknown objective"),
+            ("ttft=-5ms", "positive"),
+            ("ttft=1s,ttft=2s", "twice"),
+        ] {
+            let e = bad.parse::<Slo>().unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_request_is_good_only_within_every_objective() {
+        let slo = Slo {
+            ttft_ms: Some(100.0),
+            itl_ms: Some(20.0),
+            e2e_ms: None,
+        };
+        assert!(
+            slo.met_by(&request(100, 20, 10, Outcome::Ok)),
+            "limits are inclusive"
+        );
+        assert!(!slo.met_by(&request(101, 20, 10, Outcome::Ok)));
+        assert!(!slo.met_by(&request(50, 21, 10, Outcome::Ok)));
+        assert!(
+            slo.met_by(&request(50, 500, 1, Outcome::Ok)),
+            "one token: no ITL to judge"
+        );
+        assert!(!slo.met_by(&request(50, 10, 10, Outcome::Http5xx)));
+        let e2e = Slo {
+            e2e_ms: Some(200.0),
+            ..Slo::default()
+        };
+        assert!(
+            !e2e.met_by(&request(50, 20, 10, Outcome::Ok)),
+            "e2e is 50 + 180 + 1000 ms"
+        );
+    }
+}
