@@ -30,7 +30,6 @@ use crate::config::{Endpoint, RunConfig};
 pub use crate::coordinator::RunSummary;
 use crate::coordinator::{Coordinator, Engine};
 pub use crate::exit::RunError;
-use crate::load::RequestPool;
 use crate::request::client::{PreparedBody, RequestShared};
 use crate::request::openai::{chat_body, completions_body, endpoint_url};
 use crate::shutdown::{Level, Shutdown};
@@ -95,12 +94,14 @@ async fn start(
     drop(probe);
 
     let bodies = prepare_bodies(&cfg, &model, &workload);
+    let pool = Arc::new(load::conversation::pool(&cfg, &model, &workload, bodies));
     let clock = Clock::start();
     let mut config_json = serde_json::to_value(&cfg).unwrap_or_default();
     if let Some(obj) = config_json.as_object_mut() {
         obj.insert("model_name".into(), model.clone().into());
         obj.insert("tokenizer".into(), workload.tokenizer_label.clone().into());
         obj.insert("dataset_source".into(), workload.source.clone().into());
+        obj.insert("workload".into(), workload.describe());
     }
     let counter = Arc::new(workload::tokenizer::TokenizerCounter::new(
         workload.tokenizer.clone(),
@@ -142,7 +143,7 @@ async fn start(
         clock,
         shutdown,
         shared,
-        pool: Arc::new(RequestPool::new(bodies)),
+        pool: pool.clone(),
         workers,
         scheduler: Arbiter::new(),
         recorder,
@@ -160,6 +161,9 @@ async fn start(
     });
     sink_arbiter.stop();
     let _ = sink_arbiter.join();
+    if let Some(note) = pool.chat().and_then(|c| c.summary()) {
+        eprintln!("{note}");
+    }
     result
 }
 

@@ -1,5 +1,6 @@
 //! The load models: closed loop (`VirtualUser`s) and open loop (`RateTicker` starting `Request`s).
 
+pub mod conversation;
 pub mod rate_ticker;
 pub mod schedule;
 pub mod tracker;
@@ -14,12 +15,15 @@ use sinks::recorder::Recorder;
 
 use crate::request::client::{Job, PreparedBody, RequestShared};
 use crate::workers::ClientSettings;
+use crate::workload::PreparedRequest;
 use tracker::StepTracker;
 
 /// The prompts of the run, handed out in turn.
 pub struct RequestPool {
     bodies: Vec<Arc<PreparedBody>>,
     next: AtomicUsize,
+    /// Multi-turn chat: how virtual users walk the conversations (`conversation.rs`).
+    chat: Option<conversation::ChatPlan>,
 }
 
 impl RequestPool {
@@ -29,12 +33,29 @@ impl RequestPool {
         RequestPool {
             bodies,
             next: AtomicUsize::new(0),
+            chat: None,
         }
     }
 
+    /// Virtual users walk multi-turn conversations; `plan.scripts` is in `bodies` order.
+    pub fn with_conversations(mut self, plan: conversation::ChatPlan) -> Self {
+        self.chat = Some(plan);
+        self
+    }
+
+    pub fn chat(&self) -> Option<&conversation::ChatPlan> {
+        self.chat.as_ref()
+    }
+
     pub fn next(&self) -> Arc<PreparedBody> {
+        self.next_entry().0
+    }
+
+    /// The next body and, for multi-turn chat, the conversation it starts.
+    pub fn next_entry(&self) -> (Arc<PreparedBody>, Option<Arc<PreparedRequest>>) {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.bodies.len();
-        self.bodies[i].clone()
+        let script = self.chat.as_ref().and_then(|c| c.scripts.get(i).cloned());
+        (self.bodies[i].clone(), script)
     }
 }
 
@@ -52,12 +73,17 @@ pub struct StepContext {
 impl StepContext {
     /// Counts a new request in and names it; the id is sent as `x-request-id`.
     pub fn job(&self, scheduled_at: Nanos) -> Job {
+        self.job_with(scheduled_at, self.pool.next())
+    }
+
+    /// As [`job`](Self::job), for a body the caller built (a conversation's later turn).
+    pub fn job_with(&self, scheduled_at: Nanos, prepared: Arc<PreparedBody>) -> Job {
         let seq = self.tracker.begin();
         Job {
             id: format!("{}-{}-{}", self.run_id, self.step, seq),
             step: self.step,
             scheduled_at,
-            prepared: self.pool.next(),
+            prepared,
         }
     }
 }

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
+use super::conversation;
 use super::StepContext;
-use crate::request::actor::run_one;
 
 pub struct VirtualUser {
     ctx: Arc<StepContext>,
@@ -29,14 +29,13 @@ impl Actor for VirtualUser {
         let step = self.ctx.clone();
         let send_until = self.send_until;
         let fut = async move {
-            let clock = step.shared.clock;
             while Instant::now() < send_until
                 && !step.shared.shutdown.is_stopping()
                 && !step.tracker.sending_stopped()
             {
-                // Closed loop: the user is ready now, so it is scheduled now.
-                let job = step.job(clock.now());
-                run_one(&step, job).await;
+                // Closed loop: the user is ready now, so it is scheduled now (a multi-turn
+                // conversation is walked to its end here).
+                conversation::send_next(&step, send_until).await;
             }
             step.tracker.source_ended();
         };

@@ -187,6 +187,28 @@ struct CompletionBody {
     common: Common,
 }
 
+/// A chat body's messages as (role, content), for records; empty when it does not parse.
+pub fn received_messages(body: &[u8]) -> Vec<(String, String)> {
+    #[derive(Deserialize)]
+    struct Only {
+        messages: Vec<Message>,
+    }
+    let Ok(only) = serde_json::from_slice::<Only>(body) else {
+        return Vec::new();
+    };
+    only.messages
+        .into_iter()
+        .map(|m| {
+            let text = match m.content {
+                None => String::new(),
+                Some(Content::Text(text)) => text,
+                Some(Content::Parts(pieces)) => pieces.into_iter().filter_map(|p| p.text).collect(),
+            };
+            (m.role, text)
+        })
+        .collect()
+}
+
 /// Parses and validates a request body for `endpoint`.
 pub fn parse_request(endpoint: Endpoint, body: &[u8]) -> Result<GenerationRequest, ApiError> {
     let (prompt, common) = match endpoint {

@@ -33,7 +33,15 @@ pub struct SimRecord {
     /// Offset of the end of the response (`[DONE]` yielded, or the body produced);
     /// None when the client went away first.
     pub end_us: Option<u32>,
+    /// Chat: the `messages` received, as (role, content), when their contents total at most
+    /// [`RECORD_TEXT_LIMIT`] bytes (empty otherwise and for completions).
+    pub messages: Vec<(String, String)>,
+    /// The text streamed (or returned), up to [`RECORD_TEXT_LIMIT`] bytes.
+    pub output_text: String,
 }
+
+/// Bytes of request messages and of output text a record keeps: records stay small.
+pub const RECORD_TEXT_LIMIT: usize = 64 * 1024;
 
 /// Counters kept whether or not records are.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -81,7 +89,7 @@ impl Recorder {
         }
     }
 
-    /// Whether per-request records are kept (callers skip collecting offsets otherwise).
+    /// Whether per-request records are kept (callers skip collecting offsets and texts otherwise).
     pub fn enabled(&self) -> bool {
         self.enabled
     }
@@ -153,6 +161,8 @@ impl RecordBuilder {
                 ttft_us: None,
                 token_offsets_us: Vec::new(),
                 end_us: None,
+                messages: Vec::new(),
+                output_text: String::new(),
             },
         }
     }
@@ -180,6 +190,21 @@ impl RecordBuilder {
         self.record.ttft_us.get_or_insert(offset);
         if self.keep_offsets {
             self.record.token_offsets_us.push(offset);
+        }
+    }
+
+    /// The chat messages received (kept only with records on and within the limit).
+    pub fn set_messages(&mut self, messages: Vec<(String, String)>) {
+        let bytes: usize = messages.iter().map(|(_, c)| c.len()).sum();
+        if self.keep_offsets && bytes <= RECORD_TEXT_LIMIT {
+            self.record.messages = messages;
+        }
+    }
+
+    /// Text handed to the response body (kept only with records on, up to the limit).
+    pub fn text_sent(&mut self, text: &str) {
+        if self.keep_offsets && self.record.output_text.len() + text.len() <= RECORD_TEXT_LIMIT {
+            self.record.output_text.push_str(text);
         }
     }
 

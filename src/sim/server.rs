@@ -34,8 +34,8 @@ use super::engine::{
     SeqRequest,
 };
 use super::openai::{
-    parse_request, resolve_max_tokens, token_text, ApiError, Endpoint, GenerationRequest, Prompt,
-    ResponseFormat, Usage, DONE_EVENT,
+    parse_request, received_messages, resolve_max_tokens, token_text, ApiError, Endpoint,
+    GenerationRequest, Prompt, ResponseFormat, Usage, DONE_EVENT,
 };
 use super::prefix_cache::prompt_block_hashes;
 use super::record::{unix_nanos_now, InFlight, RecordBuilder, Recorder, SimRecord, SimStats};
@@ -366,6 +366,9 @@ async fn generate(
             if let Some(record) = log.record() {
                 record.set_stream(plan.request.stream);
                 record.set_prompt_tokens(plan.prompt_tokens);
+                if shared.recorder.enabled() && endpoint == Endpoint::Chat {
+                    record.set_messages(received_messages(&body));
+                }
             }
             match start_generation(&shared, &plan, received) {
                 Err(err) => reject(log, &err),
@@ -445,7 +448,11 @@ async fn collect_response(
             log.finish(Some(Instant::now()), false);
             return error_response(&err);
         };
-        text.push_str(token_text(salt, emission.index));
+        let piece = token_text(salt, emission.index);
+        text.push_str(piece);
+        if let Some(record) = log.record() {
+            record.text_sent(piece);
+        }
         usage.completion_tokens += 1;
         usage.cached_tokens = emission.cached_tokens;
         if let Some(finish) = emission.finish {
@@ -533,6 +540,9 @@ impl TokenStream {
             };
         }
         let text = token_text(self.salt, emission.index);
+        if let Some(record) = self.log.record() {
+            record.text_sent(text);
+        }
         Bytes::from(self.format.token_event(text, emission.finish))
     }
 }

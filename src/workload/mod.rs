@@ -49,6 +49,19 @@ pub struct PreparedRequest {
     /// template: what the server counts will differ by its template.
     pub prompt_tokens: u64,
     pub max_tokens: Option<u64>,
+    /// Multi-turn chat: the conversation's later user turns, sent one after the other, each
+    /// after the model's answer to the previous one (see `load::conversation`). Empty for a
+    /// single-turn request.
+    pub later_turns: Vec<UserTurn>,
+}
+
+/// A later user turn of a conversation, tokenized before the run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserTurn {
+    pub content: String,
+    /// Our tokenizer over `content`, no special tokens.
+    pub tokens: u64,
+    pub max_tokens: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -88,11 +101,33 @@ pub struct Workload {
     /// "synthetic" or the dataset path.
     pub source: String,
     pub requests: Vec<Arc<PreparedRequest>>,
+    /// Wall time of [`prepare`]: loading, downloading, tokenizing.
+    pub prepare_seconds: f64,
+}
+
+impl Workload {
+    /// For the results' configuration: what was sent, and what preparing it cost.
+    pub fn describe(&self) -> serde_json::Value {
+        let conversations = self
+            .requests
+            .iter()
+            .filter(|r| !r.later_turns.is_empty())
+            .count();
+        serde_json::json!({
+            "tokenizer": self.tokenizer_label,
+            "tokenizer_builtin": self.tokenizer_label == tokenizer::BUILTIN_LABEL,
+            "source": self.source,
+            "prompts": self.requests.len(),
+            "multi_turn_conversations": conversations,
+            "prepare_seconds": self.prepare_seconds,
+        })
+    }
 }
 
 /// Loads the tokenizer and builds every request (see the module docs). Deterministic for a
 /// given seed, tokenizer and dataset.
 pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
+    let started = std::time::Instant::now();
     let loaded = tokenizer::load_with(cfg.tokenizer_name.as_deref(), &cfg.hub)?;
     let tok = &loaded.tokenizer;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
@@ -116,6 +151,7 @@ pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
         tokenizer_label: loaded.label,
         source,
         requests: requests.into_iter().map(Arc::new).collect(),
+        prepare_seconds: started.elapsed().as_secs_f64(),
     })
 }
 
@@ -162,6 +198,7 @@ fn synthetic_requests(
             prompt,
             prompt_tokens,
             max_tokens,
+            later_turns: Vec::new(),
         })
         .collect())
 }
@@ -204,7 +241,7 @@ fn whole_prompts(
         .encode_batch_fast(texts, false)
         .map_err(|e| format!("tokenizing dataset '{}' failed: {e}", ds.path.display()))?;
     let counts: Vec<u64> = encodings.iter().map(|e| e.len() as u64).collect();
-    Ok(ds
+    let mut requests: Vec<PreparedRequest> = ds
         .prompts
         .iter()
         .zip(joined)
@@ -214,8 +251,47 @@ fn whole_prompts(
             prompt,
             prompt_tokens,
             max_tokens: sample(cfg.decode_options.as_ref(), rng),
+            later_turns: Vec::new(),
         })
-        .collect())
+        .collect();
+    let all: Vec<usize> = (0..requests.len()).collect();
+    add_later_turns(tok, ds, &all, &mut requests, cfg, rng)?;
+    Ok(requests)
+}
+
+/// Fills `later_turns` of `requests[k]` from the dataset entry `entry_of[k]`: every later user
+/// turn tokenized in one parallel batch, each with its own sampled `max_tokens`.
+fn add_later_turns(
+    tok: &Tokenizer,
+    ds: &dataset::Dataset,
+    entry_of: &[usize],
+    requests: &mut [PreparedRequest],
+    cfg: &WorkloadConfig,
+    rng: &mut StdRng,
+) -> Result<(), String> {
+    let texts: Vec<&str> = entry_of
+        .iter()
+        .flat_map(|&i| ds.prompts[i].later_turns.iter().map(String::as_str))
+        .collect();
+    if texts.is_empty() {
+        return Ok(());
+    }
+    let encodings = tok
+        .encode_batch_fast(texts, false)
+        .map_err(|e| format!("tokenizing dataset '{}' failed: {e}", ds.path.display()))?;
+    let mut counts = encodings.iter().map(|e| e.len() as u64);
+    for (r, &i) in requests.iter_mut().zip(entry_of) {
+        r.later_turns = ds.prompts[i]
+            .later_turns
+            .iter()
+            .map(|content| UserTurn {
+                content: content.clone(),
+                tokens: counts.next().unwrap_or(0),
+                max_tokens: sample(cfg.decode_options.as_ref(), rng),
+            })
+            .collect();
+    }
+    Ok(())
 }
 
 /// The dataset's prompts cut to lengths sampled from `options` (see [`from_dataset`]).
@@ -245,6 +321,7 @@ fn cut_prompts(
     })
     .map_err(|e| format!("tokenizing dataset '{shown}' failed: {e}"))?;
     let mut requests = Vec::with_capacity(joined.len());
+    let mut entry_of = Vec::with_capacity(joined.len());
     let (mut too_short, mut lost_user_turn) = (0usize, 0usize);
     for (i, c) in cuts.into_iter().enumerate() {
         let Some(c) = c else {
@@ -260,7 +337,9 @@ fn cut_prompts(
             prompt: joined[i][..c.len].to_string(),
             prompt_tokens: c.tokens,
             max_tokens: max_tokens[i],
+            later_turns: Vec::new(),
         });
+        entry_of.push(i);
     }
     if requests.is_empty() {
         return Err(format!(
@@ -270,6 +349,7 @@ fn cut_prompts(
     if too_short + lost_user_turn > 0 {
         log::info!("dataset '{shown}': {too_short} prompts shorter than their sampled length and {lost_user_turn} whose cut would drop the user turn were skipped");
     }
+    add_later_turns(tok, ds, &entry_of, &mut requests, cfg, rng)?;
     Ok(requests)
 }
 

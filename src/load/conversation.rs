@@ -1,0 +1,334 @@
+//! Multi-turn chat: a virtual user walks a conversation turn by turn.
+//!
+//! Turn 1 is the prepared (pre-serialized) first prompt. Turn k+1's messages are turn k's
+//! messages, then the model's exact streamed answer to turn k as an `assistant` message, then
+//! the conversation's next user turn; system prompts stay `system` at the head. Each turn is
+//! sent only after the previous answer finished; a failed turn ends the conversation (there is
+//! no answer to build on). With `--max-context-tokens`, the oldest user/assistant exchanges are
+//! dropped until the messages plus the turn's `max_tokens` fit, and every such cut is counted.
+//!
+//! Only conversations pay for this: their answers are kept (`execute_turn`) and their later
+//! bodies are serialized when sent; single-turn prompts keep the pre-serialized path. Open-loop
+//! (rate) steps send each conversation's first turn only: an arrival is one request there.
+//!
+//! Prompt token counts of later turns are our tokenizer's counts of each message summed, the
+//! answers counted by the server's `usage` (or by their chunks): the chat template is not
+//! included; the server's own `usage.prompt_tokens` is recorded beside it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::{Endpoint, RunConfig};
+use crate::request::actor::{publish, run_one};
+use crate::request::client::{execute_turn, Job, PreparedBody};
+use crate::request::openai::{chat_body, completions_body, Message};
+use crate::workers;
+use crate::workload::{PreparedRequest, UserTurn, Workload};
+
+use super::{RequestPool, StepContext};
+
+/// How later turns are sent, for the whole run.
+#[derive(Debug)]
+pub struct ChatPlan {
+    pub model: String,
+    pub endpoint: Endpoint,
+    pub ignore_eos: bool,
+    /// `--max-context-tokens`: the messages plus `max_tokens` of a turn must fit in it.
+    pub max_context_tokens: Option<u64>,
+    /// The prepared request of each pool entry (same order as the pool's bodies).
+    pub scripts: Vec<Arc<PreparedRequest>>,
+    /// Counters, reported at the end of the run.
+    pub stats: ConversationStats,
+}
+
+#[derive(Debug, Default)]
+pub struct ConversationStats {
+    pub later_turns_sent: AtomicU64,
+    /// Exchanges (a user turn and its answer) dropped to fit the context.
+    pub exchanges_truncated: AtomicU64,
+    /// Turns sent with some history dropped.
+    pub turns_truncated: AtomicU64,
+    /// Conversations ended early by a failed turn.
+    pub ended_by_failure: AtomicU64,
+}
+
+impl ChatPlan {
+    /// Whether any prepared request has more than one turn.
+    pub fn is_multi_turn(requests: &[Arc<PreparedRequest>]) -> bool {
+        requests.iter().any(|r| !r.later_turns.is_empty())
+    }
+
+    /// A line for the closing note, or `None` when no later turn was sent.
+    pub fn summary(&self) -> Option<String> {
+        let sent = self.stats.later_turns_sent.load(Ordering::Relaxed);
+        let truncated = self.stats.turns_truncated.load(Ordering::Relaxed);
+        let exchanges = self.stats.exchanges_truncated.load(Ordering::Relaxed);
+        let failed = self.stats.ended_by_failure.load(Ordering::Relaxed);
+        (sent + failed > 0).then(|| {
+            format!(
+                "multi-turn chat: {sent} follow-up turns sent with the model's answers; {truncated} of them truncated to --max-context-tokens ({exchanges} oldest exchanges dropped); {failed} conversations ended by a failed turn"
+            )
+        })
+    }
+}
+
+/// The run's pool of prepared bodies; with multi-turn conversations in the workload, also the
+/// plan virtual users walk them with.
+pub fn pool(
+    cfg: &RunConfig,
+    model: &str,
+    workload: &Workload,
+    bodies: Vec<Arc<PreparedBody>>,
+) -> RequestPool {
+    let pool = RequestPool::new(bodies);
+    if !ChatPlan::is_multi_turn(&workload.requests) {
+        return pool;
+    }
+    log::info!("multi-turn conversations: virtual users (closed loop) walk them turn by turn; open-loop (rate) steps send each conversation's first turn only");
+    pool.with_conversations(ChatPlan {
+        model: model.to_string(),
+        endpoint: cfg.endpoint,
+        ignore_eos: cfg.ignore_eos,
+        max_context_tokens: cfg.max_context_tokens,
+        scripts: workload.requests.clone(),
+        stats: ConversationStats::default(),
+    })
+}
+
+/// The closed loop's next unit of work: a single request, or a whole conversation.
+pub async fn send_next(step: &StepContext, send_until: Instant) {
+    let (body, script) = step.pool.next_entry();
+    let job = step.job_with(step.shared.clock.now(), body);
+    match (step.pool.chat(), script) {
+        (Some(plan), Some(script)) if !script.later_turns.is_empty() => {
+            walk(step, plan, &script, job, send_until).await
+        }
+        _ => run_one(step, job).await,
+    }
+}
+
+/// Sends a conversation's turns one after the other (module docs).
+async fn walk(
+    step: &StepContext,
+    plan: &ChatPlan,
+    script: &PreparedRequest,
+    first: Job,
+    send_until: Instant,
+) {
+    let mut history = History::new(&script.messages, script.prompt_tokens);
+    let mut job = first;
+    for turn in &script.later_turns {
+        let Some((answer, answer_tokens)) = run_turn(step, job).await else {
+            plan.stats.ended_by_failure.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if Instant::now() >= send_until
+            || step.shared.shutdown.is_stopping()
+            || step.tracker.sending_stopped()
+        {
+            return;
+        }
+        history.push("assistant", answer, answer_tokens);
+        history.push("user", turn.content.clone(), turn.tokens);
+        let dropped = history.fit(plan.max_context_tokens, turn.max_tokens.unwrap_or(0));
+        if dropped > 0 {
+            plan.stats.turns_truncated.fetch_add(1, Ordering::Relaxed);
+            plan.stats
+                .exchanges_truncated
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
+        plan.stats.later_turns_sent.fetch_add(1, Ordering::Relaxed);
+        job = step.job_with(step.shared.clock.now(), Arc::new(history.body(plan, turn)));
+    }
+    // The last turn's answer ends the conversation.
+    run_turn(step, job).await;
+}
+
+/// Runs one turn as `run_one` does, returning its answer and its output tokens when it ended
+/// well.
+async fn run_turn(step: &StepContext, job: Job) -> Option<(String, u64)> {
+    let client = workers::client(step.settings);
+    let (record, answer) = execute_turn(&client, &step.shared, job).await;
+    let ok = record.outcome.is_ok();
+    let tokens = record.output_tokens;
+    publish(&step.recorder, record).await;
+    step.tracker.end(ok);
+    ok.then_some((answer, tokens))
+}
+
+/// A conversation's messages so far, each with its token count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct History {
+    messages: Vec<Message>,
+    tokens: Vec<u64>,
+}
+
+impl History {
+    /// The first turn's messages; `total_tokens` (the first prompt's count) rides on the first
+    /// message, which is never dropped when it is a system prompt: cutting history then never
+    /// under-counts what is left.
+    pub fn new(first: &[Message], total_tokens: u64) -> Self {
+        let mut tokens = vec![0; first.len()];
+        if let Some(head) = tokens.first_mut() {
+            *head = total_tokens;
+        }
+        History {
+            messages: first.to_vec(),
+            tokens,
+        }
+    }
+
+    pub fn push(&mut self, role: &str, content: String, tokens: u64) {
+        self.messages.push(Message {
+            role: role.into(),
+            content,
+        });
+        self.tokens.push(tokens);
+    }
+
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.tokens.iter().sum()
+    }
+
+    /// Drops the oldest exchanges (a user message and the answers up to the next user message;
+    /// system messages stay) until `tokens() + max_tokens <= limit`, keeping at least the last
+    /// user message. Returns how many exchanges were dropped.
+    pub fn fit(&mut self, limit: Option<u64>, max_tokens: u64) -> u64 {
+        let Some(limit) = limit else { return 0 };
+        let mut dropped = 0;
+        while self.tokens() + max_tokens > limit {
+            let Some(start) = self.messages.iter().position(|m| m.role != "system") else {
+                break;
+            };
+            // The exchange runs up to (not including) the next user message.
+            let end = self.messages[start + 1..]
+                .iter()
+                .position(|m| m.role == "user")
+                .map(|i| start + 1 + i);
+            let Some(end) = end else { break };
+            self.messages.drain(start..end);
+            self.tokens.drain(start..end);
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// The body of the turn whose user message was pushed last.
+    pub fn body(&self, plan: &ChatPlan, turn: &UserTurn) -> PreparedBody {
+        let body = match plan.endpoint {
+            Endpoint::Chat => chat_body(
+                &plan.model,
+                &self.messages,
+                turn.max_tokens,
+                plan.ignore_eos,
+            ),
+            Endpoint::Completions => {
+                let prompt: Vec<&str> = self.messages.iter().map(|m| m.content.as_str()).collect();
+                completions_body(
+                    &plan.model,
+                    &prompt.join("\n"),
+                    turn.max_tokens,
+                    plan.ignore_eos,
+                )
+            }
+        };
+        PreparedBody {
+            body,
+            prompt_tokens: self.tokens(),
+            max_tokens: turn.max_tokens,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(role: &str, content: &str) -> Message {
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    fn plan(endpoint: Endpoint) -> ChatPlan {
+        ChatPlan {
+            model: "m".into(),
+            endpoint,
+            ignore_eos: false,
+            max_context_tokens: None,
+            scripts: Vec::new(),
+            stats: ConversationStats::default(),
+        }
+    }
+
+    fn turn(content: &str, tokens: u64) -> UserTurn {
+        UserTurn {
+            content: content.into(),
+            tokens,
+            max_tokens: Some(8),
+        }
+    }
+
+    #[test]
+    fn turns_grow_with_the_answers_and_keep_the_system_prompt() {
+        let mut h = History::new(&[msg("system", "Be brief."), msg("user", "Hi")], 5);
+        h.push("assistant", "Hello there".into(), 2);
+        h.push("user", "How are you?".into(), 4);
+        assert_eq!(
+            h.messages(),
+            &[
+                msg("system", "Be brief."),
+                msg("user", "Hi"),
+                msg("assistant", "Hello there"),
+                msg("user", "How are you?"),
+            ]
+        );
+        assert_eq!(h.tokens(), 11);
+        let body = h.body(&plan(Endpoint::Chat), &turn("How are you?", 4));
+        let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
+        assert_eq!(v["messages"][0]["role"], "system");
+        assert_eq!(v["messages"][2]["content"], "Hello there");
+        assert_eq!(v["messages"][2]["role"], "assistant");
+        assert_eq!(v["max_tokens"], 8);
+        assert_eq!((body.prompt_tokens, body.max_tokens), (11, Some(8)));
+        let body = h.body(&plan(Endpoint::Completions), &turn("How are you?", 4));
+        let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
+        assert_eq!(v["prompt"], "Be brief.\nHi\nHello there\nHow are you?");
+    }
+
+    #[test]
+    fn fitting_drops_the_oldest_exchanges_only() {
+        let mut h = History::new(&[msg("system", "S")], 10);
+        h.push("user", "u1".into(), 10);
+        h.push("assistant", "a1".into(), 10);
+        h.push("user", "u2".into(), 10);
+        h.push("assistant", "a2".into(), 10);
+        h.push("user", "u3".into(), 10);
+        assert_eq!(h.tokens(), 60);
+        let mut same = h.clone();
+        assert_eq!(same.fit(None, 1000), 0);
+        assert_eq!(same.fit(Some(70), 10), 0);
+        assert_eq!(same, h);
+        // 60 + 10 > 55: drop u1/a1 (→ 40 + 10 ≤ 55).
+        assert_eq!(h.fit(Some(55), 10), 1);
+        assert_eq!(
+            h.messages(),
+            &[
+                msg("system", "S"),
+                msg("user", "u2"),
+                msg("assistant", "a2"),
+                msg("user", "u3")
+            ]
+        );
+        // Cannot fit: everything but the system prompt and the last user turn goes.
+        assert_eq!(h.fit(Some(5), 10), 1);
+        assert_eq!(h.messages(), &[msg("system", "S"), msg("user", "u3")]);
+        assert_eq!(h.fit(Some(5), 10), 0);
+    }
+}
