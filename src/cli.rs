@@ -148,6 +148,19 @@ pub struct RunArgs {
     /// Per-request objectives for goodput: ttft=500ms,itl=50ms,e2e=30s (any subset)
     #[arg(long)]
     pub slo: Option<String>,
+    /// Serve Prometheus metrics on http://IP:PORT/metrics during the run, e.g. 127.0.0.1:9464
+    #[arg(long, value_name = "IP:PORT")]
+    pub prometheus_listen: Option<std::net::SocketAddr>,
+    /// With --prometheus-listen: keep serving this long after the run so the last scrape sees the
+    /// final values (Ctrl-C ends it at once)
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub prometheus_linger: Duration,
+    /// Push metrics to this Prometheus Pushgateway (http://host:port) while the run goes and at its end
+    #[arg(long, value_name = "URL")]
+    pub prometheus_pushgateway: Option<String>,
+    /// How often to push to the Pushgateway
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub prometheus_push_interval: Duration,
     /// Benchmark the built-in simulated server, in-process, offline: a short sweep
     #[arg(long, conflicts_with = "url")]
     pub demo: bool,
@@ -274,6 +287,10 @@ impl RunArgs {
             arrival: Arrival::parse(&self.arrival, self.burstiness)?,
             max_error_rate: self.max_error_rate,
             stop_when_saturated: !self.no_saturation_stop,
+            prometheus_listen: self.prometheus_listen,
+            prometheus_linger: self.prometheus_linger,
+            prometheus_pushgateway: self.prometheus_pushgateway,
+            prometheus_push_interval: self.prometheus_push_interval,
             thresholds: self.thresholds,
             slo: self.slo.as_deref().map(str::parse).transpose()?,
         };

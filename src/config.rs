@@ -81,6 +81,18 @@ pub struct RunConfig {
     pub max_error_rate: Option<f64>,
     /// End an open-loop step (and skip higher rates) when the server is saturated.
     pub stop_when_saturated: bool,
+    /// Serve Prometheus `/metrics` on this address during the run (loopback unless the user
+    /// binds elsewhere).
+    pub prometheus_listen: Option<std::net::SocketAddr>,
+    /// With `prometheus_listen`: keep serving this long after the run, so the last scrape sees
+    /// the final values.
+    #[serde(with = "humantime_serde_compat")]
+    pub prometheus_linger: Duration,
+    /// Push metrics to this Pushgateway. Not serialized: such a URL may carry credentials.
+    #[serde(skip)]
+    pub prometheus_pushgateway: Option<String>,
+    #[serde(with = "humantime_serde_compat")]
+    pub prometheus_push_interval: Duration,
     /// Pass/fail gates every measured step must meet (`p99(ttft)<800ms`, `error_rate<1%`).
     pub thresholds: Vec<String>,
     /// Per-request objectives for goodput (`--slo ttft=500ms,itl=50ms,e2e=30s`).
@@ -131,6 +143,11 @@ impl RunConfig {
             arrival: crate::load::schedule::Arrival::Constant,
             max_error_rate: None,
             stop_when_saturated: true,
+            prometheus_listen: None,
+            // Two scrapes at Prometheus's default 15 s interval.
+            prometheus_linger: Duration::from_secs(30),
+            prometheus_pushgateway: None,
+            prometheus_push_interval: Duration::from_secs(5),
             thresholds: Vec::new(),
             slo: None,
         }

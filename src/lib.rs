@@ -124,7 +124,14 @@ async fn start(
     let results_path = recorder.results_path().to_path_buf();
     // Sinks run on their own arbiter, never on the request arbiters.
     let sink_arbiter = Arbiter::new();
-    let live_sinks = outputs::start_live_sinks(&cfg, &sink_arbiter.handle())?;
+    // Live values no event carries (in flight, users, phase, event-loop lag), for the metrics.
+    let gauges = Arc::new(sinks::prometheus::LiveGauges::new(cfg.workers.max(1)));
+    let run_ctx = outputs::RunContext {
+        model: &model,
+        gauges: &gauges,
+    };
+    let live_sinks = outputs::start_live_sinks(&cfg, &run_ctx, &sink_arbiter.handle())?;
+    let linger = outputs::Linger::new(&cfg, &shutdown);
     let mut recorder = recorder;
     for sink in &live_sinks {
         recorder.subscribe(sink.events.clone());
@@ -139,6 +146,7 @@ async fn start(
         shutdown: shutdown.clone(),
     });
     let workers = Arc::new(Workers::start(cfg.workers, settings));
+    workers.start_lag_probes(&gauges);
     let engine = Engine {
         clock,
         shutdown,
@@ -148,6 +156,7 @@ async fn start(
         scheduler: Arbiter::new(),
         recorder,
         live_sinks,
+        gauges,
         settings,
         results_path,
         cfg,
@@ -159,6 +168,8 @@ async fn start(
             "the coordinator stopped without a result".into(),
         ))
     });
+    // /metrics keeps serving the final values for a while (the sink arbiter is still up).
+    linger.wait().await;
     sink_arbiter.stop();
     let _ = sink_arbiter.join();
     if let Some(note) = pool.chat().and_then(|c| c.summary()) {

@@ -4,17 +4,128 @@
 //! Adding one: build it from `RunConfig` here, start it on `arbiter`, and return it as a
 //! `LiveSink` (see `sinks/README.md`). The results file (the Recorder) is always on.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use actix_rt::ArbiterHandle;
 use sinks::live::LiveSink;
+use sinks::prometheus::{LiveGauges, PrometheusConfig};
 
 use crate::config::RunConfig;
 use crate::exit::RunError;
+use crate::shutdown::{Level, Shutdown};
+
+/// What the sinks may need beyond the configuration, known once the run is about to start.
+pub struct RunContext<'a> {
+    /// The model the requests name (given, or resolved from `/v1/models`).
+    pub model: &'a str,
+    /// Live values no event carries (requests in flight, users, phase, event-loop lag).
+    pub gauges: &'a Arc<LiveGauges>,
+}
 
 /// Starts every live sink `cfg` turns on. A sink that cannot start (e.g. a port in use) is a
 /// configuration error: the run has not begun, nothing is lost.
 pub fn start_live_sinks(
-    _cfg: &RunConfig,
-    _arbiter: &ArbiterHandle,
+    cfg: &RunConfig,
+    run: &RunContext<'_>,
+    arbiter: &ArbiterHandle,
 ) -> Result<Vec<LiveSink>, RunError> {
-    Ok(Vec::new())
+    let mut sinks = Vec::new();
+    if let Some(prom) = prometheus_config(cfg, run.model) {
+        let started = sinks::prometheus::start(prom, run.gauges.clone(), arbiter)
+            .map_err(RunError::Config)?;
+        if let Some(addr) = started.listening {
+            eprintln!(
+                "[{}] Prometheus metrics on http://{addr}/metrics",
+                cfg.run_id
+            );
+        }
+        sinks.push(started.sink);
+    }
+    Ok(sinks)
+}
+
+/// The Prometheus sink's settings, when `--prometheus-listen` or `--prometheus-pushgateway` is set.
+pub fn prometheus_config(cfg: &RunConfig, model: &str) -> Option<PrometheusConfig> {
+    if cfg.prometheus_listen.is_none() && cfg.prometheus_pushgateway.is_none() {
+        return None;
+    }
+    let kind = serde_json::to_value(cfg.benchmark_kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    Some(PrometheusConfig {
+        listen: cfg.prometheus_listen,
+        pushgateway: cfg.prometheus_pushgateway.clone(),
+        push_interval: cfg.prometheus_push_interval,
+        run_id: cfg.run_id.clone(),
+        model: model.to_string(),
+        profile: cfg.profile.clone().unwrap_or_else(|| "none".into()),
+        benchmark_kind: kind,
+        extra_meta: cfg.extra_meta.clone(),
+    })
+}
+
+/// Keeps `/metrics` up after the run (`--prometheus-linger`), so the last scrape sees the final
+/// values. A stop signal ends the wait at once; a run already stopped by one does not wait.
+pub struct Linger {
+    duration: Option<Duration>,
+    shutdown: Shutdown,
+}
+
+impl Linger {
+    pub fn new(cfg: &RunConfig, shutdown: &Shutdown) -> Linger {
+        Linger {
+            duration: cfg
+                .prometheus_listen
+                .map(|_| cfg.prometheus_linger)
+                .filter(|d| !d.is_zero()),
+            shutdown: shutdown.clone(),
+        }
+    }
+
+    pub async fn wait(self) {
+        let Some(d) = self.duration else { return };
+        if self.shutdown.is_stopping() {
+            return;
+        }
+        eprintln!(
+            "serving the final metrics for {} more (Ctrl-C ends this)",
+            humantime::format_duration(d)
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.shutdown.reached(Level::Stop) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_only_when_asked() {
+        let mut cfg = RunConfig::new("http://127.0.0.1:1");
+        assert!(prometheus_config(&cfg, "m").is_none());
+        cfg.prometheus_pushgateway = Some("http://127.0.0.1:9091".into());
+        cfg.profile = Some("chat".into());
+        let p = prometheus_config(&cfg, "m").unwrap();
+        assert_eq!(p.benchmark_kind, "sweep");
+        assert_eq!(p.profile, "chat");
+        assert_eq!(p.model, "m");
+        assert_eq!(p.listen, None);
+    }
+
+    #[test]
+    fn linger_only_with_a_listener() {
+        let shutdown = Shutdown::new();
+        let mut cfg = RunConfig::new("http://127.0.0.1:1");
+        assert!(Linger::new(&cfg, &shutdown).duration.is_none());
+        cfg.prometheus_listen = Some("127.0.0.1:0".parse().unwrap());
+        assert_eq!(
+            Linger::new(&cfg, &shutdown).duration,
+            Some(Duration::from_secs(30))
+        );
+    }
 }

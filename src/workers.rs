@@ -2,12 +2,16 @@
 
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_rt::{Arbiter, ArbiterHandle};
+use sinks::prometheus::LiveGauges;
 
 /// TCP connect timeout; connection failures are reported as `connect_error`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often each worker's event-loop lag is probed.
+const LAG_PROBE_PERIOD: Duration = Duration::from_millis(100);
 
 thread_local! {
     static CLIENT: OnceCell<awc::Client> = const { OnceCell::new() };
@@ -65,6 +69,24 @@ impl Workers {
     pub fn next(&self) -> ArbiterHandle {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         self.arbiters[i].handle()
+    }
+
+    /// Starts, on every worker arbiter, a timer that measures how late it fires: the event-loop
+    /// lag of that worker (a busy loop delays token timestamps too). It ends with the arbiter.
+    pub fn start_lag_probes(&self, gauges: &Arc<LiveGauges>) {
+        for (i, arbiter) in self.arbiters.iter().enumerate() {
+            let gauges = gauges.clone();
+            arbiter.spawn(async move {
+                loop {
+                    let due = tokio::time::Instant::now() + LAG_PROBE_PERIOD;
+                    tokio::time::sleep_until(due).await;
+                    gauges.set_lag(
+                        i,
+                        tokio::time::Instant::now().saturating_duration_since(due),
+                    );
+                }
+            });
+        }
     }
 
     pub fn stop(self) {

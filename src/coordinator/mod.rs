@@ -22,6 +22,7 @@ use sinks::event::{StepKind, StepWindow};
 use sinks::json::report::RunStatus;
 use sinks::json::StepResult;
 use sinks::live::{LiveSink, SinkFlush};
+use sinks::prometheus::Phase;
 use sinks::recorder::{FinishStep, Flush, Recorder, StartStep};
 use tokio::sync::oneshot;
 
@@ -60,6 +61,8 @@ pub struct Engine {
     pub recorder: Addr<Recorder>,
     /// Subscribed to the recorder; flushed after it, each waited for.
     pub live_sinks: Vec<LiveSink>,
+    /// Live values for the metrics (phase, in flight, users); the trackers write them.
+    pub gauges: Arc<sinks::prometheus::LiveGauges>,
     pub settings: ClientSettings,
     pub results_path: PathBuf,
 }
@@ -202,7 +205,14 @@ impl Engine {
             describe(step)
         );
         send(&self.recorder, StartStep(info)).await?;
-        let tracker = Arc::new(StepTracker::new());
+        self.gauges.set_phase(match step.kind {
+            StepKind::Warmup => Phase::Warmup,
+            StepKind::Throughput | StepKind::Rate => Phase::Step,
+        });
+        let tracker = Arc::new(StepTracker::with_gauges(
+            self.gauges.clone(),
+            step.rate.is_none(),
+        ));
         let ctx = Arc::new(StepContext {
             step: index,
             run_id: self.cfg.run_id.as_str().into(),
@@ -237,7 +247,9 @@ impl Engine {
         }
         let stopped_early = self.watch_sending(step, start, send_until, &tracker).await;
         let send_end = self.clock.now().min(send_until);
+        self.gauges.set_phase(Phase::Drain);
         self.drain(&tracker).await;
+        self.gauges.set_phase(Phase::Idle);
         let window = StepWindow {
             start,
             send_end,

@@ -3,6 +3,9 @@
 //! and lets it end the step's sending early (saturation, error rate) without stopping the run.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sinks::prometheus::LiveGauges;
 
 use tokio::sync::Notify;
 
@@ -18,6 +21,8 @@ pub struct StepTracker {
     idle: Notify,
     stop_sending: AtomicBool,
     stopped: Notify,
+    /// The run's live gauges (metrics), and whether this step's sources are virtual users.
+    live: Option<(Arc<LiveGauges>, bool)>,
 }
 
 /// The step's counters at one moment (for the coordinator's saturation checks).
@@ -35,9 +40,21 @@ impl StepTracker {
         Self::default()
     }
 
+    /// Also counts requests in flight (and, for a closed loop, `sources` as virtual users) into
+    /// the run's live gauges: one relaxed atomic add per change.
+    pub fn with_gauges(gauges: Arc<LiveGauges>, closed_loop: bool) -> Self {
+        StepTracker {
+            live: Some((gauges, closed_loop)),
+            ..Self::default()
+        }
+    }
+
     /// A request starts; returns its sequence number within the step.
     pub fn begin(&self) -> u64 {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if let Some((g, _)) = &self.live {
+            g.request_started();
+        }
         self.started.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -49,6 +66,9 @@ impl StepTracker {
             &self.ended_failed
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if let Some((g, _)) = &self.live {
+            g.request_ended();
+        }
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.idle.notify_waiters();
     }
@@ -92,10 +112,16 @@ impl StepTracker {
     }
 
     pub fn source_started(&self) {
+        if let Some((g, true)) = &self.live {
+            g.user_started();
+        }
         self.sources.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn source_ended(&self) {
+        if let Some((g, true)) = &self.live {
+            g.user_ended();
+        }
         self.sources.fetch_sub(1, Ordering::AcqRel);
         self.idle.notify_waiters();
     }
