@@ -1,0 +1,282 @@
+//! The Hugging Face hub path without internet: a loopback HTTP server answers the hub's
+//! file-resolution endpoints (`/{repo}/resolve/{rev}/{file}`, `/datasets/{repo}/resolve/…`),
+//! including a gated repository that answers 401 without a token. Files land in the hub cache
+//! layout, and a second run finds them there with the server stopped.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use inference_benchmarker::workload::hub::HubEnv;
+use inference_benchmarker::workload::{prepare, WorkloadConfig};
+
+const COMMIT: &str = "4f2a9c0e1b3d5f7a9c0e1b3d5f7a9c0e1b3d5f7a";
+const TOKEN: &str = "hf_test_secret_token";
+
+fn tokenizer_json() -> String {
+    inference_benchmarker::workload::tokenizer::builtin()
+        .to_string(false)
+        .unwrap()
+}
+
+const DATASET: &str = concat!(
+    r#"{"conversations": [{"from": "human", "value": "What is the hub?"}]}"#,
+    "\n",
+    r#"{"conversations": [{"role": "user", "content": "Where are files cached?"}]}"#,
+    "\n"
+);
+
+/// A loopback stand-in for the hub: one request per connection.
+struct FakeHub {
+    url: String,
+    stop: Arc<AtomicBool>,
+    hits: Arc<AtomicUsize>,
+    auth_seen: Arc<Mutex<Vec<Option<String>>>>,
+    thread: Option<JoinHandle<()>>,
+    addr: std::net::SocketAddr,
+}
+
+impl FakeHub {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let auth_seen = Arc::new(Mutex::new(Vec::new()));
+        let (s, h, a) = (stop.clone(), hits.clone(), auth_seen.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                h.fetch_add(1, Ordering::SeqCst);
+                serve(conn, &a);
+            }
+        });
+        FakeHub {
+            url: format!("http://{addr}"),
+            stop,
+            hits,
+            auth_seen,
+            thread: Some(thread),
+            addr,
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wakes the accept loop
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+fn serve(conn: TcpStream, auth_seen: &Mutex<Vec<Option<String>>>) {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut auth = None;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("authorization") {
+                auth = Some(v.trim().to_string());
+            }
+        }
+    }
+    auth_seen.lock().unwrap().push(auth.clone());
+    let authorized = auth.as_deref() == Some(&format!("Bearer {TOKEN}"));
+    let (status, body) = match path.as_str() {
+        "/org/tok/resolve/main/tokenizer.json" => ("200 OK", tokenizer_json()),
+        "/datasets/org/ds/resolve/main/chat.jsonl" => ("200 OK", DATASET.to_string()),
+        "/org/gated/resolve/main/tokenizer.json" if authorized => ("200 OK", tokenizer_json()),
+        "/org/gated/resolve/main/tokenizer.json" => (
+            "401 Unauthorized",
+            r#"{"error":"Access to model org/gated is restricted."}"#.to_string(),
+        ),
+        _ => (
+            "404 Not Found",
+            r#"{"error":"Entry not found"}"#.to_string(),
+        ),
+    };
+    let mut conn = conn;
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nx-repo-commit: {COMMIT}\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+fn env(url: &str, cache: &Path, token: Option<&str>) -> HubEnv {
+    HubEnv {
+        endpoint: url.to_string(),
+        cache_dir: cache.to_path_buf(),
+        token: token.map(str::to_string),
+        offline: false,
+    }
+}
+
+fn workload(hub: HubEnv, tokenizer: &str) -> WorkloadConfig {
+    WorkloadConfig {
+        tokenizer_name: Some(tokenizer.to_string()),
+        dataset: Some("org/ds".into()),
+        dataset_file: Some(PathBuf::from("chat.jsonl")),
+        prompt_options: None,
+        decode_options: None,
+        seed: 1,
+        synthetic_prompts: 10,
+        hub,
+    }
+}
+
+#[test]
+fn downloads_into_the_hub_cache_then_hits_it_with_the_server_stopped() {
+    let cache = tempfile::tempdir().unwrap();
+    let hub = FakeHub::start();
+    let w = prepare(&workload(env(&hub.url, cache.path(), None), "org/tok")).unwrap();
+    assert_eq!(w.tokenizer_label, "org/tok");
+    assert_eq!(w.requests.len(), 2);
+    let snapshot = cache
+        .path()
+        .join("datasets--org--ds/snapshots")
+        .join(COMMIT);
+    assert_eq!(w.source, snapshot.join("chat.jsonl").display().to_string());
+    let tok_file = cache
+        .path()
+        .join("models--org--tok/snapshots")
+        .join(COMMIT)
+        .join("tokenizer.json");
+    assert_eq!(
+        std::fs::read_to_string(&tok_file).unwrap(),
+        tokenizer_json()
+    );
+    for repo in ["models--org--tok", "datasets--org--ds"] {
+        let refs = cache.path().join(repo).join("refs/main");
+        assert_eq!(std::fs::read_to_string(refs).unwrap(), COMMIT);
+    }
+    assert_eq!(hub.hits.load(Ordering::SeqCst), 2);
+    // Asked again while the server is up: the commit is cached, nothing is rewritten.
+    let again = prepare(&workload(env(&hub.url, cache.path(), None), "org/tok")).unwrap();
+    assert_eq!(again.requests, w.requests);
+    let url = hub.url.clone();
+    hub.stop();
+
+    // Server gone: the cache answers, the same workload comes out.
+    let cached = prepare(&workload(env(&url, cache.path(), None), "org/tok")).unwrap();
+    assert_eq!(cached.requests, w.requests);
+    let offline = prepare(&workload(
+        HubEnv::offline_at(cache.path().into()),
+        "org/tok",
+    ))
+    .unwrap();
+    assert_eq!(offline.requests, w.requests);
+    // Nothing cached for another repository: a clear error naming what to do without network.
+    let err = prepare(&workload(env(&url, cache.path(), None), "org/other")).unwrap_err();
+    assert!(
+        err.contains("'org/other'")
+            && err.contains("could not be reached")
+            && err.contains("local path"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gated_repository_needs_the_token_and_never_shows_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let hub = FakeHub::start();
+    let err = prepare(&workload(env(&hub.url, cache.path(), None), "org/gated")).unwrap_err();
+    assert!(
+        err.contains("HTTP 401") && err.contains("gated or private") && err.contains("HF_TOKEN"),
+        "{err}"
+    );
+    let err = prepare(&workload(
+        env(&hub.url, cache.path(), Some("hf_wrong")),
+        "org/gated",
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("with the token given") && !err.contains("hf_wrong"),
+        "{err}"
+    );
+    let w = prepare(&workload(
+        env(&hub.url, cache.path(), Some(TOKEN)),
+        "org/gated",
+    ))
+    .unwrap();
+    assert_eq!(w.tokenizer_label, "org/gated");
+    assert!(hub
+        .auth_seen
+        .lock()
+        .unwrap()
+        .contains(&Some(format!("Bearer {TOKEN}"))));
+    hub.stop();
+}
+
+/// The environment variables reach the binary: HF_ENDPOINT, HF_HOME (cache and token file).
+#[test]
+fn binary_uses_the_hub_environment_and_its_cache() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("token"), format!("{TOKEN}\n")).unwrap();
+    let hub = FakeHub::start();
+    let run = |endpoint: &str| {
+        let out = tempfile::tempdir().unwrap();
+        let output = common::binary()
+            .args([
+                "--demo",
+                "-w",
+                "0s",
+                "-d",
+                "1s",
+                "--benchmark-kind",
+                "throughput",
+            ])
+            .args(["--max-vus", "2", "--tokenizer-name", "org/gated"])
+            .args([
+                "--dataset",
+                "org/ds",
+                "--dataset-file",
+                "chat.jsonl",
+                "--output-dir",
+            ])
+            .arg(out.path())
+            .env("HF_ENDPOINT", endpoint)
+            .env("HF_HOME", home.path())
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HF_HUB_OFFLINE")
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        assert!(!stderr.contains(TOKEN), "the token is never printed");
+        let doc = common::validated(&common::results_file(out.path()));
+        assert!(!doc.to_string().contains(TOKEN), "nor written");
+        doc
+    };
+    let doc = run(&hub.url);
+    assert_eq!(doc["config"]["workload"]["tokenizer"], "org/gated");
+    assert_eq!(doc["config"]["workload"]["prompts"], 2);
+    let url = hub.url.clone();
+    hub.stop();
+    let doc = run(&url);
+    assert_eq!(doc["config"]["workload"]["tokenizer"], "org/gated");
+    assert!(home
+        .path()
+        .join("hub/models--org--gated/refs/main")
+        .is_file());
+}
