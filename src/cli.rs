@@ -148,6 +148,10 @@ pub struct RunArgs {
     /// Per-request objectives for goodput: ttft=500ms,itl=50ms,e2e=30s (any subset)
     #[arg(long)]
     pub slo: Option<String>,
+    /// Open loop: an arrival that finds --max-vus requests in flight waits for a free slot
+    /// (its wait counts into its from-schedule latencies) instead of being dropped
+    #[arg(long)]
+    pub queue_when_saturated: bool,
     /// Serve Prometheus metrics on http://IP:PORT/metrics during the run, e.g. 127.0.0.1:9464
     #[arg(long, value_name = "IP:PORT")]
     pub prometheus_listen: Option<std::net::SocketAddr>,
@@ -293,6 +297,7 @@ impl RunArgs {
             prometheus_push_interval: self.prometheus_push_interval,
             thresholds: self.thresholds,
             slo: self.slo.as_deref().map(str::parse).transpose()?,
+            queue_when_saturated: self.queue_when_saturated,
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;

@@ -97,6 +97,8 @@ pub struct RunConfig {
     pub thresholds: Vec<String>,
     /// Per-request objectives for goodput (`--slo ttft=500ms,itl=50ms,e2e=30s`).
     pub slo: Option<sinks::slo::Slo>,
+    /// Open loop at the in-flight cap: queue arrivals (true) or drop them (false, the default).
+    pub queue_when_saturated: bool,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -150,6 +152,7 @@ impl RunConfig {
             prometheus_push_interval: Duration::from_secs(5),
             thresholds: Vec::new(),
             slo: None,
+            queue_when_saturated: false,
         }
     }
 }

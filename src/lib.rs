@@ -133,6 +133,7 @@ async fn start(
     let live_sinks = outputs::start_live_sinks(&cfg, &run_ctx, &sink_arbiter.handle())?;
     let linger = outputs::Linger::new(&cfg, &shutdown);
     let mut recorder = recorder;
+    recorder.set_slo(cfg.slo);
     for sink in &live_sinks {
         recorder.subscribe(sink.events.clone());
     }

@@ -88,3 +88,69 @@ fn max_error_rate_ends_a_failing_step_early() {
     let why = doc["results"][0]["ended_early"].as_str().unwrap();
     assert!(why.contains("--max-error-rate 50.0%"), "{why}");
 }
+
+/// At the in-flight cap an arrival is dropped and counted, or — with `--queue-when-saturated` —
+/// waits for a slot, and its wait shows in the from-schedule latencies.
+#[test]
+fn dropped_and_queued_arrivals_are_counted() {
+    // TTFT 50 ms + 9 × 10 ms: ~150 ms a request; 2 in flight → ~13 req/s, offered 40 req/s.
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(50.0),
+            fixed_itl_ms: Some(10.0),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let run = |queue: bool| {
+        let out = tempfile::tempdir().unwrap();
+        let mut cfg = common::config(&sim.url(), out.path());
+        cfg.benchmark_kind = BenchmarkKind::Rate;
+        cfg.rates = Some(vec![40.0]);
+        cfg.max_vus = 2;
+        cfg.duration = Duration::from_secs(2);
+        cfg.decode_options = Some(TokenizeOptions::fixed(10));
+        cfg.stop_when_saturated = false;
+        cfg.queue_when_saturated = queue;
+        let summary = inference_benchmarker::run(cfg).expect("the run completes");
+        common::validated(&summary.results_path);
+        summary.steps[0].clone()
+    };
+
+    let dropped = run(false);
+    assert_eq!(
+        dropped.total_requests + dropped.dropped_arrivals,
+        80,
+        "every arrival accounted for"
+    );
+    assert!(
+        dropped.dropped_arrivals >= 40,
+        "{}",
+        dropped.dropped_arrivals
+    );
+    assert_eq!(dropped.queued_arrivals, 0);
+    let sent_late =
+        dropped.time_to_first_token_from_schedule_ms.p99 - dropped.time_to_first_token_ms.p99;
+    assert!(
+        sent_late < 5.0,
+        "dropped arrivals never wait: {sent_late} ms"
+    );
+
+    let queued = run(true);
+    assert_eq!(
+        queued.total_requests, 80,
+        "every arrival was sent in the end"
+    );
+    assert_eq!(queued.dropped_arrivals, 0);
+    assert!(queued.queued_arrivals >= 40, "{}", queued.queued_arrivals);
+    assert_eq!(queued.successful_requests, 80);
+    let waited =
+        queued.time_to_first_token_from_schedule_ms.p99 - queued.time_to_first_token_ms.p99;
+    assert!(
+        waited > 1000.0,
+        "the queue's wait is in the from-schedule TTFT: {waited} ms"
+    );
+    assert!(queued.queue_delay_ms.max > 1000.0);
+    sim.stop();
+}

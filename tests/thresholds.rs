@@ -71,3 +71,41 @@ fn a_failing_threshold_exits_5_after_writing_results() {
         String::from_utf8_lossy(&passing.stderr)
     );
 }
+
+#[test]
+fn goodput_counts_requests_within_every_objective() {
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(20.0),
+            fixed_itl_ms: Some(5.0),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = |slo: &str| {
+        let mut cfg = common::config(&sim.url(), out.path());
+        cfg.benchmark_kind = inference_benchmarker::config::BenchmarkKind::Rate;
+        cfg.rates = Some(vec![10.0]);
+        cfg.duration = std::time::Duration::from_secs(1);
+        cfg.slo = Some(slo.parse().unwrap());
+        cfg.thresholds = vec!["goodput>=0".into()];
+        let summary = inference_benchmarker::run(cfg).expect("the run completes");
+        common::validated(&summary.results_path);
+        summary.steps[0].clone()
+    };
+    // 16 tokens: TTFT ≈ 20 ms, ITL ≈ 5 ms, E2E ≈ 95 ms.
+    let easy = run("ttft=500ms,itl=50ms,e2e=2s");
+    let g = easy.goodput.as_ref().unwrap();
+    assert_eq!(g.good_requests, easy.successful_requests);
+    assert_eq!(g.good_tokens, easy.total_tokens);
+    assert!((g.request_rate - easy.request_rate).abs() < 1e-9);
+    let strict = run("ttft=500ms,e2e=50ms");
+    assert_eq!(
+        strict.goodput.as_ref().unwrap().good_requests,
+        0,
+        "E2E ≈ 95 ms > 50 ms"
+    );
+    sim.stop();
+}

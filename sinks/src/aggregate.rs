@@ -52,6 +52,7 @@ struct Counters {
     by_outcome: [u64; Outcome::ALL.len()],
     http_statuses: BTreeMap<u16, u64>,
     dropped: u64,
+    queued: u64,
     prompt_tokens_sent: u64,
     output_tokens: u64,
     tokens: OutputTokens,
@@ -132,6 +133,11 @@ impl StepAggregator {
     pub fn dropped(&mut self, d: &ArrivalDropped) {
         self.seen.scheduled(d.scheduled_at);
         self.counts.dropped = self.counts.dropped.saturating_add(1);
+    }
+
+    /// Counts an arrival that waited for a free slot (its request is recorded as usual).
+    pub fn queued(&mut self) {
+        self.counts.queued = self.counts.queued.saturating_add(1);
     }
 
     fn count(&mut self, r: &RequestFinished) {
@@ -240,6 +246,7 @@ impl StepAggregator {
             achieved_rate: per_second(c.total, send_s),
             send_duration_ms: send_ns / 1_000_000,
             dropped_arrivals: c.dropped,
+            queued_arrivals: c.queued,
             errors: self.error_counts(),
             http_statuses: c
                 .http_statuses

@@ -219,6 +219,15 @@ pub struct ArrivalDropped {
     pub scheduled_at: Nanos,
 }
 
+/// An arrival that found `max_vus` requests in flight and waited for a free slot
+/// (`--queue-when-saturated`); its request keeps `scheduled_at`, so the wait shows in its
+/// queue delay and from-schedule latencies.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ArrivalQueued {
+    pub step: u32,
+    pub scheduled_at: Nanos,
+}
+
 /// Everything a sink can receive. Requests travel behind an `Arc` so fan-out
 /// to several sinks never copies token times.
 #[derive(Clone, Debug)]

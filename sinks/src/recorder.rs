@@ -11,7 +11,8 @@
 
 use crate::aggregate::StepAggregator;
 use crate::event::{
-    ArrivalDropped, Event, RequestFinished, RunStarted, StepInfo, StepWindow, TokenSource,
+    ArrivalDropped, ArrivalQueued, Event, RequestFinished, RunStarted, StepInfo, StepWindow,
+    TokenSource,
 };
 use crate::json::report::{ResultsDocument, RunStatus, SystemInfo};
 use crate::json::requests_log::{requests_log_path, RequestsLog};
@@ -62,6 +63,11 @@ pub struct RecordRequest(pub RequestFinished);
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct RecordDropped(pub ArrivalDropped);
+
+/// An arrival that waited for a free slot before it was sent.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RecordQueued(pub ArrivalQueued);
 
 /// A step is about to start.
 #[derive(Message, Debug)]
@@ -350,6 +356,16 @@ impl Handler<RecordDropped> for Recorder {
             }
         }
         self.forward(|| Event::Dropped(d));
+    }
+}
+
+impl Handler<RecordQueued> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordQueued, _: &mut Context<Self>) {
+        if let Some(agg) = self.steps.get_mut(&msg.0.step) {
+            agg.queued();
+        }
     }
 }
 

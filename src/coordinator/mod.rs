@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 use crate::clock::Clock;
 use crate::config::{BenchmarkKind, RunConfig};
 use crate::exit::RunError;
-use crate::load::rate_ticker::RateTicker;
+use crate::load::rate_ticker::{RateTicker, Saturation};
 use crate::load::schedule::Schedule;
 use crate::load::tracker::StepTracker;
 use crate::load::virtual_user::VirtualUser;
@@ -239,9 +239,13 @@ impl Engine {
                 // Each step its own reproducible stream of arrivals.
                 let seed = self.cfg.seed ^ (u64::from(index) << 32);
                 let schedule = Schedule::new(self.cfg.arrival, start, send_until, rate, seed);
-                let (c, w, max) = (ctx.clone(), self.workers.clone(), step.vus);
+                let plan = Saturation {
+                    max_in_flight: step.vus,
+                    queue: self.cfg.queue_when_saturated,
+                };
+                let (c, w) = (ctx.clone(), self.workers.clone());
                 RateTicker::start_in_arbiter(&self.scheduler.handle(), move |_| {
-                    RateTicker::new(c, schedule, max, w)
+                    RateTicker::new(c, schedule, plan, w)
                 });
             }
         }

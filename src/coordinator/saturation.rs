@@ -11,7 +11,8 @@
 //!   flight;
 //! - achieved rate (open loop): requests finished over the window below 90 % of the offered rate
 //!   while requests in flight grew;
-//! - a trend test (open loop): requests in flight — the server's queue plus what it serves —
+//! - a trend test (open loop): requests in flight (plus arrivals queued for a slot with
+//!   `--queue-when-saturated`) — the server's queue plus what it serves —
 //!   grow steadily (least-squares slope with a t-statistic ≥ 4, and a growth that matters:
 //!   at least 3 requests and half the mean over the window). A stable server keeps in-flight
 //!   requests around rate × latency (Little's law); a saturated one lets them grow without bound.
@@ -125,7 +126,7 @@ impl Monitor {
             return None;
         }
         let xs = self.samples.iter().map(|(t, _)| *t);
-        let ys = self.samples.iter().map(|(_, p)| p.in_flight as f64);
+        let ys = self.samples.iter().map(|(_, p)| backlog(p) as f64);
         let (mean_x, mean_y) = (xs.clone().sum::<f64>() / n, ys.clone().sum::<f64>() / n);
         let sxx: f64 = xs.clone().map(|x| (x - mean_x).powi(2)).sum();
         let sxy: f64 = xs
@@ -149,8 +150,8 @@ impl Monitor {
             f64::INFINITY
         };
         let growth = slope * window;
-        let first = self.samples.front()?.1.in_flight;
-        let last = self.samples.back()?.1.in_flight;
+        let first = backlog(&self.samples.front()?.1);
+        let last = backlog(&self.samples.back()?.1);
         (slope > 0.0 && t_stat >= TREND_T && growth >= 3.0_f64.max(0.5 * mean_y)).then(|| {
             format!(
                 "saturated: requests in flight grow without bound ({first} → {last} over {window:.1} s, +{slope:.1}/s): the server's queue keeps growing"
@@ -162,14 +163,18 @@ impl Monitor {
 fn achieved(first: Progress, p: Progress, window: f64, rate: f64) -> Option<String> {
     let finished = (p.ended_ok + p.ended_failed) - (first.ended_ok + first.ended_failed);
     let achieved = finished as f64 / window;
-    (achieved < ACHIEVED_SHARE * rate && p.in_flight > first.in_flight).then(|| {
+    let (from, to) = (backlog(&first), backlog(&p));
+    (achieved < ACHIEVED_SHARE * rate && to > from).then(|| {
         format!(
-            "saturated: achieved {achieved:.2} req/s, below {:.0}% of the offered {rate:.2} req/s, while requests in flight grew from {} to {}",
+            "saturated: achieved {achieved:.2} req/s, below {:.0}% of the offered {rate:.2} req/s, while requests in flight grew from {from} to {to}",
             ACHIEVED_SHARE * 100.0,
-            first.in_flight,
-            p.in_flight
         )
     })
+}
+
+/// Requests the server has not finished: in flight, plus arrivals queued for a slot.
+fn backlog(p: &Progress) -> u64 {
+    p.in_flight + p.waiting
 }
 
 #[cfg(test)]
@@ -196,6 +201,7 @@ mod tests {
                 ended_ok: done.min(started),
                 ended_failed: 0,
                 dropped: 0,
+                waiting: 0,
             };
             if let Some(r) = m.observe(t, p) {
                 return Some((t, r));

@@ -1,11 +1,14 @@
 //! Open loop: at each scheduled arrival, start a `Request` actor on a worker arbiter. An arrival
-//! that finds `max_vus` requests in flight is counted as dropped, never skipped silently.
+//! that finds `max_vus` requests in flight is counted as dropped (k6's `dropped_iterations`), or,
+//! with `--queue-when-saturated`, waits for a free slot in arrival order: its wait then counts
+//! into its from-schedule latencies (it keeps its scheduled time). Nothing is skipped silently.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use sinks::event::ArrivalDropped;
-use sinks::recorder::RecordDropped;
+use sinks::event::{ArrivalDropped, ArrivalQueued, Nanos};
+use sinks::recorder::{RecordDropped, RecordQueued};
 
 use super::schedule::Schedule;
 use super::StepContext;
@@ -13,10 +16,18 @@ use crate::request::actor::Request;
 use crate::shutdown::Level;
 use crate::workers::Workers;
 
+/// The in-flight cap and what happens to an arrival that finds it full.
+#[derive(Clone, Copy, Debug)]
+pub struct Saturation {
+    pub max_in_flight: u64,
+    /// Queue the arrival (true) or drop it (false).
+    pub queue: bool,
+}
+
 pub struct RateTicker {
     ctx: Arc<StepContext>,
     schedule: Option<Schedule>,
-    max_in_flight: u64,
+    plan: Saturation,
     workers: Arc<Workers>,
 }
 
@@ -25,13 +36,13 @@ impl RateTicker {
     pub fn new(
         ctx: Arc<StepContext>,
         schedule: Schedule,
-        max_in_flight: u64,
+        plan: Saturation,
         workers: Arc<Workers>,
     ) -> Self {
         RateTicker {
             ctx,
             schedule: Some(schedule),
-            max_in_flight,
+            plan,
             workers,
         }
     }
@@ -45,39 +56,85 @@ impl Actor for RateTicker {
         let Some(schedule) = self.schedule.take() else {
             return;
         };
-        let max_in_flight = self.max_in_flight;
+        let plan = self.plan;
         let workers = self.workers.clone();
         let fut = async move {
-            tick(&step, schedule, max_in_flight, &workers).await;
+            tick(&step, schedule, plan, &workers).await;
             step.tracker.source_ended();
         };
         ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
     }
 }
 
-async fn tick(step: &Arc<StepContext>, schedule: Schedule, max: u64, workers: &Workers) {
+async fn tick(
+    step: &Arc<StepContext>,
+    mut schedule: Schedule,
+    plan: Saturation,
+    workers: &Workers,
+) {
     let clock = step.shared.clock;
+    let tracker = &step.tracker;
     let stop = step.shared.shutdown.reached(Level::Stop);
     tokio::pin!(stop);
-    let step_stop = step.tracker.sending_stop();
+    let step_stop = tracker.sending_stop();
     tokio::pin!(step_stop);
-    for at in schedule {
+    // Arrivals that came due while the cap was full (queue mode), oldest first.
+    let mut backlog: VecDeque<Nanos> = VecDeque::new();
+    let mut next = schedule.next_arrival();
+    loop {
+        // Registered before the cap is checked, so a request ending in between still wakes us.
+        let freed = tracker.ended();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        while tracker.in_flight() < plan.max_in_flight {
+            let Some(at) = backlog.pop_front() else { break };
+            start(step, workers, at, true);
+        }
+        tracker.set_waiting(backlog.len() as u64);
+        if next.is_none() && backlog.is_empty() {
+            break;
+        }
         tokio::select! {
             biased;
-            _ = &mut stop => return,
-            _ = &mut step_stop => return,
-            _ = tokio::time::sleep_until(clock.instant(at).into()) => {}
+            _ = &mut stop => break,
+            _ = &mut step_stop => break,
+            _ = &mut freed, if !backlog.is_empty() => {}
+            _ = tokio::time::sleep_until(clock.instant(next.unwrap_or(0)).into()), if next.is_some() => {
+                let at = next.take().unwrap_or(0);
+                next = schedule.next_arrival();
+                if backlog.is_empty() && tracker.in_flight() < plan.max_in_flight {
+                    start(step, workers, at, false);
+                } else if plan.queue {
+                    backlog.push_back(at);
+                } else {
+                    drop_arrival(step, at);
+                }
+            }
         }
-        if step.tracker.in_flight() >= max {
-            step.tracker.dropped();
-            step.recorder.do_send(RecordDropped(ArrivalDropped {
-                step: step.step,
-                scheduled_at: at,
-            }));
-            continue;
-        }
-        let job = step.job(at);
-        let ctx = step.clone();
-        Request::start_in_arbiter(&workers.next(), move |_| Request::new(job, ctx));
     }
+    // Stopped with arrivals still waiting: they were never sent.
+    for at in backlog {
+        drop_arrival(step, at);
+    }
+    tracker.set_waiting(0);
+}
+
+fn start(step: &Arc<StepContext>, workers: &Workers, at: Nanos, queued: bool) {
+    if queued {
+        step.recorder.do_send(RecordQueued(ArrivalQueued {
+            step: step.step,
+            scheduled_at: at,
+        }));
+    }
+    let job = step.job(at);
+    let ctx = step.clone();
+    Request::start_in_arbiter(&workers.next(), move |_| Request::new(job, ctx));
+}
+
+fn drop_arrival(step: &StepContext, at: Nanos) {
+    step.tracker.dropped();
+    step.recorder.do_send(RecordDropped(ArrivalDropped {
+        step: step.step,
+        scheduled_at: at,
+    }));
 }

@@ -16,6 +16,8 @@ pub struct StepTracker {
     ended_ok: AtomicU64,
     ended_failed: AtomicU64,
     dropped: AtomicU64,
+    /// Arrivals due but waiting for a free slot (`--queue-when-saturated`).
+    waiting: AtomicU64,
     /// Virtual users or rate tickers still running.
     sources: AtomicU64,
     idle: Notify,
@@ -33,6 +35,7 @@ pub struct Progress {
     pub ended_ok: u64,
     pub ended_failed: u64,
     pub dropped: u64,
+    pub waiting: u64,
 }
 
 impl StepTracker {
@@ -85,7 +88,17 @@ impl StepTracker {
             ended_ok: self.ended_ok.load(Ordering::Relaxed),
             ended_failed: self.ended_failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            waiting: self.waiting.load(Ordering::Relaxed),
         }
+    }
+
+    pub fn set_waiting(&self, n: u64) {
+        self.waiting.store(n, Ordering::Relaxed);
+    }
+
+    /// Resolves at the next request end (or source end); enable it before checking a condition.
+    pub fn ended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.idle.notified()
     }
 
     /// Ends the step's sending window now; in-flight requests still run to their end.

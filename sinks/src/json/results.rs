@@ -51,6 +51,9 @@ pub struct StepResult {
     /// The sending window (step start to when the scheduler stopped), whole milliseconds.
     pub send_duration_ms: u64,
     pub dropped_arrivals: u64,
+    /// Arrivals that found the in-flight cap full and waited for a slot (`--queue-when-saturated`).
+    #[serde(default)]
+    pub queued_arrivals: u64,
     /// Failed requests by outcome class (`Outcome::as_str`), only classes seen.
     pub errors: BTreeMap<String, u64>,
     /// Responses by HTTP status code (as a string key).
