@@ -103,10 +103,33 @@ fn llama_cpp_streams_the_requested_tokens_and_counts_agree() {
             );
             assert_eq!(l["server_completion_tokens"], OUTPUT_TOKENS, "{l}");
             assert_eq!(l["output_tokens"], OUTPUT_TOKENS, "{l}");
+            assert_eq!(l["prompt_tokens"], 32, "{l}");
             if endpoint == Endpoint::Completions {
                 // The raw prompt, tokenized by the server with BOS added: ours + 1.
                 assert_eq!(l["server_prompt_tokens"], 32 + 1, "{l}");
             }
+        }
+        if endpoint == Endpoint::Chat {
+            // The chat template adds the same number of tokens to every request (BOS, role
+            // headers, end-of-turn), so the server's count is ours plus a constant.
+            let overheads: std::collections::BTreeSet<u64> = lines
+                .iter()
+                .map(|l| l["server_prompt_tokens"].as_u64().unwrap() - 32)
+                .collect();
+            assert_eq!(
+                overheads.len(),
+                1,
+                "a constant template overhead: {overheads:?}"
+            );
+            let overhead = *overheads.first().unwrap();
+            assert!((1..64).contains(&overhead), "{overhead}");
+            // The results report it: server-counted prompt tokens minus the ones we sent.
+            let doc = common::validated(&summary.results_path);
+            let r = &doc["results"][0];
+            let reported = r["output_tokens"]["server_prompt_tokens"].as_u64().unwrap()
+                - r["total_tokens_sent"].as_u64().unwrap();
+            assert_eq!(reported, 12 * overhead, "{r}");
+            eprintln!("llama.cpp chat template overhead: {overhead} tokens per request");
         }
     }
 }
