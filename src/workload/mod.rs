@@ -236,11 +236,8 @@ fn whole_prompts(
     cfg: &WorkloadConfig,
     rng: &mut StdRng,
 ) -> Result<Vec<PreparedRequest>, String> {
-    let texts: Vec<&str> = joined.iter().map(String::as_str).collect();
-    let encodings = tok
-        .encode_batch_fast(texts, false)
+    let counts = count_with_progress(tok, &joined)
         .map_err(|e| format!("tokenizing dataset '{}' failed: {e}", ds.path.display()))?;
-    let counts: Vec<u64> = encodings.iter().map(|e| e.len() as u64).collect();
     let mut requests: Vec<PreparedRequest> = ds
         .prompts
         .iter()
@@ -257,6 +254,31 @@ fn whole_prompts(
     let all: Vec<usize> = (0..requests.len()).collect();
     add_later_turns(tok, ds, &all, &mut requests, cfg, rng)?;
     Ok(requests)
+}
+
+/// Prompts per parallel batch: large enough to keep every core busy, small enough for the
+/// progress bar to move.
+const PROGRESS_BATCH: usize = 2048;
+
+/// Token counts of `texts`, in parallel batches, with a progress bar on a terminal (hidden
+/// otherwise).
+fn count_with_progress(tok: &Tokenizer, texts: &[String]) -> tokenizers::Result<Vec<u64>> {
+    let bar = indicatif::ProgressBar::new(texts.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "tokenizing {bar:40} {pos}/{len} prompts {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut counts = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(PROGRESS_BATCH) {
+        let batch: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let encodings = tok.encode_batch_fast(batch, false)?;
+        counts.extend(encodings.iter().map(|e| e.len() as u64));
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(counts)
 }
 
 /// Fills `later_turns` of `requests[k]` from the dataset entry `entry_of[k]`: every later user

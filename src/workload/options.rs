@@ -9,8 +9,11 @@
 //! - `max_tokens` defaults to `2 × num_tokens`, so that the default bounds are roughly symmetric
 //!   around the mean and only guard against absurd samples instead of cutting the distribution.
 //! - `variance` defaults to 0 (every sample is exactly `num_tokens`). It is a variance in
-//!   tokens²: the standard deviation is `sqrt(variance)` (the original tool used it as a
-//!   standard deviation by mistake).
+//!   tokens²: the standard deviation is `sqrt(variance)`. The original tool (v1.1.0) passed its
+//!   `variance` straight to `Normal::new(mean, variance)`, i.e. used it as a standard
+//!   deviation, by mistake, and only for decode lengths. To reproduce one of its runs, give
+//!   the same number as `stddev=` instead (`variance=100` there = `stddev=100` here).
+//! - `stddev` (ours): the standard deviation in tokens, instead of `variance` (not both).
 //!
 //! Zero token counts, `min_tokens > max_tokens` and a `num_tokens` outside
 //! `[min_tokens, max_tokens]` are errors.
@@ -31,6 +34,9 @@ pub struct TokenizeOptions {
     pub min_tokens: u64,
     pub max_tokens: u64,
     pub variance: u64,
+    /// The standard deviation, when given as `stddev=` (then `variance` is 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stddev: Option<u64>,
 }
 
 impl TokenizeOptions {
@@ -41,6 +47,15 @@ impl TokenizeOptions {
             min_tokens: n,
             max_tokens: n,
             variance: 0,
+            stddev: None,
+        }
+    }
+
+    /// The standard deviation of the samples, in tokens.
+    pub fn std_dev(&self) -> f64 {
+        match self.stddev {
+            Some(sd) => sd as f64,
+            None => (self.variance as f64).sqrt(),
         }
     }
 
@@ -49,10 +64,10 @@ impl TokenizeOptions {
     pub fn sample(&self, rng: &mut impl rand::Rng) -> Option<u64> {
         let mean = self.num_tokens?;
         let (lo, hi) = self.bounds();
-        if self.variance == 0 {
+        let std_dev = self.std_dev();
+        if std_dev == 0.0 {
             return Some(mean.clamp(lo, hi));
         }
-        let std_dev = (self.variance as f64).sqrt();
         // A finite, non-negative std-dev cannot fail; fall back to the mean rather than panic.
         let value = match Normal::new(mean as f64, std_dev) {
             Ok(normal) => normal.sample(rng).round(),
@@ -87,9 +102,13 @@ impl fmt::Display for TokenizeOptions {
         }
         write!(
             f,
-            "min_tokens={},max_tokens={},variance={}",
-            self.min_tokens, self.max_tokens, self.variance
-        )
+            "min_tokens={},max_tokens={},",
+            self.min_tokens, self.max_tokens
+        )?;
+        match self.stddev {
+            Some(sd) => write!(f, "stddev={sd}"),
+            None => write!(f, "variance={}", self.variance),
+        }
     }
 }
 
@@ -122,11 +141,17 @@ impl FromStr for TokenizeOptions {
                 "token options '{s}': num_tokens ({num_tokens}) is outside [min_tokens, max_tokens] = [{min_tokens}, {max_tokens}]"
             ));
         }
+        if raw.variance.is_some() && raw.stddev.is_some() {
+            return Err(format!(
+                "token options '{s}': give variance or stddev, not both (stddev = sqrt(variance))"
+            ));
+        }
         Ok(TokenizeOptions {
             num_tokens: Some(num_tokens),
             min_tokens,
             max_tokens,
             variance: raw.variance.unwrap_or(0),
+            stddev: raw.stddev,
         })
     }
 }
@@ -138,6 +163,7 @@ struct RawOptions {
     min_tokens: Option<u64>,
     max_tokens: Option<u64>,
     variance: Option<u64>,
+    stddev: Option<u64>,
 }
 
 fn parse_pairs(s: &str) -> Result<RawOptions, String> {
@@ -158,9 +184,10 @@ fn parse_pairs(s: &str) -> Result<RawOptions, String> {
             "min_tokens" => &mut raw.min_tokens,
             "max_tokens" => &mut raw.max_tokens,
             "variance" => &mut raw.variance,
+            "stddev" => &mut raw.stddev,
             _ => {
                 return Err(format!(
-                    "token options '{s}': unknown key '{key}' (known: num_tokens, min_tokens, max_tokens, variance)"
+                    "token options '{s}': unknown key '{key}' (known: num_tokens, min_tokens, max_tokens, variance, stddev)"
                 ))
             }
         };
@@ -190,7 +217,8 @@ mod tests {
                 num_tokens: Some(200),
                 min_tokens: 190,
                 max_tokens: 210,
-                variance: 10
+                variance: 10,
+                stddev: None,
             }
         );
     }
@@ -249,6 +277,7 @@ mod tests {
             min_tokens: 1,
             max_tokens: 10,
             variance: 0,
+            stddev: None,
         };
         assert_eq!(o.sample(&mut StdRng::seed_from_u64(1)), None);
     }
@@ -301,8 +330,75 @@ mod tests {
             min_tokens: 0,
             max_tokens: 0,
             variance: 25,
+            stddev: None,
         };
         let mut rng = StdRng::seed_from_u64(1);
         assert_eq!(o.sample(&mut rng), Some(1));
+    }
+
+    /// Mean and standard deviation of `n` samples.
+    fn moments(o: &TokenizeOptions, seed: u64, n: usize) -> (f64, f64, Vec<u64>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let xs: Vec<u64> = (0..n).map(|_| o.sample(&mut rng).unwrap()).collect();
+        let mean = xs.iter().sum::<u64>() as f64 / n as f64;
+        let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        (mean, var.sqrt(), xs)
+    }
+
+    #[test]
+    fn sampling_statistics_over_10000_samples() {
+        // Bounds 6 standard deviations away: clamping does not bias the moments.
+        for (spec, mean, sd) in [
+            (
+                "num_tokens=500,min_tokens=200,max_tokens=800,variance=2500",
+                500.0,
+                50.0,
+            ),
+            (
+                "num_tokens=500,min_tokens=200,max_tokens=800,stddev=50",
+                500.0,
+                50.0,
+            ),
+            (
+                "num_tokens=4096,min_tokens=1000,max_tokens=8000,stddev=400",
+                4096.0,
+                400.0,
+            ),
+            (
+                "num_tokens=200,min_tokens=100,max_tokens=300,variance=256",
+                200.0,
+                16.0,
+            ),
+        ] {
+            let o = parse(spec).unwrap();
+            for seed in [1, 2, 3] {
+                let (m, s, xs) = moments(&o, seed, 10_000);
+                assert!(
+                    (m - mean).abs() <= 0.02 * mean,
+                    "{spec} seed {seed}: mean {m}"
+                );
+                assert!((s - sd).abs() <= 0.02 * sd, "{spec} seed {seed}: std {s}");
+                assert!(xs.iter().all(|x| (o.min_tokens..=o.max_tokens).contains(x)));
+            }
+        }
+        // Tight bounds bind often and are never exceeded.
+        let o = parse("num_tokens=800,min_tokens=50,max_tokens=800,variance=10000").unwrap();
+        let (_, _, xs) = moments(&o, 9, 10_000);
+        assert!(xs.iter().all(|x| (50..=800).contains(x)));
+        assert!(
+            xs.iter().filter(|&&x| x == 800).count() > 4000,
+            "half the mass is clamped"
+        );
+    }
+
+    #[test]
+    fn stddev_is_an_alternative_to_variance() {
+        let o = parse("num_tokens=100,stddev=7").unwrap();
+        assert_eq!((o.stddev, o.variance), (Some(7), 0));
+        assert_eq!(o.std_dev(), 7.0);
+        assert_eq!(parse(&o.to_string()).unwrap(), o);
+        assert_eq!(parse("num_tokens=100,variance=49").unwrap().std_dev(), 7.0);
+        let err = parse("num_tokens=100,stddev=7,variance=49").unwrap_err();
+        assert!(err.contains("not both"), "{err}");
     }
 }

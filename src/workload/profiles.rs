@@ -22,12 +22,16 @@ struct Lengths {
     decode: TokenizeOptions,
 }
 
-fn opts(num_tokens: u64, min_tokens: u64, max_tokens: u64, variance: u64) -> TokenizeOptions {
+/// The original tool's options. Its `variance` was used as a standard deviation (see
+/// `options.rs`), so it is given here as `stddev`: the profiles send the lengths the original
+/// tool really sent.
+fn opts(num_tokens: u64, min_tokens: u64, max_tokens: u64, spread: u64) -> TokenizeOptions {
     TokenizeOptions {
         num_tokens: Some(num_tokens),
         min_tokens,
         max_tokens,
-        variance,
+        variance: 0,
+        stddev: Some(spread),
     }
 }
 
