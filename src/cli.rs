@@ -33,6 +33,34 @@ pub struct Cli {
 pub enum Command {
     /// Serve the built-in simulated inference server (OpenAI-compatible) until SIGINT/SIGTERM.
     Sim(SimArgs),
+    /// Render results files as one self-contained HTML report (several files overlay).
+    Report(ReportArgs),
+    /// Compare two results files step by step; regressions beyond --tolerance are marked.
+    Compare(CompareArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Results files (JSON) written by runs
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Where to write the report
+    #[arg(short, long, default_value = "report.html")]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The reference results file
+    pub base: PathBuf,
+    /// The results file to judge against it
+    pub new: PathBuf,
+    /// A figure worse than the base by more than this share is a regression (0.1 or 10%)
+    #[arg(long, default_value = "10%", value_parser = parse_share)]
+    pub tolerance: f64,
+    /// Exit with code 5 when any figure regressed (for CI)
+    #[arg(long)]
+    pub fail_on_regression: bool,
 }
 
 #[derive(Args, Debug)]
@@ -165,6 +193,12 @@ pub struct RunArgs {
     /// How often to push to the Pushgateway
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub prometheus_push_interval: Duration,
+    /// Do not write the HTML report (<results>.html) at the end of the run
+    #[arg(long)]
+    pub no_report: bool,
+    /// Also write one CSV row per step (every figure) to <results>.csv
+    #[arg(long)]
+    pub csv: bool,
     /// Benchmark the built-in simulated server, in-process, offline: a short sweep
     #[arg(long, conflicts_with = "url")]
     pub demo: bool,
@@ -286,6 +320,8 @@ impl RunArgs {
             output_dir: self.output_dir,
             save_requests: self.save_requests,
             no_console: self.no_console,
+            no_report: self.no_report,
+            csv: self.csv,
             seed: self.seed,
             max_context_tokens: self.max_context_tokens,
             arrival: Arrival::parse(&self.arrival, self.burstiness)?,
@@ -416,6 +452,8 @@ pub fn main() -> i32 {
     init_logging();
     match cli.command {
         Some(Command::Sim(args)) => run_sim(args),
+        Some(Command::Report(args)) => run_report(args),
+        Some(Command::Compare(args)) => run_compare(args),
         None => run_benchmark(cli.run, &matches),
     }
 }
@@ -434,6 +472,36 @@ fn run_sim(args: SimArgs) -> i32 {
     match crate::sim::run_cli(args.config, Some(tokenizer)) {
         Ok(()) => 0,
         Err(e) => fail(&RunError::Internal(format!("simulated server: {e}"))),
+    }
+}
+
+fn run_report(args: ReportArgs) -> i32 {
+    match crate::report::write_report(&args.results, &args.output) {
+        Ok(()) => {
+            println!("report: {}", args.output.display());
+            0
+        }
+        Err(e) => fail(&RunError::Config(e)),
+    }
+}
+
+/// Exit code of `compare --fail-on-regression` when a figure regressed: the same as a failed
+/// `--threshold` gate.
+const REGRESSION_EXIT: i32 = 5;
+
+fn run_compare(args: CompareArgs) -> i32 {
+    let docs = crate::compare::load(&args.base)
+        .and_then(|b| crate::compare::load(&args.new).map(|n| (b, n)));
+    let (base, new) = match docs {
+        Ok(d) => d,
+        Err(e) => return fail(&RunError::Config(e)),
+    };
+    let cmp = crate::compare::compare(&base, &new, args.tolerance);
+    print!("{}", crate::compare::render(&cmp));
+    if args.fail_on_regression && cmp.regressions() > 0 {
+        REGRESSION_EXIT
+    } else {
+        0
     }
 }
 

@@ -70,6 +70,10 @@ pub struct RunConfig {
     pub output_dir: PathBuf,
     pub save_requests: bool,
     pub no_console: bool,
+    /// Do not write the HTML report beside the results at the end of the run.
+    pub no_report: bool,
+    /// Also write one CSV row per step beside the results.
+    pub csv: bool,
     /// Seed for prompt and length sampling.
     pub seed: u64,
     /// Multi-turn chat: a turn's messages plus its max_tokens must fit in this many tokens; the
@@ -140,6 +144,8 @@ impl RunConfig {
             output_dir: PathBuf::from("results"),
             save_requests: false,
             no_console: false,
+            no_report: false,
+            csv: false,
             seed: 0,
             max_context_tokens: None,
             arrival: crate::load::schedule::Arrival::Constant,

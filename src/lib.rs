@@ -5,11 +5,13 @@
 
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod config;
 pub mod coordinator;
 pub mod exit;
 pub mod load;
 pub mod outputs;
+pub mod report;
 pub mod request;
 pub mod shutdown;
 pub mod sim;
@@ -58,13 +60,20 @@ pub fn run_with(
         .map_err(RunError::Config)?;
     let workload = workload::prepare(&workload::WorkloadConfig::from_run_config(&cfg))
         .map_err(RunError::Config)?;
+    let outputs = report::RunOutputs {
+        html: !cfg.no_report,
+        csv: cfg.csv,
+    };
     let system = actix_rt::System::new();
     let summary = system.block_on(async move {
         if handle_signals {
             actix_rt::spawn(watch_signals(shutdown.clone()));
         }
         start(cfg, url, workload, shutdown).await
-    })?;
+    });
+    // The Markdown summary, the HTML report and the CSV, beside whatever results were saved.
+    report::after_run(outputs, &summary);
+    let summary = summary?;
     let failures = thresholds::evaluate(&gates, &summary.steps);
     if failures.is_empty() {
         Ok(summary)

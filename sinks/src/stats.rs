@@ -82,6 +82,14 @@ impl LatencyHistogram {
         self.hist.count_at(HIGHEST_US)
     }
 
+    /// The latency in milliseconds at `quantile` (0 ..= 1, clamped); 0 when empty. For CDFs.
+    pub fn quantile_ms(&self, quantile: f64) -> f64 {
+        if self.hist.is_empty() {
+            return 0.0;
+        }
+        us_to_ms(self.hist.value_at_quantile(quantile.clamp(0.0, 1.0)))
+    }
+
     /// Percentiles, extremes, mean and standard deviation in milliseconds.
     /// An empty histogram gives all zeros and `count == 0`.
     pub fn summary(&self) -> Summary {

@@ -1,0 +1,338 @@
+//! The HTML report: one self-contained file (inline CSS and SVG, the results embedded as JSON
+//! data, no script, no network) built from one or more results documents, which overlay.
+
+use std::fmt::Write as _;
+
+use sinks::json::{ResultsDocument, StepResult};
+use sinks::stats::{LatencyHistogram, Summary};
+
+use super::svg::{self, Chart, Series, DASHES, PALETTE};
+
+/// One run of the report: a label (the file name) and its document.
+pub struct Run {
+    pub label: String,
+    pub doc: ResultsDocument,
+}
+
+/// The x of a step on "vs rate" charts: the offered rate (open loop), else the achieved one.
+fn rate_of(r: &StepResult) -> f64 {
+    r.offered_rate.unwrap_or(r.achieved_rate)
+}
+
+fn sorted_by_rate(doc: &ResultsDocument) -> Vec<&StepResult> {
+    let mut steps: Vec<&StepResult> = doc.results.iter().collect();
+    steps.sort_by(|a, b| rate_of(a).total_cmp(&rate_of(b)));
+    steps
+}
+
+fn color(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+fn throughput_chart(runs: &[Run]) -> Chart {
+    Chart {
+        id: "throughput-vs-rate".into(),
+        title: "Output throughput vs offered rate".into(),
+        x_label: "offered rate (req/s; throughput step: achieved)".into(),
+        y_label: "output tokens/s".into(),
+        series: runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| Series {
+                label: run.label.clone(),
+                color: color(i),
+                dash: "",
+                points: sorted_by_rate(&run.doc)
+                    .iter()
+                    .map(|r| (rate_of(r), r.token_throughput_secs))
+                    .collect(),
+                markers: true,
+            })
+            .collect(),
+    }
+}
+
+type Pick = fn(&StepResult) -> &Summary;
+type Percentile = (&'static str, fn(&Summary) -> f64);
+
+fn latency_vs_rate_chart(runs: &[Run], id: &str, name: &str, pick: Pick) -> Chart {
+    let percentiles: [Percentile; 3] = [("p50", |s| s.p50), ("p90", |s| s.p90), ("p99", |s| s.p99)];
+    let mut series = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        for (j, (p, value)) in percentiles.iter().enumerate() {
+            series.push(Series {
+                label: format!("{} {p}", run.label),
+                color: color(i),
+                dash: DASHES[j % DASHES.len()],
+                points: sorted_by_rate(&run.doc)
+                    .iter()
+                    .filter(|r| r.successful_requests > 0)
+                    .map(|r| (rate_of(r), value(pick(r))))
+                    .collect(),
+                markers: true,
+            });
+        }
+    }
+    Chart {
+        id: id.into(),
+        title: format!("{name} percentiles vs offered rate"),
+        x_label: "offered rate (req/s; throughput step: achieved)".into(),
+        y_label: format!("{name} (ms)"),
+        series,
+    }
+}
+
+/// The latency–throughput trade-off: median E2E latency against output throughput, per step.
+fn tradeoff_chart(runs: &[Run]) -> Chart {
+    Chart {
+        id: "latency-throughput".into(),
+        title: "Latency–throughput trade-off (median E2E latency)".into(),
+        x_label: "output tokens/s".into(),
+        y_label: "E2E latency p50 (ms)".into(),
+        series: runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| {
+                let mut points: Vec<(f64, f64)> = run
+                    .doc
+                    .results
+                    .iter()
+                    .filter(|r| r.successful_requests > 0)
+                    .map(|r| (r.token_throughput_secs, r.e2e_latency_ms.p50))
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Series {
+                    label: run.label.clone(),
+                    color: color(i),
+                    dash: "",
+                    points,
+                    markers: true,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Quantiles sampled for a CDF: every percent, then the tail in finer steps.
+fn cdf_quantiles() -> Vec<f64> {
+    let mut q: Vec<f64> = (0..100).map(|p| p as f64 / 100.0).collect();
+    q.extend([0.995, 0.999, 0.9999, 1.0]);
+    q
+}
+
+/// CDF points (latency ms, cumulative %) of a serialized histogram; empty if it cannot be read.
+pub fn cdf_points(encoded: &str) -> Vec<(f64, f64)> {
+    let Ok(h) = LatencyHistogram::from_base64(encoded) else {
+        return Vec::new();
+    };
+    if h.is_empty() {
+        return Vec::new();
+    }
+    cdf_quantiles()
+        .into_iter()
+        .map(|q| (h.quantile_ms(q), q * 100.0))
+        .collect()
+}
+
+fn cdf_chart(runs: &[Run], id: &str, name: &str, pick: fn(&StepResult) -> &str) -> Chart {
+    let mut series = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        for (j, r) in run.doc.results.iter().enumerate() {
+            let label = if runs.len() > 1 {
+                format!("{} {}", run.label, r.id)
+            } else {
+                r.id.clone()
+            };
+            series.push(Series {
+                label,
+                // One run: a color per step; several: a color per run, a dash per step.
+                color: if runs.len() > 1 { color(i) } else { color(j) },
+                dash: if runs.len() > 1 {
+                    DASHES[j % DASHES.len()]
+                } else {
+                    ""
+                },
+                points: cdf_points(pick(r)),
+                markers: false,
+            });
+        }
+    }
+    Chart {
+        id: id.into(),
+        title: format!("{name} CDF per step"),
+        x_label: format!("{name} (ms)"),
+        y_label: "requests (%)".into(),
+        series,
+    }
+}
+
+/// Every chart of the report, in order.
+pub fn charts(runs: &[Run]) -> Vec<Chart> {
+    vec![
+        throughput_chart(runs),
+        latency_vs_rate_chart(runs, "ttft-vs-rate", "TTFT", |r| &r.time_to_first_token_ms),
+        latency_vs_rate_chart(runs, "itl-vs-rate", "ITL", |r| &r.inter_token_latency_ms),
+        latency_vs_rate_chart(runs, "e2e-vs-rate", "E2E latency", |r| &r.e2e_latency_ms),
+        tradeoff_chart(runs),
+        cdf_chart(runs, "ttft-cdf", "TTFT", |r| &r.histograms.ttft),
+        cdf_chart(runs, "itl-cdf", "ITL", |r| &r.histograms.itl),
+        cdf_chart(runs, "e2e-cdf", "E2E latency", |r| &r.histograms.e2e),
+    ]
+}
+
+const STYLE: &str = r#"
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1340px}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
+.charts{display:flex;flex-wrap:wrap;gap:12px}
+svg.chart{background:#fff;border:1px solid #e3e3e3}
+svg .title{font-size:14px;font-weight:600}svg .tick,svg .legend{font-size:11px;fill:#444}
+svg .axis{font-size:12px;fill:#222}svg .empty{font-size:14px;fill:#888}
+svg .grid{stroke:#eee}svg .frame{fill:none;stroke:#999}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f5f5f5}
+td:first-child,th:first-child{text-align:left}
+pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}
+"#;
+
+fn summary_table(run: &Run) -> String {
+    let mut s = String::from(
+        "<table><tr><th>Step</th><th>Offered req/s</th><th>Achieved req/s</th><th>Successful req/s</th>\
+         <th>Output tok/s</th><th>TTFT p50/p99 (ms)</th><th>ITL p50/p99 (ms)</th><th>E2E p50/p99 (ms)</th>\
+         <th>OK/Total</th><th>Dropped</th><th>Ended early</th></tr>",
+    );
+    for r in &run.doc.results {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1} / {:.1}</td>\
+             <td>{:.2} / {:.2}</td><td>{:.0} / {:.0}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
+            svg::escape(&r.id),
+            r.offered_rate.map_or("–".into(), |v| format!("{v:.2}")),
+            r.achieved_rate,
+            r.request_rate,
+            r.token_throughput_secs,
+            r.time_to_first_token_ms.p50,
+            r.time_to_first_token_ms.p99,
+            r.inter_token_latency_ms.p50,
+            r.inter_token_latency_ms.p99,
+            r.e2e_latency_ms.p50,
+            r.e2e_latency_ms.p99,
+            r.successful_requests,
+            r.total_requests,
+            r.dropped_arrivals,
+            svg::escape(r.ended_early.as_deref().unwrap_or("")),
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
+fn errors_table(run: &Run) -> String {
+    let failing: Vec<&StepResult> = run
+        .doc
+        .results
+        .iter()
+        .filter(|r| r.failed_requests > 0 || r.dropped_arrivals > 0)
+        .collect();
+    if failing.is_empty() {
+        return "<p>No failed requests and no dropped arrivals.</p>".into();
+    }
+    let mut s = String::from(
+        "<table><tr><th>Step</th><th>Failed</th><th>By class</th><th>HTTP statuses</th><th>Dropped arrivals</th><th>First error</th></tr>",
+    );
+    let join = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for r in failing {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+            svg::escape(&r.id),
+            r.failed_requests,
+            svg::escape(&join(&r.errors)),
+            svg::escape(&join(&r.http_statuses)),
+            r.dropped_arrivals,
+            svg::escape(r.first_error.as_deref().unwrap_or("")),
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
+fn pretty(v: &impl serde::Serialize) -> String {
+    svg::escape(&serde_json::to_string_pretty(v).unwrap_or_default())
+}
+
+/// The results as JSON inside `<script type="application/json">`: data, never executed;
+/// `</` is escaped so no string in it can close the element.
+fn embedded_data(runs: &[Run]) -> String {
+    let docs: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| serde_json::json!({"label": r.label, "results": r.doc}))
+        .collect();
+    serde_json::to_string(&docs)
+        .unwrap_or_else(|_| "[]".into())
+        .replace("</", "<\\/")
+}
+
+/// The whole report.
+pub fn render(runs: &[Run]) -> String {
+    let title = match runs {
+        [one] => format!("Benchmark report — {}", one.label),
+        _ => format!("Benchmark report — {} runs", runs.len()),
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><style>{STYLE}</style></head><body><h1>{t}</h1>",
+        t = svg::escape(&title)
+    );
+    s.push_str("<table><tr><th>Run</th><th>Run id</th><th>Status</th><th>Start</th><th>End</th><th>Model</th><th>Version</th></tr>");
+    for run in runs {
+        let d = &run.doc;
+        let model = d
+            .config
+            .get("model_name")
+            .and_then(|m| m.as_str())
+            .unwrap_or("");
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            svg::escape(&run.label),
+            svg::escape(&d.run_id),
+            svg::escape(&format!("{:?}", d.status).to_lowercase()),
+            svg::escape(&d.start_time),
+            svg::escape(&d.end_time),
+            svg::escape(model),
+            svg::escape(&d.version)
+        );
+    }
+    s.push_str("</table><h2>Charts</h2><div class=\"charts\">");
+    for chart in charts(runs) {
+        s.push_str(&svg::render(&chart));
+    }
+    s.push_str("</div>");
+    for run in runs {
+        let _ = write!(s, "<h2>Steps — {}</h2>", svg::escape(&run.label));
+        s.push_str(&summary_table(run));
+        s.push_str("<h3>Errors</h3>");
+        s.push_str(&errors_table(run));
+        let _ = write!(
+            s,
+            "<details><summary>Configuration</summary><pre>{}</pre></details>\
+             <details><summary>System</summary><pre>{}</pre></details>",
+            pretty(&run.doc.config),
+            pretty(&run.doc.system)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<script type=\"application/json\" id=\"results-data\">{}</script></body></html>",
+        embedded_data(runs)
+    );
+    s
+}
