@@ -12,8 +12,9 @@
 //!   (`RequestFinished::itl_ns`); inter-chunk latency pools every chunk gap.
 
 use crate::event::{
-    ArrivalDropped, Nanos, Outcome, RequestFinished, StepInfo, StepWindow, TokenSource,
+    ArrivalDropped, Nanos, Outcome, RequestFinished, StepInfo, StepKind, StepWindow, TokenSource,
 };
+use crate::generator::{GeneratorHealth, GeneratorStats};
 use crate::json::results::{OutputTokens, StepConfig, StepHistograms, StepResult};
 use crate::slo::{Goodput, Slo};
 use crate::stats::LatencyHistogram;
@@ -30,6 +31,7 @@ pub struct StepAggregator {
     slo: Option<Slo>,
     /// Requests and output tokens that met every objective of `slo`.
     good: (u64, u64),
+    generator: Option<GeneratorStats>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -95,7 +97,13 @@ impl StepAggregator {
             seen: SeenSpan::default(),
             slo: None,
             good: (0, 0),
+            generator: None,
         }
+    }
+
+    /// The generator's own measurements over the step (from the coordinator).
+    pub fn generator(&mut self, stats: GeneratorStats) {
+        self.generator = Some(stats);
     }
 
     /// Also measures goodput against these objectives.
@@ -262,6 +270,12 @@ impl StepAggregator {
                 good_tokens: self.good.1,
                 request_rate: per_second(self.good.0, duration_s),
                 token_rate: per_second(self.good.1, duration_s),
+            }),
+            generator: self.generator.map(|g| {
+                // Lateness measures the generator only when no arrival waited for a slot.
+                let open_loop = self.info.kind == StepKind::Rate && c.queued == 0;
+                let late = open_loop.then(|| self.hist.queue_delay.summary().p99);
+                GeneratorHealth::judge(g, late)
             }),
             histograms: self.hist.encode(),
         }

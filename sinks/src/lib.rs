@@ -8,6 +8,7 @@
 
 pub mod aggregate;
 pub mod event;
+pub mod generator;
 pub mod json;
 pub mod live;
 pub mod prometheus;

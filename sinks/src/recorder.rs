@@ -14,6 +14,7 @@ use crate::event::{
     ArrivalDropped, ArrivalQueued, Event, RequestFinished, RunStarted, StepInfo, StepWindow,
     TokenSource,
 };
+use crate::generator::GeneratorStats;
 use crate::json::report::{ResultsDocument, RunStatus, SystemInfo};
 use crate::json::requests_log::{requests_log_path, RequestsLog};
 use crate::json::results::StepResult;
@@ -63,6 +64,14 @@ pub struct RecordRequest(pub RequestFinished);
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct RecordDropped(pub ArrivalDropped);
+
+/// The generator's own measurements over a step; sent before its `FinishStep`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RecordGenerator {
+    pub step: u32,
+    pub stats: GeneratorStats,
+}
 
 /// An arrival that waited for a free slot before it was sent.
 #[derive(Message, Debug)]
@@ -356,6 +365,16 @@ impl Handler<RecordDropped> for Recorder {
             }
         }
         self.forward(|| Event::Dropped(d));
+    }
+}
+
+impl Handler<RecordGenerator> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordGenerator, _: &mut Context<Self>) {
+        if let Some(agg) = self.steps.get_mut(&msg.step) {
+            agg.generator(msg.stats);
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! the grace period, then cancel the rest (they report themselves `cancelled`) → final flush of
 //! the recorder, waiting for its reply → stop the arbiters.
 
+pub mod generator;
 pub mod health;
 pub mod plan;
 pub mod saturation;
@@ -23,7 +24,7 @@ use sinks::json::report::RunStatus;
 use sinks::json::StepResult;
 use sinks::live::{LiveSink, SinkFlush};
 use sinks::prometheus::Phase;
-use sinks::recorder::{FinishStep, Flush, Recorder, StartStep};
+use sinks::recorder::{FinishStep, Flush, RecordGenerator, Recorder, StartStep};
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
@@ -37,6 +38,7 @@ use crate::load::{RequestPool, StepContext};
 use crate::request::client::RequestShared;
 use crate::shutdown::{Level, Shutdown};
 use crate::workers::{ClientSettings, Workers};
+use generator::GeneratorProbe;
 use plan::{rate_step, sweep_rates, StepPlan};
 use saturation::{Limits, Monitor};
 
@@ -249,7 +251,10 @@ impl Engine {
                 });
             }
         }
-        let stopped_early = self.watch_sending(step, start, send_until, &tracker).await;
+        let mut probe = GeneratorProbe::start();
+        let stopped_early = self
+            .watch_sending(step, start, send_until, &tracker, &mut probe)
+            .await;
         let send_end = self.clock.now().min(send_until);
         self.gauges.set_phase(Phase::Drain);
         self.drain(&tracker).await;
@@ -264,6 +269,9 @@ impl Engine {
             None if self.shutdown.is_stopping() => Some(INTERRUPTED.to_string()),
             None => None,
         };
+        let wall = window.end.saturating_sub(window.start) as f64 / 1e9;
+        let stats = probe.finish(wall);
+        send(&self.recorder, RecordGenerator { step: index, stats }).await?;
         send(
             &self.recorder,
             FinishStep {
@@ -283,6 +291,7 @@ impl Engine {
         start: u64,
         send_until: u64,
         tracker: &StepTracker,
+        probe: &mut GeneratorProbe,
     ) -> Option<String> {
         let mut monitor = Monitor::new(step.rate, step.duration.as_secs_f64(), self.limits());
         let window_end = tokio::time::sleep_until(self.clock.instant(send_until).into());
@@ -296,6 +305,7 @@ impl Engine {
                 _ = &mut window_end => return None,
                 _ = &mut stop => return None,
                 _ = ticks.tick() => {
+                    probe.sample(&self.gauges);
                     let t = self.clock.now().saturating_sub(start) as f64 / 1e9;
                     if let Some(reason) = monitor.observe(t, tracker.progress()) {
                         log::warn!("step {} ends early: {reason}", step.id());
@@ -387,6 +397,12 @@ fn report_step(r: &StepResult) {
     );
     if let Some(why) = &r.ended_early {
         eprintln!("    ended early: {why}");
+    }
+    if let Some(g) = r.generator.as_ref().filter(|g| g.bound) {
+        eprintln!(
+            "    GENERATOR-BOUND: the benchmarker limited this step ({})",
+            g.reasons.join("; ")
+        );
     }
 }
 

@@ -66,6 +66,9 @@ pub struct StepResult {
     /// Requests and tokens per second that met every `--slo` objective; null without `--slo`.
     #[serde(default)]
     pub goodput: Option<crate::slo::Goodput>,
+    /// The generator's own CPU, event-loop lag and schedule lateness, and whether it limited the step.
+    #[serde(default)]
+    pub generator: Option<crate::generator::GeneratorHealth>,
     pub histograms: StepHistograms,
 }
 

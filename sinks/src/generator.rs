@@ -1,0 +1,139 @@
+//! The generator's own health during a step (pure): its CPU use, the lag of its event loops and
+//! how late it sent requests against their schedule. When it was the limiting factor, the step
+//! is flagged `bound`, so a figure that measured the benchmarker rather than the server is never
+//! taken at face value.
+
+use serde::{Deserialize, Serialize};
+
+/// Event-loop lag beyond this (p99 over the step's samples) means the workers were too busy to
+/// stamp tokens on time.
+pub const LAG_P99_LIMIT_MS: f64 = 10.0;
+/// Open loop: sending later than this after the scheduled time (p99) means the generator could
+/// not keep up with its own schedule.
+pub const LATENESS_P99_LIMIT_MS: f64 = 5.0;
+/// Process CPU above this share of the machine's cores.
+pub const CPU_LIMIT: f64 = 0.9;
+
+/// What the coordinator measured of the generator during a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorStats {
+    /// User + system CPU of the whole process over the step (it includes an in-process
+    /// simulated server, as with `--demo`).
+    pub cpu_seconds: f64,
+    /// Wall time of the step.
+    pub wall_seconds: f64,
+    pub cores: u32,
+    /// Event-loop lag of the worker arbiters: the worst worker at each sample.
+    pub lag_ms_p99: f64,
+    pub lag_ms_max: f64,
+}
+
+/// The generator's health in a step's results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorHealth {
+    pub cpu_seconds: f64,
+    /// `cpu_seconds / (wall_seconds × cores)`.
+    pub cpu_utilization: f64,
+    pub event_loop_lag_ms_p99: f64,
+    pub event_loop_lag_ms_max: f64,
+    /// Open loop without queueing: p99 of `sent_at − scheduled_at`; null otherwise.
+    pub schedule_lateness_ms_p99: Option<f64>,
+    /// The generator limited this step; `reasons` says how.
+    pub bound: bool,
+    pub reasons: Vec<String>,
+}
+
+impl GeneratorHealth {
+    /// `lateness_ms_p99`: only when it measures the generator alone (open loop, no arrival
+    /// waited for a slot).
+    pub fn judge(stats: GeneratorStats, lateness_ms_p99: Option<f64>) -> GeneratorHealth {
+        let capacity = stats.wall_seconds * f64::from(stats.cores.max(1));
+        let cpu_utilization = if capacity > 0.0 {
+            stats.cpu_seconds / capacity
+        } else {
+            0.0
+        };
+        let mut reasons = Vec::new();
+        if stats.lag_ms_p99 > LAG_P99_LIMIT_MS {
+            reasons.push(format!(
+                "event-loop lag p99 {:.1} ms > {LAG_P99_LIMIT_MS} ms",
+                stats.lag_ms_p99
+            ));
+        }
+        if let Some(late) = lateness_ms_p99.filter(|l| *l > LATENESS_P99_LIMIT_MS) {
+            reasons.push(format!(
+                "requests sent {late:.1} ms late (p99) against the schedule > {LATENESS_P99_LIMIT_MS} ms"
+            ));
+        }
+        if cpu_utilization > CPU_LIMIT {
+            reasons.push(format!(
+                "process CPU {:.0}% of {} cores > {:.0}%",
+                cpu_utilization * 100.0,
+                stats.cores,
+                CPU_LIMIT * 100.0
+            ));
+        }
+        GeneratorHealth {
+            cpu_seconds: stats.cpu_seconds,
+            cpu_utilization,
+            event_loop_lag_ms_p99: stats.lag_ms_p99,
+            event_loop_lag_ms_max: stats.lag_ms_max,
+            schedule_lateness_ms_p99: lateness_ms_p99,
+            bound: !reasons.is_empty(),
+            reasons,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(cpu: f64, lag_p99: f64) -> GeneratorStats {
+        GeneratorStats {
+            cpu_seconds: cpu,
+            wall_seconds: 10.0,
+            cores: 2,
+            lag_ms_p99: lag_p99,
+            lag_ms_max: lag_p99 * 2.0,
+        }
+    }
+
+    #[test]
+    fn a_healthy_generator_is_not_bound() {
+        let h = GeneratorHealth::judge(stats(2.0, 1.0), Some(0.8));
+        assert!(!h.bound, "{:?}", h.reasons);
+        assert!((h.cpu_utilization - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn each_limit_flags_the_step() {
+        let lag = GeneratorHealth::judge(stats(1.0, 25.0), None);
+        assert!(
+            lag.bound && lag.reasons[0].contains("event-loop lag"),
+            "{:?}",
+            lag.reasons
+        );
+        let late = GeneratorHealth::judge(stats(1.0, 1.0), Some(40.0));
+        assert!(
+            late.bound && late.reasons[0].contains("late"),
+            "{:?}",
+            late.reasons
+        );
+        let cpu = GeneratorHealth::judge(stats(19.0, 1.0), None);
+        assert!(
+            cpu.bound && cpu.reasons[0].contains("CPU 95%"),
+            "{:?}",
+            cpu.reasons
+        );
+        let all = GeneratorHealth::judge(stats(19.0, 25.0), Some(40.0));
+        assert_eq!(all.reasons.len(), 3);
+    }
+
+    #[test]
+    fn zero_wall_time_is_not_a_division_by_zero() {
+        let h = GeneratorHealth::judge(GeneratorStats::default(), None);
+        assert_eq!(h.cpu_utilization, 0.0);
+        assert!(!h.bound);
+    }
+}
