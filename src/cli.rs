@@ -180,6 +180,9 @@ pub struct RunArgs {
     /// (its wait counts into its from-schedule latencies) instead of being dropped
     #[arg(long)]
     pub queue_when_saturated: bool,
+    /// Open loop: grow the rate linearly from 0 over this first part of each step (e.g. 30s)
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub ramp_up: Duration,
     /// Serve Prometheus metrics on http://IP:PORT/metrics during the run, e.g. 127.0.0.1:9464
     #[arg(long, value_name = "IP:PORT")]
     pub prometheus_listen: Option<std::net::SocketAddr>,
@@ -334,6 +337,7 @@ impl RunArgs {
             thresholds: self.thresholds,
             slo: self.slo.as_deref().map(str::parse).transpose()?,
             queue_when_saturated: self.queue_when_saturated,
+            ramp_up: self.ramp_up,
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;
@@ -409,6 +413,9 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     if cfg.benchmark_kind == BenchmarkKind::Rate && cfg.rates.as_ref().is_none_or(|r| r.is_empty())
     {
         return Err("--benchmark-kind rate needs --rates (e.g. --rates 1,5,10)".into());
+    }
+    if !cfg.ramp_up.is_zero() && cfg.ramp_up >= cfg.duration {
+        return Err("--ramp-up must be shorter than --duration".into());
     }
     for t in &cfg.thresholds {
         t.parse::<crate::thresholds::Threshold>()?;
@@ -640,6 +647,7 @@ mod tests {
             (vec!["--max-error-rate", "150%"], "between 0 and 1"),
             (vec!["--threshold", "p97(ttft)<1"], "unknown aggregation"),
             (vec!["--slo", "tpot=5ms"], "--slo: unknown objective"),
+            (vec!["-d", "10s", "--ramp-up", "10s"], "--ramp-up"),
             (
                 vec!["--arrival", "gamma", "--burstiness", "0"],
                 "--burstiness",

@@ -103,6 +103,9 @@ pub struct RunConfig {
     pub slo: Option<sinks::slo::Slo>,
     /// Open loop at the in-flight cap: queue arrivals (true) or drop them (false, the default).
     pub queue_when_saturated: bool,
+    /// Open loop: the rate grows linearly from 0 over this first part of each step.
+    #[serde(with = "humantime_serde_compat")]
+    pub ramp_up: Duration,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -159,6 +162,7 @@ impl RunConfig {
             thresholds: Vec::new(),
             slo: None,
             queue_when_saturated: false,
+            ramp_up: Duration::ZERO,
         }
     }
 }

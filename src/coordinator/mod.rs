@@ -240,7 +240,8 @@ impl Engine {
                 tracker.source_started();
                 // Each step its own reproducible stream of arrivals.
                 let seed = self.cfg.seed ^ (u64::from(index) << 32);
-                let schedule = Schedule::new(self.cfg.arrival, start, send_until, rate, seed);
+                let schedule = Schedule::new(self.cfg.arrival, start, send_until, rate, seed)
+                    .with_ramp(self.cfg.ramp_up);
                 let plan = Saturation {
                     max_in_flight: step.vus,
                     queue: self.cfg.queue_when_saturated,
@@ -293,7 +294,8 @@ impl Engine {
         tracker: &StepTracker,
         probe: &mut GeneratorProbe,
     ) -> Option<String> {
-        let mut monitor = Monitor::new(step.rate, step.duration.as_secs_f64(), self.limits());
+        let mut monitor = Monitor::new(step.rate, step.duration.as_secs_f64(), self.limits())
+            .not_before(self.cfg.ramp_up.as_secs_f64());
         let window_end = tokio::time::sleep_until(self.clock.instant(send_until).into());
         tokio::pin!(window_end);
         let stop = self.shutdown.reached(Level::Stop);

@@ -64,6 +64,12 @@ impl Monitor {
         }
     }
 
+    /// Judges nothing before `secs` into the step (e.g. while the rate still ramps up).
+    pub fn not_before(mut self, secs: f64) -> Self {
+        self.warm_in = self.warm_in.max(secs);
+        self
+    }
+
     /// Takes one sample at `t` seconds into the step; returns why the step should end, if so.
     pub fn observe(&mut self, t: f64, p: Progress) -> Option<String> {
         if let Some(reason) = self.error_rate(p) {

@@ -43,6 +43,7 @@ impl Arrival {
     }
 }
 
+/// Gaps between arrivals in units of expected arrivals (mean 1), before the rate is applied.
 enum Gaps {
     Constant,
     Exp(Exp<f64>),
@@ -50,16 +51,21 @@ enum Gaps {
 }
 
 /// The arrivals of one step, in order.
+///
+/// Arrivals are generated in "operational time" — expected arrivals, where every process has
+/// mean gap 1 — and mapped to seconds by inverting the cumulative rate Λ(t): without a ramp
+/// Λ(t) = rate·t; with a ramp of T seconds the rate grows linearly from 0 to `rate`, so
+/// Λ(t) = rate·t²/(2T) for t < T and rate·T/2 + rate·(t − T) after (time rescaling keeps the
+/// process's shape: Poisson stays Poisson with the ramped intensity).
 pub struct Schedule {
     start: Nanos,
     end: Nanos,
     rate: f64,
+    ramp_secs: f64,
     gaps: Gaps,
     rng: StdRng,
-    k: u64,
-    /// Offset of the next random arrival from `start`, in seconds (f64 keeps sub-ns precision
-    /// for hours; rounding happens once per arrival, never accumulates).
-    offset_secs: f64,
+    /// Operational time of the next arrival (expected arrivals since the start).
+    next_op: f64,
 }
 
 impl Schedule {
@@ -69,18 +75,35 @@ impl Schedule {
         let valid = rate.is_finite() && rate > 0.0;
         let gaps = match arrival {
             Arrival::Constant => Gaps::Constant,
-            Arrival::Poisson => Exp::new(rate).map_or(Gaps::Constant, Gaps::Exp),
-            Arrival::Gamma { burstiness } => Gamma::new(burstiness, 1.0 / (rate * burstiness))
-                .map_or(Gaps::Constant, Gaps::Gamma),
+            Arrival::Poisson => Exp::new(1.0).map_or(Gaps::Constant, Gaps::Exp),
+            Arrival::Gamma { burstiness } => {
+                Gamma::new(burstiness, 1.0 / burstiness).map_or(Gaps::Constant, Gaps::Gamma)
+            }
         };
         Schedule {
             start,
             end: if valid { end } else { start },
             rate,
+            ramp_secs: 0.0,
             gaps,
             rng: StdRng::seed_from_u64(seed),
-            k: 0,
-            offset_secs: 0.0,
+            next_op: 0.0,
+        }
+    }
+
+    /// The rate grows linearly from 0 to its target over the first `ramp` of the step.
+    pub fn with_ramp(mut self, ramp: std::time::Duration) -> Self {
+        self.ramp_secs = ramp.as_secs_f64();
+        self
+    }
+
+    /// Seconds after the start at which `op` arrivals are expected: Λ⁻¹(op).
+    fn seconds_at(&self, op: f64) -> f64 {
+        let ramp_arrivals = self.rate * self.ramp_secs / 2.0;
+        if op < ramp_arrivals {
+            (2.0 * self.ramp_secs * op / self.rate).sqrt()
+        } else {
+            self.ramp_secs + (op - ramp_arrivals) / self.rate
         }
     }
 
@@ -89,25 +112,17 @@ impl Schedule {
         if self.end <= self.start {
             return None;
         }
-        let gap = match &self.gaps {
-            Gaps::Constant => None,
-            Gaps::Exp(d) => Some(d.sample(&mut self.rng)),
-            Gaps::Gamma(d) => Some(d.sample(&mut self.rng)),
-        };
-        let offset = match gap {
-            None => self.k as f64 / self.rate,
-            // The first arrival is at the start, as with constant spacing.
-            Some(gap) => {
-                let current = self.offset_secs;
-                self.offset_secs += gap;
-                current
-            }
-        };
-        let at = self.start as f64 + (offset * 1e9).round();
+        let at = self.start as f64 + (self.seconds_at(self.next_op) * 1e9).round();
         if at >= self.end as f64 {
             return None;
         }
-        self.k += 1;
+        // Constant spacing steps by exactly 1 (k arrivals at exactly k/rate: no accumulated
+        // rounding); random processes draw their gap. The first arrival is at the start.
+        self.next_op += match &self.gaps {
+            Gaps::Constant => 1.0,
+            Gaps::Exp(d) => d.sample(&mut self.rng),
+            Gaps::Gamma(d) => d.sample(&mut self.rng),
+        };
         Some(at as Nanos)
     }
 }
@@ -318,6 +333,41 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a[0], 0, "the first arrival is at the step's start");
+    }
+
+    #[test]
+    fn a_ramp_grows_the_rate_linearly_then_holds_it() {
+        let secs = 1_000_000_000;
+        let ramp = std::time::Duration::from_secs(10);
+        let times: Vec<Nanos> = Schedule::new(Arrival::Constant, 0, 20 * secs, 10.0, 0)
+            .with_ramp(ramp)
+            .collect();
+        // Λ(10 s) = 10 × 10 / 2 = 50 arrivals during the ramp, then 10 per second.
+        assert_eq!(times.iter().filter(|&&t| t < 10 * secs).count(), 50);
+        assert_eq!(times.len(), 150);
+        let in_second = |s: u64| times.iter().filter(|&&t| t / secs == s).count();
+        assert!(
+            in_second(1) < in_second(5) && in_second(5) < in_second(9),
+            "rising"
+        );
+        assert_eq!(in_second(15), 10);
+        // The k-th ramp arrival is at sqrt(2 T k / rate): k = 2 at 2 s, k = 32 at 8 s.
+        assert_eq!(times[2], 2 * secs);
+        assert_eq!(times[32], 8 * secs);
+    }
+
+    #[test]
+    fn a_ramped_poisson_process_has_the_ramped_count() {
+        let secs = 1_000_000_000;
+        let n: usize = (0..20)
+            .map(|seed| {
+                Schedule::new(Arrival::Poisson, 0, 10 * secs, 100.0, seed)
+                    .with_ramp(std::time::Duration::from_secs(10))
+                    .count()
+            })
+            .sum();
+        // 20 runs × Λ(10 s) = 500 expected each: within 2 % of 10,000.
+        assert!((n as f64 / 10_000.0 - 1.0).abs() < 0.02, "{n}");
     }
 
     #[test]
