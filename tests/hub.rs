@@ -32,6 +32,16 @@ const DATASET: &str = concat!(
     "\n"
 );
 
+/// A stand-in for the chat profile's file: conversations of several user turns.
+const CHAT_TURNS: &str = r#"[
+  {"id": "c1", "conversations": [{"role": "system", "content": "Be brief."},
+     {"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."},
+     {"role": "user", "content": "Another one?"}, {"role": "assistant", "content": "Red."},
+     {"role": "user", "content": "And a third?"}]},
+  {"id": "c2", "conversations": [{"from": "human", "value": "Hello, who are you?"},
+     {"from": "gpt", "value": "A model."}, {"from": "human", "value": "What can you do?"}]}
+]"#;
+
 /// A loopback stand-in for the hub: one request per connection.
 struct FakeHub {
     url: String,
@@ -104,6 +114,9 @@ fn serve(conn: TcpStream, auth_seen: &Mutex<Vec<Option<String>>>) {
     let (status, body) = match path.as_str() {
         "/org/tok/resolve/main/tokenizer.json" => ("200 OK", tokenizer_json()),
         "/datasets/org/ds/resolve/main/chat.jsonl" => ("200 OK", DATASET.to_string()),
+        "/datasets/hlarcher/inference-benchmarker/resolve/main/share_gpt_turns.json" => {
+            ("200 OK", CHAT_TURNS.to_string())
+        }
         "/org/gated/resolve/main/tokenizer.json" if authorized => ("200 OK", tokenizer_json()),
         "/org/gated/resolve/main/tokenizer.json" => (
             "401 Unauthorized",
@@ -141,6 +154,7 @@ fn workload(hub: HubEnv, tokenizer: &str) -> WorkloadConfig {
         seed: 1,
         synthetic_prompts: 10,
         hub,
+        profile: None,
     }
 }
 
@@ -279,4 +293,41 @@ fn binary_uses_the_hub_environment_and_its_cache() {
         .path()
         .join("hub/models--org--gated/refs/main")
         .is_file());
+}
+
+/// `--profile chat` fetches its file from the hub and walks the conversations turn by turn.
+#[test]
+fn chat_profile_runs_multi_turn_from_the_hub() {
+    let home = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let hub = FakeHub::start();
+    let output = common::binary()
+        .args(["--demo", "--profile", "chat", "-w", "0s", "-d", "1s"])
+        .args([
+            "--benchmark-kind",
+            "throughput",
+            "--max-vus",
+            "2",
+            "--decode-options",
+            "num_tokens=8,min_tokens=8,max_tokens=8",
+            "--output-dir",
+        ])
+        .arg(out.path())
+        .env("HF_ENDPOINT", &hub.url)
+        .env("HF_HOME", home.path())
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HF_HUB_OFFLINE")
+        .output()
+        .expect("the binary runs");
+    hub.stop();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("follow-up turns sent with the model's answers"),
+        "{stderr}"
+    );
+    let doc = common::validated(&common::results_file(out.path()));
+    assert_eq!(doc["config"]["workload"]["multi_turn_conversations"], 2);
+    assert_eq!(doc["config"]["dataset_file"], "share_gpt_turns.json");
 }

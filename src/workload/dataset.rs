@@ -28,6 +28,9 @@ use serde_json::error::Category;
 use super::hub::{self, HubEnv, RepoType};
 use super::Message;
 
+/// `--dataset synthetic`: the built-in synthetic source.
+pub const SYNTHETIC: &str = "synthetic";
+
 pub const ROLES: [&str; 3] = ["system", "user", "assistant"];
 
 /// One usable entry: the messages that form its prompt.
@@ -136,6 +139,8 @@ fn sharegpt_role(from: &str) -> Option<&'static str> {
 ///   where F came from).
 /// - `--dataset org/name --dataset-file F` otherwise: file F of the hub dataset repository
 ///   `org/name` (downloaded, or from the hub cache).
+/// - `--dataset synthetic` (when no local path has that name): no dataset, the built-in
+///   synthetic prompts, whatever `--dataset-file` says (so it overrides a profile's file).
 pub fn resolve(
     dataset: Option<&str>,
     dataset_file: Option<&Path>,
@@ -144,6 +149,7 @@ pub fn resolve(
     match (dataset, dataset_file) {
         (None, None) => Ok(None),
         (None, Some(file)) => existing_file(file).map(Some),
+        (Some(SYNTHETIC), _) if !Path::new(SYNTHETIC).exists() => Ok(None),
         (Some(d), file) => {
             let dir = Path::new(d);
             if dir.is_file() && file.is_none() {
@@ -432,6 +438,7 @@ mod tests {
         let f = file.to_str().unwrap();
 
         assert_eq!(resolve(None, None).unwrap(), None);
+        assert_eq!(resolve(Some("synthetic"), Some(&file)).unwrap(), None);
         assert_eq!(resolve(None, Some(&file)).unwrap(), Some(file.clone()));
         assert_eq!(resolve(Some(f), None).unwrap(), Some(file.clone()));
         assert_eq!(

@@ -76,6 +76,8 @@ pub struct WorkloadConfig {
     pub synthetic_prompts: usize,
     /// Where the Hugging Face hub is, its cache and token.
     pub hub: hub::HubEnv,
+    /// `--profile`, for error messages that say how to run it without network.
+    pub profile: Option<String>,
 }
 
 impl WorkloadConfig {
@@ -90,6 +92,7 @@ impl WorkloadConfig {
             seed: cfg.seed,
             synthetic_prompts: DEFAULT_SYNTHETIC_PROMPTS,
             hub: hub::HubEnv::from_env(),
+            profile: cfg.profile.clone(),
         }
     }
 }
@@ -131,11 +134,13 @@ pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
     let loaded = tokenizer::load_with(cfg.tokenizer_name.as_deref(), &cfg.hub)?;
     let tok = &loaded.tokenizer;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let (source, requests) = match dataset::resolve(
+    let resolved = dataset::resolve(
         cfg.dataset.as_deref(),
         cfg.dataset_file.as_deref(),
         &cfg.hub,
-    )? {
+    )
+    .map_err(|e| with_profile_hint(e, cfg))?;
+    let (source, requests) = match resolved {
         Some(path) => {
             let ds = dataset::load(&path)?;
             let requests = from_dataset(tok, &ds, cfg, &mut rng)?;
@@ -153,6 +158,23 @@ pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
         requests: requests.into_iter().map(Arc::new).collect(),
         prepare_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A profile's dataset that cannot be had: say how to run the profile anyway, never silently
+/// on other prompts.
+fn with_profile_hint(err: String, cfg: &WorkloadConfig) -> String {
+    let Some(profile) = &cfg.profile else {
+        return err;
+    };
+    let file = cfg
+        .dataset_file
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_default();
+    format!(
+        "{err}\nprofile '{profile}' runs on '{file}' of the hub dataset '{}': without network, copy that file here and give --dataset-file /path/to/{file}, or give --dataset synthetic to run the profile's lengths on the built-in synthetic prompts (a different workload)",
+        profiles::PROFILE_DATASET
+    )
 }
 
 fn sample(options: Option<&TokenizeOptions>, rng: &mut StdRng) -> Option<u64> {
@@ -437,6 +459,7 @@ mod tests {
             seed: 1,
             synthetic_prompts: 20,
             hub: hub::HubEnv::offline_at(PathBuf::from("/nonexistent/hub-cache")),
+            profile: None,
         }
     }
 
@@ -526,6 +549,20 @@ mod tests {
         c.dataset = Some("org/name".into());
         let err = prepare(&c).unwrap_err();
         assert!(err.contains("give --dataset-file"), "{err}");
+        // A profile's file without network: how to run it anyway.
+        let mut c = cfg();
+        c.profile = Some("chat".into());
+        c.dataset = Some(profiles::PROFILE_DATASET.into());
+        c.dataset_file = Some("share_gpt_turns.json".into());
+        let err = prepare(&c).unwrap_err();
+        assert!(
+            err.contains("HF_HUB_OFFLINE=1")
+                && err.contains("--dataset-file /path/to/share_gpt_turns.json")
+                && err.contains("--dataset synthetic"),
+            "{err}"
+        );
+        c.dataset = Some("synthetic".into());
+        assert_eq!(prepare(&c).unwrap().source, "synthetic");
     }
 
     #[test]

@@ -1,10 +1,20 @@
 //! Named workload profiles with the original tool's values.
 //!
 //! Every profile runs a sweep: 128 virtual users at most, 120 s per step, 10 rates, 30 s of
-//! warmup. Without a dataset file they run on synthetic prompts of the profile's lengths;
-//! `chat` without a dataset uses synthetic single-turn prompts of the default length
-//! (multi-turn chat is a later issue). A profile overwrites the fields it sets: the caller
-//! applies explicit command-line flags afterwards if they should win.
+//! warmup, on its file of the hub dataset [`PROFILE_DATASET`] (as the original tool):
+//!
+//! | profile | dataset file | prompts | outputs |
+//! |---|---|---|---|
+//! | `fixed-length` | `share_gpt_0_turns.json` | cut to exactly 200 tokens | ~800 (50–800) |
+//! | `chat` | `share_gpt_turns.json` | whole conversations, multi-turn | ~800 (50–800) |
+//! | `code-generation` | `github_code.json` | ~4096 (3000–6000) | ~50 (30–80) |
+//! | `classification` | `classification.json` | ~10000 (8000–12000), long shared documents | ~50 (30–80) |
+//!
+//! `chat` is real multi-turn: virtual users send each conversation's user turns one after the
+//! other with the model's own answers in between (`load::conversation`). A profile overwrites
+//! the fields it sets: the caller applies explicit command-line flags afterwards if they should
+//! win (`--dataset-file ./local.json` points a profile at a local copy; `--dataset synthetic`
+//! runs it on the built-in synthetic prompts instead: a different workload, said so).
 
 use std::time::Duration;
 
@@ -12,11 +22,16 @@ use crate::config::{BenchmarkKind, RunConfig};
 
 use super::options::TokenizeOptions;
 
+/// The hub dataset the profiles' files come from.
+pub const PROFILE_DATASET: &str = "hlarcher/inference-benchmarker";
+
 pub const PROFILES: [&str; 4] = ["fixed-length", "chat", "code-generation", "classification"];
 
 /// The lengths a profile asks for.
 #[derive(Clone, Debug, PartialEq)]
 struct Lengths {
+    /// The profile's file in [`PROFILE_DATASET`].
+    file: &'static str,
     /// `None`: prompts as the dataset has them (or the synthetic default length).
     prompt: Option<TokenizeOptions>,
     decode: TokenizeOptions,
@@ -40,18 +55,22 @@ fn lengths(name: &str) -> Option<Lengths> {
     let short_decode = opts(50, 30, 80, 10);
     Some(match name {
         "fixed-length" => Lengths {
+            file: "share_gpt_0_turns.json",
             prompt: Some(opts(200, 200, 200, 0)),
             decode: long_decode,
         },
         "chat" => Lengths {
+            file: "share_gpt_turns.json",
             prompt: None,
             decode: long_decode,
         },
         "code-generation" => Lengths {
+            file: "github_code.json",
             prompt: Some(opts(4096, 3000, 6000, 1000)),
             decode: short_decode,
         },
         "classification" => Lengths {
+            file: "classification.json",
             prompt: Some(opts(10000, 8000, 12000, 5000)),
             decode: short_decode,
         },
@@ -76,6 +95,8 @@ pub fn apply_profile(name: &str, cfg: &mut RunConfig) -> Result<(), String> {
     cfg.warmup = Duration::from_secs(30);
     cfg.prompt_options = l.prompt;
     cfg.decode_options = Some(l.decode);
+    cfg.dataset = Some(PROFILE_DATASET.to_string());
+    cfg.dataset_file = Some(l.file.into());
     Ok(())
 }
 
@@ -108,6 +129,21 @@ mod tests {
             assert_eq!(c.num_rates, 10);
             assert_eq!(c.benchmark_kind, BenchmarkKind::Sweep);
             assert_eq!(c.warmup, Duration::from_secs(30));
+            assert_eq!(c.dataset.as_deref(), Some(PROFILE_DATASET));
+            let file = c
+                .dataset_file
+                .as_ref()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            let expected = match name {
+                "fixed-length" => "share_gpt_0_turns.json",
+                "chat" => "share_gpt_turns.json",
+                "code-generation" => "github_code.json",
+                _ => "classification.json",
+            };
+            assert_eq!(file, expected);
             // The profile's lengths are valid options (they round-trip through the parser).
             for o in c.prompt_options.iter().chain(c.decode_options.iter()) {
                 assert_eq!(&o.to_string().parse::<TokenizeOptions>().unwrap(), o);
