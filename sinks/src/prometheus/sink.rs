@@ -19,8 +19,6 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PrometheusSink {
     metrics: Arc<Metrics>,
-    /// Kept alive for the sink's life: dropping it stops `/metrics`.
-    _server: Option<MetricsServer>,
     push_url: Option<String>,
     push_interval: Duration,
     /// Built on the sink arbiter (`awc::Client` is not `Send`).
@@ -50,11 +48,19 @@ pub fn start(
         None => None,
     };
     let listening = server.as_ref().map(MetricsServer::addr);
+    if let Some(server) = server {
+        // `/metrics` lives as long as the sink arbiter, not the actor: the actor stops once the
+        // coordinator drops its address, but the last scrapes (the linger) come after that.
+        // Stopping the arbiter drops this task, and with it the server.
+        arbiter.spawn(async move {
+            let _server = server;
+            std::future::pending::<()>().await;
+        });
+    }
     let push_url = cfg.push_url();
     let push_interval = cfg.push_interval.max(Duration::from_millis(100));
     let addr = PrometheusSink::start_in_arbiter(arbiter, move |_| PrometheusSink {
         metrics,
-        _server: server,
         push_url,
         push_interval,
         client: None,

@@ -1,0 +1,382 @@
+//! The Prometheus sink against a real Prometheus (and Pushgateway): what Prometheus stores
+//! after a run equals the run's JSON totals exactly; the exposition passes `promtool check
+//! metrics`; every dashboard panel's PromQL returns series; every dashboard validates against
+//! the JSON Schema of Grafana's dashboard model.
+//!
+//! Warmup requests are not counted by the metrics (as in the results file), so the runs here
+//! have a warmup and the comparison is with the measured steps only.
+
+mod common;
+mod prometheus_support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inference_benchmarker::config::{BenchmarkKind, RunConfig};
+use inference_benchmarker::sim::{SimConfig, SimServer};
+use prometheus_support as ps;
+use serde_json::Value;
+
+/// The totals of a results file's measured steps that the metrics must equal.
+#[derive(Debug, Default, PartialEq)]
+struct Totals {
+    requests: f64,
+    output_tokens: f64,
+    input_tokens: f64,
+    dropped: f64,
+    ttft_count: f64,
+    itl_count: f64,
+    e2e_count: f64,
+    queue_delay_count: f64,
+}
+
+fn json_totals(doc: &Value) -> Totals {
+    let mut t = Totals::default();
+    for s in doc["results"].as_array().expect("results") {
+        let n = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k} in {s}"));
+        let count = |k: &str| {
+            s[k]["count"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{k}.count"))
+        };
+        t.requests += n("total_requests");
+        t.output_tokens += n("total_tokens");
+        t.input_tokens += n("total_tokens_sent");
+        t.dropped += n("dropped_arrivals");
+        t.ttft_count += count("time_to_first_token_ms");
+        t.itl_count += count("inter_token_latency_ms");
+        t.e2e_count += count("e2e_latency_ms");
+        t.queue_delay_count += count("queue_delay_ms");
+    }
+    t
+}
+
+/// The same totals from Prometheus. `wrap` turns a selector into the expression to sum (e.g.
+/// `max_over_time(..[10m])`, which ignores the staleness markers written once the target is gone).
+fn prometheus_totals(
+    prom: &ps::Prometheus,
+    run_id: &str,
+    wrap: &dyn Fn(String) -> String,
+) -> Result<Totals, String> {
+    let q = |name: &str| {
+        prom.scalar(&format!(
+            "sum({})",
+            wrap(format!(
+                "inference_benchmarker_{name}{{run_id=\"{run_id}\"}}"
+            ))
+        ))
+    };
+    Ok(Totals {
+        requests: q("requests_total")?,
+        output_tokens: q("output_tokens_total")?,
+        input_tokens: q("input_tokens_total")?,
+        dropped: q("dropped_arrivals_total")?,
+        ttft_count: q("time_to_first_token_seconds_count")?,
+        itl_count: q("inter_token_latency_seconds_count")?,
+        e2e_count: q("e2e_latency_seconds_count")?,
+        queue_delay_count: q("queue_delay_seconds_count")?,
+    })
+}
+
+/// A short sweep (throughput step, then two rates) with a warmup.
+fn sweep(sim: &SimServer, out: &Path, run_id: &str) -> RunConfig {
+    let mut cfg = common::config(&sim.url(), out);
+    cfg.benchmark_kind = BenchmarkKind::Sweep;
+    cfg.warmup = Duration::from_secs(1);
+    cfg.duration = Duration::from_secs(2);
+    cfg.num_rates = 2;
+    cfg.max_vus = 8;
+    cfg.run_id = run_id.into();
+    cfg.extra_meta.insert("gpu.type".into(), "sim".into());
+    cfg
+}
+
+fn node_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grafana")
+}
+
+fn dashboards() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "dashboards in {}", dir.display());
+    files
+}
+
+/// Every PromQL expression of a dashboard (panel targets, rows' panels, annotations).
+fn expressions(dashboard: &Value) -> Vec<(String, String)> {
+    fn panels(list: &Value, out: &mut Vec<(String, String)>) {
+        for p in list.as_array().into_iter().flatten() {
+            let title = p["title"].as_str().unwrap_or("?").to_string();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    out.push((title.clone(), e.to_string()));
+                }
+            }
+            panels(&p["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    panels(&dashboard["panels"], &mut out);
+    for a in dashboard["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(e) = a["expr"].as_str() {
+            out.push((format!("annotation {}", a["name"]), e.to_string()));
+        }
+    }
+    out
+}
+
+/// Grafana's variables as Grafana would substitute them for a 1 s scrape interval.
+fn substitute(expr: &str, run_id: &str) -> String {
+    expr.replace("$__rate_interval", "4s")
+        .replace("$__interval", "1s")
+        .replace("$__range", "5m")
+        .replace("${run_id}", run_id)
+        .replace("$run_id", run_id)
+}
+
+/// Polls `/metrics` while the run goes; returns the last exposition served (the final values,
+/// served during the linger).
+fn poll_metrics(
+    addr: SocketAddr,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Option<String>> {
+    std::thread::spawn(move || {
+        let mut last = None;
+        while !done.load(Ordering::Relaxed) {
+            if let Ok((200, body)) = ps::http_get(addr, "/metrics") {
+                last = Some(body);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        last
+    })
+}
+
+#[test]
+fn scraped_metrics_equal_the_results_and_feed_every_dashboard_panel() {
+    const TEST: &str = "scraped_metrics_equal_the_results_and_feed_every_dashboard_panel";
+    let (Some(prometheus), Some(promtool)) =
+        (ps::tool(TEST, "prometheus"), ps::tool(TEST, "promtool"))
+    else {
+        return;
+    };
+    let sim = SimServer::start(SimConfig::default(), None).expect("simulated server starts");
+    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", ps::free_port()).parse().unwrap();
+    let vllm = ps::serve_static(include_str!("prometheus_support/fixtures/vllm.prom"));
+    let llamacpp = ps::serve_static(include_str!("prometheus_support/fixtures/llamacpp.prom"));
+    let prom = ps::Prometheus::start(
+        &prometheus,
+        &[
+            ("benchmarker", metrics_addr, false),
+            ("vllm", vllm, false),
+            ("llamacpp", llamacpp, false),
+        ],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = sweep(&sim, out.path(), "scrape-1");
+    cfg.prometheus_listen = Some(metrics_addr);
+    // Three scrapes at 1 s after the final values.
+    cfg.prometheus_linger = Duration::from_secs(3);
+    let started = ps::now_unix();
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = poll_metrics(metrics_addr, done.clone());
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    let ended = ps::now_unix();
+    done.store(true, Ordering::Relaxed);
+    let exposition = poller.join().unwrap().expect("/metrics was served");
+    sim.stop();
+
+    let doc = common::validated(&summary.results_path);
+    let want = json_totals(&doc);
+    assert!(want.requests > 0.0 && want.ttft_count > 0.0, "{want:?}");
+    let got =
+        prometheus_totals(&prom, "scrape-1", &|s| format!("max_over_time({s}[10m])")).unwrap();
+    if got != want {
+        let now = ps::now_unix();
+        eprintln!("diagnostic: started {started} ended {ended} now {now}");
+        eprintln!(
+            "DEBUG up: {:?}",
+            prom.query_range("up{job=\"benchmarker\"}", started, now, 1.0)
+        );
+        eprintln!(
+            "DEBUG req: {:?}",
+            prom.query_range(
+                "sum(inference_benchmarker_requests_total)",
+                started,
+                now,
+                1.0
+            )
+        );
+        eprintln!(
+            "DEBUG expo: {}",
+            exposition
+                .lines()
+                .filter(|l| l.contains("requests_total"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+    assert_eq!(got, want, "Prometheus (left) vs the results file (right)");
+
+    // The exposition: lint-clean, constant labels on everything, sanitized extra meta.
+    let findings = ps::promtool_findings(&promtool, &exposition);
+    assert!(findings.is_empty(), "promtool check metrics: {findings}");
+    for line in exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        for label in [
+            "run_id=\"scrape-1\"",
+            "model=\"",
+            "profile=\"none\"",
+            "benchmark_kind=\"sweep\"",
+            "gpu_type=\"sim\"",
+        ] {
+            assert!(line.contains(label), "{label} missing in {line}");
+        }
+    }
+    assert!(
+        exposition.contains("process_resident_memory_bytes"),
+        "process collector"
+    );
+
+    // Every panel of every dashboard returns series over the run.
+    let mut empty = Vec::new();
+    for file in dashboards() {
+        let d: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let exprs = expressions(&d);
+        assert!(
+            exprs.len() > 10,
+            "{}: {} expressions",
+            file.display(),
+            exprs.len()
+        );
+        for (panel, expr) in exprs {
+            let q = substitute(&expr, "scrape-1");
+            match prom.query_range(&q, started, ended + 3.0, 1.0) {
+                Ok(series) if !series.is_empty() => {}
+                Ok(_) => empty.push(format!("{}: {panel}: no series: {q}", file.display())),
+                Err(e) => empty.push(format!("{}: {panel}: {e}: {q}", file.display())),
+            }
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "panel expressions without data:\n{}",
+        empty.join("\n")
+    );
+}
+
+#[test]
+fn pushed_metrics_equal_the_results() {
+    const TEST: &str = "pushed_metrics_equal_the_results";
+    let (Some(prometheus), Some(gateway)) = (
+        ps::tool(TEST, "prometheus"),
+        ps::tool(TEST, "prometheus-pushgateway"),
+    ) else {
+        return;
+    };
+    let gw = ps::Pushgateway::start(&gateway);
+    let prom = ps::Prometheus::start(&prometheus, &[("pushgateway", gw.addr, true)]);
+    let sim = SimServer::start(SimConfig::default(), None).expect("simulated server starts");
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = sweep(&sim, out.path(), "push-1");
+    cfg.prometheus_pushgateway = Some(format!("http://{}", gw.addr));
+    cfg.prometheus_push_interval = Duration::from_secs(1);
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    sim.stop();
+    let pushed_at = ps::now_unix();
+    let want = json_totals(&common::validated(&summary.results_path));
+    assert!(want.requests > 0.0, "{want:?}");
+
+    // The final push happened before run() returned; wait for a scrape of the gateway after it.
+    prom.wait_for_scrape_after(pushed_at);
+    let got = prometheus_totals(&prom, "push-1", &|s| s).unwrap();
+    assert_eq!(
+        got, want,
+        "Prometheus via the Pushgateway (left) vs the results file (right)"
+    );
+    // Grouping key: job and run id.
+    let r = prom
+        .query("inference_benchmarker_requests_total{job=\"inference-benchmarker\",run_id=\"push-1\",outcome=\"ok\"}")
+        .unwrap();
+    assert_eq!(r.len(), 1, "{r:?}");
+    let failures = prom
+        .scalar("sum(inference_benchmarker_pushgateway_failures_total{run_id=\"push-1\"})")
+        .unwrap();
+    assert_eq!(failures, 0.0);
+}
+
+/// A gateway that does not answer is logged and counted, never fatal.
+#[test]
+fn a_missing_pushgateway_does_not_fail_the_run() {
+    let sim = SimServer::start(SimConfig::default(), None).expect("simulated server starts");
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = BenchmarkKind::Throughput;
+    cfg.duration = Duration::from_secs(1);
+    cfg.prometheus_pushgateway = Some(format!("http://127.0.0.1:{}", ps::free_port()));
+    cfg.prometheus_push_interval = Duration::from_millis(200);
+    let started = Instant::now();
+    let summary = inference_benchmarker::run(cfg).expect("the run completes without its gateway");
+    sim.stop();
+    assert!(summary.steps[0].successful_requests > 0);
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+/// Every dashboard validates against the JSON Schema generated from `@grafana/schema`.
+#[test]
+fn dashboards_validate_against_grafanas_schema() {
+    const TEST: &str = "dashboards_validate_against_grafanas_schema";
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let ready = node_dir().join("node_modules/@grafana/schema").is_dir();
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !(ready && node) {
+        let why = "node and `npm ci` in tests/grafana are needed (.ci/run does it)";
+        assert!(!ci, "{TEST}: {why}");
+        eprintln!("SKIPPED {TEST}: {why}");
+        return;
+    }
+    let out = std::process::Command::new("node")
+        .current_dir(node_dir())
+        .arg("validate.mjs")
+        .args(dashboards())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "dashboard schema findings:\n{text}");
+    // The check has teeth: an unknown key and a wrong type are findings.
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        bad.path(),
+        r#"{"schemaVersion": "39", "panels": [], "bogus": true}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new("node")
+        .current_dir(node_dir())
+        .arg("validate.mjs")
+        .arg(bad.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("bogus") && text.contains("schemaVersion"),
+        "{text}"
+    );
+}
