@@ -33,8 +33,8 @@ fn msg(role: &str, content: &str) -> (String, String) {
     (role.to_string(), content.to_string())
 }
 
-#[test]
-fn later_turns_carry_the_streamed_answers() {
+/// What the server received in a run over the multi-turn dataset.
+fn run(kind: BenchmarkKind) -> Vec<SimRecord> {
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("chat.json");
     std::fs::write(&file, dataset().to_string()).unwrap();
@@ -50,7 +50,8 @@ fn later_turns_carry_the_streamed_answers() {
     cfg.dataset_file = Some(file);
     cfg.prompt_options = None;
     cfg.decode_options = Some(TokenizeOptions::fixed(12));
-    cfg.benchmark_kind = BenchmarkKind::Throughput;
+    cfg.benchmark_kind = kind;
+    cfg.rates = Some(vec![20.0]);
     cfg.max_vus = 2;
     cfg.duration = Duration::from_secs(2);
     inference_benchmarker::run(cfg).expect("the run completes");
@@ -60,18 +61,34 @@ fn later_turns_carry_the_streamed_answers() {
         .filter(|r| r.status == 200)
         .collect();
     sim.stop();
+    records
+}
 
+/// Closed loop: each virtual user walks a conversation to its end.
+#[test]
+fn later_turns_carry_the_streamed_answers() {
+    check(&run(BenchmarkKind::Throughput));
+}
+
+/// Open loop: each arrival sends the next ready turn of a conversation, or starts one.
+#[test]
+fn open_loop_arrivals_continue_conversations() {
+    check(&run(BenchmarkKind::Rate));
+}
+
+/// The proof, from the server's records (module docs).
+fn check(records: &[SimRecord]) {
     // Every request's messages, to find each turn's predecessor (a conversation is walked
     // again once the pool wraps around, with other answers).
     let mut by_messages: HashMap<&[(String, String)], Vec<&SimRecord>> = HashMap::new();
-    for r in &records {
+    for r in records {
         by_messages
             .entry(r.messages.as_slice())
             .or_default()
             .push(r);
     }
     let mut checked = [0usize; 4];
-    for r in &records {
+    for r in records {
         let m = &r.messages;
         assert_eq!(m[0], msg("system", SYSTEM), "{m:?}");
         let users = m.iter().filter(|(role, _)| role == "user").count();

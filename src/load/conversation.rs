@@ -1,4 +1,4 @@
-//! Multi-turn chat: a virtual user walks a conversation turn by turn.
+//! Multi-turn chat: conversations sent turn by turn.
 //!
 //! Turn 1 is the prepared (pre-serialized) first prompt. Turn k+1's messages are turn k's
 //! messages, then the model's exact streamed answer to turn k as an `assistant` message, then
@@ -7,17 +7,26 @@
 //! no answer to build on). With `--max-context-tokens`, the oldest user/assistant exchanges are
 //! dropped until the messages plus the turn's `max_tokens` fit, and every such cut is counted.
 //!
+//! Closed loop: a virtual user walks one conversation to its end, then takes the next.
+//! Open loop (rate steps): an arrival is one request, as always; it sends the next turn of a
+//! conversation whose previous answer has finished (a ready session, oldest first), or else
+//! starts a new conversation. The offered rate stays a request rate, and every conversation
+//! still has one session whose turns go out one at a time.
+//!
 //! Only conversations pay for this: their answers are kept (`execute_turn`) and their later
-//! bodies are serialized when sent; single-turn prompts keep the pre-serialized path. Open-loop
-//! (rate) steps send each conversation's first turn only: an arrival is one request there.
+//! bodies are serialized when the previous answer ends; single-turn prompts keep the
+//! pre-serialized path.
 //!
 //! Prompt token counts of later turns are our tokenizer's counts of each message summed, the
 //! answers counted by the server's `usage` (or by their chunks): the chat template is not
 //! included; the server's own `usage.prompt_tokens` is recorded beside it.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use crate::config::{Endpoint, RunConfig};
 use crate::request::actor::{publish, run_one};
@@ -29,7 +38,6 @@ use crate::workload::{PreparedRequest, UserTurn, Workload};
 use super::{RequestPool, StepContext};
 
 /// How later turns are sent, for the whole run.
-#[derive(Debug)]
 pub struct ChatPlan {
     pub model: String,
     pub endpoint: Endpoint,
@@ -40,6 +48,17 @@ pub struct ChatPlan {
     pub scripts: Vec<Arc<PreparedRequest>>,
     /// Counters, reported at the end of the run.
     pub stats: ConversationStats,
+    /// Open loop: the script of each pool body, by the body's address (the rate ticker's job
+    /// carries only the body).
+    by_body: HashMap<usize, Arc<PreparedRequest>>,
+    /// Open loop: sessions whose next turn is ready to send, oldest first.
+    ready: Mutex<VecDeque<ReadyTurn>>,
+}
+
+/// A conversation in progress and the body of its next turn.
+struct ReadyTurn {
+    session: Session,
+    body: Arc<PreparedBody>,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +73,34 @@ pub struct ConversationStats {
 }
 
 impl ChatPlan {
+    /// The plan for a pool whose bodies are `bodies`, prepared from `scripts` (same order).
+    pub fn new(
+        cfg: &RunConfig,
+        model: &str,
+        scripts: Vec<Arc<PreparedRequest>>,
+        bodies: &[Arc<PreparedBody>],
+    ) -> Self {
+        let by_body = bodies
+            .iter()
+            .zip(&scripts)
+            .map(|(b, s)| (Arc::as_ptr(b) as usize, s.clone()))
+            .collect();
+        ChatPlan {
+            model: model.to_string(),
+            endpoint: cfg.endpoint,
+            ignore_eos: cfg.ignore_eos,
+            max_context_tokens: cfg.max_context_tokens,
+            scripts,
+            stats: ConversationStats::default(),
+            by_body,
+            ready: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn script_of(&self, body: &Arc<PreparedBody>) -> Option<Arc<PreparedRequest>> {
+        self.by_body.get(&(Arc::as_ptr(body) as usize)).cloned()
+    }
+
     /// Whether any prepared request has more than one turn.
     pub fn is_multi_turn(requests: &[Arc<PreparedRequest>]) -> bool {
         requests.iter().any(|r| !r.later_turns.is_empty())
@@ -81,19 +128,11 @@ pub fn pool(
     workload: &Workload,
     bodies: Vec<Arc<PreparedBody>>,
 ) -> RequestPool {
-    let pool = RequestPool::new(bodies);
     if !ChatPlan::is_multi_turn(&workload.requests) {
-        return pool;
+        return RequestPool::new(bodies);
     }
-    log::info!("multi-turn conversations: virtual users (closed loop) walk them turn by turn; open-loop (rate) steps send each conversation's first turn only");
-    pool.with_conversations(ChatPlan {
-        model: model.to_string(),
-        endpoint: cfg.endpoint,
-        ignore_eos: cfg.ignore_eos,
-        max_context_tokens: cfg.max_context_tokens,
-        scripts: workload.requests.clone(),
-        stats: ConversationStats::default(),
-    })
+    let plan = ChatPlan::new(cfg, model, workload.requests.clone(), &bodies);
+    RequestPool::new(bodies).with_conversations(plan)
 }
 
 /// The closed loop's next unit of work: a single request, or a whole conversation.
@@ -112,13 +151,13 @@ pub async fn send_next(step: &StepContext, send_until: Instant) {
 async fn walk(
     step: &StepContext,
     plan: &ChatPlan,
-    script: &PreparedRequest,
+    script: &Arc<PreparedRequest>,
     first: Job,
     send_until: Instant,
 ) {
-    let mut history = History::new(&script.messages, script.prompt_tokens);
+    let mut session = Session::new(script.clone());
     let mut job = first;
-    for turn in &script.later_turns {
+    loop {
         let Some((answer, answer_tokens)) = run_turn(step, job).await else {
             plan.stats.ended_by_failure.fetch_add(1, Ordering::Relaxed);
             return;
@@ -129,9 +168,75 @@ async fn walk(
         {
             return;
         }
-        history.push("assistant", answer, answer_tokens);
-        history.push("user", turn.content.clone(), turn.tokens);
-        let dropped = history.fit(plan.max_context_tokens, turn.max_tokens.unwrap_or(0));
+        let Some(body) = session.advance(plan, answer, answer_tokens) else {
+            return; // the last turn was answered
+        };
+        job = step.job_with(step.shared.clock.now(), body);
+    }
+}
+
+/// The open loop's request for one arrival (module docs): the next turn of a ready session,
+/// else the first turn of the conversation the job's body starts.
+pub async fn send_arrival(step: &StepContext, mut job: Job) {
+    let Some(plan) = step.pool.chat() else {
+        return run_one(step, job).await;
+    };
+    let ready = plan.ready.lock().pop_front();
+    let session = match ready {
+        Some(r) => {
+            job.prepared = r.body;
+            r.session
+        }
+        None => match plan.script_of(&job.prepared) {
+            Some(script) if !script.later_turns.is_empty() => Session::new(script),
+            _ => return run_one(step, job).await,
+        },
+    };
+    let Some((answer, answer_tokens)) = run_turn(step, job).await else {
+        plan.stats.ended_by_failure.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let mut session = session;
+    if let Some(body) = session.advance(plan, answer, answer_tokens) {
+        plan.ready.lock().push_back(ReadyTurn { session, body });
+    }
+}
+
+/// A conversation in progress.
+#[derive(Debug)]
+struct Session {
+    script: Arc<PreparedRequest>,
+    history: History,
+    /// Index in `script.later_turns` of the next user turn.
+    next: usize,
+}
+
+impl Session {
+    fn new(script: Arc<PreparedRequest>) -> Self {
+        let history = History::new(&script.messages, script.prompt_tokens);
+        Session {
+            script,
+            history,
+            next: 0,
+        }
+    }
+
+    /// After the answer to the turn just sent: the body of the next turn (answer as
+    /// `assistant`, then the next user turn, fitted to the context), or `None` at the end.
+    fn advance(
+        &mut self,
+        plan: &ChatPlan,
+        answer: String,
+        answer_tokens: u64,
+    ) -> Option<Arc<PreparedBody>> {
+        let script = self.script.clone();
+        let turn = script.later_turns.get(self.next)?;
+        self.next += 1;
+        self.history.push("assistant", answer, answer_tokens);
+        self.history.push("user", turn.content.clone(), turn.tokens);
+        let dropped = self
+            .history
+            .fit(plan.max_context_tokens, turn.max_tokens.unwrap_or(0));
         if dropped > 0 {
             plan.stats.turns_truncated.fetch_add(1, Ordering::Relaxed);
             plan.stats
@@ -139,10 +244,8 @@ async fn walk(
                 .fetch_add(dropped, Ordering::Relaxed);
         }
         plan.stats.later_turns_sent.fetch_add(1, Ordering::Relaxed);
-        job = step.job_with(step.shared.clock.now(), Arc::new(history.body(plan, turn)));
+        Some(Arc::new(self.history.body(plan, turn)))
     }
-    // The last turn's answer ends the conversation.
-    run_turn(step, job).await;
 }
 
 /// Runs one turn as `run_one` does, returning its answer and its output tokens when it ended
@@ -257,14 +360,10 @@ mod tests {
     }
 
     fn plan(endpoint: Endpoint) -> ChatPlan {
-        ChatPlan {
-            model: "m".into(),
-            endpoint,
-            ignore_eos: false,
-            max_context_tokens: None,
-            scripts: Vec::new(),
-            stats: ConversationStats::default(),
-        }
+        let mut cfg = RunConfig::new("http://127.0.0.1:1");
+        cfg.endpoint = endpoint;
+        cfg.ignore_eos = false;
+        ChatPlan::new(&cfg, "m", Vec::new(), &[])
     }
 
     fn turn(content: &str, tokens: u64) -> UserTurn {
@@ -330,5 +429,45 @@ mod tests {
         assert_eq!(h.fit(Some(5), 10), 1);
         assert_eq!(h.messages(), &[msg("system", "S"), msg("user", "u3")]);
         assert_eq!(h.fit(Some(5), 10), 0);
+    }
+
+    #[test]
+    fn sessions_advance_turn_by_turn_and_count_cuts() {
+        let mut cfg = RunConfig::new("http://127.0.0.1:1");
+        cfg.max_context_tokens = Some(40);
+        let script = Arc::new(PreparedRequest {
+            messages: vec![msg("system", "S"), msg("user", "u1")],
+            prompt: "S\nu1".into(),
+            prompt_tokens: 10,
+            max_tokens: Some(8),
+            later_turns: vec![turn("u2", 10), turn("u3", 10)],
+        });
+        let plan = ChatPlan::new(&cfg, "m", vec![script.clone()], &[]);
+        assert_eq!(plan.summary(), None);
+        let mut session = Session::new(script);
+        let body = session.advance(&plan, "a1".into(), 10).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
+        let roles: Vec<&str> = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        assert_eq!(v["messages"][2]["content"], "a1");
+        assert_eq!(body.prompt_tokens, 30);
+        // 50 + 8 > 40: both earlier exchanges go, the system prompt stays.
+        let body = session.advance(&plan, "a2".into(), 10).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
+        assert_eq!(v["messages"].as_array().unwrap().len(), 2);
+        assert_eq!(v["messages"][1]["content"], "u3");
+        assert!(session.advance(&plan, "a3".into(), 10).is_none());
+        let note = plan.summary().unwrap();
+        assert!(
+            note.contains("2 follow-up turns")
+                && note.contains("1 of them truncated")
+                && note.contains("2 oldest exchanges"),
+            "{note}"
+        );
     }
 }

@@ -32,7 +32,8 @@ impl Actor for Request {
             return;
         };
         let step = self.ctx.clone();
-        let fut = async move { run_one(&step, job).await };
+        // A multi-turn workload sends a conversation's next turn (load::conversation).
+        let fut = async move { crate::load::conversation::send_arrival(&step, job).await };
         ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
     }
 }
