@@ -11,6 +11,7 @@ mod prometheus_support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -379,4 +380,80 @@ fn dashboards_validate_against_grafanas_schema() {
         !out.status.success() && text.contains("bogus") && text.contains("schemaVersion"),
         "{text}"
     );
+}
+
+/// After the run, `/metrics` keeps serving the final values for `--prometheus-linger`; Ctrl-C
+/// ends that wait at once, and the run still counts as completed.
+#[test]
+fn linger_serves_final_values_and_ctrl_c_ends_it() {
+    use std::io::BufRead;
+    let sim = SimServer::start(SimConfig::default(), None).expect("simulated server starts");
+    let out = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", ps::free_port()).parse().unwrap();
+    let mut child = common::binary()
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "1s",
+            "-b",
+            "throughput",
+            "-m",
+            "4",
+        ])
+        .args(["--run-id", "linger-1", "-n", "--prometheus-linger", "10m"])
+        .args(["--prometheus-listen", &addr.to_string(), "--output-dir"])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while !seen
+        .last()
+        .is_some_and(|l: &String| l.contains("serving the final metrics"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("the run never lingered: {seen:#?}"),
+        }
+    }
+    let doc = common::validated(&common::results_file(out.path()));
+    let want = json_totals(&doc).requests;
+    let (status, body) = ps::http_get(addr, "/metrics").expect("/metrics during the linger");
+    assert_eq!(status, 200);
+    let got: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("inference_benchmarker_requests_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(got, want, "the final values are served");
+    assert!(body.contains("inference_benchmarker_phase{") && body.contains("phase=\"idle\""));
+
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let signalled = Instant::now();
+    let status = child.wait().unwrap();
+    sim.stop();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "Ctrl-C ended the linger in {:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(status.code(), Some(0), "the run had completed");
+    assert!(ps::http_get(addr, "/metrics").is_err(), "/metrics is gone");
 }
