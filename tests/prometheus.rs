@@ -322,7 +322,7 @@ fn pushed_metrics_equal_the_results() {
 
 /// A gateway that does not answer is logged and counted, never fatal.
 #[test]
-fn a_missing_pushgateway_does_not_fail_the_run() {
+fn a_missing_pushgateway_is_counted_not_fatal() {
     let sim = SimServer::start(SimConfig::default(), None).expect("simulated server starts");
     let out = tempfile::tempdir().unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
@@ -330,11 +330,25 @@ fn a_missing_pushgateway_does_not_fail_the_run() {
     cfg.duration = Duration::from_secs(1);
     cfg.prometheus_pushgateway = Some(format!("http://127.0.0.1:{}", ps::free_port()));
     cfg.prometheus_push_interval = Duration::from_millis(200);
+    let addr: SocketAddr = format!("127.0.0.1:{}", ps::free_port()).parse().unwrap();
+    cfg.prometheus_listen = Some(addr);
+    cfg.prometheus_linger = Duration::from_secs(1);
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = poll_metrics(addr, done.clone());
     let started = Instant::now();
     let summary = inference_benchmarker::run(cfg).expect("the run completes without its gateway");
+    done.store(true, Ordering::Relaxed);
     sim.stop();
     assert!(summary.steps[0].successful_requests > 0);
     assert!(started.elapsed() < Duration::from_secs(20));
+    let body = poller.join().unwrap().expect("/metrics was served");
+    let failures: f64 = body
+        .lines()
+        .find(|l| l.starts_with("inference_benchmarker_pushgateway_failures_total{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("the failure counter");
+    // Periodic pushes every 200 ms over a run of more than a second, and the final one.
+    assert!(failures >= 3.0, "{failures} failed pushes counted");
 }
 
 /// Every dashboard validates against the JSON Schema generated from `@grafana/schema`.

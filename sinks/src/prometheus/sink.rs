@@ -2,11 +2,13 @@
 //! events, pushes to the Pushgateway every `push_interval` and once more at the final flush.
 //! A failing gateway is logged and counted, never fatal.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
+use tokio::sync::OwnedMutexGuard;
 
 use super::config::PrometheusConfig;
 use super::gauges::LiveGauges;
@@ -23,7 +25,9 @@ pub struct PrometheusSink {
     push_interval: Duration,
     /// Built on the sink arbiter (`awc::Client` is not `Send`).
     client: Option<awc::Client>,
-    pushing: bool,
+    /// Held by the push under way: pushes never overlap, so an older exposition can never land
+    /// on the gateway after a newer one (the final push waits for a periodic one to end).
+    gate: Arc<tokio::sync::Mutex<()>>,
     ticker: Option<SpawnHandle>,
 }
 
@@ -64,7 +68,7 @@ pub fn start(
         push_url,
         push_interval,
         client: None,
-        pushing: false,
+        gate: Arc::new(tokio::sync::Mutex::new(())),
         ticker: None,
     });
     Ok(Started {
@@ -81,15 +85,11 @@ impl Actor for PrometheusSink {
             self.client = Some(awc::Client::builder().timeout(PUSH_TIMEOUT).finish());
             let handle = ctx.run_interval(self.push_interval, |act, ctx| {
                 // One push at a time: a slow gateway must not pile requests up.
-                if act.pushing {
+                let Ok(guard) = act.gate.clone().try_lock_owned() else {
                     return;
-                }
-                act.pushing = true;
-                let push = act.push();
-                ctx.spawn(push.into_actor(act).map(|result, act, _| {
-                    act.pushing = false;
-                    act.note(result);
-                }));
+                };
+                let push = act.push(std::future::ready(guard));
+                ctx.spawn(push.into_actor(act).map(|result, act, _| act.note(result)));
             });
             self.ticker = Some(handle);
         }
@@ -97,18 +97,23 @@ impl Actor for PrometheusSink {
 }
 
 impl PrometheusSink {
-    /// One PUT of the whole exposition (replacing the run's group on the gateway).
-    fn push(&self) -> impl std::future::Future<Output = Result<(), String>> + 'static {
+    /// One PUT of the whole exposition (replacing the run's group on the gateway), once `gate`
+    /// gives the turn; the values are read then, so they are never older than a previous push's.
+    fn push<G>(&self, gate: G) -> impl Future<Output = Result<(), String>> + 'static
+    where
+        G: Future<Output = OwnedMutexGuard<()>> + 'static,
+    {
         let request = match (&self.client, &self.push_url) {
             (Some(c), Some(url)) => Some((c.put(url.as_str()), url.clone())),
             _ => None,
         };
-        let body = self.metrics.encode();
+        let metrics = self.metrics.clone();
         async move {
+            let _turn = gate.await;
             let Some((request, url)) = request else {
                 return Ok(());
             };
-            let body = body?;
+            let body = metrics.encode()?;
             let response = request
                 .insert_header(("content-type", "text/plain; version=0.0.4"))
                 .send_body(body)
@@ -149,7 +154,7 @@ impl Handler<SinkFlush> for PrometheusSink {
                 ctx.cancel_future(t);
             }
         }
-        let push = self.push();
+        let push = self.push(self.gate.clone().lock_owned());
         Box::pin(push.into_actor(self).map(|result, act, _| {
             if result.is_err() {
                 act.metrics.push_failed();
