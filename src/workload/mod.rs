@@ -615,6 +615,37 @@ mod tests {
     }
 
     #[test]
+    fn later_turns_are_tokenized_with_their_own_max_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = synthetic::text(&mut StdRng::seed_from_u64(4), 200);
+        let json = serde_json::json!([
+            {"conversations": [{"role": "user", "content": long}, {"role": "assistant", "content": "x"},
+                               {"role": "user", "content": "Second question?"}, {"role": "user", "content": "Third."}]},
+            {"conversations": [{"role": "user", "content": "Single."}]},
+        ]);
+        let file = write_dataset(dir.path(), &json.to_string());
+        for prompt_options in [None, Some(TokenizeOptions::fixed(40))] {
+            let mut c = cfg();
+            c.dataset_file = Some(file.clone());
+            c.prompt_options = prompt_options.clone();
+            c.decode_options = Some(
+                "num_tokens=20,min_tokens=10,max_tokens=30,variance=25"
+                    .parse()
+                    .unwrap(),
+            );
+            let w = prepare(&c).unwrap();
+            let r = &w.requests[0];
+            assert_eq!(r.later_turns.len(), 2, "{prompt_options:?}");
+            for t in &r.later_turns {
+                assert_eq!(t.tokens, count_tokens(&w.tokenizer, &t.content));
+                assert!((10..=30).contains(&t.max_tokens.unwrap()));
+            }
+            assert_eq!(r.later_turns[1].content, "Third.");
+            assert_eq!(w.describe()["multi_turn_conversations"], 1);
+        }
+    }
+
+    #[test]
     fn dataset_none_long_enough_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let file = write_dataset(
