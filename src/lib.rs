@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod config;
+pub mod console;
 pub mod coordinator;
 pub mod exit;
 pub mod load;
@@ -138,6 +139,7 @@ async fn start(
     let run_ctx = outputs::RunContext {
         model: &model,
         gauges: &gauges,
+        shutdown: &shutdown,
     };
     let live_sinks = outputs::start_live_sinks(&cfg, &run_ctx, &sink_arbiter.handle())?;
     let linger = outputs::Linger::new(&cfg, &shutdown);

@@ -21,6 +21,8 @@ pub struct RunContext<'a> {
     pub model: &'a str,
     /// Live values no event carries (requests in flight, users, phase, event-loop lag).
     pub gauges: &'a Arc<LiveGauges>,
+    /// The run's stop signal (the console's `q` raises it).
+    pub shutdown: &'a Shutdown,
 }
 
 /// Starts every live sink `cfg` turns on. A sink that cannot start (e.g. a port in use) is a
@@ -41,6 +43,17 @@ pub fn start_live_sinks(
             );
         }
         sinks.push(started.sink);
+    }
+    // Last, so the lines above are printed before the console captures stderr.
+    if crate::console::wanted(cfg) {
+        let title = format!("inference-benchmarker → {}", run.model);
+        match crate::console::start(title, run.gauges.clone(), run.shutdown.clone(), arbiter) {
+            Ok(sink) => sinks.push(sink),
+            Err(e) => eprintln!(
+                "[{}] no live console ({e}): plain progress lines",
+                cfg.run_id
+            ),
+        }
     }
     Ok(sinks)
 }
