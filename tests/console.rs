@@ -1,0 +1,168 @@
+//! The live console in a real terminal: a demo run inside tmux (its own server socket), the
+//! pane captured while the run goes — steps and live figures on screen — then `q`: the run
+//! stops cleanly, gives the terminal back and writes its results (exit code 130).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn tmux_available() -> bool {
+    let found = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let why = "tmux is not installed (Debian: apt-get install tmux)";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("SKIPPED console test: {why}");
+    }
+    found
+}
+
+/// A tmux server of our own, killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    fn capture(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "run"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.capture();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "{what}; the screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").output();
+    }
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+fn results_in(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+}
+
+#[test]
+fn live_console_shows_the_run_and_q_stops_it_with_results_written() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let exit_file = dir.path().join("exit");
+    // CI is unset inside the pane: the console is what is under test.
+    let command = format!(
+        "env -u CI {} --demo -w 1s -d 30s --num-rates 2 --output-dir {}; echo $? > {}; sleep 120",
+        shell_quote(Path::new(env!("CARGO_BIN_EXE_inference-benchmarker"))),
+        shell_quote(&out),
+        shell_quote(&exit_file),
+    );
+    let tmux = Tmux {
+        socket: format!("ib-console-test-{}", std::process::id()),
+    };
+    let started = tmux
+        .cmd()
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "run",
+            "-x",
+            "160",
+            "-y",
+            "45",
+            &command,
+        ])
+        .status()
+        .expect("tmux runs");
+    assert!(started.success());
+
+    // The measured step is on screen with live figures: requests done, TTFT percentiles.
+    let screen = tmux.wait_for(
+        "the console never showed the throughput step with live figures",
+        Duration::from_secs(90),
+        |s| {
+            s.contains("▶ throughput")
+                && s.contains("TTFT ms")
+                && s.contains("In flight")
+                && s.contains("Throughput vs rate")
+                && s.lines()
+                    .find(|l| l.contains("Requests "))
+                    .is_some_and(|l| !l.contains(" 0 ok"))
+        },
+    );
+    assert!(screen.contains("✓ warmup"), "{screen}");
+    assert!(screen.contains("q / Ctrl-C"), "{screen}");
+    assert!(
+        screen.contains("step 1 starts: throughput"),
+        "the log pane: {screen}"
+    );
+
+    // q: no new requests, in-flight ones finish, results written, exit 130.
+    tmux.cmd()
+        .args(["send-keys", "-t", "run", "q"])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let code = loop {
+        if let Ok(text) = std::fs::read_to_string(&exit_file) {
+            if !text.trim().is_empty() {
+                break text.trim().to_string();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not end after q:\n{}",
+            tmux.capture()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(code, "130", "{}", tmux.capture());
+
+    // The terminal is back: the captured log lines were replayed below the shell.
+    let screen = tmux.capture();
+    assert!(
+        !screen.contains("┌ Steps"),
+        "alternate screen left: {screen}"
+    );
+    assert!(screen.contains("interrupted"), "{screen}");
+
+    let results = results_in(&out).expect("a results file");
+    let doc = common::validated(&results);
+    assert_eq!(doc["status"], "interrupted");
+    let steps = doc["results"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "the throughput step, ended early");
+    assert!(steps[0]["successful_requests"].as_u64().unwrap() > 0);
+    assert!(results.with_extension("html").is_file(), "report written");
+    assert!(results.with_extension("md").is_file(), "summary written");
+}
