@@ -385,6 +385,7 @@ mod tests {
             finish_reason: Some("length".into()),
             response_model: Some("m".into()),
             output_text: None,
+            trace: None,
         }
     }
 
@@ -410,6 +411,7 @@ mod tests {
             finish_reason: None,
             response_model: None,
             output_text: None,
+            trace: None,
         }
     }
 

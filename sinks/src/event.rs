@@ -175,6 +175,20 @@ pub struct RequestFinished {
     /// `output_tokens_source = Client`, and drops the text. Never serialized.
     #[serde(skip)]
     pub output_text: Option<String>,
+    /// The W3C trace context its `traceparent` header carried, when tracing is on (issue 4):
+    /// the OTLP sink exports the request's span with exactly these ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
+}
+
+/// A request's W3C trace context: the ids of the span that stands for it, chosen before it
+/// is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceContext {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    /// The sampling decision (the `traceparent` flag): only sampled requests are exported.
+    pub sampled: bool,
 }
 
 impl RequestFinished {

@@ -492,6 +492,7 @@ mod tests {
             finish_reason: Some("length".into()),
             response_model: Some("tiny".into()),
             output_text: None,
+            trace: None,
         }
     }
 

@@ -102,6 +102,7 @@ async fn execute_inner(
         finish_reason: None,
         response_model: None,
         output_text: None,
+        trace: None,
     };
     let mut state = StreamState::new(true);
     let result = stream(client, shared, &prepared.body, &mut rec, &mut state).await;

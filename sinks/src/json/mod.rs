@@ -51,6 +51,7 @@ mod tests {
             finish_reason: Some("length".into()),
             response_model: None,
             output_text: None,
+            trace: None,
         }
     }
 

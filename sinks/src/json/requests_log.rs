@@ -151,6 +151,7 @@ mod tests {
             finish_reason: Some("stop".into()),
             response_model: Some("tiny".into()),
             output_text: Some("never written".into()),
+            trace: None,
         }
     }
 

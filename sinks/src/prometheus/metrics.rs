@@ -309,6 +309,7 @@ mod tests {
             finish_reason: None,
             response_model: None,
             output_text: None,
+            trace: None,
         }
     }
 
