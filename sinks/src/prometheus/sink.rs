@@ -163,3 +163,146 @@ impl Handler<SinkFlush> for PrometheusSink {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, Outcome, RequestFinished, TokenSource};
+    use std::collections::BTreeMap;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    fn request(outcome: Outcome) -> RequestFinished {
+        RequestFinished {
+            id: "r".into(),
+            step: 1,
+            scheduled_at: 0,
+            sent_at: 1_000,
+            first_token_at: Some(2_000_000),
+            end_at: 9_000_000,
+            chunk_offsets_us: vec![2_000, 5_000],
+            prompt_tokens: 7,
+            requested_output_tokens: None,
+            output_tokens: 2,
+            output_tokens_source: TokenSource::Server,
+            server_prompt_tokens: None,
+            server_completion_tokens: None,
+            server_cached_tokens: None,
+            outcome,
+            http_status: None,
+            error: None,
+            finish_reason: None,
+            response_model: None,
+            output_text: None,
+            trace: None,
+        }
+    }
+
+    /// Accepts one HTTP request, answers 200, hands back the request's text.
+    fn fake_gateway() -> (String, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 8192];
+            // Headers, then the body by its Content-Length.
+            loop {
+                let n = conn.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len || n == 0 {
+                        break;
+                    }
+                }
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .unwrap();
+            String::from_utf8_lossy(&got).to_string()
+        });
+        (url, handle)
+    }
+
+    /// The value of the `requests_total` sample carrying every label of `labels` (in any order).
+    fn sample(text: &str, labels: &[&str]) -> Option<f64> {
+        text.lines()
+            .filter(|l| l.starts_with("inference_benchmarker_requests_total{"))
+            .find(|l| labels.iter().all(|p| l.contains(p)))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    fn get(addr: std::net::SocketAddr) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn serves_events_and_pushes_them_at_the_final_flush() {
+        let (gateway, received) = fake_gateway();
+        let system = actix_rt::System::new();
+        let (scraped, flushed) = system.block_on(async move {
+            let cfg = PrometheusConfig {
+                listen: Some("127.0.0.1:0".parse().unwrap()),
+                pushgateway: Some(gateway),
+                // Only the final flush pushes within this test.
+                push_interval: Duration::from_secs(3600),
+                run_id: "unit".into(),
+                model: "m".into(),
+                profile: "none".into(),
+                benchmark_kind: "rate".into(),
+                extra_meta: BTreeMap::new(),
+            };
+            let arbiter = actix_rt::Arbiter::new();
+            let started = start(cfg, Arc::new(LiveGauges::new(1)), &arbiter.handle()).unwrap();
+            for o in [Outcome::Ok, Outcome::Ok, Outcome::Http5xx] {
+                let e = Event::Request(Arc::new(request(o)));
+                started.sink.events.do_send(SinkEvent(e));
+            }
+            let flushed = started
+                .sink
+                .flush
+                .send(SinkFlush { last: true })
+                .await
+                .unwrap();
+            let addr = started.listening.unwrap();
+            let scraped = actix_rt::task::spawn_blocking(move || get(addr))
+                .await
+                .unwrap();
+            arbiter.stop();
+            (scraped, flushed)
+        });
+        assert_eq!(flushed, Ok(()));
+        assert!(scraped.starts_with("HTTP/1.0 200"), "{scraped}");
+        assert!(scraped.contains("text/plain; version=0.0.4"), "{scraped}");
+        let ok = [
+            "outcome=\"ok\"",
+            "run_id=\"unit\"",
+            "model=\"m\"",
+            "profile=\"none\"",
+        ];
+        assert_eq!(sample(&scraped, &ok), Some(2.0), "{scraped}");
+        let pushed = received.join().unwrap();
+        assert!(
+            pushed.starts_with(
+                "PUT /metrics/job/inference-benchmarker/run_id@base64/dW5pdA HTTP/1.1"
+            ),
+            "{pushed}"
+        );
+        assert_eq!(sample(&pushed, &ok), Some(2.0), "{pushed}");
+        assert_eq!(sample(&pushed, &["outcome=\"http_5xx\""]), Some(1.0));
+    }
+}
