@@ -11,6 +11,7 @@ pub mod event;
 pub mod generator;
 pub mod json;
 pub mod live;
+pub mod otlp;
 pub mod prometheus;
 pub mod recorder;
 pub mod slo;

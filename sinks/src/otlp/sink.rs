@@ -1,0 +1,366 @@
+//! The OTLP trace sink: an actor on the sink arbiter that turns finished requests into spans and
+//! exports them in batches. Best-effort by design: spans wait in a bounded queue; a span that
+//! does not fit (the collector is slow or down) is dropped and counted, an export that fails
+//! counts its spans as failed. Nothing here ever waits on a request, and no request waits on it:
+//! the Recorder forwards events with `do_send` and this actor's work per event is building one
+//! span.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_rt::ArbiterHandle;
+use opentelemetry::trace::SpanContext;
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+use opentelemetry_sdk::Resource;
+
+use crate::event::{Event, Nanos, StepInfo};
+use crate::live::{LiveSink, SinkEvent, SinkFlush};
+use crate::otlp::config::{OtlpConfig, OtlpProtocol, DEFAULT_SERVICE_NAME};
+use crate::otlp::span::{request_span, run_span, span_context, step_span};
+
+/// What became of the spans; readable while the run goes on and after it.
+#[derive(Debug, Default)]
+pub struct OtlpStats {
+    /// Spans the collector accepted.
+    pub exported: AtomicU64,
+    /// Spans that did not fit in the queue (never sent).
+    pub dropped: AtomicU64,
+    /// Spans sent in an export that failed or timed out.
+    pub failed: AtomicU64,
+}
+
+impl OtlpStats {
+    /// Spans lost either way.
+    pub fn lost(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+
+    /// The line printed at the end of a run.
+    pub fn summary(&self) -> String {
+        format!(
+            "OTLP traces: {} spans exported, {} dropped (queue full), {} failed to export",
+            self.exported.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// A started sink.
+pub struct Started {
+    pub sink: LiveSink,
+    pub stats: Arc<OtlpStats>,
+}
+
+type Exporter = Arc<tokio::sync::Mutex<opentelemetry_otlp::SpanExporter>>;
+
+/// The resource every span carries: `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES` as the
+/// SDK reads them, our service name when they set none, and the run id.
+pub fn resource(run_id: &str) -> Resource {
+    let named = std::env::var_os("OTEL_SERVICE_NAME").is_some()
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+            .map(|v| v.split(',').any(|kv| kv.trim().starts_with("service.name=")))
+            .unwrap_or(false);
+    let mut b = Resource::builder();
+    if !named {
+        b = b.with_service_name(DEFAULT_SERVICE_NAME);
+    }
+    b.with_attributes([KeyValue::new(
+        "inference_benchmarker.run_id",
+        run_id.to_string(),
+    )])
+    .build()
+}
+
+/// Builds the exporter. Must run inside a Tokio runtime (gRPC channels start there).
+fn build_exporter(cfg: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    let endpoint = cfg.exporter_endpoint();
+    let built = match cfg.protocol {
+        OtlpProtocol::Http => {
+            // Explicit: another crate's `http-json` feature would otherwise make JSON the default.
+            let mut b = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_timeout(cfg.export_timeout);
+            if let Some(e) = endpoint {
+                b = b.with_endpoint(e);
+            }
+            b.build()
+        }
+        OtlpProtocol::Grpc => {
+            let mut b = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_timeout(cfg.export_timeout);
+            if let Some(e) = endpoint {
+                b = b.with_endpoint(e);
+            }
+            b.build()
+        }
+    };
+    let mut exporter = built.map_err(|e| format!("OTLP exporter: {e}"))?;
+    exporter.set_resource(&resource(&cfg.run_id));
+    Ok(exporter)
+}
+
+/// Starts the sink on `arbiter`. The endpoint is checked here; the exporter is built on the
+/// arbiter (its runtime), and if that fails every span is counted as failed and the final flush
+/// reports the error.
+pub fn start(cfg: OtlpConfig, arbiter: &ArbiterHandle) -> Result<Started, String> {
+    if let Some(e) = &cfg.endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            return Err(format!(
+                "--otlp-endpoint must be an http:// or https:// URL, got {e:?}"
+            ));
+        }
+    }
+    if cfg.batch_size == 0 || cfg.queue_capacity == 0 {
+        return Err("OTLP batch size and queue capacity must be positive".into());
+    }
+    let stats = Arc::new(OtlpStats::default());
+    let st = stats.clone();
+    let addr = OtlpSink::start_in_arbiter(arbiter, move |_| OtlpSink::new(cfg, st));
+    Ok(Started {
+        sink: LiveSink::of("otlp", &addr),
+        stats,
+    })
+}
+
+pub struct OtlpSink {
+    cfg: OtlpConfig,
+    exporter: Result<Exporter, String>,
+    stats: Arc<OtlpStats>,
+    anchor: u128,
+    run: SpanContext,
+    steps: HashMap<u32, (Arc<StepInfo>, SpanContext)>,
+    queue: VecDeque<SpanData>,
+    /// A background export is running: the timer does not start another.
+    exporting: bool,
+    /// The latest stamp seen: the run span's end.
+    last_end: Nanos,
+    last_error: Option<String>,
+    run_exported: bool,
+}
+
+impl OtlpSink {
+    fn new(cfg: OtlpConfig, stats: Arc<OtlpStats>) -> OtlpSink {
+        let exporter = build_exporter(&cfg).map(|e| Arc::new(tokio::sync::Mutex::new(e)));
+        if let Err(e) = &exporter {
+            log::error!("{e}: no spans will be exported");
+        }
+        let ids = crate::otlp::context::TraceSampler::new(1.0)
+            .expect("1.0 is a valid ratio")
+            .next_context();
+        OtlpSink {
+            cfg,
+            exporter,
+            stats,
+            anchor: 0,
+            run: span_context(ids.trace_id, ids.span_id),
+            steps: HashMap::new(),
+            queue: VecDeque::new(),
+            exporting: false,
+            last_end: 0,
+            last_error: None,
+            run_exported: false,
+        }
+    }
+
+    fn enqueue(&mut self, span: SpanData) {
+        if self.exporter.is_err() {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        } else if self.queue.len() >= self.cfg.queue_capacity {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.queue.push_back(span);
+        }
+    }
+
+    fn step_context(&mut self, step: u32) -> Option<SpanContext> {
+        self.steps.get(&step).map(|(_, c)| c.clone())
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::RunStarted(run) => self.anchor = run.anchor_unix_nanos,
+            Event::StepStarted(info) => {
+                let ids = crate::otlp::context::TraceSampler::new(1.0)
+                    .expect("1.0 is a valid ratio")
+                    .next_context();
+                let ctx = span_context(self.run.trace_id().to_bytes(), ids.span_id);
+                self.steps.insert(info.index, (info, ctx));
+            }
+            Event::Request(req) => {
+                self.last_end = self.last_end.max(req.end_at);
+                let link = self.step_context(req.step);
+                if let Some(span) = request_span(&self.cfg, self.anchor, &req, link) {
+                    self.enqueue(span);
+                }
+            }
+            Event::StepFinished { step, window } => {
+                self.last_end = self.last_end.max(window.end);
+                if let Some((info, ctx)) = self.steps.get(&step) {
+                    let span = step_span(&self.cfg, self.anchor, &self.run, ctx, info, window);
+                    self.enqueue(span);
+                }
+            }
+            Event::Dropped(_) => {}
+        }
+    }
+
+    fn take_batch(&mut self) -> Vec<SpanData> {
+        let n = self.queue.len().min(self.cfg.batch_size);
+        self.queue.drain(..n).collect()
+    }
+
+    /// Exports one batch in the background, unless one is already going.
+    fn export_next(&mut self, ctx: &mut Context<Self>) {
+        if self.exporting || self.queue.is_empty() {
+            return;
+        }
+        let Ok(exporter) = self.exporter.clone() else {
+            return;
+        };
+        let batch = self.take_batch();
+        self.exporting = true;
+        let timeout = self.cfg.export_timeout;
+        ctx.spawn(
+            export(exporter, batch, timeout)
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    act.exporting = false;
+                    act.count(result);
+                    if act.queue.len() >= act.cfg.batch_size {
+                        act.export_next(ctx);
+                    }
+                }),
+        );
+    }
+
+    fn count(&mut self, result: ExportResult) {
+        self.stats
+            .exported
+            .fetch_add(result.exported, Ordering::Relaxed);
+        self.stats.failed.fetch_add(result.failed, Ordering::Relaxed);
+        if let Some(e) = result.error {
+            log::debug!("OTLP export failed: {e}");
+            self.last_error = Some(e);
+        }
+    }
+}
+
+struct ExportResult {
+    exported: u64,
+    failed: u64,
+    error: Option<String>,
+}
+
+/// One export request, bounded in time.
+async fn export(exporter: Exporter, batch: Vec<SpanData>, timeout: Duration) -> ExportResult {
+    let n = batch.len() as u64;
+    let exporter = exporter.lock().await;
+    let error = match tokio::time::timeout(timeout, exporter.export(batch)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("export timed out after {timeout:?}")),
+    };
+    match error {
+        None => ExportResult {
+            exported: n,
+            failed: 0,
+            error: None,
+        },
+        Some(e) => ExportResult {
+            exported: 0,
+            failed: n,
+            error: Some(e),
+        },
+    }
+}
+
+impl Actor for OtlpSink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A bounded mailbox would drop here instead of in our queue; the Recorder uses
+        // `do_send`, so bound the work per message instead (one span built, one push).
+        ctx.run_interval(self.cfg.export_interval, |act, ctx| act.export_next(ctx));
+    }
+}
+
+impl Handler<SinkEvent> for OtlpSink {
+    type Result = ();
+
+    fn handle(&mut self, msg: SinkEvent, ctx: &mut Context<Self>) {
+        self.on_event(msg.0);
+        if self.queue.len() >= self.cfg.batch_size {
+            self.export_next(ctx);
+        }
+    }
+}
+
+impl Handler<SinkFlush> for OtlpSink {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+
+    /// Exports everything queued (and, at the end, the run span), waiting for any export already
+    /// running; gives up after two export timeouts in all, counting the rest as failed, so a dead
+    /// collector cannot hold the run's exit.
+    fn handle(&mut self, msg: SinkFlush, _ctx: &mut Context<Self>) -> Self::Result {
+        if msg.last && !self.run_exported {
+            self.run_exported = true;
+            let span = run_span(&self.cfg, self.anchor, &self.run, self.last_end);
+            self.enqueue(span);
+        }
+        let mut batches = Vec::new();
+        while !self.queue.is_empty() {
+            batches.push(self.take_batch());
+        }
+        let exporter = self.exporter.clone();
+        let timeout = self.cfg.export_timeout;
+        let deadline = Instant::now() + timeout * 2;
+        Box::pin(
+            async move {
+                let mut results = Vec::new();
+                let Ok(exporter) = exporter else {
+                    return results;
+                };
+                for batch in batches {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        results.push(ExportResult {
+                            exported: 0,
+                            failed: batch.len() as u64,
+                            error: Some("flush deadline passed".into()),
+                        });
+                        continue;
+                    }
+                    results.push(export(exporter.clone(), batch, left.min(timeout)).await);
+                }
+                // Wait for a background export still running (it holds the exporter).
+                drop(exporter.lock().await);
+                results
+            }
+            .into_actor(self)
+            .map(move |results, act, _| {
+                for r in results {
+                    act.count(r);
+                }
+                if msg.last {
+                    eprintln!("[{}] {}", act.cfg.run_id, act.stats.summary());
+                }
+                if let Err(e) = &act.exporter {
+                    return Err(e.clone());
+                }
+                match (act.stats.lost(), &act.last_error) {
+                    (0, _) => Ok(()),
+                    (n, Some(e)) => Err(format!("{n} spans lost; last export error: {e}")),
+                    (n, None) => Err(format!("{n} spans lost (queue full)")),
+                }
+            }),
+        )
+    }
+}
