@@ -196,6 +196,20 @@ pub struct RunArgs {
     /// How often to push to the Pushgateway
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub prometheus_push_interval: Duration,
+    /// Export one OTLP span per request to this collector (base URL, e.g. http://127.0.0.1:4318)
+    /// and send a W3C traceparent header with each request; OTEL_EXPORTER_OTLP_ENDPOINT or
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT also turn this on
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport: http (HTTP/protobuf, port 4318) or grpc (port 4317)
+    #[arg(long, default_value = "http", value_parser = ["http", "grpc"])]
+    pub otlp_protocol: String,
+    /// Share of requests traced (0..1), decided by trace id
+    #[arg(long, default_value_t = 1.0)]
+    pub trace_sample_ratio: f64,
+    /// Add one span event per streamed chunk (large spans)
+    #[arg(long)]
+    pub trace_token_events: bool,
     /// Do not write the HTML report (<results>.html) at the end of the run
     #[arg(long)]
     pub no_report: bool,
@@ -338,6 +352,15 @@ impl RunArgs {
             slo: self.slo.as_deref().map(str::parse).transpose()?,
             queue_when_saturated: self.queue_when_saturated,
             ramp_up: self.ramp_up,
+            otlp_endpoint: self.otlp_endpoint,
+            otlp_protocol: match self.otlp_protocol.as_str() {
+                "grpc" => sinks::otlp::OtlpProtocol::Grpc,
+                _ => sinks::otlp::OtlpProtocol::Http,
+            },
+            trace_sample_ratio: sinks::otlp::TraceSampler::new(self.trace_sample_ratio)
+                .map_err(|e| format!("--trace-sample-ratio: {e}"))?
+                .ratio(),
+            trace_token_events: self.trace_token_events,
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;

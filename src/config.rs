@@ -106,6 +106,17 @@ pub struct RunConfig {
     /// Open loop: the rate grows linearly from 0 over this first part of each step.
     #[serde(with = "humantime_serde_compat")]
     pub ramp_up: Duration,
+    /// OTLP collector base URL for traces (`--otlp-endpoint`); without it the standard
+    /// `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` variables turn tracing on. Not serialized: such a
+    /// URL may carry credentials.
+    #[serde(skip)]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport: HTTP/protobuf (default) or gRPC.
+    pub otlp_protocol: sinks::otlp::OtlpProtocol,
+    /// Share of requests whose spans are exported (decided by trace id), 0..=1.
+    pub trace_sample_ratio: f64,
+    /// One span event per streamed chunk besides the first token's.
+    pub trace_token_events: bool,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -163,6 +174,10 @@ impl RunConfig {
             slo: None,
             queue_when_saturated: false,
             ramp_up: Duration::ZERO,
+            otlp_endpoint: None,
+            otlp_protocol: sinks::otlp::OtlpProtocol::Http,
+            trace_sample_ratio: 1.0,
+            trace_token_events: false,
         }
     }
 }

@@ -156,6 +156,7 @@ async fn start(
         timeout: cfg.request_timeout,
         clock,
         shutdown: shutdown.clone(),
+        tracing: outputs::trace_sampler(&cfg),
     });
     let workers = Arc::new(Workers::start(cfg.workers, settings));
     workers.start_lag_probes(&gauges);

@@ -44,6 +44,14 @@ pub fn start_live_sinks(
         }
         sinks.push(started.sink);
     }
+    if let Some(otlp) = otlp_config(cfg, run.model) {
+        let where_ = otlp
+            .exporter_endpoint()
+            .unwrap_or_else(|| "the OTEL_EXPORTER_OTLP_* endpoint".into());
+        let started = sinks::otlp::start(otlp, arbiter).map_err(RunError::Config)?;
+        eprintln!("[{}] OTLP traces to {where_}", cfg.run_id);
+        sinks.push(started.sink);
+    }
     // Last, so the lines above are printed before the console captures stderr.
     if crate::console::wanted(cfg) {
         let title = format!("inference-benchmarker → {}", run.model);
@@ -56,6 +64,39 @@ pub fn start_live_sinks(
         }
     }
     Ok(sinks)
+}
+
+/// Whether traces are on: `--otlp-endpoint`, or the standard endpoint variables.
+pub fn tracing_enabled(cfg: &RunConfig) -> bool {
+    cfg.otlp_endpoint.is_some()
+        || ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
+}
+
+/// The request path's trace sampler, when traces are on.
+pub fn trace_sampler(cfg: &RunConfig) -> Option<sinks::otlp::TraceSampler> {
+    if !tracing_enabled(cfg) {
+        return None;
+    }
+    sinks::otlp::TraceSampler::new(cfg.trace_sample_ratio).ok()
+}
+
+/// The OTLP trace sink's settings, when traces are on.
+pub fn otlp_config(cfg: &RunConfig, model: &str) -> Option<sinks::otlp::OtlpConfig> {
+    if !tracing_enabled(cfg) {
+        return None;
+    }
+    let operation = match cfg.endpoint {
+        crate::config::Endpoint::Chat => "chat",
+        crate::config::Endpoint::Completions => "text_completion",
+    };
+    let mut c = sinks::otlp::OtlpConfig::new(&cfg.run_id, model, operation, &cfg.url);
+    c.endpoint = cfg.otlp_endpoint.clone();
+    c.protocol = cfg.otlp_protocol;
+    c.sample_ratio = cfg.trace_sample_ratio;
+    c.token_events = cfg.trace_token_events;
+    Some(c)
 }
 
 /// The Prometheus sink's settings, when `--prometheus-listen` or `--prometheus-pushgateway` is set.

@@ -29,6 +29,9 @@ pub struct RequestShared {
     pub timeout: Duration,
     pub clock: Clock,
     pub shutdown: Shutdown,
+    /// When OTLP tracing is on: each request gets a trace context (its `traceparent` header,
+    /// its span's ids in the record).
+    pub tracing: Option<sinks::otlp::TraceSampler>,
 }
 
 /// A prompt ready to send: its body was serialized once at startup.
@@ -102,7 +105,7 @@ async fn execute_inner(
         finish_reason: None,
         response_model: None,
         output_text: None,
-        trace: None,
+        trace: shared.tracing.map(|s| s.next_context()),
     };
     let mut state = StreamState::new(true);
     let result = stream(client, shared, &prepared.body, &mut rec, &mut state).await;
@@ -161,6 +164,9 @@ async fn stream(
         .insert_header(("x-request-id", rec.id.as_str()));
     if let Some(auth) = &shared.authorization {
         req = req.insert_header(("authorization", auth.as_str()));
+    }
+    if let Some(trace) = &rec.trace {
+        req = req.insert_header(("traceparent", sinks::otlp::traceparent(trace)));
     }
     rec.sent_at = clock.now();
     let deadline = tokio::time::sleep(shared.timeout);
