@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use awc::error::SendRequestError;
+use awc::error::{ConnectError, SendRequestError};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use sinks::event::{Nanos, Outcome, RequestFinished, TokenSource};
@@ -320,6 +320,14 @@ pub fn status_outcome(status: u16) -> Outcome {
 
 fn classify_send_error(e: SendRequestError) -> Failure {
     let outcome = match &e {
+        // awc's `Disconnected` is an EOF after the request was written, before the response
+        // head: the server (or a proxy) closed the connection — it was reached.
+        SendRequestError::Connect(ConnectError::Disconnected) => {
+            return failure(
+                Outcome::StreamBroken,
+                "the server closed the connection before answering",
+            )
+        }
         SendRequestError::Connect(_) => Outcome::ConnectError,
         SendRequestError::Timeout => Outcome::TimeoutBeforeFirstToken,
         SendRequestError::Response(_) => Outcome::ProtocolError,

@@ -115,6 +115,10 @@ pub struct SimConfig {
     /// Seed of the random choices (output lengths, ids).
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    /// Inject a fault into a share of requests: SPEC[@SHARE], e.g. status=503@0.1,
+    /// drop-mid-stream=5, stall=0:30000 (repeatable; see the fault table in `sim/fault.rs`)
+    #[arg(long = "fault")]
+    pub faults: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -139,6 +143,7 @@ impl Default for SimConfig {
             record: false,
             record_cap: DEFAULT_RECORD_CAP,
             seed: DEFAULT_SEED,
+            faults: Vec::new(),
         }
     }
 }
@@ -152,7 +157,13 @@ pub struct FixedTiming {
 
 impl SimConfig {
     /// Checks every value; the message names the offending flag.
+    /// The `--fault` rules, parsed.
+    pub fn fault_rules(&self) -> Result<Vec<super::fault::FaultRule>, String> {
+        self.faults.iter().map(|f| f.parse()).collect()
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        self.fault_rules()?;
         positive_int("--workers", self.workers)?;
         positive_int("--slots", self.slots)?;
         positive_int("--block-size-bytes", self.block_size_bytes)?;

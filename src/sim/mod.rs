@@ -11,6 +11,7 @@
 
 mod config;
 mod engine;
+pub mod fault;
 mod openai;
 mod prefix_cache;
 mod record;

@@ -93,6 +93,19 @@ impl ApiError {
         }
     }
 
+    /// An injected error status (`--fault status=CODE`).
+    pub fn injected(status: u16) -> Self {
+        ApiError {
+            status,
+            kind: match status {
+                429 => "RateLimitError",
+                400..=499 => "BadRequestError",
+                _ => "InternalServerError",
+            },
+            message: format!("injected fault: HTTP {status}"),
+        }
+    }
+
     pub fn engine_stopped() -> Self {
         ApiError {
             status: 500,

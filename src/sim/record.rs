@@ -38,6 +38,8 @@ pub struct SimRecord {
     pub messages: Vec<(String, String)>,
     /// The text streamed (or returned), up to [`RECORD_TEXT_LIMIT`] bytes.
     pub output_text: String,
+    /// The fault injected into this request (`--fault` or `x-sim-fault`), as its spec.
+    pub fault: Option<String>,
 }
 
 /// Bytes of request messages and of output text a record keeps: records stay small.
@@ -163,6 +165,7 @@ impl RecordBuilder {
                 end_us: None,
                 messages: Vec::new(),
                 output_text: String::new(),
+                fault: None,
             },
         }
     }
@@ -181,6 +184,10 @@ impl RecordBuilder {
 
     pub fn set_status(&mut self, status: u16) {
         self.record.status = status;
+    }
+
+    pub fn set_fault(&mut self, fault: &super::fault::Fault) {
+        self.record.fault = Some(fault.to_string());
     }
 
     /// A token was handed to the response body at `at`.

@@ -24,6 +24,7 @@ use futures_util::Stream;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::future::Future;
 use tokenizers::Tokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
@@ -33,6 +34,7 @@ use super::engine::{
     sample_output_len, Emission, Engine, EngineParams, FinishReason, LengthRequest, SeqId,
     SeqRequest,
 };
+use super::fault::{self, Fault, FaultRule, HUGE_LINE_BYTES};
 use super::openai::{
     parse_request, received_messages, resolve_max_tokens, token_text, ApiError, Endpoint,
     GenerationRequest, Prompt, ResponseFormat, Usage, DONE_EVENT,
@@ -54,6 +56,9 @@ const MODEL_OWNER: &str = "inference-benchmarker";
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static X_SIM_FAULT: HeaderName = HeaderName::from_static("x-sim-fault");
+/// Pause between the pieces of a `slow-drip` event.
+const DRIP_PAUSE: Duration = Duration::from_millis(2);
 
 /// The engine and the channel of every sequence it serves, under one lock.
 struct EngineState {
@@ -106,8 +111,10 @@ struct Shared {
     tokenizer: Option<Arc<Tokenizer>>,
     recorder: Arc<Recorder>,
     mode: Mode,
-    /// Response ids, token-text salts, fixed-mode output lengths.
+    /// Response ids, token-text salts, fixed-mode output lengths, fault draws.
     rng: Mutex<StdRng>,
+    /// `--fault` rules (validated by `SimConfig::validate` before the server starts).
+    faults: Vec<FaultRule>,
 }
 
 impl Shared {
@@ -128,6 +135,7 @@ impl Shared {
             rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed1d)),
             tokenizer,
             mode,
+            faults: cfg.fault_rules().unwrap_or_default(),
             cfg,
         }
     }
@@ -205,21 +213,34 @@ struct Plan {
     prompt_bytes: usize,
     prompt_blocks: Vec<u64>,
     length: LengthRequest,
+    /// Injected into this request's response.
+    fault: Option<Fault>,
 }
 
 /// What happens to one request.
 enum Disposition {
     Serve(Plan),
     Reject(ApiError),
+    /// An injected error status (`status=CODE`).
+    Injected(u16),
 }
 
 /// The one place where per-request behaviour is decided. Fault injection (error statuses,
 /// 429s, dropped connections, stalls, malformed events — chosen by flags or per-request headers,
 /// both visible here) belongs here as new `Disposition` variants.
-fn decide(shared: &Shared, endpoint: Endpoint, _headers: &HeaderMap, body: &[u8]) -> Disposition {
-    match plan(shared, endpoint, body) {
-        Ok(plan) => Disposition::Serve(plan),
-        Err(err) => Disposition::Reject(err),
+fn decide(shared: &Shared, endpoint: Endpoint, headers: &HeaderMap, body: &[u8]) -> Disposition {
+    let header = headers.get(&X_SIM_FAULT).and_then(|v| v.to_str().ok());
+    let fault = match fault::choose(&shared.faults, header, || shared.rng.lock().random()) {
+        Ok(f) => f,
+        Err(e) => return Disposition::Reject(ApiError::bad_request(format!("x-sim-fault: {e}"))),
+    };
+    match (plan(shared, endpoint, body), fault) {
+        (Err(err), _) => Disposition::Reject(err),
+        (Ok(_), Some(Fault::Status(code))) => Disposition::Injected(code),
+        (Ok(mut plan), fault) => {
+            plan.fault = fault;
+            Disposition::Serve(plan)
+        }
     }
 }
 
@@ -277,6 +298,7 @@ fn plan(shared: &Shared, endpoint: Endpoint, body: &[u8]) -> Result<Plan, ApiErr
         prompt_tokens,
         length,
         request,
+        fault: None,
     })
 }
 
@@ -362,24 +384,66 @@ async fn generate(
     let mut log = InFlight::new(shared.recorder.clone(), builder);
     let mut response = match decide_off_loop(&shared, endpoint, headers, &body).await {
         Disposition::Reject(err) => reject(log, &err),
+        Disposition::Injected(code) => {
+            if let Some(record) = log.record() {
+                record.set_fault(&Fault::Status(code));
+            }
+            let mut response = reject(log, &ApiError::injected(code));
+            if code == 429 {
+                response.headers_mut().insert(
+                    HeaderName::from_static("retry-after"),
+                    HeaderValue::from_static("1"),
+                );
+            }
+            response
+        }
         Disposition::Serve(plan) => {
             if let Some(record) = log.record() {
                 record.set_stream(plan.request.stream);
                 record.set_prompt_tokens(plan.prompt_tokens);
+                if let Some(f) = &plan.fault {
+                    record.set_fault(f);
+                }
                 if shared.recorder.enabled() && endpoint == Endpoint::Chat {
                     record.set_messages(received_messages(&body));
                 }
             }
-            match start_generation(&shared, &plan, received) {
-                Err(err) => reject(log, &err),
-                Ok(rx) => {
-                    let format = response_format(&shared, endpoint, log.record());
-                    if plan.request.stream {
-                        stream_response(rx, format, &plan, &shared, log)
-                    } else {
-                        collect_response(rx, format, &plan, &shared, &mut log).await
-                    }
+            match plan.fault {
+                Some(Fault::EmptyBody) => {
+                    log.finish(Some(Instant::now()), true);
+                    HttpResponse::Ok()
+                        .insert_header((
+                            CONTENT_TYPE,
+                            HeaderValue::from_static("text/event-stream"),
+                        ))
+                        .finish()
                 }
+                Some(Fault::Drop) => {
+                    log.finish(Some(Instant::now()), false);
+                    let abort = futures_util::stream::once(async {
+                        Err::<Bytes, _>(io::Error::other("injected fault: connection dropped"))
+                    });
+                    HttpResponse::Ok()
+                        .insert_header((
+                            CONTENT_TYPE,
+                            HeaderValue::from_static("text/event-stream"),
+                        ))
+                        .streaming(abort)
+                }
+                _ => match start_generation(&shared, &plan, received) {
+                    Err(err) => reject(log, &err),
+                    Ok(rx) => {
+                        let format = response_format(&shared, endpoint, log.record());
+                        // wrong-content-type: the JSON body of a non-streaming answer.
+                        let stream =
+                            plan.request.stream && plan.fault != Some(Fault::WrongContentType);
+                        if stream {
+                            stream_response(rx, format, &plan, &shared, log)
+                        } else {
+                            collect_response(rx, format, &plan, &shared, &mut log).await
+                        }
+                    }
+                },
             }
         }
     };
@@ -488,6 +552,11 @@ fn stream_response(
             ..Usage::default()
         },
         log,
+        fault: plan.fault,
+        tokens: 0,
+        queued: std::collections::VecDeque::new(),
+        pause: None,
+        strip_data: false,
     };
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))
@@ -517,6 +586,15 @@ struct TokenStream {
     usage: Usage,
     /// Dropped with the stream: a client that goes away is still accounted for.
     log: InFlight,
+    /// A fault still to strike (mid-stream faults fire once, after their token count).
+    fault: Option<Fault>,
+    tokens: u32,
+    /// Event pieces still to send (injected events, slow-drip pieces).
+    queued: std::collections::VecDeque<Bytes>,
+    /// A pause before the next item (stall, slow drip).
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The next token event goes out without its `data:` field name (missing-data).
+    strip_data: bool,
 }
 
 impl TokenStream {
@@ -530,6 +608,7 @@ impl TokenStream {
     fn token_event(&mut self, emission: Emission) -> Bytes {
         // Stamped as it is handed to actix: the "actually sent" time of the record.
         self.log.tokens_sent(1, Instant::now());
+        self.tokens += 1;
         self.usage.completion_tokens += 1;
         self.usage.cached_tokens = emission.cached_tokens;
         if emission.finish.is_some() {
@@ -543,43 +622,121 @@ impl TokenStream {
         if let Some(record) = self.log.record() {
             record.text_sent(text);
         }
-        Bytes::from(self.format.token_event(text, emission.finish))
+        let event = self.format.token_event(text, emission.finish);
+        if std::mem::take(&mut self.strip_data) {
+            // An unknown SSE field to a client: the token is silently skipped.
+            return Bytes::from(event.replacen("data: ", "", 1));
+        }
+        Bytes::from(event)
     }
-}
 
-impl Stream for TokenStream {
-    type Item = Result<Bytes, std::convert::Infallible>;
+    /// A mid-stream fault whose time has come. `Err`: abort the connection now.
+    fn strike(&mut self) -> Result<(), io::Error> {
+        let Some(fault) = self.fault.filter(|f| f.after() == Some(self.tokens)) else {
+            return Ok(());
+        };
+        self.fault = None;
+        match fault {
+            Fault::DropMidStream(_) => {
+                self.log.finish(Some(Instant::now()), false);
+                return Err(io::Error::other("injected fault: connection dropped mid-stream"));
+            }
+            Fault::Stall { ms, .. } => {
+                self.pause = Some(Box::pin(tokio::time::sleep(Duration::from_millis(ms))));
+            }
+            Fault::BadJson(_) => self
+                .queued
+                .push_back(Bytes::from_static(b"data: {\"choices\": [{\"delta\": {\"content\": \n\n")),
+            Fault::NonUtf8(_) => self
+                .queued
+                .push_back(Bytes::from_static(b"data: {\"choices\": \xff\xfe\xfd}\n\n")),
+            Fault::HugeLine(_) => {
+                let mut line = Vec::with_capacity(HUGE_LINE_BYTES + 8);
+                line.extend_from_slice(b"data: ");
+                line.resize(HUGE_LINE_BYTES, b'a');
+                line.extend_from_slice(b"\n\n");
+                self.queued.push_back(Bytes::from(line));
+            }
+            Fault::ErrorEvent(_) => self.queued.push_back(Bytes::from_static(
+                b"data: {\"error\": {\"message\": \"injected fault: the engine failed mid-stream\", \"type\": \"InternalServerError\", \"code\": 500}}\n\n",
+            )),
+            Fault::MissingData(_) => self.strip_data = true,
+            _ => {}
+        }
+        Ok(())
+    }
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let event = match this.phase {
-            Phase::Tokens => match this.next_token(cx) {
+    /// The next event of the normal stream.
+    fn next_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let event = match self.phase {
+            Phase::Tokens => match self.next_token(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     // The engine stopped (server shutting down): end the body without [DONE].
-                    this.phase = Phase::End;
-                    this.log.finish(Some(Instant::now()), false);
+                    self.phase = Phase::End;
+                    self.log.finish(Some(Instant::now()), false);
                     return Poll::Ready(None);
                 }
-                Poll::Ready(Some(emission)) if this.role_pending => {
-                    this.role_pending = false;
-                    this.stashed = Some(emission);
-                    Bytes::from(this.format.role_event())
+                Poll::Ready(Some(emission)) if self.role_pending => {
+                    self.role_pending = false;
+                    self.stashed = Some(emission);
+                    Bytes::from(self.format.role_event())
                 }
-                Poll::Ready(Some(emission)) => this.token_event(emission),
+                Poll::Ready(Some(emission)) => self.token_event(emission),
             },
             Phase::Usage => {
-                this.phase = Phase::Done;
-                Bytes::from(this.format.usage_event(this.usage))
+                self.phase = Phase::Done;
+                Bytes::from(self.format.usage_event(self.usage))
             }
             Phase::Done => {
-                this.phase = Phase::End;
-                this.log.finish(Some(Instant::now()), true);
+                self.phase = Phase::End;
+                self.log.finish(Some(Instant::now()), true);
                 Bytes::from_static(DONE_EVENT.as_bytes())
             }
             Phase::End => return Poll::Ready(None),
         };
-        Poll::Ready(Some(Ok(event)))
+        Poll::Ready(Some(event))
+    }
+}
+
+impl Stream for TokenStream {
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(pause) = this.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.pause = None;
+        }
+        if let Some(piece) = this.queued.pop_front() {
+            if this.fault == Some(Fault::SlowDrip) && !this.queued.is_empty() {
+                this.pause = Some(Box::pin(tokio::time::sleep(DRIP_PAUSE)));
+            }
+            return Poll::Ready(Some(Ok(piece)));
+        }
+        if let Err(e) = this.strike() {
+            this.phase = Phase::End;
+            return Poll::Ready(Some(Err(e)));
+        }
+        if this.pause.is_some() || !this.queued.is_empty() {
+            // A stall or an injected event came first.
+            return Pin::new(this).poll_next(cx);
+        }
+        match this.next_event(cx) {
+            Poll::Ready(Some(event)) if this.fault == Some(Fault::SlowDrip) => {
+                // Three pieces, cut inside the event, 2 ms apart.
+                let third = (event.len() / 3).max(1);
+                let mut rest = event;
+                while rest.len() > third {
+                    this.queued.push_back(rest.split_to(third));
+                }
+                this.queued.push_back(rest);
+                Pin::new(this).poll_next(cx)
+            }
+            other => other.map(|e| e.map(Ok)),
+        }
     }
 }
 
