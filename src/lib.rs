@@ -226,5 +226,6 @@ async fn watch_signals(shutdown: Shutdown) {
     shutdown.raise(Level::Stop);
     tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
     eprintln!("second signal: exiting now");
+    console::ui::restore_if_active();
     std::process::exit(130);
 }

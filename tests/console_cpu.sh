@@ -5,7 +5,8 @@
 #
 # Two simulated servers, two clients at the same open-loop rate for the same time, run side by
 # side (same machine load for both); each client in its own tmux pane (a real terminal), one with
-# the console, one with --no-console. CPU = user + system time of the client process (GNU time).
+# the console, one with --no-console (stdout and stderr stay the pane's terminal for both).
+# CPU = user + system time of the client process (GNU time).
 set -euo pipefail
 bin=$(realpath "${1:?binary}")
 duration=${2:-600s}
@@ -34,7 +35,7 @@ run() { # mode port extra-flag
     -b rate -r $rate -d $duration -w 5s --max-vus 64 --no-saturation-stop --no-report \
     --prompt-options num_tokens=200,min_tokens=200,max_tokens=200,variance=0 \
     --decode-options num_tokens=64,min_tokens=64,max_tokens=64,variance=0 \
-    --output-dir $out/$mode $flag > $out/$mode.stdout; echo \$? > $out/$mode.exit"
+    --output-dir $out/$mode $flag; echo \$? > $out/$mode.exit"
   if tmux -L "$sock" has-session -t cpu 2>/dev/null; then
     tmux -L "$sock" new-window -t cpu -n "$mode" "$cmd"
   else

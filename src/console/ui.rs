@@ -32,6 +32,17 @@ use super::capture::StderrCapture;
 use super::state::{LiveState, Snapshot, StepSnapshot};
 use crate::shutdown::{Level, Shutdown};
 
+/// Whether a console owns the terminal now (raw mode, alternate screen).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// For paths that end the process without unwinding (a second SIGINT/SIGTERM): gives the
+/// terminal back if a console has it. Does nothing otherwise.
+pub fn restore_if_active() {
+    if ACTIVE.swap(false, Ordering::AcqRel) {
+        restore_terminal();
+    }
+}
+
 /// Redraws per second: live enough to read, cheap enough not to matter.
 const FRAME: Duration = Duration::from_millis(250);
 
@@ -112,6 +123,7 @@ impl TerminalGuard {
                 return Err(e);
             }
         };
+        ACTIVE.store(true, Ordering::Release);
         // Without the capture the run still works; log lines would only tear the screen.
         let capture = StderrCapture::start(ctx.state.clone()).ok();
         Ok(TerminalGuard { terminal, capture })
@@ -125,7 +137,7 @@ fn restore_terminal() {
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        restore_terminal();
+        restore_if_active();
         if let Some(c) = self.capture.take() {
             c.stop();
         }
