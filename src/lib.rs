@@ -10,6 +10,7 @@ pub mod config;
 pub mod console;
 pub mod coordinator;
 pub mod exit;
+pub mod limits;
 pub mod load;
 pub mod outputs;
 pub mod report;
@@ -53,6 +54,7 @@ pub fn run_with(
     handle_signals: bool,
 ) -> Result<RunSummary, RunError> {
     let url = endpoint_url(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
+    limits::prepare(cfg.max_vus);
     let gates = cfg
         .thresholds
         .iter()
