@@ -133,3 +133,70 @@ fn llama_cpp_streams_the_requested_tokens_and_counts_agree() {
         }
     }
 }
+
+/// Multi-turn chat against the real server: its chat template accepts the growing message
+/// lists (system, user, assistant, user, …), and each later turn's prompt, as the server counts
+/// it, holds the previous turn's prompt plus the answer and the new user turn.
+#[test]
+fn llama_cpp_multi_turn_prompts_grow_with_the_answers() {
+    let Some(tokenizer) = common::llama3_tokenizer("llama_cpp_multi_turn") else {
+        return;
+    };
+    let Some((_engine, port)) = start_engine() else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let dataset = out.path().join("chat.jsonl");
+    let line = |n: u32| {
+        serde_json::json!({"conversations": [
+            {"from": "system", "value": "You answer in one short sentence."},
+            {"from": "human", "value": format!("Question {n}: what is a tokenizer?")},
+            {"from": "gpt", "value": "unused"},
+            {"from": "human", "value": "And what is a chat template?"},
+            {"from": "human", "value": "Why does the prompt grow each turn?"},
+        ]})
+        .to_string()
+    };
+    std::fs::write(&dataset, format!("{}\n{}\n", line(1), line(2))).unwrap();
+    let mut cfg = common::config(&format!("http://127.0.0.1:{port}"), out.path());
+    cfg.tokenizer_name = Some(tokenizer);
+    cfg.dataset_file = Some(dataset);
+    cfg.prompt_options = None;
+    cfg.decode_options = Some(TokenizeOptions::fixed(OUTPUT_TOKENS));
+    // Open loop: an arrival sends the next turn of a conversation whose answer has ended, or
+    // starts one. (A closed loop against llama-server currently sees awc connect errors on
+    // reused connections, single-turn too: reported, not this test's subject.)
+    cfg.benchmark_kind = BenchmarkKind::Rate;
+    cfg.rates = Some(vec![3.0]);
+    cfg.duration = Duration::from_secs(4);
+    cfg.save_requests = true;
+    let summary = inference_benchmarker::run(cfg).expect("the run against llama.cpp completes");
+    let lines = read_lines(&sinks::json::requests_log_path(&summary.results_path));
+    assert_eq!(lines.len(), 12, "3 req/s for 4 s");
+    // (our prompt tokens, the server's), per request. Our count of a later turn adds the
+    // answer and the new user turn to the previous prompt; the server's must grow with it.
+    let mut counts: Vec<(u64, u64)> = lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l["outcome"], "ok", "{l}");
+            assert_eq!(l["server_completion_tokens"], OUTPUT_TOKENS, "{l}");
+            (
+                l["prompt_tokens"].as_u64().unwrap(),
+                l["server_prompt_tokens"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    counts.sort();
+    let levels: std::collections::BTreeSet<u64> = counts.iter().map(|c| c.0).collect();
+    assert!(levels.len() >= 3, "turns 1, 2 and 3 were sent: {counts:?}");
+    for pair in counts.windows(2) {
+        if pair[1].0 > pair[0].0 + OUTPUT_TOKENS {
+            assert!(pair[1].1 > pair[0].1 + OUTPUT_TOKENS, "{counts:?}");
+        }
+    }
+    let (first, last) = (counts[0], counts[counts.len() - 1]);
+    assert!(
+        last.1 > first.1 + 2 * OUTPUT_TOKENS,
+        "a third turn holds two answers: {counts:?}"
+    );
+}
