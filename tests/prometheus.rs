@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inference_benchmarker::config::{BenchmarkKind, RunConfig};
+use inference_benchmarker::shutdown::{Level, Shutdown};
 use inference_benchmarker::sim::{SimConfig, SimServer};
 use prometheus_support as ps;
 use serde_json::Value;
@@ -165,6 +166,67 @@ fn poll_metrics(
     })
 }
 
+/// Waits for the run's results file to say `completed`; its totals.
+fn completed_results(dir: &Path) -> Totals {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no completed results in {}",
+            dir.display()
+        );
+        let done = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+            .find(|d| d["status"] == "completed");
+        if let Some(doc) = done {
+            return json_totals(&doc);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The totals of a text exposition (summed over every series of each metric).
+fn exposition_totals(text: &str, run_id: &str) -> Totals {
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("inference_benchmarker_{name}{{")))
+            .filter(|l| l.contains(&format!("run_id=\"{run_id}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    Totals {
+        requests: sum("requests_total"),
+        output_tokens: sum("output_tokens_total"),
+        input_tokens: sum("input_tokens_total"),
+        dropped: sum("dropped_arrivals_total"),
+        ttft_count: sum("time_to_first_token_seconds_count"),
+        itl_count: sum("inter_token_latency_seconds_count"),
+        e2e_count: sum("e2e_latency_seconds_count"),
+        queue_delay_count: sum("queue_delay_seconds_count"),
+    }
+}
+
+/// Waits until `/metrics` serves `want` (the sink has taken every event); that exposition.
+fn exposition_with(addr: SocketAddr, run_id: &str, want: &Totals) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = Totals::default();
+    while Instant::now() < deadline {
+        if let Ok((200, body)) = ps::http_get(addr, "/metrics") {
+            last = exposition_totals(&body, run_id);
+            if &last == want {
+                return body;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("/metrics never served the results' totals: {last:?} vs {want:?}");
+}
+
 #[test]
 fn scraped_metrics_equal_the_results_and_feed_every_dashboard_panel() {
     const TEST: &str = "scraped_metrics_equal_the_results_and_feed_every_dashboard_panel";
@@ -188,20 +250,26 @@ fn scraped_metrics_equal_the_results_and_feed_every_dashboard_panel() {
     let out = tempfile::tempdir().unwrap();
     let mut cfg = sweep(&sim, out.path(), "scrape-1");
     cfg.prometheus_listen = Some(metrics_addr);
-    // Three scrapes at 1 s after the final values.
-    cfg.prometheus_linger = Duration::from_secs(3);
+    // Longer than any scrape could take: the test ends the linger itself (as Ctrl-C would) once
+    // Prometheus has scraped the final values.
+    cfg.prometheus_linger = Duration::from_secs(120);
     let started = ps::now_unix();
-    let done = Arc::new(AtomicBool::new(false));
-    let poller = poll_metrics(metrics_addr, done.clone());
-    let summary = inference_benchmarker::run(cfg).expect("the run completes");
-    let ended = ps::now_unix();
-    done.store(true, Ordering::Relaxed);
-    let exposition = poller.join().unwrap().expect("/metrics was served");
-    sim.stop();
-
-    let doc = common::validated(&summary.results_path);
-    let want = json_totals(&doc);
+    let shutdown = Shutdown::new();
+    let run = {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || inference_benchmarker::run_with(cfg, shutdown, false))
+    };
+    // The results file is complete first; then /metrics serves the same totals.
+    let want = completed_results(out.path());
     assert!(want.requests > 0.0 && want.ttft_count > 0.0, "{want:?}");
+    let exposition = exposition_with(metrics_addr, "scrape-1", &want);
+    prom.wait_for_scrape_after(ps::now_unix());
+    shutdown.raise(Level::Stop);
+    let summary = run.join().unwrap().expect("the run completes");
+    let ended = ps::now_unix();
+    sim.stop();
+    assert_eq!(json_totals(&common::validated(&summary.results_path)), want);
+
     let got =
         prometheus_totals(&prom, "scrape-1", &|s| format!("max_over_time({s}[10m])")).unwrap();
     if got != want {
