@@ -285,13 +285,7 @@ const PROGRESS_BATCH: usize = 2048;
 /// Token counts of `texts`, in parallel batches, with a progress bar on a terminal (hidden
 /// otherwise).
 fn count_with_progress(tok: &Tokenizer, texts: &[String]) -> tokenizers::Result<Vec<u64>> {
-    let bar = indicatif::ProgressBar::new(texts.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "tokenizing {bar:40} {pos}/{len} prompts {elapsed}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(texts.len());
     let mut counts = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(PROGRESS_BATCH) {
         let batch: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -301,6 +295,40 @@ fn count_with_progress(tok: &Tokenizer, texts: &[String]) -> tokenizers::Result<
     }
     bar.finish_and_clear();
     Ok(counts)
+}
+
+/// Prompts cut to their targets (`cut::cut_batch`), in parallel batches, with a progress bar
+/// on a terminal.
+fn cut_with_progress(
+    tok: &Tokenizer,
+    texts: &[&str],
+    targets: &[u64],
+    starts: &[Vec<usize>],
+) -> Result<Vec<Option<cut::Cut>>, String> {
+    let bar = progress_bar(texts.len());
+    let mut cuts = Vec::with_capacity(texts.len());
+    for (k, chunk) in texts.chunks(PROGRESS_BATCH).enumerate() {
+        let first = k * PROGRESS_BATCH;
+        let chunk_targets = &targets[first..first + chunk.len()];
+        cuts.extend(cut::cut_batch(tok, chunk, chunk_targets, |i, pos| {
+            off_separator(&starts[first + i], pos)
+        })?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(cuts)
+}
+
+/// Drawn on stderr only when it is a terminal.
+fn progress_bar(len: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "tokenizing {bar:40} {pos}/{len} prompts {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// Fills `later_turns` of `requests[k]` from the dataset entry `entry_of[k]`: every later user
@@ -360,10 +388,8 @@ fn cut_prompts(
         .map(|p| message_starts(&p.messages))
         .collect();
     let texts: Vec<&str> = joined.iter().map(String::as_str).collect();
-    let cuts = cut::cut_batch(tok, &texts, &targets, |i, pos| {
-        off_separator(&starts[i], pos)
-    })
-    .map_err(|e| format!("tokenizing dataset '{shown}' failed: {e}"))?;
+    let cuts = cut_with_progress(tok, &texts, &targets, &starts)
+        .map_err(|e| format!("tokenizing dataset '{shown}' failed: {e}"))?;
     let mut requests = Vec::with_capacity(joined.len());
     let mut entry_of = Vec::with_capacity(joined.len());
     let (mut too_short, mut lost_user_turn) = (0usize, 0usize);
