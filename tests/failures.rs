@@ -224,3 +224,76 @@ fn ctrl_c_mid_run_writes_what_was_measured() {
         "in-flight requests finished"
     );
 }
+
+/// SIGTERM (Kubernetes): in-flight requests get `--shutdown-grace`, then end as `cancelled` —
+/// counted, not lost — and the results are written; exit code 130.
+#[test]
+fn sigterm_cancels_what_outlives_the_grace_period() {
+    // Each request streams for ~10 s: none can finish within a 1 s grace.
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(20.0),
+            fixed_itl_ms: Some(500.0),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let child = common::binary()
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "60s",
+            "-b",
+            "rate",
+            "-r",
+            "5",
+            "-n",
+        ])
+        .args([
+            "--decode-options",
+            "num_tokens=20,min_tokens=20,max_tokens=20,variance=0",
+        ])
+        .args(["--shutdown-grace", "1s", "--output-dir"])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.stats().received < 10 {
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let signalled = Instant::now();
+    let run = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    sim.stop();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(130), "{stderr}");
+    assert!(
+        took < Duration::from_secs(5),
+        "1 s grace, then cancel and write: {took:?}"
+    );
+
+    let doc = common::validated(&common::results_file(out.path()));
+    assert_eq!(doc["status"], "interrupted");
+    let step = &doc["results"][0];
+    let total = step["total_requests"].as_u64().unwrap();
+    assert!(total >= 10, "{total}");
+    assert_eq!(
+        step["errors"]["cancelled"].as_u64(),
+        Some(total),
+        "all were in flight: {step}"
+    );
+    assert_eq!(step["ended_early"], "interrupted by signal");
+}
