@@ -32,9 +32,9 @@ pub fn raise_open_files() -> Result<OpenFiles, String> {
         }
     }
     Ok(OpenFiles {
-        before: before as u64,
-        soft: lim.rlim_cur as u64,
-        hard: lim.rlim_max as u64,
+        before,
+        soft: lim.rlim_cur,
+        hard: lim.rlim_max,
     })
 }
 
@@ -87,6 +87,9 @@ mod tests {
         };
         assert_eq!(fit_warning(l, 512), None);
         let w = fit_warning(l, 5000).unwrap();
-        assert!(w.contains("--max-vus 5000") && w.contains("limit is 1024"), "{w}");
+        assert!(
+            w.contains("--max-vus 5000") && w.contains("limit is 1024"),
+            "{w}"
+        );
     }
 }
