@@ -672,6 +672,30 @@ mod tests {
     }
 
     #[test]
+    fn cuts_are_exact_across_progress_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = StdRng::seed_from_u64(5);
+        let n = PROGRESS_BATCH + 100;
+        let entries: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                let text = synthetic::text(&mut rng, 40);
+                serde_json::json!({"id": i, "conversations": [{"role": "system", "content": "Sys."}, {"role": "user", "content": text}]})
+            })
+            .collect();
+        let file = write_dataset(dir.path(), &serde_json::Value::Array(entries).to_string());
+        let mut c = cfg();
+        c.dataset_file = Some(file);
+        c.prompt_options = Some(TokenizeOptions::fixed(20));
+        let w = prepare(&c).unwrap();
+        assert_eq!(w.requests.len(), n);
+        for r in &w.requests {
+            assert_eq!(r.prompt_tokens, 20);
+            assert_eq!(count_tokens(&w.tokenizer, &r.prompt), 20);
+            assert_eq!(r.messages[0], msg("system", "Sys."));
+        }
+    }
+
+    #[test]
     fn dataset_none_long_enough_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let file = write_dataset(
