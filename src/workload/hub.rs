@@ -253,7 +253,10 @@ enum Failure {
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .timeout_resolve(Some(CONNECT_TIMEOUT))
         .timeout_connect(Some(CONNECT_TIMEOUT))
+        // A hub that accepts the connection but never answers is unreachable too.
+        .timeout_recv_response(Some(CONNECT_TIMEOUT * 3))
         .timeout_global(Some(DOWNLOAD_TIMEOUT))
         // A renamed repository redirects on the same host and still needs the token; the CDN
         // that serves large files gets signed URLs and must not see it.
