@@ -69,9 +69,12 @@ pub fn start_live_sinks(
 /// Whether traces are on: `--otlp-endpoint`, or the standard endpoint variables.
 pub fn tracing_enabled(cfg: &RunConfig) -> bool {
     cfg.otlp_endpoint.is_some()
-        || ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-            .iter()
-            .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
+        || [
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|s| !s.trim().is_empty()))
 }
 
 /// The request path's trace sampler, when traces are on.

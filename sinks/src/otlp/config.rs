@@ -146,7 +146,10 @@ mod tests {
             host_port("http://127.0.0.1:8000/v1/chat"),
             ("127.0.0.1".into(), Some(8000))
         );
-        assert_eq!(host_port("https://api.example.com"), ("api.example.com".into(), Some(443)));
+        assert_eq!(
+            host_port("https://api.example.com"),
+            ("api.example.com".into(), Some(443))
+        );
         assert_eq!(host_port("http://[::1]:9/x"), ("::1".into(), Some(9)));
         assert_eq!(host_port("http://u:p@h:7"), ("h".into(), Some(7)));
         assert_eq!(host_port("h"), ("h".into(), Some(80)));

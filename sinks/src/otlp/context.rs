@@ -39,7 +39,9 @@ impl TraceSampler {
     /// `ratio` must be in 0..=1.
     pub fn new(ratio: f64) -> Result<TraceSampler, String> {
         if !(0.0..=1.0).contains(&ratio) {
-            return Err(format!("trace sample ratio must be within 0..1, got {ratio}"));
+            return Err(format!(
+                "trace sample ratio must be within 0..1, got {ratio}"
+            ));
         }
         Ok(TraceSampler { ratio })
     }
@@ -141,10 +143,7 @@ mod tests {
             sampled: true,
         };
         let h = traceparent(&ctx);
-        assert_eq!(
-            h,
-            "00-abababababababababababababababab-0102030405060708-01"
-        );
+        assert_eq!(h, "00-abababababababababababababababab-0102030405060708-01");
         assert_eq!(parse_traceparent(&h), Some(ctx));
         let off = TraceContext {
             sampled: false,

@@ -64,7 +64,10 @@ type Exporter = Arc<tokio::sync::Mutex<opentelemetry_otlp::SpanExporter>>;
 pub fn resource(run_id: &str) -> Resource {
     let named = std::env::var_os("OTEL_SERVICE_NAME").is_some()
         || std::env::var("OTEL_RESOURCE_ATTRIBUTES")
-            .map(|v| v.split(',').any(|kv| kv.trim().starts_with("service.name=")))
+            .map(|v| {
+                v.split(',')
+                    .any(|kv| kv.trim().starts_with("service.name="))
+            })
             .unwrap_or(false);
     let mut b = Resource::builder();
     if !named {
@@ -245,7 +248,9 @@ impl OtlpSink {
         self.stats
             .exported
             .fetch_add(result.exported, Ordering::Relaxed);
-        self.stats.failed.fetch_add(result.failed, Ordering::Relaxed);
+        self.stats
+            .failed
+            .fetch_add(result.failed, Ordering::Relaxed);
         if let Some(e) = result.error {
             log::debug!("OTLP export failed: {e}");
             self.last_error = Some(e);

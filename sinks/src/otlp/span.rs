@@ -122,7 +122,10 @@ pub fn request_attributes(cfg: &OtlpConfig, req: &RequestFinished) -> Vec<KeyVal
         ));
     }
     if let Some(status) = req.http_status {
-        a.push(KeyValue::new("http.response.status_code", i64::from(status)));
+        a.push(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
     }
     if let Some(kind) = error_type(req) {
         a.push(KeyValue::new("error.type", kind));
@@ -203,7 +206,10 @@ pub fn request_span(
         attributes: request_attributes(cfg, req),
         dropped_attributes_count: 0,
         events: span_events(events),
-        links: span_links(step.map(|s| vec![Link::with_context(s)]).unwrap_or_default()),
+        links: span_links(
+            step.map(|s| vec![Link::with_context(s)])
+                .unwrap_or_default(),
+        ),
         status,
         instrumentation_scope: scope(),
     })
@@ -332,8 +338,13 @@ mod tests {
     fn an_ok_request_becomes_a_client_span_with_genai_attributes() {
         let anchor = 1_000_000_000_000_000_000u128;
         let step = span_context([1; 16], [2; 8]);
-        let s = request_span(&cfg(), anchor, &request(Outcome::Ok, true), Some(step.clone()))
-            .unwrap();
+        let s = request_span(
+            &cfg(),
+            anchor,
+            &request(Outcome::Ok, true),
+            Some(step.clone()),
+        )
+        .unwrap();
         assert_eq!(s.name, "chat tiny");
         assert_eq!(s.span_kind, SpanKind::Client);
         assert_eq!(s.span_context.trace_id(), TraceId::from_bytes([7; 16]));
@@ -371,7 +382,10 @@ mod tests {
             attr(&s, "gen_ai.response.finish_reasons"),
             Some(&Value::Array(Array::String(vec!["length".into()])))
         );
-        assert_eq!(attr(&s, "inference_benchmarker.scheduled_at_ms"), Some(&1.0.into()));
+        assert_eq!(
+            attr(&s, "inference_benchmarker.scheduled_at_ms"),
+            Some(&1.0.into())
+        );
         assert!(attr(&s, "error.type").is_none());
         // No text ever.
         for kv in &s.attributes {
@@ -412,7 +426,12 @@ mod tests {
         let names: Vec<_> = s.events.events.iter().map(|e| e.name.as_ref()).collect();
         assert_eq!(
             names,
-            ["gen_ai.first_token", "gen_ai.chunk", "gen_ai.chunk", "gen_ai.chunk"]
+            [
+                "gen_ai.first_token",
+                "gen_ai.chunk",
+                "gen_ai.chunk",
+                "gen_ai.chunk"
+            ]
         );
         assert_eq!(s.events.events[3].timestamp, wall(0, 53_000_000));
     }
