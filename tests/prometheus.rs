@@ -87,7 +87,8 @@ fn prometheus_totals(
 fn sweep(sim: &SimServer, out: &Path, run_id: &str) -> RunConfig {
     let mut cfg = common::config(&sim.url(), out);
     cfg.benchmark_kind = BenchmarkKind::Sweep;
-    cfg.warmup = Duration::from_secs(1);
+    // Two scrapes long at least, so the warmup phase is seen.
+    cfg.warmup = Duration::from_secs(2);
     cfg.duration = Duration::from_secs(2);
     cfg.num_rates = 2;
     cfg.max_vus = 8;
@@ -298,6 +299,38 @@ fn scraped_metrics_equal_the_results_and_feed_every_dashboard_panel() {
         );
     }
     assert_eq!(got, want, "Prometheus (left) vs the results file (right)");
+
+    // The live gauges moved during the run: 8 users in the throughput step, requests in flight,
+    // the sweep's rates offered, every phase visited, one lag series per worker.
+    let max = |e: &str| {
+        prom.scalar(&format!(
+            "max(max_over_time({e}{{run_id=\"scrape-1\"}}[10m]))"
+        ))
+    };
+    assert_eq!(max("inference_benchmarker_virtual_users").unwrap(), 8.0);
+    assert!(max("inference_benchmarker_in_flight_requests").unwrap() >= 1.0);
+    assert!(max("inference_benchmarker_offered_rate_requests_per_second").unwrap() > 0.0);
+    for phase in ["warmup", "step", "drain", "idle"] {
+        let e = format!("inference_benchmarker_phase{{phase=\"{phase}\",run_id=\"scrape-1\"}}");
+        let seen = prom
+            .scalar(&format!("max(max_over_time({e}[10m]))"))
+            .unwrap();
+        // A drain may be shorter than a scrape interval; the others are not.
+        if phase != "drain" {
+            assert_eq!(seen, 1.0, "phase {phase} never seen");
+        }
+    }
+    let lag = prom
+        .query("inference_benchmarker_event_loop_lag_seconds{run_id=\"scrape-1\"}[10m]")
+        .unwrap();
+    assert_eq!(lag.len(), 2, "one series per worker: {lag:?}");
+    let steps = prom
+        .query("count(count_over_time(inference_benchmarker_step_info{run_id=\"scrape-1\"}[10m]))")
+        .unwrap();
+    assert_eq!(
+        steps[0]["value"][1], "4",
+        "warmup + throughput + 2 rates: {steps:?}"
+    );
 
     // The exposition: lint-clean, constant labels on everything, sanitized extra meta.
     let findings = ps::promtool_findings(&promtool, &exposition);

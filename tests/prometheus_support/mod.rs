@@ -122,11 +122,23 @@ impl Prometheus {
             .spawn()
             .expect("prometheus starts");
         wait_ready(addr, "/-/ready", "prometheus", &mut child);
-        Prometheus {
+        let prom = Prometheus {
             child,
             addr,
             _dir: dir,
+        };
+        // Service discovery hands targets to the scrapers only after a few seconds: wait for a
+        // first scrape of every target (`up` exists, 0 while it is down), so nothing a run
+        // exports early is missed.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while prom.scalar("count(up)").ok() != Some(targets.len() as f64) {
+            assert!(
+                Instant::now() < deadline,
+                "prometheus never scraped its targets"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
+        prom
     }
 
     fn api(&self, path: &str) -> Result<Value, String> {
