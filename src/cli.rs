@@ -183,6 +183,12 @@ pub struct RunArgs {
     /// Open loop: grow the rate linearly from 0 over this first part of each step (e.g. 30s)
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub ramp_up: Duration,
+    /// https://: also trust the CA certificates in this PEM file (private CAs)
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// https://: accept any server certificate (self-signed test servers; never in production)
+    #[arg(long)]
+    pub insecure: bool,
     /// Serve Prometheus metrics on http://IP:PORT/metrics during the run, e.g. 127.0.0.1:9464
     #[arg(long, value_name = "IP:PORT")]
     pub prometheus_listen: Option<std::net::SocketAddr>,
@@ -352,6 +358,8 @@ impl RunArgs {
             slo: self.slo.as_deref().map(str::parse).transpose()?,
             queue_when_saturated: self.queue_when_saturated,
             ramp_up: self.ramp_up,
+            ca_cert: self.ca_cert,
+            insecure: self.insecure,
             otlp_endpoint: self.otlp_endpoint,
             otlp_protocol: match self.otlp_protocol.as_str() {
                 "grpc" => sinks::otlp::OtlpProtocol::Grpc,
@@ -436,6 +444,9 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     if cfg.benchmark_kind == BenchmarkKind::Rate && cfg.rates.as_ref().is_none_or(|r| r.is_empty())
     {
         return Err("--benchmark-kind rate needs --rates (e.g. --rates 1,5,10)".into());
+    }
+    if cfg.insecure {
+        eprintln!("warning: --insecure: the server's TLS certificate is not verified");
     }
     if !cfg.ramp_up.is_zero() && cfg.ramp_up >= cfg.duration {
         return Err("--ramp-up must be shorter than --duration".into());

@@ -106,6 +106,10 @@ pub struct RunConfig {
     /// Open loop: the rate grows linearly from 0 over this first part of each step.
     #[serde(with = "humantime_serde_compat")]
     pub ramp_up: Duration,
+    /// PEM certificates of a private CA, trusted besides the system's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Accept any server certificate (self-signed test servers).
+    pub insecure: bool,
     /// OTLP collector base URL for traces (`--otlp-endpoint`); without it the standard
     /// `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` variables turn tracing on. Not serialized: such a
     /// URL may carry credentials.
@@ -174,6 +178,8 @@ impl RunConfig {
             slo: None,
             queue_when_saturated: false,
             ramp_up: Duration::ZERO,
+            ca_cert: None,
+            insecure: false,
             otlp_endpoint: None,
             otlp_protocol: sinks::otlp::OtlpProtocol::Http,
             trace_sample_ratio: 1.0,

@@ -19,6 +19,7 @@ pub mod shutdown;
 pub mod sim;
 pub mod table;
 pub mod thresholds;
+pub mod tls;
 pub mod workers;
 pub mod workload;
 
@@ -97,8 +98,9 @@ async fn start(
     let authorization = cfg.api_key.as_ref().map(|k| format!("Bearer {k}"));
     let settings = ClientSettings {
         max_connections: cfg.max_vus as usize + 1,
+        tls: tls::client_config(cfg.ca_cert.as_deref(), cfg.insecure).map_err(RunError::Config)?,
     };
-    let probe = workers::build_client(settings);
+    let probe = workers::build_client(&settings);
     let model = tokio::select! {
         m = coordinator::health::check(&probe, &cfg.url, authorization.as_deref(), cfg.model_name.as_deref()) => m?,
         _ = shutdown.reached(Level::Stop) => return Err(RunError::Interrupted { results: None }),
@@ -160,7 +162,7 @@ async fn start(
         shutdown: shutdown.clone(),
         tracing: outputs::trace_sampler(&cfg),
     });
-    let workers = Arc::new(Workers::start(cfg.workers, settings));
+    let workers = Arc::new(Workers::start(cfg.workers, settings.clone()));
     workers.start_lag_probes(&gauges);
     let engine = Engine {
         clock,

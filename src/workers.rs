@@ -18,19 +18,22 @@ thread_local! {
 }
 
 /// Settings of the per-worker client.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ClientSettings {
     /// At least the run's maximum concurrency: awc's default of 100 silently queues requests.
     pub max_connections: usize,
+    /// For `https://` targets.
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 /// The client of the current worker thread, built on first use.
-pub fn client(settings: ClientSettings) -> awc::Client {
+pub fn client(settings: &ClientSettings) -> awc::Client {
     CLIENT.with(|c| c.get_or_init(|| build_client(settings)).clone())
 }
 
-pub fn build_client(settings: ClientSettings) -> awc::Client {
+pub fn build_client(settings: &ClientSettings) -> awc::Client {
     let connector = awc::Connector::new()
+        .rustls_0_23(settings.tls.clone())
         .limit(settings.max_connections)
         .timeout(CONNECT_TIMEOUT);
     awc::Client::builder()

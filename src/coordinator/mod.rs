@@ -222,7 +222,7 @@ impl Engine {
             pool: self.pool.clone(),
             tracker: tracker.clone(),
             recorder: self.recorder.clone(),
-            settings: self.settings,
+            settings: self.settings.clone(),
         });
         let start = self.clock.now();
         let send_until = start + step.duration.as_nanos() as u64;

@@ -251,7 +251,7 @@ impl Session {
 /// Runs one turn as `run_one` does, returning its answer and its output tokens when it ended
 /// well.
 async fn run_turn(step: &StepContext, job: Job) -> Option<(String, u64)> {
-    let client = workers::client(step.settings);
+    let client = workers::client(&step.settings);
     let (record, answer) = execute_turn(&client, &step.shared, job).await;
     let ok = record.outcome.is_ok();
     let tokens = record.output_tokens;

@@ -41,7 +41,7 @@ impl Actor for Request {
 /// Executes a job, hands its record to the recorder, and only then counts it out of the step:
 /// when a step's tracker is idle, every record of the step is in the recorder.
 pub async fn run_one(step: &StepContext, job: Job) {
-    let client = workers::client(step.settings);
+    let client = workers::client(&step.settings);
     let record = execute(&client, &step.shared, job).await;
     let ok = record.outcome.is_ok();
     publish(&step.recorder, record).await;

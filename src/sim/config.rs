@@ -119,6 +119,12 @@ pub struct SimConfig {
     /// drop-mid-stream=5, stall=0:30000 (repeatable; see the fault table in `sim/fault.rs`)
     #[arg(long = "fault")]
     pub faults: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key)
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -144,6 +150,8 @@ impl Default for SimConfig {
             record_cap: DEFAULT_RECORD_CAP,
             seed: DEFAULT_SEED,
             faults: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

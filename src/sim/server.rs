@@ -835,7 +835,12 @@ impl SimServer {
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
-        format!("http://{addr}")
+        let scheme = if self.shared.cfg.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
     }
 
     /// Copies of the kept records (empty unless recording).
@@ -882,6 +887,7 @@ fn serve_thread(shared: Arc<Shared>, ready: std::sync::mpsc::Sender<Ready>) {
             actix_rt::spawn(engine_loop(handle.clone()));
         }
         let (host, port, workers) = (shared.cfg.host.clone(), shared.cfg.port, shared.cfg.workers);
+        let tls = tls_config(&shared.cfg);
         let data = web::Data::from(shared);
         let bound = HttpServer::new(move || {
             App::new()
@@ -894,8 +900,12 @@ fn serve_thread(shared: Arc<Shared>, ready: std::sync::mpsc::Sender<Ready>) {
         // Each token event must leave at once, as from vLLM (uvicorn disables Nagle too).
         .tcp_nodelay(true)
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-        .bind((host.as_str(), port));
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
+        let bound = match tls {
+            Ok(Some(tls)) => bound.bind_rustls_0_23((host.as_str(), port), tls),
+            Ok(None) => bound.bind((host.as_str(), port)),
+            Err(e) => Err(e),
+        };
         let server = match bound {
             Ok(server) => server,
             Err(err) => {
@@ -915,6 +925,25 @@ fn serve_thread(shared: Arc<Shared>, ready: std::sync::mpsc::Sender<Ready>) {
             log::error!("simulated server: {err}");
         }
     });
+}
+
+/// `--tls-cert` + `--tls-key` (PEM): serve HTTPS.
+fn tls_config(cfg: &SimConfig) -> io::Result<Option<rustls::ServerConfig>> {
+    let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+    };
+    let certs =
+        rustls_pemfile::certs(&mut read(cert)?.as_slice()).collect::<Result<Vec<_>, _>>()?;
+    let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())?
+        .ok_or_else(|| io::Error::other(format!("{}: no private key", key.display())))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map(Some)
+        .map_err(io::Error::other)
 }
 
 /// The `inference-benchmarker sim` subcommand: serve until SIGINT/SIGTERM, log the address.
