@@ -32,7 +32,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the built-in simulated inference server (OpenAI-compatible) until SIGINT/SIGTERM.
-    Sim(SimArgs),
+    // Boxed: the simulated server's flags are many, the other variants small.
+    Sim(Box<SimArgs>),
     /// Render results files as one self-contained HTML report (several files overlay).
     Report(ReportArgs),
     /// Compare two results files step by step; regressions beyond --tolerance are marked.
@@ -492,7 +493,7 @@ pub fn main() -> i32 {
     };
     init_logging();
     match cli.command {
-        Some(Command::Sim(args)) => run_sim(args),
+        Some(Command::Sim(args)) => run_sim(*args),
         Some(Command::Report(args)) => run_report(args),
         Some(Command::Compare(args)) => run_compare(args),
         None => run_benchmark(cli.run, &matches),

@@ -108,11 +108,13 @@ async fn start(
     drop(probe);
 
     let bodies = prepare_bodies(&cfg, &model, &workload);
+    let keep_alive = probe_keep_alive(&url, authorization.as_deref(), &bodies[0]).await;
     let pool = Arc::new(load::conversation::pool(&cfg, &model, &workload, bodies));
     let clock = Clock::start();
     let mut config_json = serde_json::to_value(&cfg).unwrap_or_default();
     if let Some(obj) = config_json.as_object_mut() {
         obj.insert("model_name".into(), model.clone().into());
+        obj.insert("keep_alive".into(), keep_alive.into());
         obj.insert("tokenizer".into(), workload.tokenizer_label.clone().into());
         obj.insert("dataset_source".into(), workload.source.clone().into());
         obj.insert("workload".into(), workload.describe());
@@ -161,6 +163,7 @@ async fn start(
         clock,
         shutdown: shutdown.clone(),
         tracing: outputs::trace_sampler(&cfg),
+        keep_alive,
     });
     let workers = Arc::new(Workers::start(cfg.workers, settings.clone()));
     workers.start_lag_probes(&gauges);
@@ -193,6 +196,27 @@ async fn start(
         eprintln!("{note}");
     }
     result
+}
+
+/// Whether pooled connections may be reused: a server that closes the connection after each
+/// streamed response gets a connection per request (see `coordinator::keep_alive`).
+async fn probe_keep_alive(url: &str, authorization: Option<&str>, first: &PreparedBody) -> bool {
+    // One tiny request: the first prompt, one output token.
+    let mut body: serde_json::Value = serde_json::from_slice(&first.body).unwrap_or_default();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("max_tokens".into(), 1.into());
+    }
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    match coordinator::keep_alive::probe(url, authorization, &body).await {
+        Some(false) => {
+            eprintln!(
+                "pre-flight: the server closes the connection after every streamed response \
+                 (llama.cpp does); each request opens its own connection"
+            );
+            false
+        }
+        _ => true,
+    }
 }
 
 /// Request bodies are serialized once, here, so the hot path only clones `Bytes`.

@@ -32,6 +32,10 @@ fn demo_runs_offline_and_writes_valid_results() {
 
     let doc = common::validated(&common::results_file(out.path()));
     assert_eq!(doc["status"], "completed");
+    assert_eq!(
+        doc["config"]["keep_alive"], true,
+        "the simulated server keeps connections open"
+    );
     let steps = doc["results"].as_array().unwrap();
     assert_eq!(steps.len(), 3, "throughput + 2 rates");
     assert_eq!(steps[0]["id"], "throughput");

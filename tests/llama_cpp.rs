@@ -200,3 +200,37 @@ fn llama_cpp_multi_turn_prompts_grow_with_the_answers() {
         "a third turn holds two answers: {counts:?}"
     );
 }
+
+/// llama-server closes the connection after every streamed response while advertising
+/// keep-alive; a closed-loop user reusing it at once would race the close and lose requests.
+/// The pre-flight finds this and gives each request its own connection: no failure.
+#[test]
+fn llama_cpp_closed_loop_loses_no_request_to_closed_connections() {
+    let Some(tokenizer) = common::llama3_tokenizer("llama_cpp closed loop") else {
+        return;
+    };
+    let Some((_engine, port)) = start_engine() else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&format!("http://127.0.0.1:{port}"), out.path());
+    cfg.tokenizer_name = Some(tokenizer);
+    cfg.benchmark_kind = BenchmarkKind::Throughput;
+    cfg.max_vus = 4;
+    cfg.duration = Duration::from_secs(3);
+    cfg.prompt_options = Some(TokenizeOptions::fixed(16));
+    cfg.decode_options = Some(TokenizeOptions::fixed(8));
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    let doc = common::validated(&summary.results_path);
+    assert_eq!(
+        doc["config"]["keep_alive"], false,
+        "the pre-flight saw the server close"
+    );
+    let step = &summary.steps[0];
+    assert!(step.total_requests >= 20, "{}", step.total_requests);
+    assert_eq!(
+        step.failed_requests, 0,
+        "{:?} {:?}",
+        step.errors, step.first_error
+    );
+}

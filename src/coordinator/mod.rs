@@ -6,6 +6,7 @@
 
 pub mod generator;
 pub mod health;
+pub mod keep_alive;
 pub mod plan;
 pub mod saturation;
 

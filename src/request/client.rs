@@ -32,6 +32,10 @@ pub struct RequestShared {
     /// When OTLP tracing is on: each request gets a trace context (its `traceparent` header,
     /// its span's ids in the record).
     pub tracing: Option<sinks::otlp::TraceSampler>,
+    /// False when the server closes the connection after every streamed response (found by the
+    /// pre-flight probe): each request then opens its own connection instead of racing the
+    /// server's close on a pooled one.
+    pub keep_alive: bool,
 }
 
 /// A prompt ready to send: its body was serialized once at startup.
@@ -167,6 +171,9 @@ async fn stream(
     }
     if let Some(trace) = &rec.trace {
         req = req.insert_header(("traceparent", sinks::otlp::traceparent(trace)));
+    }
+    if !shared.keep_alive {
+        req = req.force_close();
     }
     rec.sent_at = clock.now();
     let deadline = tokio::time::sleep(shared.timeout);
