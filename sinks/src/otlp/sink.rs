@@ -369,3 +369,103 @@ impl Handler<SinkFlush> for OtlpSink {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Outcome, RequestFinished, RunStarted, TokenSource, TraceContext};
+    use std::net::TcpListener;
+
+    fn request(i: u8) -> RequestFinished {
+        RequestFinished {
+            id: format!("r{i}"),
+            step: 1,
+            scheduled_at: 0,
+            sent_at: 10,
+            first_token_at: Some(20),
+            end_at: 30,
+            chunk_offsets_us: vec![0],
+            prompt_tokens: 1,
+            requested_output_tokens: None,
+            output_tokens: 1,
+            output_tokens_source: TokenSource::Server,
+            server_prompt_tokens: None,
+            server_completion_tokens: None,
+            server_cached_tokens: None,
+            outcome: Outcome::Ok,
+            http_status: Some(200),
+            error: None,
+            finish_reason: None,
+            response_model: None,
+            output_text: None,
+            trace: Some(TraceContext {
+                trace_id: [i + 1; 16],
+                span_id: [i + 1; 8],
+                sampled: true,
+            }),
+        }
+    }
+
+    /// A full queue drops and counts; a dead collector fails and counts; the flush still
+    /// answers, quickly, with the loss in its error.
+    #[actix_rt::test]
+    async fn full_queue_and_dead_collector_are_counted_not_waited_for() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        }; // closed again: nothing listens there
+        let mut cfg = OtlpConfig::new("run", "m", "chat", "http://127.0.0.1:1");
+        cfg.endpoint = Some(format!("http://127.0.0.1:{port}"));
+        cfg.queue_capacity = 2;
+        cfg.batch_size = 100;
+        cfg.export_interval = Duration::from_secs(3600);
+        let arbiter = actix_rt::Arbiter::new();
+        let started = start(cfg, &arbiter.handle()).unwrap();
+        let events = &started.sink.events;
+        events
+            .send(SinkEvent(Event::RunStarted(Arc::new(RunStarted {
+                run_id: "run".into(),
+                anchor_unix_nanos: 1_700_000_000_000_000_000,
+            }))))
+            .await
+            .unwrap();
+        for i in 0..5 {
+            events
+                .send(SinkEvent(Event::Request(Arc::new(request(i)))))
+                .await
+                .unwrap();
+        }
+        let t = Instant::now();
+        let reply = started
+            .sink
+            .flush
+            .send(SinkFlush { last: true })
+            .await
+            .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        let err = reply.unwrap_err();
+        assert!(err.contains("6 spans lost"), "{err}");
+        let s = &started.stats;
+        // 3 requests and the run span did not fit; the 2 queued ones failed to export.
+        assert_eq!(s.dropped.load(Ordering::Relaxed), 4);
+        assert_eq!(s.failed.load(Ordering::Relaxed), 2);
+        assert_eq!(s.exported.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            s.summary(),
+            "OTLP traces: 0 spans exported, 4 dropped (queue full), 2 failed to export"
+        );
+        arbiter.stop();
+    }
+
+    #[test]
+    fn bad_endpoints_are_configuration_errors() {
+        let arbiter = actix_rt::System::new();
+        arbiter.block_on(async {
+            let mut cfg = OtlpConfig::new("run", "m", "chat", "http://127.0.0.1:1");
+            cfg.endpoint = Some("127.0.0.1:4318".into());
+            let a = actix_rt::Arbiter::new();
+            assert!(start(cfg, &a.handle()).is_err());
+            a.stop();
+        });
+    }
+}
