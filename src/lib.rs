@@ -108,7 +108,9 @@ async fn start(
     drop(probe);
 
     let bodies = prepare_bodies(&cfg, &model, &workload);
-    let keep_alive = probe_keep_alive(&url, authorization.as_deref(), &bodies[0]).await;
+    let preflight_id = format!("{}-preflight", cfg.run_id);
+    let keep_alive =
+        probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &bodies[0]).await;
     let pool = Arc::new(load::conversation::pool(&cfg, &model, &workload, bodies));
     let clock = Clock::start();
     let mut config_json = serde_json::to_value(&cfg).unwrap_or_default();
@@ -200,14 +202,19 @@ async fn start(
 
 /// Whether pooled connections may be reused: a server that closes the connection after each
 /// streamed response gets a connection per request (see `coordinator::keep_alive`).
-async fn probe_keep_alive(url: &str, authorization: Option<&str>, first: &PreparedBody) -> bool {
+async fn probe_keep_alive(
+    url: &str,
+    authorization: Option<&str>,
+    request_id: &str,
+    first: &PreparedBody,
+) -> bool {
     // One tiny request: the first prompt, one output token.
     let mut body: serde_json::Value = serde_json::from_slice(&first.body).unwrap_or_default();
     if let Some(obj) = body.as_object_mut() {
         obj.insert("max_tokens".into(), 1.into());
     }
     let body = serde_json::to_vec(&body).unwrap_or_default();
-    match coordinator::keep_alive::probe(url, authorization, &body).await {
+    match coordinator::keep_alive::probe(url, authorization, request_id, &body).await {
         Some(false) => {
             eprintln!(
                 "pre-flight: the server closes the connection after every streamed response \

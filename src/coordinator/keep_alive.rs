@@ -22,29 +22,40 @@ const CHUNKED_END: &[u8] = b"\r\n0\r\n\r\n";
 /// `Some(false)`: the server closed the connection after a complete streamed response;
 /// `Some(true)`: it kept it open; `None`: no answer (https, an error status, a timeout) — keep
 /// the default.
-pub async fn probe(url: &str, authorization: Option<&str>, body: &[u8]) -> Option<bool> {
+/// `request_id` goes out as `x-request-id`, so the probe is recognisable in server logs.
+pub async fn probe(
+    url: &str,
+    authorization: Option<&str>,
+    request_id: &str,
+    body: &[u8],
+) -> Option<bool> {
     let target = url.strip_prefix("http://")?;
     let (authority, path) = match target.find('/') {
         Some(i) => (&target[..i], &target[i..]),
         None => (target, "/"),
     };
-    tokio::time::timeout(
-        PROBE_TIMEOUT,
-        exchange(authority, path, authorization, body),
-    )
-    .await
-    .ok()
-    .flatten()
+    let exchange = exchange(authority, path, authorization, request_id, body);
+    tokio::time::timeout(PROBE_TIMEOUT, exchange)
+        .await
+        .ok()
+        .flatten()
 }
 
-async fn exchange(authority: &str, path: &str, auth: Option<&str>, body: &[u8]) -> Option<bool> {
+async fn exchange(
+    authority: &str,
+    path: &str,
+    auth: Option<&str>,
+    request_id: &str,
+    body: &[u8],
+) -> Option<bool> {
     let mut stream = TcpStream::connect(authority).await.ok()?;
     let auth = auth
         .map(|a| format!("authorization: {a}\r\n"))
         .unwrap_or_default();
     let head = format!(
         "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n{auth}connection: keep-alive\r\n\r\n",
+         content-length: {}\r\nx-request-id: {request_id}\r\n\
+         x-inference-benchmarker-probe: keep-alive\r\n{auth}connection: keep-alive\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.ok()?;
@@ -127,10 +138,19 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             });
-            let got = probe(&format!("http://{addr}/v1/chat/completions"), None, b"{}").await;
+            let got = probe(
+                &format!("http://{addr}/v1/chat/completions"),
+                None,
+                "r",
+                b"{}",
+            )
+            .await;
             assert_eq!(got, Some(keep));
             server.await.unwrap();
         }
-        assert_eq!(probe("https://example.invalid/v1", None, b"{}").await, None);
+        assert_eq!(
+            probe("https://example.invalid/v1", None, "r", b"{}").await,
+            None
+        );
     }
 }

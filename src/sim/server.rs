@@ -57,6 +57,8 @@ const MODEL_OWNER: &str = "inference-benchmarker";
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static X_SIM_FAULT: HeaderName = HeaderName::from_static("x-sim-fault");
+/// Sent by the benchmarker's pre-flight probe (`coordinator::keep_alive`).
+static X_PROBE: HeaderName = HeaderName::from_static("x-inference-benchmarker-probe");
 /// Pause between the pieces of a `slow-drip` event.
 const DRIP_PAUSE: Duration = Duration::from_millis(2);
 
@@ -230,7 +232,12 @@ enum Disposition {
 /// both visible here) belongs here as new `Disposition` variants.
 fn decide(shared: &Shared, endpoint: Endpoint, headers: &HeaderMap, body: &[u8]) -> Disposition {
     let header = headers.get(&X_SIM_FAULT).and_then(|v| v.to_str().ok());
-    let fault = match fault::choose(&shared.faults, header, || shared.rng.lock().random()) {
+    let rules = if headers.contains_key(&X_PROBE) {
+        &[][..]
+    } else {
+        &shared.faults[..]
+    };
+    let fault = match fault::choose(rules, header, || shared.rng.lock().random()) {
         Ok(f) => f,
         Err(e) => return Disposition::Reject(ApiError::bad_request(format!("x-sim-fault: {e}"))),
     };
@@ -381,7 +388,15 @@ async fn generate(
         header_string(headers, &TRACEPARENT),
         shared.recorder.enabled(),
     );
-    let mut log = InFlight::new(shared.recorder.clone(), builder);
+    // The benchmarker's own pre-flight probe is served like any request but is no part of a
+    // run: not recorded, not counted, no fault injected.
+    let probe = headers.contains_key(&X_PROBE);
+    let recorder = if probe {
+        Arc::new(Recorder::new(false, 0))
+    } else {
+        shared.recorder.clone()
+    };
+    let mut log = InFlight::new(recorder, builder);
     let mut response = match decide_off_loop(&shared, endpoint, headers, &body).await {
         Disposition::Reject(err) => reject(log, &err),
         Disposition::Injected(code) => {
