@@ -393,7 +393,7 @@ fn a_dead_collector_costs_nothing_but_the_spans() {
     assert_eq!(lost, requests + 2, "{line}");
     // Same fixed duration: the dead collector adds no more than scheduling noise.
     assert!(
-        dead < plain + Duration::from_secs(2),
+        dead < plain + Duration::from_secs(3),
         "without tracing {plain:?}, dead collector {dead:?}"
     );
 }

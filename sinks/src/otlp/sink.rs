@@ -121,6 +121,7 @@ pub fn start(cfg: OtlpConfig, arbiter: &ArbiterHandle) -> Result<Started, String
             ));
         }
     }
+    crate::otlp::context::TraceSampler::new(cfg.sample_ratio)?;
     if cfg.batch_size == 0 || cfg.queue_capacity == 0 {
         return Err("OTLP batch size and queue capacity must be positive".into());
     }
