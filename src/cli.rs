@@ -108,6 +108,9 @@ pub struct RunArgs {
     /// API key, sent as "Authorization: Bearer KEY" (never written anywhere)
     #[arg(short, long, env = "API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Read the API key from this file (keeps it out of shell history and process listings)
+    #[arg(long, conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
     /// No interactive console: line-based progress only
     #[arg(short, long, env)]
     pub no_console: bool,
@@ -242,6 +245,20 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("'{s}' is not a duration ({e}); e.g. 30s, 2m, 1h"))
 }
 
+/// A secret from a file: trimmed, never echoed in an error.
+fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--api-key-file {}: {e}", path.display()))?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(format!(
+            "--api-key-file {}: the file is empty",
+            path.display()
+        ));
+    }
+    Ok(key.to_string())
+}
+
 /// A share: `0.25` or `25%`, between 0 and 1.
 fn parse_share(s: &str) -> Result<f64, String> {
     let t = s.trim();
@@ -313,7 +330,10 @@ impl RunArgs {
     pub fn into_config(self, m: &ArgMatches) -> Result<RunConfig, String> {
         let mut cfg = RunConfig {
             url: self.url,
-            api_key: self.api_key.filter(|k| !k.is_empty()),
+            api_key: match &self.api_key_file {
+                Some(path) => Some(read_secret(path)?),
+                None => self.api_key.filter(|k| !k.is_empty()),
+            },
             tokenizer_name: self.tokenizer_name,
             model_name: self.model_name,
             max_vus: self.max_vus,
@@ -702,6 +722,27 @@ mod tests {
         assert!(
             !json.contains("sk-x"),
             "the API key must never be serialized"
+        );
+    }
+
+    #[test]
+    fn api_key_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "sk-from-file\n").unwrap();
+        let p = path.to_str().unwrap();
+        assert_eq!(
+            parse(&["--api-key-file", p]).unwrap().api_key.as_deref(),
+            Some("sk-from-file")
+        );
+        std::fs::write(&path, "  \n").unwrap();
+        assert!(parse(&["--api-key-file", p]).unwrap_err().contains("empty"));
+        let missing = dir.path().join("none");
+        let err = parse(&["--api-key-file", missing.to_str().unwrap()]).unwrap_err();
+        assert!(err.contains("--api-key-file"), "{err}");
+        assert!(
+            parse(&["--api-key-file", p, "-a", "x"]).is_err(),
+            "one or the other"
         );
     }
 
