@@ -50,7 +50,15 @@ pub fn start_live_sinks(
             .unwrap_or_else(|| "the OTEL_EXPORTER_OTLP_* endpoint".into());
         let started = sinks::otlp::start(otlp, arbiter).map_err(RunError::Config)?;
         eprintln!("[{}] OTLP traces to {where_}", cfg.run_id);
-        sinks.push(started.sink);
+        let stats = started.stats.clone();
+        sinks.push(started.sink.with_report(std::sync::Arc::new(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            serde_json::json!({
+                "spans_exported": stats.exported.load(Relaxed),
+                "spans_dropped": stats.dropped.load(Relaxed),
+                "spans_failed": stats.failed.load(Relaxed),
+            })
+        })));
     }
     // Last, so the lines above are printed before the console captures stderr.
     if crate::console::wanted(cfg) {

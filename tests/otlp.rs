@@ -391,6 +391,12 @@ fn a_dead_collector_costs_nothing_but_the_spans() {
         .skip(1)
         .sum();
     assert_eq!(lost, requests + 2, "{line}");
+    // ... and the results say so too.
+    let report = &dead_doc["sinks"]["otlp"];
+    let in_results =
+        report["spans_dropped"].as_u64().unwrap() + report["spans_failed"].as_u64().unwrap();
+    assert_eq!(in_results, requests + 2, "{report}");
+    assert_eq!(report["spans_exported"], 0);
     // Same fixed duration: the dead collector adds no more than scheduling noise.
     assert!(
         dead < plain + Duration::from_secs(3),

@@ -27,6 +27,10 @@ pub struct SinkFlush {
     pub last: bool,
 }
 
+/// A sink's own account of the run (e.g. spans exported and dropped), read after its final
+/// flush and written into the results under `sinks.<name>`.
+pub type SinkReport = std::sync::Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 /// A running live sink: where its events go, and how to flush it.
 #[derive(Clone)]
 pub struct LiveSink {
@@ -34,6 +38,8 @@ pub struct LiveSink {
     pub name: &'static str,
     pub events: Recipient<SinkEvent>,
     pub flush: Recipient<SinkFlush>,
+    /// What the sink reports in the results, if anything.
+    pub report: Option<SinkReport>,
 }
 
 impl LiveSink {
@@ -46,6 +52,13 @@ impl LiveSink {
             name,
             events: addr.clone().recipient(),
             flush: addr.clone().recipient(),
+            report: None,
         }
+    }
+
+    /// Adds the sink's report to the results.
+    pub fn with_report(mut self, report: SinkReport) -> Self {
+        self.report = Some(report);
+        self
     }
 }

@@ -73,6 +73,11 @@ pub struct RecordGenerator {
     pub stats: GeneratorStats,
 }
 
+/// Live sinks' reports after their final flush: added to the results, which are rewritten.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), String>")]
+pub struct RecordSinkReports(pub serde_json::Map<String, serde_json::Value>);
+
 /// An arrival that waited for a free slot before it was sent.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -375,6 +380,16 @@ impl Handler<RecordGenerator> for Recorder {
         if let Some(agg) = self.steps.get_mut(&msg.step) {
             agg.generator(msg.stats);
         }
+    }
+}
+
+impl Handler<RecordSinkReports> for Recorder {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: RecordSinkReports, _: &mut Context<Self>) -> Result<(), String> {
+        self.doc.sinks.extend(msg.0);
+        self.write()
+            .map_err(|e| format!("writing {}: {e}", self.results_path.display()))
     }
 }
 

@@ -25,7 +25,7 @@ use sinks::json::report::RunStatus;
 use sinks::json::StepResult;
 use sinks::live::{LiveSink, SinkFlush};
 use sinks::prometheus::Phase;
-use sinks::recorder::{FinishStep, Flush, RecordGenerator, Recorder, StartStep};
+use sinks::recorder::{FinishStep, Flush, RecordGenerator, RecordSinkReports, Recorder, StartStep};
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
@@ -122,6 +122,7 @@ impl Engine {
             }
         };
         self.flush_live_sinks().await;
+        self.record_sink_reports().await;
         self.scheduler.stop();
         let workers = Arc::try_unwrap(self.workers).ok();
         if let Some(w) = workers {
@@ -283,6 +284,24 @@ impl Engine {
             },
         )
         .await
+    }
+
+    /// Sinks' own accounts (e.g. spans dropped), known only after their final flush, go into
+    /// the results too: the file is rewritten with them.
+    async fn record_sink_reports(&self) {
+        let reports: serde_json::Map<String, serde_json::Value> = self
+            .live_sinks
+            .iter()
+            .filter_map(|s| s.report.as_ref().map(|r| (s.name.to_string(), r())))
+            .collect();
+        if reports.is_empty() {
+            return;
+        }
+        match self.recorder.send(RecordSinkReports(reports)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::error!("sink reports not written: {e}"),
+            Err(e) => log::error!("the recorder is gone: {e}"),
+        }
     }
 
     /// Waits for the end of the step's sending window, checking a few times a second whether

@@ -160,6 +160,10 @@ pub struct ResultsDocument {
     pub version: String,
     pub status: RunStatus,
     pub warmup: WarmupSummary,
+    /// Live sinks' own accounts (e.g. `otlp`: spans exported, dropped, failed), after their
+    /// final flush.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub sinks: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ResultsDocument {
@@ -182,6 +186,7 @@ impl ResultsDocument {
             version,
             status: RunStatus::Running,
             warmup: WarmupSummary::default(),
+            sinks: serde_json::Map::new(),
         }
     }
 
