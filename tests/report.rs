@@ -311,6 +311,7 @@ fn report_renders_in_chromium_with_every_chart() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 1 + 3, "header + one row per step: {csv}");
     assert!(lines[0].contains("time_to_first_token_ms.p99"));
+    assert!(lines[0].starts_with("step,id,kind,"), "{}", lines[0]);
     assert!(!lines[0].contains("histograms"));
 
     // Two runs overlaid by the report command.

@@ -24,6 +24,20 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// Columns that come first, in this order; the rest follow alphabetically.
+const LEADING: [&str; 10] = [
+    "step",
+    "id",
+    "kind",
+    "executor_type",
+    "offered_rate",
+    "achieved_rate",
+    "request_rate",
+    "token_throughput_secs",
+    "successful_requests",
+    "failed_requests",
+];
+
 /// RFC 4180 quoting: only when needed.
 fn cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -55,6 +69,15 @@ pub fn render(steps: &[StepResult]) -> String {
             }
         }
     }
+    // serde_json orders keys alphabetically: put the step's identity and headline figures first.
+    let mut lead: Vec<&str> = LEADING
+        .iter()
+        .copied()
+        .filter(|c| columns.contains(c))
+        .collect();
+    columns.retain(|c| !LEADING.contains(c));
+    lead.append(&mut columns);
+    let columns = lead;
     let mut out = columns
         .iter()
         .map(|c| cell(c))
