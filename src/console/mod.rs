@@ -5,7 +5,7 @@
 //!
 //! The sink is best-effort and cheap: the Recorder forwards each completed event to it on the
 //! sink arbiter, and it only updates counters and two histograms (`state.rs`). The terminal is
-//! drawn by its own thread (`ui.rs`) from a snapshot taken 4× a second; no per-request data is
+//! drawn by its own thread (`ui.rs`) from a snapshot taken twice a second; no per-request data is
 //! ever copied.
 
 pub mod capture;
