@@ -129,7 +129,18 @@ fn llama_cpp_streams_the_requested_tokens_and_counts_agree() {
             let reported = r["output_tokens"]["server_prompt_tokens"].as_u64().unwrap()
                 - r["total_tokens_sent"].as_u64().unwrap();
             assert_eq!(reported, 12 * overhead, "{r}");
+            // ... and as its own figure.
+            assert_eq!(
+                step.output_tokens.prompt_overhead_per_request,
+                Some(overhead as f64)
+            );
             eprintln!("llama.cpp chat template overhead: {overhead} tokens per request");
+        } else {
+            assert_eq!(
+                step.output_tokens.prompt_overhead_per_request,
+                Some(1.0),
+                "BOS"
+            );
         }
     }
 }

@@ -55,6 +55,8 @@ struct Counters {
     http_statuses: BTreeMap<u16, u64>,
     dropped: u64,
     queued: u64,
+    /// Σ(server prompt tokens − ours) and how many requests it covers.
+    prompt_overhead: (i64, u64),
     prompt_tokens_sent: u64,
     output_tokens: u64,
     tokens: OutputTokens,
@@ -178,6 +180,11 @@ impl StepAggregator {
         t.server_cached_tokens = t
             .server_cached_tokens
             .saturating_add(r.server_cached_tokens.unwrap_or(0));
+        if let Some(server) = r.server_prompt_tokens {
+            let o = &mut c.prompt_overhead;
+            o.0 = o.0.saturating_add(server as i64 - r.prompt_tokens as i64);
+            o.1 += 1;
+        }
         match r.output_tokens_source {
             TokenSource::Server => t.server_reported_requests += 1,
             TokenSource::Client => t.client_counted_requests += 1,
@@ -261,7 +268,11 @@ impl StepAggregator {
                 .iter()
                 .map(|(status, n)| (status.to_string(), *n))
                 .collect(),
-            output_tokens: c.tokens.clone(),
+            output_tokens: OutputTokens {
+                prompt_overhead_per_request: (c.prompt_overhead.1 > 0)
+                    .then(|| c.prompt_overhead.0 as f64 / c.prompt_overhead.1 as f64),
+                ..c.tokens.clone()
+            },
             ended_early,
             first_error: self.counts.first_error.clone(),
             goodput: self.slo.map(|slo| Goodput {
@@ -522,6 +533,8 @@ mod tests {
                 server_completion_tokens: 4 * 5,
                 server_cached_tokens: 5 * 16,
                 client_counted_requests: 1,
+                // The server counted 52 prompt tokens where we counted 50: a template of 2.
+                prompt_overhead_per_request: Some(2.0),
             }
         );
         assert_eq!(r.config.duration, Duration::from_secs(10));

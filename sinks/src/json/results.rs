@@ -94,6 +94,10 @@ pub struct OutputTokens {
     pub server_cached_tokens: u64,
     /// Successful requests whose output count is our tokenizer's (no usage reported).
     pub client_counted_requests: u64,
+    /// Mean of (server `usage.prompt_tokens` − our prompt tokens) over successful requests that
+    /// reported it: the chat template (and BOS) the server adds. None when none reported it.
+    #[serde(default)]
+    pub prompt_overhead_per_request: Option<f64>,
 }
 
 /// The step's histograms, HdrHistogram V2 + deflate, base64: merge shards exactly
