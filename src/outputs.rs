@@ -51,6 +51,7 @@ pub fn start_live_sinks(
         let started = sinks::otlp::start(otlp, arbiter).map_err(RunError::Config)?;
         eprintln!("[{}] OTLP traces to {where_}", cfg.run_id);
         let stats = started.stats.clone();
+        run.gauges.attach_traces(stats.clone());
         sinks.push(started.sink.with_report(std::sync::Arc::new(move || {
             use std::sync::atomic::Ordering::Relaxed;
             serde_json::json!({

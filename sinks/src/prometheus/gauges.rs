@@ -57,6 +57,8 @@ pub struct LiveGauges {
     phase: AtomicU8,
     /// Latest event-loop lag of each worker arbiter, in nanoseconds.
     lag_ns: Box<[AtomicU64]>,
+    /// The trace sink's span counters, when traces are on.
+    traces: std::sync::OnceLock<std::sync::Arc<crate::otlp::OtlpStats>>,
 }
 
 impl LiveGauges {
@@ -67,7 +69,24 @@ impl LiveGauges {
             virtual_users: AtomicI64::new(0),
             phase: AtomicU8::new(Phase::Idle.to_u8()),
             lag_ns: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            traces: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The trace sink's counters, exported as `trace_spans_total{result}`.
+    pub fn attach_traces(&self, stats: std::sync::Arc<crate::otlp::OtlpStats>) {
+        let _ = self.traces.set(stats);
+    }
+
+    /// Spans exported, dropped (queue full) and failed to export so far; zeros without traces.
+    pub fn trace_spans(&self) -> [u64; 3] {
+        self.traces.get().map_or([0; 3], |s| {
+            [
+                s.exported.load(Ordering::Relaxed),
+                s.dropped.load(Ordering::Relaxed),
+                s.failed.load(Ordering::Relaxed),
+            ]
+        })
     }
 
     pub fn request_started(&self) {

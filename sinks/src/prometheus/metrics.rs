@@ -53,8 +53,12 @@ pub struct Metrics {
     phase: IntGaugeVec,
     lag: GaugeVec,
     push_failures: IntCounter,
+    trace_spans: IntCounterVec,
     current_step: parking_lot::Mutex<Option<(String, String)>>,
 }
+
+/// `trace_spans_total` results, in `LiveGauges::trace_spans` order.
+const TRACE_RESULTS: [&str; 3] = ["exported", "dropped", "failed"];
 
 fn name(suffix: &str) -> String {
     format!("{PREFIX}_{suffix}")
@@ -145,6 +149,13 @@ impl Metrics {
                 name("pushgateway_failures_total"),
                 "Pushes to the Pushgateway that failed.",
             )?,
+            trace_spans: IntCounterVec::new(
+                Opts::new(
+                    name("trace_spans_total"),
+                    "Request, step and run spans by what became of them: exported, dropped (the trace queue was full) or failed (the collector refused or timed out).",
+                ),
+                &["result"],
+            )?,
             current_step: parking_lot::Mutex::new(None),
             registry,
             gauges,
@@ -171,6 +182,7 @@ impl Metrics {
         r.register(Box::new(self.phase.clone()))?;
         r.register(Box::new(self.lag.clone()))?;
         r.register(Box::new(self.push_failures.clone()))?;
+        r.register(Box::new(self.trace_spans.clone()))?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -189,6 +201,9 @@ impl Metrics {
         }
         for w in 0..self.gauges.workers() {
             self.lag.with_label_values(&[&w.to_string()]);
+        }
+        for r in TRACE_RESULTS {
+            self.trace_spans.with_label_values(&[r]);
         }
     }
 
@@ -257,6 +272,11 @@ impl Metrics {
             self.lag
                 .with_label_values(&[&w.to_string()])
                 .set(g.lag_seconds(w));
+        }
+        // Counters only go up: add what the trace sink counted since the last refresh.
+        for (result, now) in TRACE_RESULTS.iter().zip(g.trace_spans()) {
+            let c = self.trace_spans.with_label_values(&[result]);
+            c.inc_by(now.saturating_sub(c.get()));
         }
     }
 
@@ -425,6 +445,57 @@ mod tests {
                 r#"inference_benchmarker_e2e_latency_seconds_sum{run_id="r1"}"#
             ),
             2.0
+        );
+    }
+
+    #[test]
+    fn trace_span_counts_follow_the_trace_sink() {
+        let gauges = Arc::new(LiveGauges::new(1));
+        let m = Metrics::new(HashMap::new(), gauges.clone()).unwrap();
+        let t = m.encode().unwrap();
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_trace_spans_total{result="dropped"}"#
+            ),
+            0.0
+        );
+        let stats = Arc::new(crate::otlp::OtlpStats::default());
+        gauges.attach_traces(stats.clone());
+        stats
+            .exported
+            .store(7, std::sync::atomic::Ordering::Relaxed);
+        stats.dropped.store(3, std::sync::atomic::Ordering::Relaxed);
+        let t = m.encode().unwrap();
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_trace_spans_total{result="exported"}"#
+            ),
+            7.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_trace_spans_total{result="dropped"}"#
+            ),
+            3.0
+        );
+        stats.dropped.store(5, std::sync::atomic::Ordering::Relaxed);
+        let t = m.encode().unwrap();
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_trace_spans_total{result="dropped"}"#
+            ),
+            5.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"inference_benchmarker_trace_spans_total{result="failed"}"#
+            ),
+            0.0
         );
     }
 
