@@ -193,6 +193,10 @@ pub struct RunArgs {
     /// https://: accept any server certificate (self-signed test servers; never in production)
     #[arg(long)]
     pub insecure: bool,
+    /// Retry a request up to N times after a connection error, 429, 5xx or a connection broken
+    /// before any output (backoff 100 ms, doubling); retried attempts are counted apart
+    #[arg(long, default_value = "0")]
+    pub retries: u32,
     /// Serve Prometheus metrics on http://IP:PORT/metrics during the run, e.g. 127.0.0.1:9464
     #[arg(long, value_name = "IP:PORT")]
     pub prometheus_listen: Option<std::net::SocketAddr>,
@@ -381,6 +385,7 @@ impl RunArgs {
             ramp_up: self.ramp_up,
             ca_cert: self.ca_cert,
             insecure: self.insecure,
+            retries: self.retries,
             otlp_endpoint: self.otlp_endpoint,
             otlp_protocol: match self.otlp_protocol.as_str() {
                 "grpc" => sinks::otlp::OtlpProtocol::Grpc,

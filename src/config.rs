@@ -110,6 +110,8 @@ pub struct RunConfig {
     pub ca_cert: Option<PathBuf>,
     /// Accept any server certificate (self-signed test servers).
     pub insecure: bool,
+    /// Attempts after a failed one, for failures another attempt may not meet (0: none).
+    pub retries: u32,
     /// OTLP collector base URL for traces (`--otlp-endpoint`); without it the standard
     /// `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` variables turn tracing on. Not serialized: such a
     /// URL may carry credentials.
@@ -180,6 +182,7 @@ impl RunConfig {
             ramp_up: Duration::ZERO,
             ca_cert: None,
             insecure: false,
+            retries: 0,
             otlp_endpoint: None,
             otlp_protocol: sinks::otlp::OtlpProtocol::Http,
             trace_sample_ratio: 1.0,

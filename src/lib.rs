@@ -166,6 +166,10 @@ async fn start(
         shutdown: shutdown.clone(),
         tracing: outputs::trace_sampler(&cfg),
         keep_alive,
+        retry: request::retry::RetryPolicy {
+            max: cfg.retries,
+            report: Some(recorder.clone().recipient()),
+        },
     });
     let workers = Arc::new(Workers::start(cfg.workers, settings.clone()));
     workers.start_lag_probes(&gauges);

@@ -208,3 +208,60 @@ fn a_server_that_dies_and_comes_back() {
         Some(refused.len() as u64)
     );
 }
+
+/// `--retries`: a 503 is retried under `<id>-r<n>`; each request counts once with its last
+/// attempt's outcome, and the retried attempts are counted apart — the server saw both.
+#[test]
+fn retried_attempts_are_counted_apart() {
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(5.0),
+            fixed_itl_ms: Some(2.0),
+            record: true,
+            seed: 3,
+            faults: vec!["status=503@0.3".into()],
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = BenchmarkKind::Rate;
+    cfg.rates = Some(vec![20.0]);
+    cfg.duration = Duration::from_secs(2);
+    cfg.retries = 3;
+    cfg.save_requests = true;
+    cfg.decode_options = Some(TokenizeOptions::fixed(4));
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    let records = sim.records();
+    sim.stop();
+    common::validated(&summary.results_path);
+
+    let step = &summary.steps[0];
+    assert_eq!(step.total_requests, 40, "each request once");
+    let retried: u64 = step.retried_attempts.values().sum();
+    assert!(retried >= 5, "about 30 % of 40+ attempts: {retried}");
+    assert_eq!(
+        step.retried_attempts.keys().collect::<Vec<_>>(),
+        ["http_5xx"]
+    );
+    assert_eq!(
+        records.len() as u64,
+        step.total_requests + retried,
+        "the server saw every attempt"
+    );
+    let injected = records.iter().filter(|r| r.fault.is_some()).count() as u64;
+    assert_eq!(
+        injected,
+        retried + step.failed_requests,
+        "each 503 is a retry or a final failure"
+    );
+    let log =
+        std::fs::read_to_string(sinks::json::requests_log_path(&summary.results_path)).unwrap();
+    let retried_ids = log.lines().filter(|l| l.contains("-r1\"")).count();
+    assert!(
+        retried_ids > 0,
+        "a retried request carries its last attempt's id"
+    );
+}

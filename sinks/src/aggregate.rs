@@ -55,6 +55,8 @@ struct Counters {
     http_statuses: BTreeMap<u16, u64>,
     dropped: u64,
     queued: u64,
+    /// Retried attempts by the class of their failure.
+    retried: BTreeMap<String, u64>,
     /// Σ(server prompt tokens − ours) and how many requests it covers.
     prompt_overhead: (i64, u64),
     prompt_tokens_sent: u64,
@@ -143,6 +145,15 @@ impl StepAggregator {
     pub fn dropped(&mut self, d: &ArrivalDropped) {
         self.seen.scheduled(d.scheduled_at);
         self.counts.dropped = self.counts.dropped.saturating_add(1);
+    }
+
+    /// Counts a failed attempt that was retried (the request's last attempt is recorded as usual).
+    pub fn retried(&mut self, outcome: Outcome) {
+        *self
+            .counts
+            .retried
+            .entry(outcome.as_str().to_string())
+            .or_default() += 1;
     }
 
     /// Counts an arrival that waited for a free slot (its request is recorded as usual).
@@ -262,6 +273,7 @@ impl StepAggregator {
             send_duration_ms: send_ns / 1_000_000,
             dropped_arrivals: c.dropped,
             queued_arrivals: c.queued,
+            retried_attempts: c.retried.clone(),
             errors: self.error_counts(),
             http_statuses: c
                 .http_statuses

@@ -73,6 +73,14 @@ pub struct RecordGenerator {
     pub stats: GeneratorStats,
 }
 
+/// A failed attempt that was retried (`--retries`): counted apart from requests.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RecordRetried {
+    pub step: u32,
+    pub outcome: crate::event::Outcome,
+}
+
 /// Live sinks' reports after their final flush: added to the results, which are rewritten.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<(), String>")]
@@ -379,6 +387,16 @@ impl Handler<RecordGenerator> for Recorder {
     fn handle(&mut self, msg: RecordGenerator, _: &mut Context<Self>) {
         if let Some(agg) = self.steps.get_mut(&msg.step) {
             agg.generator(msg.stats);
+        }
+    }
+}
+
+impl Handler<RecordRetried> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordRetried, _: &mut Context<Self>) {
+        if let Some(agg) = self.steps.get_mut(&msg.step) {
+            agg.retried(msg.outcome);
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::request::openai::{error_message, DataKind, StreamState};
 use crate::request::sse::{SseDecoder, SseError};
 use crate::shutdown::{Level, Shutdown};
+use sinks::recorder::RecordRetried;
 
 /// Bytes of a non-2xx body kept for the error message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -36,6 +37,8 @@ pub struct RequestShared {
     /// pre-flight probe): each request then opens its own connection instead of racing the
     /// server's close on a pooled one.
     pub keep_alive: bool,
+    /// `--retries`: none unless asked.
+    pub retry: super::retry::RetryPolicy,
 }
 
 /// A prompt ready to send: its body was serialized once at startup.
@@ -81,15 +84,51 @@ pub async fn execute_turn(
     execute_inner(client, shared, job, true).await
 }
 
+/// Runs the job, retrying as `--retries` allows: a failed attempt worth retrying is reported to
+/// the recorder as a retried attempt (counted apart from requests) and the job goes again under
+/// `<id>-r<n>`, keeping its scheduled time — so the wait shows in its from-schedule latencies.
 async fn execute_inner(
     client: &awc::Client,
     shared: &RequestShared,
     job: Job,
     keep_answer: bool,
 ) -> (RequestFinished, String) {
-    let prepared = job.prepared;
+    let mut attempt = 0;
+    loop {
+        let id = match attempt {
+            0 => job.id.clone(),
+            n => format!("{}-r{n}", job.id),
+        };
+        let (rec, answer) = attempt_once(client, shared, &job, id, keep_answer).await;
+        let Some(delay) = shared.retry.next_delay(attempt, &rec, &shared.shutdown) else {
+            return (rec, answer);
+        };
+        if let Some(to) = &shared.retry.report {
+            to.do_send(RecordRetried {
+                step: rec.step,
+                outcome: rec.outcome,
+            });
+        }
+        attempt += 1;
+        let cancel = shared.shutdown.reached(Level::Stop);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            // Stopping: no more retries; this last failure is the request's outcome.
+            _ = cancel => return (rec, answer),
+        }
+    }
+}
+
+async fn attempt_once(
+    client: &awc::Client,
+    shared: &RequestShared,
+    job: &Job,
+    id: String,
+    keep_answer: bool,
+) -> (RequestFinished, String) {
+    let prepared = job.prepared.clone();
     let mut rec = RequestFinished {
-        id: job.id,
+        id,
         step: job.step,
         scheduled_at: job.scheduled_at,
         sent_at: 0,

@@ -3,4 +3,5 @@
 pub mod actor;
 pub mod client;
 pub mod openai;
+pub mod retry;
 pub mod sse;

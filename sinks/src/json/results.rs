@@ -54,6 +54,9 @@ pub struct StepResult {
     /// Arrivals that found the in-flight cap full and waited for a slot (`--queue-when-saturated`).
     #[serde(default)]
     pub queued_arrivals: u64,
+    /// Failed attempts that were retried (`--retries`), by class; not in `total_requests`.
+    #[serde(default)]
+    pub retried_attempts: BTreeMap<String, u64>,
     /// Failed requests by outcome class (`Outcome::as_str`), only classes seen.
     pub errors: BTreeMap<String, u64>,
     /// Responses by HTTP status code (as a string key).
