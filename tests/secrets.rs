@@ -13,6 +13,54 @@ use inference_benchmarker::sim::{SimConfig, SimServer};
 const API_KEY: &str = "sk-planted-SECRET-4242";
 const HF_TOKEN: &str = "hf_planted_TOKEN_4343";
 
+/// A loopback OTLP/HTTP receiver that keeps every exported body (protobuf keeps strings as
+/// they are, so a leaked secret would show in the raw bytes).
+fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let keep = keep.clone();
+            std::thread::spawn(move || loop {
+                let Some(body) = read_request(&mut conn) else {
+                    break;
+                };
+                keep.lock().unwrap().extend_from_slice(&body);
+                let reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                if conn.write_all(reply).is_err() {
+                    break;
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+/// One HTTP/1.1 request with a content-length body; its raw bytes.
+fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body).ok()?;
+    buf.extend_from_slice(&body);
+    Some(buf)
+}
+
 fn scrape(port: u16) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("/metrics is served");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -32,6 +80,7 @@ fn secrets_appear_in_no_output() {
         .local_addr()
         .unwrap()
         .port();
+    let (otlp_port, spans) = otlp_receiver();
     let mut child = common::binary()
         .args([
             "-u",
@@ -54,6 +103,7 @@ fn secrets_appear_in_no_output() {
             "team=bench",
         ])
         .args(["--prometheus-listen", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--otlp-endpoint", &format!("http://127.0.0.1:{otlp_port}")])
         .args(["--prometheus-linger", "4s", "--output-dir"])
         .arg(out.path())
         .env("HF_TOKEN", HF_TOKEN)
@@ -99,7 +149,13 @@ fn secrets_appear_in_no_output() {
     );
     assert!(stderr.len() > 1000, "trace-level logs were produced");
 
+    let exported = String::from_utf8_lossy(&spans.lock().unwrap()).into_owned();
+    assert!(
+        exported.contains("gen_ai.usage.output_tokens"),
+        "spans were exported"
+    );
     let mut outputs = vec![
+        ("exported spans".to_string(), exported),
         ("stdout".to_string(), stdout),
         ("stderr".to_string(), stderr),
         ("metrics".to_string(), exposition),
