@@ -24,14 +24,13 @@ fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { break };
             let keep = keep.clone();
-            std::thread::spawn(move || loop {
-                let Some(body) = read_request(&mut conn) else {
-                    break;
-                };
-                keep.lock().unwrap().extend_from_slice(&body);
+            std::thread::spawn(move || {
                 let reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
-                if conn.write_all(reply).is_err() {
-                    break;
+                while let Some(body) = read_request(&mut conn) {
+                    keep.lock().unwrap().extend_from_slice(&body);
+                    if conn.write_all(reply).is_err() {
+                        break;
+                    }
                 }
             });
         }
