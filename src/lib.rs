@@ -139,7 +139,6 @@ async fn start(
             cfg.output_dir.display()
         ))
     })?;
-    let results_path = recorder.results_path().to_path_buf();
     // Sinks run on their own arbiter, never on the request arbiters.
     let sink_arbiter = Arbiter::new();
     // Live values no event carries (in flight, users, phase, event-loop lag), for the metrics.
@@ -184,7 +183,6 @@ async fn start(
         live_sinks,
         gauges,
         settings,
-        results_path,
         cfg,
     };
     let (tx, rx) = oneshot::channel();

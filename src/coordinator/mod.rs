@@ -67,7 +67,6 @@ pub struct Engine {
     /// Live values for the metrics (phase, in flight, users); the trackers write them.
     pub gauges: Arc<sinks::prometheus::LiveGauges>,
     pub settings: ClientSettings,
-    pub results_path: PathBuf,
 }
 
 pub struct Coordinator {

@@ -143,10 +143,6 @@ impl StepTracker {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    pub fn started(&self) -> u64 {
-        self.started.load(Ordering::Relaxed)
-    }
-
     fn is_idle(&self) -> bool {
         self.sources.load(Ordering::Acquire) == 0 && self.in_flight() == 0
     }
@@ -191,7 +187,6 @@ mod tests {
             .await
             .expect("idle after the last request")
             .unwrap();
-        assert_eq!(t.started(), 2);
         let p = t.progress();
         assert_eq!(
             (p.started, p.in_flight, p.ended_ok, p.ended_failed),
