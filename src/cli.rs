@@ -38,6 +38,19 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare two results files step by step; regressions beyond --tolerance are marked.
     Compare(CompareArgs),
+    /// Merge the results files of a sharded run (--shards) into one: exact percentiles from the
+    /// union of the histograms, counts and throughputs added up.
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Results files (JSON) of the shards
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Where to write the merged results
+    #[arg(short, long)]
+    pub output: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -230,6 +243,13 @@ pub struct RunArgs {
     /// Also write one CSV row per step (every figure) to <results>.csv
     #[arg(long)]
     pub csv: bool,
+    /// Scale-out: this process runs 1/N of the load (virtual users and rates), with its own seed
+    /// and a `shard` label; `merge` joins the shards' results
+    #[arg(long, env = "IB_SHARDS", default_value = "1")]
+    pub shards: u32,
+    /// With --shards: which part this process is, 0..N-1 (an Indexed Job's JOB_COMPLETION_INDEX)
+    #[arg(long, env = "JOB_COMPLETION_INDEX", default_value = "0")]
+    pub shard_index: u32,
     /// Benchmark the built-in simulated server, in-process, offline: a short sweep
     #[arg(long, conflicts_with = "url")]
     pub demo: bool,
@@ -395,12 +415,16 @@ impl RunArgs {
                 .map_err(|e| format!("--trace-sample-ratio: {e}"))?
                 .ratio(),
             trace_token_events: self.trace_token_events,
+            shard: None,
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;
         }
         if self.demo {
             apply_demo_defaults(&mut cfg, m)?;
+        }
+        if let Some(shard) = crate::shard::Shard::new(self.shards, self.shard_index)? {
+            shard.apply(&mut cfg)?;
         }
         validate(&cfg)?;
         Ok(cfg)
@@ -521,6 +545,7 @@ pub fn main() -> i32 {
         Some(Command::Sim(args)) => run_sim(*args),
         Some(Command::Report(args)) => run_report(args),
         Some(Command::Compare(args)) => run_compare(args),
+        Some(Command::Merge(args)) => run_merge(args),
         None => run_benchmark(cli.run, &matches),
     }
 }
@@ -569,6 +594,16 @@ fn run_compare(args: CompareArgs) -> i32 {
         REGRESSION_EXIT
     } else {
         0
+    }
+}
+
+fn run_merge(args: MergeArgs) -> i32 {
+    match crate::merge::merge_files(&args.results, &args.output) {
+        Ok(summary) => {
+            println!("{summary}");
+            0
+        }
+        Err(e) => fail(&RunError::Config(e)),
     }
 }
 

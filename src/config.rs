@@ -123,6 +123,8 @@ pub struct RunConfig {
     pub trace_sample_ratio: f64,
     /// One span event per streamed chunk besides the first token's.
     pub trace_token_events: bool,
+    /// This process's part of a sharded run (`--shards`); `None` when it runs the whole load.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -187,6 +189,16 @@ impl RunConfig {
             otlp_protocol: sinks::otlp::OtlpProtocol::Http,
             trace_sample_ratio: 1.0,
             trace_token_events: false,
+            shard: None,
+        }
+    }
+
+    /// The prefix of request ids (`<prefix>-<step>-<n>`): the run id, plus the shard index in a
+    /// sharded run so that ids stay unique across its processes.
+    pub fn request_id_prefix(&self) -> String {
+        match self.shard {
+            Some(s) => format!("{}-s{}", self.run_id, s.index),
+            None => self.run_id.clone(),
         }
     }
 }

@@ -12,9 +12,11 @@ pub mod coordinator;
 pub mod exit;
 pub mod limits;
 pub mod load;
+pub mod merge;
 pub mod outputs;
 pub mod report;
 pub mod request;
+pub mod shard;
 pub mod shutdown;
 pub mod sim;
 pub mod table;
@@ -108,7 +110,7 @@ async fn start(
     drop(probe);
 
     let bodies = prepare_bodies(&cfg, &model, &workload);
-    let preflight_id = format!("{}-preflight", cfg.run_id);
+    let preflight_id = format!("{}-preflight", cfg.request_id_prefix());
     let keep_alive =
         probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &bodies[0]).await;
     let pool = Arc::new(load::conversation::pool(&cfg, &model, &workload, bodies));
@@ -126,7 +128,10 @@ async fn start(
     ));
     let recorder_cfg = RecorderConfig {
         output_dir: cfg.output_dir.clone(),
-        file_label: workload.tokenizer_label.clone(),
+        file_label: match cfg.shard {
+            Some(shard) => format!("{}_{}", workload.tokenizer_label, shard.label()),
+            None => workload.tokenizer_label.clone(),
+        },
         run_id: cfg.run_id.clone(),
         config_json,
         save_requests: cfg.save_requests,

@@ -129,6 +129,7 @@ pub fn prometheus_config(cfg: &RunConfig, model: &str) -> Option<PrometheusConfi
         profile: cfg.profile.clone().unwrap_or_else(|| "none".into()),
         benchmark_kind: kind,
         extra_meta: cfg.extra_meta.clone(),
+        shard: cfg.shard.map(|s| s.index),
     })
 }
 

@@ -34,15 +34,17 @@ pub struct StepAggregator {
     generator: Option<GeneratorStats>,
 }
 
+/// A step's latency histograms; they travel in the results (`StepResult::histograms`) so that
+/// shards merge exactly.
 #[derive(Clone, Debug, Default)]
-struct Histograms {
-    ttft: LatencyHistogram,
-    itl: LatencyHistogram,
-    e2e: LatencyHistogram,
-    inter_chunk: LatencyHistogram,
-    queue_delay: LatencyHistogram,
-    ttft_from_schedule: LatencyHistogram,
-    e2e_from_schedule: LatencyHistogram,
+pub(crate) struct Histograms {
+    pub(crate) ttft: LatencyHistogram,
+    pub(crate) itl: LatencyHistogram,
+    pub(crate) e2e: LatencyHistogram,
+    pub(crate) inter_chunk: LatencyHistogram,
+    pub(crate) queue_delay: LatencyHistogram,
+    pub(crate) ttft_from_schedule: LatencyHistogram,
+    pub(crate) e2e_from_schedule: LatencyHistogram,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -301,6 +303,7 @@ impl StepAggregator {
                 GeneratorHealth::judge(g, late)
             }),
             histograms: self.hist.encode(),
+            shards: None,
         }
     }
 
@@ -315,7 +318,34 @@ impl StepAggregator {
 }
 
 impl Histograms {
-    fn encode(&self) -> StepHistograms {
+    /// Decodes what [`Self::encode`] wrote; the error names the histogram.
+    pub(crate) fn decode(h: &StepHistograms) -> Result<Self, String> {
+        let one = |text: &str, name: &str| {
+            LatencyHistogram::from_base64(text).map_err(|e| format!("histogram {name}: {e}"))
+        };
+        Ok(Histograms {
+            ttft: one(&h.ttft, "ttft")?,
+            itl: one(&h.itl, "itl")?,
+            e2e: one(&h.e2e, "e2e")?,
+            inter_chunk: one(&h.inter_chunk, "inter_chunk")?,
+            queue_delay: one(&h.queue_delay, "queue_delay")?,
+            ttft_from_schedule: one(&h.ttft_from_schedule, "ttft_from_schedule")?,
+            e2e_from_schedule: one(&h.e2e_from_schedule, "e2e_from_schedule")?,
+        })
+    }
+
+    /// Adds every value of `other`.
+    pub(crate) fn merge(&mut self, other: &Histograms) {
+        self.ttft.merge(&other.ttft);
+        self.itl.merge(&other.itl);
+        self.e2e.merge(&other.e2e);
+        self.inter_chunk.merge(&other.inter_chunk);
+        self.queue_delay.merge(&other.queue_delay);
+        self.ttft_from_schedule.merge(&other.ttft_from_schedule);
+        self.e2e_from_schedule.merge(&other.e2e_from_schedule);
+    }
+
+    pub(crate) fn encode(&self) -> StepHistograms {
         StepHistograms {
             ttft: encode(&self.ttft, "ttft"),
             itl: encode(&self.itl, "itl"),

@@ -218,7 +218,7 @@ impl Engine {
         ));
         let ctx = Arc::new(StepContext {
             step: index,
-            run_id: self.cfg.run_id.as_str().into(),
+            run_id: self.cfg.request_id_prefix().into(),
             shared: self.shared.clone(),
             pool: self.pool.clone(),
             tracker: tracker.clone(),

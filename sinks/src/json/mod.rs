@@ -1,6 +1,7 @@
 //! The JSON sink: the results document (the original tool's schema plus ours),
 //! its JSON Schema, and the optional per-request JSON Lines log.
 
+pub mod merge;
 pub mod report;
 pub mod requests_log;
 pub mod results;

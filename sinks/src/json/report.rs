@@ -164,6 +164,9 @@ pub struct ResultsDocument {
     /// final flush.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub sinks: serde_json::Map<String, serde_json::Value>,
+    /// A merged document (`merge`): the results files it was made from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<super::merge::MergedInput>,
 }
 
 impl ResultsDocument {
@@ -187,6 +190,7 @@ impl ResultsDocument {
             status: RunStatus::Running,
             warmup: WarmupSummary::default(),
             sinks: serde_json::Map::new(),
+            merged_from: Vec::new(),
         }
     }
 

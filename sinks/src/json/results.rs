@@ -73,6 +73,9 @@ pub struct StepResult {
     #[serde(default)]
     pub generator: Option<crate::generator::GeneratorHealth>,
     pub histograms: StepHistograms,
+    /// A merged step (`merge`): the inputs that had it; absent in a single run's results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Vec<String>>,
 }
 
 /// The step's load settings, as the original tool wrote them.

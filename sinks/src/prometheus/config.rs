@@ -10,8 +10,9 @@ pub const PUSH_JOB: &str = "inference-benchmarker";
 
 /// Label names our own metrics use, or that Prometheus gives a meaning: an `--extra-meta` key
 /// that sanitizes to one of these is left out (it would clash or be renamed on scrape).
-const RESERVED: [&str; 11] = [
+const RESERVED: [&str; 12] = [
     "run_id",
+    "shard",
     "model",
     "profile",
     "benchmark_kind",
@@ -37,6 +38,8 @@ pub struct PrometheusConfig {
     pub profile: String,
     pub benchmark_kind: String,
     pub extra_meta: BTreeMap<String, String>,
+    /// A sharded run's index of this process (`shard` label and Pushgateway grouping key).
+    pub shard: Option<u32>,
 }
 
 impl PrometheusConfig {
@@ -58,15 +61,23 @@ impl PrometheusConfig {
         labels.insert("model".into(), self.model.clone());
         labels.insert("profile".into(), self.profile.clone());
         labels.insert("benchmark_kind".into(), self.benchmark_kind.clone());
+        if let Some(shard) = self.shard {
+            labels.insert("shard".into(), shard.to_string());
+        }
         labels
     }
 
-    /// Where pushes go: `<gateway>/metrics/job/inference-benchmarker/run_id/<run id>`. The run
-    /// id is base64url-encoded (`run_id@base64`) so any character is safe in the path.
+    /// Where pushes go: `<gateway>/metrics/job/inference-benchmarker/run_id/<run id>`, plus
+    /// `/shard/<index>` for a shard (so shards do not replace each other's group). The run id is
+    /// base64url-encoded (`run_id@base64`) so any character is safe in the path.
     pub fn push_url(&self) -> Option<String> {
         let base = self.pushgateway.as_deref()?.trim_end_matches('/');
+        let shard = self
+            .shard
+            .map(|s| format!("/shard/{s}"))
+            .unwrap_or_default();
         Some(format!(
-            "{base}/metrics/job/{PUSH_JOB}/run_id@base64/{}",
+            "{base}/metrics/job/{PUSH_JOB}/run_id@base64/{}{shard}",
             base64url(self.run_id.as_bytes())
         ))
     }
@@ -114,6 +125,7 @@ mod tests {
             profile: "none".into(),
             benchmark_kind: "sweep".into(),
             extra_meta: BTreeMap::new(),
+            shard: None,
         }
     }
 
@@ -149,6 +161,12 @@ mod tests {
             "http://127.0.0.1:9091/metrics/job/inference-benchmarker/run_id@base64/cnVuLzE"
         );
         let mut c = config();
+        c.shard = Some(2);
+        assert!(c
+            .push_url()
+            .unwrap()
+            .ends_with("/run_id@base64/cnVuLzE/shard/2"));
+        assert_eq!(c.const_labels()["shard"], "2");
         c.pushgateway = None;
         assert_eq!(c.push_url(), None);
     }

@@ -265,6 +265,7 @@ mod tests {
                 profile: "none".into(),
                 benchmark_kind: "rate".into(),
                 extra_meta: BTreeMap::new(),
+                shard: None,
             };
             let arbiter = actix_rt::Arbiter::new();
             let started = start(cfg, Arc::new(LiveGauges::new(1)), &arbiter.handle()).unwrap();

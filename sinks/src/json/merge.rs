@@ -1,0 +1,518 @@
+//! Merging the results of a sharded run (or of any runs that applied load at the same time)
+//! into one document. Pure logic.
+//!
+//! Steps are matched by their number. Exact where it can be: latency summaries come from the
+//! union of the shards' HDR histograms (never from averaging percentiles), counts add up, and
+//! throughputs — each measured over its own shard's window — add up too, since the shards ran
+//! side by side. Step durations are the longest shard's.
+
+use super::report::{ResultsDocument, RunStatus, WarmupSummary};
+use super::results::{OutputTokens, StepConfig, StepResult};
+use crate::aggregate::Histograms;
+use crate::generator::GeneratorHealth;
+use crate::slo::Goodput;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One input of a merged document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergedInput {
+    /// The file as named on the command line.
+    pub file: String,
+    pub run_id: String,
+    /// `config.shard.index` of a shard's results; null for an unsharded run.
+    pub shard: Option<u64>,
+    pub status: RunStatus,
+    pub hostname: String,
+    pub steps: usize,
+}
+
+/// `(file name, document)` pairs → one document. Errors name the file at fault.
+pub fn merge(inputs: &[(String, ResultsDocument)]) -> Result<ResultsDocument, String> {
+    let Some((_, first)) = inputs.first() else {
+        return Err("nothing to merge: give at least one results file".into());
+    };
+    check_shards(inputs)?;
+    let docs: Vec<&ResultsDocument> = inputs.iter().map(|(_, d)| d).collect();
+    let mut step_numbers: Vec<u32> = docs
+        .iter()
+        .flat_map(|d| d.results.iter().map(|s| s.step))
+        .collect();
+    step_numbers.sort_unstable();
+    step_numbers.dedup();
+    let mut results = Vec::with_capacity(step_numbers.len());
+    for number in step_numbers {
+        let parts: Vec<(usize, &StepResult)> = docs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.results.iter().find(|s| s.step == number).map(|s| (i, s)))
+            .collect();
+        results.push(merge_step(inputs, &parts)?);
+    }
+
+    let mut merged = first.clone();
+    merged.results = results;
+    merged.config = merged_config(&first.config, inputs.len());
+    merged.run_id = joined(docs.iter().map(|d| d.run_id.as_str()));
+    merged.start_time = docs
+        .iter()
+        .map(|d| d.start_time.clone())
+        .min()
+        .unwrap_or_default();
+    merged.end_time = docs
+        .iter()
+        .map(|d| d.end_time.clone())
+        .max()
+        .unwrap_or_default();
+    merged.status = docs
+        .iter()
+        .map(|d| d.status)
+        .max_by_key(|s| severity(*s))
+        .unwrap_or(first.status);
+    merged.warmup = docs
+        .iter()
+        .fold(WarmupSummary::default(), |w, d| WarmupSummary {
+            requests: w.requests + d.warmup.requests,
+            successful: w.successful + d.warmup.successful,
+        });
+    merged.sinks = inputs
+        .iter()
+        .filter(|(_, d)| !d.sinks.is_empty())
+        .map(|(file, d)| (file.clone(), serde_json::Value::Object(d.sinks.clone())))
+        .collect();
+    merged.merged_from = inputs
+        .iter()
+        .map(|(file, d)| MergedInput {
+            file: file.clone(),
+            run_id: d.run_id.clone(),
+            shard: shard_of(d).map(|(index, _)| index),
+            status: d.status,
+            hostname: d.system.hostname.clone(),
+            steps: d.results.len(),
+        })
+        .collect();
+    Ok(merged)
+}
+
+/// `config.shard` as `(index, count)`.
+fn shard_of(doc: &ResultsDocument) -> Option<(u64, u64)> {
+    let shard = doc.config.get("shard")?;
+    Some((shard.get("index")?.as_u64()?, shard.get("count")?.as_u64()?))
+}
+
+/// Shards of one run must agree on the count and not repeat an index; a missing shard is
+/// allowed (its load is simply not in the result) but said.
+fn check_shards(inputs: &[(String, ResultsDocument)]) -> Result<(), String> {
+    let mut seen: BTreeMap<u64, &str> = BTreeMap::new();
+    let mut count = None;
+    for (file, doc) in inputs {
+        let Some((index, n)) = shard_of(doc) else {
+            continue;
+        };
+        if *count.get_or_insert(n) != n {
+            return Err(format!(
+                "{file} is shard {index} of {n}, the files before it are of {} shards",
+                count.unwrap_or(n)
+            ));
+        }
+        if let Some(other) = seen.insert(index, file) {
+            return Err(format!("{file} and {other} are both shard {index}"));
+        }
+    }
+    if let Some(n) = count {
+        let missing: Vec<String> = (0..n)
+            .filter(|i| !seen.contains_key(i))
+            .map(|i| i.to_string())
+            .collect();
+        if !missing.is_empty() {
+            log::warn!(
+                "merging {} of {n} shards: shard(s) {} missing",
+                seen.len(),
+                missing.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The first input's configuration, without its shard (the merged result is the whole run).
+fn merged_config(config: &serde_json::Value, inputs: usize) -> serde_json::Value {
+    let mut config = config.clone();
+    if let Some(obj) = config.as_object_mut() {
+        obj.remove("shard");
+        obj.insert("merged_inputs".into(), inputs.into());
+    }
+    config
+}
+
+fn severity(s: RunStatus) -> u8 {
+    match s {
+        RunStatus::Completed => 0,
+        RunStatus::Running => 1,
+        RunStatus::Interrupted => 2,
+        RunStatus::Failed => 3,
+    }
+}
+
+fn joined<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut v: Vec<&str> = items.collect();
+    v.dedup();
+    v.join("+")
+}
+
+fn merge_step(
+    inputs: &[(String, ResultsDocument)],
+    parts: &[(usize, &StepResult)],
+) -> Result<StepResult, String> {
+    let (_, first) = parts[0];
+    if let Some((i, other)) = parts.iter().find(|(_, s)| s.kind != first.kind) {
+        return Err(format!(
+            "step {} is {:?} in {} but {:?} in {}",
+            first.step, other.kind, inputs[*i].0, first.kind, inputs[parts[0].0].0
+        ));
+    }
+    let steps: Vec<&StepResult> = parts.iter().map(|(_, s)| *s).collect();
+    let sum = |f: fn(&StepResult) -> u64| steps.iter().map(|s| f(s)).sum::<u64>();
+    let sum_f = |f: fn(&StepResult) -> f64| steps.iter().map(|s| f(s)).sum::<f64>();
+    let max = |f: fn(&StepResult) -> u64| steps.iter().map(|s| f(s)).max().unwrap_or(0);
+    let hist = merge_histograms(inputs, parts)?;
+    let offered_rate = steps.iter().map(|s| s.offered_rate).sum::<Option<f64>>();
+    let label = |i: usize| shard_label(inputs, i);
+    Ok(StepResult {
+        id: match (first.id.split_once('@'), offered_rate) {
+            // As the run names its rate steps (`constant@10.00req/s`), with the whole run's rate.
+            (Some((arrival, _)), Some(rate)) => format!("{arrival}@{rate:.2}req/s"),
+            _ => first.id.clone(),
+        },
+        executor_type: first.executor_type.clone(),
+        config: StepConfig {
+            max_vus: sum(|s| s.config.max_vus),
+            duration: first.config.duration,
+            rate: steps.iter().map(|s| s.config.rate).sum(),
+        },
+        total_requests: sum(|s| s.total_requests),
+        total_tokens: sum(|s| s.total_tokens),
+        token_throughput_secs: sum_f(|s| s.token_throughput_secs),
+        duration_ms: max(|s| s.duration_ms),
+        time_to_first_token_ms: hist.ttft.summary(),
+        inter_token_latency_ms: hist.itl.summary(),
+        e2e_latency_ms: hist.e2e.summary(),
+        failed_requests: sum(|s| s.failed_requests),
+        successful_requests: sum(|s| s.successful_requests),
+        request_rate: sum_f(|s| s.request_rate),
+        total_tokens_sent: sum(|s| s.total_tokens_sent),
+        step: first.step,
+        kind: first.kind,
+        inter_chunk_latency_ms: hist.inter_chunk.summary(),
+        queue_delay_ms: hist.queue_delay.summary(),
+        time_to_first_token_from_schedule_ms: hist.ttft_from_schedule.summary(),
+        e2e_latency_from_schedule_ms: hist.e2e_from_schedule.summary(),
+        offered_rate,
+        achieved_rate: sum_f(|s| s.achieved_rate),
+        send_duration_ms: max(|s| s.send_duration_ms),
+        dropped_arrivals: sum(|s| s.dropped_arrivals),
+        queued_arrivals: sum(|s| s.queued_arrivals),
+        retried_attempts: add_maps(steps.iter().map(|s| &s.retried_attempts)),
+        errors: add_maps(steps.iter().map(|s| &s.errors)),
+        http_statuses: add_maps(steps.iter().map(|s| &s.http_statuses)),
+        output_tokens: merge_tokens(&steps),
+        ended_early: joined_notes(
+            parts
+                .iter()
+                .map(|(i, s)| (label(*i), s.ended_early.as_deref())),
+        ),
+        first_error: steps.iter().find_map(|s| s.first_error.clone()),
+        goodput: merge_goodput(&steps),
+        generator: merge_generator(parts.iter().map(|(i, s)| (label(*i), s.generator.as_ref()))),
+        histograms: hist.encode(),
+        shards: Some(parts.iter().map(|(i, _)| label(*i)).collect()),
+    })
+}
+
+/// How a merged step names an input: its shard index, or its position among the inputs.
+fn shard_label(inputs: &[(String, ResultsDocument)], i: usize) -> String {
+    match shard_of(&inputs[i].1) {
+        Some((index, _)) => format!("shard {index}"),
+        None => inputs[i].0.clone(),
+    }
+}
+
+fn add_maps<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, u64>>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for map in maps {
+        for (k, v) in map {
+            *out.entry(k.clone()).or_default() += v;
+        }
+    }
+    out
+}
+
+/// `shard 1: reason; shard 2: reason`, or `None` when no input gave one.
+fn joined_notes<'a>(notes: impl Iterator<Item = (String, Option<&'a str>)>) -> Option<String> {
+    let notes: Vec<String> = notes
+        .filter_map(|(who, note)| note.map(|n| format!("{who}: {n}")))
+        .collect();
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+fn merge_tokens(steps: &[&StepResult]) -> OutputTokens {
+    let sum = |f: fn(&OutputTokens) -> u64| steps.iter().map(|s| f(&s.output_tokens)).sum::<u64>();
+    // The overhead is a mean over requests that reported usage: weight each shard by those.
+    let (weighted, weight) = steps
+        .iter()
+        .filter_map(|s| {
+            let t = &s.output_tokens;
+            t.prompt_overhead_per_request.map(|o| {
+                (
+                    o * t.server_reported_requests as f64,
+                    t.server_reported_requests,
+                )
+            })
+        })
+        .fold((0.0, 0u64), |(a, n), (x, w)| (a + x, n + w));
+    OutputTokens {
+        requested: sum(|t| t.requested),
+        server_reported_requests: sum(|t| t.server_reported_requests),
+        server_prompt_tokens: sum(|t| t.server_prompt_tokens),
+        server_completion_tokens: sum(|t| t.server_completion_tokens),
+        server_cached_tokens: sum(|t| t.server_cached_tokens),
+        client_counted_requests: sum(|t| t.client_counted_requests),
+        prompt_overhead_per_request: (weight > 0).then(|| weighted / weight as f64),
+    }
+}
+
+fn merge_goodput(steps: &[&StepResult]) -> Option<Goodput> {
+    let all: Vec<&Goodput> = steps.iter().filter_map(|s| s.goodput.as_ref()).collect();
+    let first = all.first()?;
+    Some(Goodput {
+        slo: first.slo,
+        good_requests: all.iter().map(|g| g.good_requests).sum(),
+        good_tokens: all.iter().map(|g| g.good_tokens).sum(),
+        request_rate: all.iter().map(|g| g.request_rate).sum(),
+        token_rate: all.iter().map(|g| g.token_rate).sum(),
+    })
+}
+
+/// Each shard had its own generator: CPU adds up, the worst lag, lateness and utilization
+/// stand, and the merged step is generator-bound when any shard was.
+fn merge_generator<'a>(
+    parts: impl Iterator<Item = (String, Option<&'a GeneratorHealth>)>,
+) -> Option<GeneratorHealth> {
+    let mut out: Option<GeneratorHealth> = None;
+    for (who, g) in parts {
+        let Some(g) = g else { continue };
+        let reasons = g.reasons.iter().map(|r| format!("{who}: {r}"));
+        let Some(o) = out.as_mut() else {
+            out = Some(GeneratorHealth {
+                reasons: reasons.collect(),
+                ..g.clone()
+            });
+            continue;
+        };
+        o.cpu_seconds += g.cpu_seconds;
+        o.cpu_utilization = o.cpu_utilization.max(g.cpu_utilization);
+        o.event_loop_lag_ms_p99 = o.event_loop_lag_ms_p99.max(g.event_loop_lag_ms_p99);
+        o.event_loop_lag_ms_max = o.event_loop_lag_ms_max.max(g.event_loop_lag_ms_max);
+        o.schedule_lateness_ms_p99 = match (o.schedule_lateness_ms_p99, g.schedule_lateness_ms_p99)
+        {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        o.bound |= g.bound;
+        o.reasons.extend(reasons);
+    }
+    out
+}
+
+/// The union of the inputs' histograms for one step.
+fn merge_histograms(
+    inputs: &[(String, ResultsDocument)],
+    parts: &[(usize, &StepResult)],
+) -> Result<Histograms, String> {
+    let mut merged = Histograms::default();
+    for (i, step) in parts {
+        let h = Histograms::decode(&step.histograms)
+            .map_err(|e| format!("{}: step {}: {e}", inputs[*i].0, step.step))?;
+        merged.merge(&h);
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::StepAggregator;
+    use crate::event::{Outcome, RequestFinished, StepInfo, StepKind, StepWindow, TokenSource};
+    use crate::json::{SystemInfo, RESULTS_SCHEMA};
+
+    const MS: u64 = 1_000_000;
+
+    /// Request `i`: latencies spread over two orders of magnitude, every 9th one failed.
+    fn request(i: u64) -> RequestFinished {
+        let ok = i % 9 != 4;
+        let at = i * 10 * MS;
+        let ttft = (20 + (i * 37) % 900) * MS / 3;
+        let tokens = 2 + i % 7;
+        let gap_us = 5_000 + (i * 131) % 20_000;
+        let offsets: Vec<u32> = (0..tokens)
+            .map(|k| (ttft / 1000 + k * gap_us) as u32)
+            .collect();
+        RequestFinished {
+            id: format!("r{i}"),
+            step: 1,
+            scheduled_at: at,
+            sent_at: at + (i % 5) * MS,
+            first_token_at: ok.then(|| at + (i % 5) * MS + ttft),
+            end_at: at + (i % 5) * MS + u64::from(*offsets.last().unwrap()) * 1000 + MS,
+            chunk_offsets_us: if ok { offsets } else { vec![] },
+            prompt_tokens: 100 + i % 3,
+            requested_output_tokens: Some(tokens),
+            output_tokens: if ok { tokens } else { 0 },
+            output_tokens_source: TokenSource::Server,
+            server_prompt_tokens: Some(105 + i % 3),
+            server_completion_tokens: Some(tokens),
+            server_cached_tokens: Some(0),
+            outcome: if ok { Outcome::Ok } else { Outcome::Http5xx },
+            http_status: Some(if ok { 200 } else { 503 }),
+            error: (!ok).then(|| "overloaded".into()),
+            finish_reason: Some("length".into()),
+            response_model: Some("m".into()),
+            output_text: None,
+            trace: None,
+        }
+    }
+
+    fn info(rate: f64) -> StepInfo {
+        StepInfo {
+            index: 1,
+            id: format!("constant@{rate:.2}req/s"),
+            kind: StepKind::Rate,
+            max_vus: 8,
+            rate: Some(rate),
+            duration_secs: 10.0,
+        }
+    }
+
+    /// A one-step document of `requests`, shard `shard` of `count` (or unsharded).
+    fn doc(requests: &[RequestFinished], rate: f64, shard: Option<(u32, u32)>) -> ResultsDocument {
+        let config = match shard {
+            Some((index, count)) => serde_json::json!({"shard": {"index": index, "count": count}}),
+            None => serde_json::json!({}),
+        };
+        let mut d =
+            ResultsDocument::new(config, "run".into(), "0".into(), 0, SystemInfo::collect());
+        let mut agg = StepAggregator::new(info(rate));
+        for r in requests {
+            agg.record(r);
+        }
+        let window = StepWindow {
+            start: 0,
+            send_end: 10_000 * MS,
+            end: 10_500 * MS,
+        };
+        d.results.push(agg.finish(window, None));
+        d.status = RunStatus::Completed;
+        d
+    }
+
+    #[test]
+    fn three_shards_merge_into_exactly_the_whole() {
+        let all: Vec<RequestFinished> = (0..900).map(request).collect();
+        let whole = doc(&all, 30.0, None);
+        let shards: Vec<(String, ResultsDocument)> = (0..3u32)
+            .map(|s| {
+                let part: Vec<_> = all
+                    .iter()
+                    .filter(|r| r.scheduled_at / (10 * MS) % 3 == u64::from(s))
+                    .cloned()
+                    .collect();
+                (format!("s{s}.json"), doc(&part, 10.0, Some((s, 3))))
+            })
+            .collect();
+        let merged = merge(&shards).unwrap();
+        let (m, w) = (&merged.results[0], &whole.results[0]);
+        // The union of the histograms is the histogram of the union: every figure is identical.
+        assert_eq!(m.time_to_first_token_ms, w.time_to_first_token_ms);
+        assert_eq!(m.inter_token_latency_ms, w.inter_token_latency_ms);
+        assert_eq!(m.e2e_latency_ms, w.e2e_latency_ms);
+        assert_eq!(m.inter_chunk_latency_ms, w.inter_chunk_latency_ms);
+        assert_eq!(m.queue_delay_ms, w.queue_delay_ms);
+        assert_eq!(m.histograms, w.histograms);
+        for (a, b) in [
+            (m.total_requests, w.total_requests),
+            (m.successful_requests, w.successful_requests),
+            (m.failed_requests, w.failed_requests),
+            (m.total_tokens, w.total_tokens),
+            (m.total_tokens_sent, w.total_tokens_sent),
+        ] {
+            assert_eq!(a, b);
+        }
+        assert_eq!(m.errors, w.errors);
+        assert_eq!(m.http_statuses, w.http_statuses);
+        assert_eq!(m.output_tokens, w.output_tokens);
+        assert!((m.token_throughput_secs - w.token_throughput_secs).abs() < 1e-9);
+        assert!((m.request_rate - w.request_rate).abs() < 1e-9);
+        assert_eq!(m.offered_rate, Some(30.0));
+        assert_eq!(m.id, "constant@30.00req/s");
+        assert_eq!(m.config.max_vus, 24);
+        assert_eq!(
+            m.shards.as_deref(),
+            Some(&["shard 0".to_string(), "shard 1".into(), "shard 2".into()][..])
+        );
+        assert_eq!(merged.merged_from.len(), 3);
+        assert_eq!(merged.merged_from[2].shard, Some(2));
+        assert!(merged.config.get("shard").is_none());
+
+        // The merged document is a valid results document.
+        let schema: serde_json::Value = serde_json::from_str(RESULTS_SCHEMA).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let value = serde_json::to_value(&merged).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(errors, Vec::<String>::new());
+    }
+
+    #[test]
+    fn inconsistent_inputs_are_refused_with_the_file_named() {
+        let part: Vec<_> = (0..10).map(request).collect();
+        let a = ("a.json".to_string(), doc(&part, 1.0, Some((0, 3))));
+        let dup = ("b.json".to_string(), doc(&part, 1.0, Some((0, 3))));
+        assert!(merge(&[a.clone(), dup])
+            .unwrap_err()
+            .contains("both shard 0"));
+        let other = ("c.json".to_string(), doc(&part, 1.0, Some((1, 2))));
+        assert!(merge(&[a.clone(), other]).unwrap_err().contains("c.json"));
+        let mut broken = doc(&part, 1.0, Some((1, 3)));
+        broken.results[0].histograms.ttft = "not base64!".into();
+        let err = merge(&[a.clone(), ("d.json".into(), broken)]).unwrap_err();
+        assert!(err.contains("d.json") && err.contains("ttft"), "{err}");
+        let mut closed = doc(&part, 1.0, Some((2, 3)));
+        closed.results[0].kind = StepKind::Throughput;
+        assert!(merge(&[a, ("e.json".into(), closed)])
+            .unwrap_err()
+            .contains("step 1"));
+        assert!(merge(&[]).is_err());
+    }
+
+    #[test]
+    fn a_step_missing_from_a_shard_merges_what_there_is() {
+        let part: Vec<_> = (0..30).map(request).collect();
+        let a = doc(&part, 1.0, Some((0, 2)));
+        let mut b = doc(&part, 1.0, Some((1, 2)));
+        b.results.clear();
+        b.status = RunStatus::Interrupted;
+        let merged = merge(&[("a".into(), a.clone()), ("b".into(), b)]).unwrap();
+        assert_eq!(merged.results.len(), 1);
+        assert_eq!(
+            merged.results[0].total_requests,
+            a.results[0].total_requests
+        );
+        assert_eq!(
+            merged.results[0].shards.as_deref(),
+            Some(&["shard 0".to_string()][..])
+        );
+        assert_eq!(merged.status, RunStatus::Interrupted);
+    }
+}
