@@ -250,6 +250,14 @@ pub struct RunArgs {
     /// With --shards: which part this process is, 0..N-1 (an Indexed Job's JOB_COMPLETION_INDEX)
     #[arg(long, env = "JOB_COMPLETION_INDEX", default_value = "0")]
     pub shard_index: u32,
+    /// Replay a trace instead of the benchmark kind's steps: JSON Lines with each request's
+    /// arrival time and input/output lengths, e.g. Mooncake's
+    /// {"timestamp": ms, "input_length": n, "output_length": n, "hash_ids": [...]}
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["dataset", "dataset_file", "rates"])]
+    pub trace: Option<PathBuf>,
+    /// With --trace: replay this many times faster (2 = twice the recorded rate)
+    #[arg(long, default_value = "1.0")]
+    pub trace_speedup: f64,
     /// Benchmark the built-in simulated server, in-process, offline: a short sweep
     #[arg(long, conflicts_with = "url")]
     pub demo: bool,
@@ -416,6 +424,8 @@ impl RunArgs {
                 .ratio(),
             trace_token_events: self.trace_token_events,
             shard: None,
+            trace: self.trace,
+            trace_speedup: self.trace_speedup,
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;
@@ -506,6 +516,12 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     }
     if cfg.workers == 0 {
         return Err("--workers must be at least 1".into());
+    }
+    if !(cfg.trace_speedup.is_finite() && cfg.trace_speedup > 0.0) {
+        return Err(format!(
+            "--trace-speedup must be a positive number, got {}",
+            cfg.trace_speedup
+        ));
     }
     if cfg.request_timeout.is_zero() {
         return Err("--request-timeout must be more than 0s".into());

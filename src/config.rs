@@ -125,6 +125,11 @@ pub struct RunConfig {
     pub trace_token_events: bool,
     /// This process's part of a sharded run (`--shards`); `None` when it runs the whole load.
     pub shard: Option<crate::shard::Shard>,
+    /// Replay this trace (JSON Lines: arrival time, input and output lengths a request) as the
+    /// run's one measured step, instead of the benchmark kind's steps.
+    pub trace: Option<PathBuf>,
+    /// Trace arrivals come this many times faster than recorded.
+    pub trace_speedup: f64,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -190,6 +195,8 @@ impl RunConfig {
             trace_sample_ratio: 1.0,
             trace_token_events: false,
             shard: None,
+            trace: None,
+            trace_speedup: 1.0,
         }
     }
 

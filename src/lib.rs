@@ -113,7 +113,11 @@ async fn start(
     let preflight_id = format!("{}-preflight", cfg.request_id_prefix());
     let keep_alive =
         probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &bodies[0]).await;
-    let pool = Arc::new(load::conversation::pool(&cfg, &model, &workload, bodies));
+    let mut pool = load::conversation::pool(&cfg, &model, &workload, bodies);
+    if workload.arrivals.is_some() {
+        pool = pool.in_arrival_order();
+    }
+    let pool = Arc::new(pool);
     let clock = Clock::start();
     let mut config_json = serde_json::to_value(&cfg).unwrap_or_default();
     if let Some(obj) = config_json.as_object_mut() {
@@ -188,6 +192,7 @@ async fn start(
         live_sinks,
         gauges,
         settings,
+        arrivals: workload.arrivals.clone(),
         cfg,
     };
     let (tx, rx) = oneshot::channel();

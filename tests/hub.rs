@@ -155,6 +155,7 @@ fn workload(hub: HubEnv, tokenizer: &str) -> WorkloadConfig {
         synthetic_prompts: 10,
         hub,
         profile: None,
+        trace: None,
     }
 }
 

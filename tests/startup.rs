@@ -53,6 +53,7 @@ fn startup_time_of_a_sharegpt_sized_dataset() {
         synthetic_prompts: 1,
         hub: HubEnv::offline_at(dir.path().join("hub")),
         profile: None,
+        trace: None,
     };
     let started = Instant::now();
     let w = prepare(&cfg).unwrap();

@@ -67,6 +67,8 @@ pub struct Engine {
     /// Live values for the metrics (phase, in flight, users); the trackers write them.
     pub gauges: Arc<sinks::prometheus::LiveGauges>,
     pub settings: ClientSettings,
+    /// Trace replay: arrival offsets of the workload's requests, in their order.
+    pub arrivals: Option<Arc<[sinks::event::Nanos]>>,
 }
 
 pub struct Coordinator {
@@ -148,9 +150,10 @@ impl Engine {
     }
 
     async fn run_steps(&self) -> Result<Vec<StepResult>, RunError> {
-        let mut queue: std::collections::VecDeque<StepPlan> = plan::initial_steps(&self.cfg)
-            .map_err(RunError::Config)?
-            .into();
+        let mut queue: std::collections::VecDeque<StepPlan> =
+            plan::initial_steps(&self.cfg, self.arrivals.as_ref())
+                .map_err(RunError::Config)?
+                .into();
         let mut results = Vec::new();
         let mut index = 0u32;
         while let Some(step) = queue.pop_front() {
@@ -241,8 +244,11 @@ impl Engine {
                 tracker.source_started();
                 // Each step its own reproducible stream of arrivals.
                 let seed = self.cfg.seed ^ (u64::from(index) << 32);
-                let schedule = Schedule::new(self.cfg.arrival, start, send_until, rate, seed)
-                    .with_ramp(self.cfg.ramp_up);
+                let schedule = match &step.replay {
+                    Some(offsets) => Schedule::replay(start, send_until, offsets.clone()),
+                    None => Schedule::new(self.cfg.arrival, start, send_until, rate, seed)
+                        .with_ramp(self.cfg.ramp_up),
+                };
                 let plan = Saturation {
                     max_in_flight: step.vus,
                     queue: self.cfg.queue_when_saturated,

@@ -1,8 +1,9 @@
 //! The steps of a run (pure): warmup, then throughput / rates / sweep.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use sinks::event::{StepInfo, StepKind};
+use sinks::event::{Nanos, StepInfo, StepKind};
 
 use crate::config::{BenchmarkKind, RunConfig};
 
@@ -19,6 +20,9 @@ pub struct StepPlan {
     pub vus: u64,
     pub rate: Option<f64>,
     pub duration: Duration,
+    /// Trace replay: the arrival offsets of the step's requests, in order; `None` when the
+    /// arrival process makes them.
+    pub replay: Option<Arc<[Nanos]>>,
 }
 
 impl StepPlan {
@@ -27,6 +31,7 @@ impl StepPlan {
         match (self.kind, self.rate) {
             (StepKind::Warmup, _) => "warmup".into(),
             (StepKind::Throughput, _) => "throughput".into(),
+            (StepKind::Rate, Some(r)) if self.replay.is_some() => format!("trace@{r:.2}req/s"),
             (StepKind::Rate, Some(r)) => format!("constant@{r:.2}req/s"),
             (StepKind::Rate, None) => "constant".into(),
         }
@@ -45,7 +50,11 @@ impl StepPlan {
 }
 
 /// The steps known before the run starts (a sweep adds its rates after the throughput step).
-pub fn initial_steps(cfg: &RunConfig) -> Result<Vec<StepPlan>, String> {
+/// With a trace to replay, its one step replaces the benchmark kind's.
+pub fn initial_steps(
+    cfg: &RunConfig,
+    replay: Option<&Arc<[Nanos]>>,
+) -> Result<Vec<StepPlan>, String> {
     let mut steps = Vec::new();
     if !cfg.warmup.is_zero() {
         steps.push(StepPlan {
@@ -53,13 +62,19 @@ pub fn initial_steps(cfg: &RunConfig) -> Result<Vec<StepPlan>, String> {
             vus: WARMUP_VUS,
             rate: None,
             duration: cfg.warmup,
+            replay: None,
         });
+    }
+    if let Some(arrivals) = replay {
+        steps.push(trace_step(cfg, arrivals.clone()));
+        return Ok(steps);
     }
     let throughput = StepPlan {
         kind: StepKind::Throughput,
         vus: cfg.max_vus,
         rate: None,
         duration: cfg.duration,
+        replay: None,
     };
     match cfg.benchmark_kind {
         BenchmarkKind::Throughput | BenchmarkKind::Sweep => steps.push(throughput),
@@ -81,6 +96,22 @@ pub fn rate_step(cfg: &RunConfig, rate: f64) -> StepPlan {
         vus: cfg.max_vus,
         rate: Some(rate),
         duration: cfg.duration,
+        replay: None,
+    }
+}
+
+/// The replay of a trace: open loop, up to `max_vus` in flight, lasting until its last arrival;
+/// its rate is the trace's mean (requests over that span).
+pub fn trace_step(cfg: &RunConfig, arrivals: Arc<[Nanos]>) -> StepPlan {
+    let last = arrivals.iter().copied().max().unwrap_or(0);
+    // The window ends just after the last arrival (the schedule's end is exclusive).
+    let duration = Duration::from_nanos(last) + Duration::from_millis(1);
+    StepPlan {
+        kind: StepKind::Rate,
+        vus: cfg.max_vus,
+        rate: Some(arrivals.len() as f64 / duration.as_secs_f64()),
+        duration,
+        replay: Some(arrivals),
     }
 }
 
@@ -116,7 +147,22 @@ mod tests {
             vus: 8,
             rate: Some(2.5),
             duration: Duration::from_secs(1),
+            replay: None,
         };
         assert_eq!(p.id(), "constant@2.50req/s");
+    }
+
+    #[test]
+    fn a_trace_is_one_step_over_its_span() {
+        let mut cfg = RunConfig::new("http://x");
+        cfg.max_vus = 7;
+        let arrivals: Arc<[Nanos]> = vec![0, 1_000_000_000, 3_999_000_000].into();
+        let steps = initial_steps(&cfg, Some(&arrivals)).unwrap();
+        assert_eq!(steps.len(), 2, "warmup, then the trace");
+        let t = &steps[1];
+        assert_eq!(t.duration, Duration::from_secs(4));
+        assert_eq!(t.rate, Some(0.75));
+        assert_eq!(t.vus, 7);
+        assert_eq!(t.id(), "trace@0.75req/s");
     }
 }

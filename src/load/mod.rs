@@ -24,6 +24,9 @@ pub struct RequestPool {
     next: AtomicUsize,
     /// Multi-turn chat: how virtual users walk the conversations (`conversation.rs`).
     chat: Option<conversation::ChatPlan>,
+    /// Trace replay: the open loop's arrival `k` sends body `k` (an arrival that is dropped
+    /// does not shift the others onto the wrong lengths).
+    in_arrival_order: bool,
 }
 
 impl RequestPool {
@@ -34,7 +37,14 @@ impl RequestPool {
             bodies,
             next: AtomicUsize::new(0),
             chat: None,
+            in_arrival_order: false,
         }
+    }
+
+    /// The open loop's `k`-th arrival of a step sends the `k`-th body (trace replay).
+    pub fn in_arrival_order(mut self) -> Self {
+        self.in_arrival_order = true;
+        self
     }
 
     /// Virtual users walk multi-turn conversations; `plan.scripts` is in `bodies` order.
@@ -74,6 +84,16 @@ impl StepContext {
     /// Counts a new request in and names it; the id is sent as `x-request-id`.
     pub fn job(&self, scheduled_at: Nanos) -> Job {
         self.job_with(scheduled_at, self.pool.next())
+    }
+
+    /// The job of the step's `k`-th open-loop arrival.
+    pub fn arrival_job(&self, scheduled_at: Nanos, k: usize) -> Job {
+        let pool = &self.pool;
+        if pool.in_arrival_order {
+            self.job_with(scheduled_at, pool.bodies[k % pool.bodies.len()].clone())
+        } else {
+            self.job(scheduled_at)
+        }
     }
 
     /// As [`job`](Self::job), for a body the caller built (a conversation's later turn).

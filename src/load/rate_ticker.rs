@@ -78,17 +78,21 @@ async fn tick(
     tokio::pin!(stop);
     let step_stop = tracker.sending_stop();
     tokio::pin!(step_stop);
-    // Arrivals that came due while the cap was full (queue mode), oldest first.
-    let mut backlog: VecDeque<Nanos> = VecDeque::new();
+    // Arrivals that came due while the cap was full (queue mode), oldest first, with their
+    // number in the step.
+    let mut backlog: VecDeque<(Nanos, usize)> = VecDeque::new();
     let mut next = schedule.next_arrival();
+    let mut seq = 0usize;
     loop {
         // Registered before the cap is checked, so a request ending in between still wakes us.
         let freed = tracker.ended();
         tokio::pin!(freed);
         freed.as_mut().enable();
         while tracker.in_flight() < plan.max_in_flight {
-            let Some(at) = backlog.pop_front() else { break };
-            start(step, workers, at, true);
+            let Some((at, k)) = backlog.pop_front() else {
+                break;
+            };
+            start(step, workers, at, k, true);
         }
         tracker.set_waiting(backlog.len() as u64);
         if next.is_none() && backlog.is_empty() {
@@ -101,11 +105,13 @@ async fn tick(
             _ = &mut freed, if !backlog.is_empty() => {}
             _ = tokio::time::sleep_until(clock.instant(next.unwrap_or(0)).into()), if next.is_some() => {
                 let at = next.take().unwrap_or(0);
+                let k = seq;
+                seq += 1;
                 next = schedule.next_arrival();
                 if backlog.is_empty() && tracker.in_flight() < plan.max_in_flight {
-                    start(step, workers, at, false);
+                    start(step, workers, at, k, false);
                 } else if plan.queue {
-                    backlog.push_back(at);
+                    backlog.push_back((at, k));
                 } else {
                     drop_arrival(step, at);
                 }
@@ -113,20 +119,20 @@ async fn tick(
         }
     }
     // Stopped with arrivals still waiting: they were never sent.
-    for at in backlog {
+    for (at, _) in backlog {
         drop_arrival(step, at);
     }
     tracker.set_waiting(0);
 }
 
-fn start(step: &Arc<StepContext>, workers: &Workers, at: Nanos, queued: bool) {
+fn start(step: &Arc<StepContext>, workers: &Workers, at: Nanos, k: usize, queued: bool) {
     if queued {
         step.recorder.do_send(RecordQueued(ArrivalQueued {
             step: step.step,
             scheduled_at: at,
         }));
     }
-    let job = step.job(at);
+    let job = step.arrival_job(at, k);
     let ctx = step.clone();
     Request::start_in_arbiter(&workers.next(), move |_| Request::new(job, ctx));
 }

@@ -5,6 +5,8 @@
 //! nanoseconds). Nothing here sleeps, so a late wake-up of the ticker never shifts later
 //! arrivals: lateness shows up as queue delay, never as drift.
 
+use std::sync::Arc;
+
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Exp, Gamma};
@@ -66,6 +68,8 @@ pub struct Schedule {
     rng: StdRng,
     /// Operational time of the next arrival (expected arrivals since the start).
     next_op: f64,
+    /// Trace replay: the arrivals' offsets from the start, and how many were handed out.
+    replay: Option<(Arc<[Nanos]>, usize)>,
 }
 
 impl Schedule {
@@ -88,6 +92,15 @@ impl Schedule {
             gaps,
             rng: StdRng::seed_from_u64(seed),
             next_op: 0.0,
+            replay: None,
+        }
+    }
+
+    /// Arrivals at `start + offsets[k]` (a trace, in time order) until `end` (exclusive).
+    pub fn replay(start: Nanos, end: Nanos, offsets: Arc<[Nanos]>) -> Self {
+        Schedule {
+            replay: Some((offsets, 0)),
+            ..Schedule::new(Arrival::Constant, start, end, 1.0, 0)
         }
     }
 
@@ -111,6 +124,11 @@ impl Schedule {
     pub fn next_arrival(&mut self) -> Option<Nanos> {
         if self.end <= self.start {
             return None;
+        }
+        if let Some((offsets, next)) = &mut self.replay {
+            let at = self.start.saturating_add(*offsets.get(*next)?);
+            *next += 1;
+            return (at < self.end).then_some(at);
         }
         let at = self.start as f64 + (self.seconds_at(self.next_op) * 1e9).round();
         if at >= self.end as f64 {
@@ -235,6 +253,13 @@ mod tests {
             ser += g / y;
         }
         -tmp + (2.506_628_274_631_000_5 * ser / x).ln()
+    }
+
+    #[test]
+    fn replay_sends_at_the_traces_offsets_until_the_end() {
+        let offsets: Arc<[Nanos]> = vec![0, 5, 5, 40, 100].into();
+        let times: Vec<Nanos> = Schedule::replay(1_000, 1_100, offsets).collect();
+        assert_eq!(times, [1_000, 1_005, 1_005, 1_040]);
     }
 
     #[test]

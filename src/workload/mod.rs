@@ -18,6 +18,7 @@ pub mod options;
 pub mod profiles;
 pub mod synthetic;
 pub mod tokenizer;
+pub mod trace;
 mod words;
 
 use std::path::PathBuf;
@@ -78,6 +79,18 @@ pub struct WorkloadConfig {
     pub hub: hub::HubEnv,
     /// `--profile`, for error messages that say how to run it without network.
     pub profile: Option<String>,
+    /// `--trace`: the requests (lengths, shared prefixes) and their arrival times come from it.
+    pub trace: Option<TraceSource>,
+}
+
+/// A trace to replay, and this process's part of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceSource {
+    pub path: PathBuf,
+    /// `--trace-speedup`: arrivals come this many times faster than recorded.
+    pub speedup: f64,
+    /// A shard replays every `count`-th request of the trace, from its `index`.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl WorkloadConfig {
@@ -93,6 +106,11 @@ impl WorkloadConfig {
             synthetic_prompts: DEFAULT_SYNTHETIC_PROMPTS,
             hub: hub::HubEnv::from_env(),
             profile: cfg.profile.clone(),
+            trace: cfg.trace.as_ref().map(|path| TraceSource {
+                path: path.clone(),
+                speedup: cfg.trace_speedup,
+                shard: cfg.shard,
+            }),
         }
     }
 }
@@ -104,6 +122,9 @@ pub struct Workload {
     /// "synthetic" or the dataset path.
     pub source: String,
     pub requests: Vec<Arc<PreparedRequest>>,
+    /// Trace replay: request `k` is sent at `arrivals[k]` from the step's start (`requests` in
+    /// the same order).
+    pub arrivals: Option<Arc<[sinks::event::Nanos]>>,
     /// Wall time of [`prepare`]: loading, downloading, tokenizing.
     pub prepare_seconds: f64,
 }
@@ -134,6 +155,17 @@ pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
     let loaded = tokenizer::load_with(cfg.tokenizer_name.as_deref(), &cfg.hub)?;
     let tok = &loaded.tokenizer;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
+    if let Some(trace) = &cfg.trace {
+        let (requests, arrivals) = trace_requests(tok, trace, cfg.seed, &mut rng)?;
+        return Ok(Workload {
+            tokenizer: Arc::clone(&loaded.tokenizer),
+            tokenizer_label: loaded.label,
+            source: trace.path.display().to_string(),
+            requests: requests.into_iter().map(Arc::new).collect(),
+            arrivals: Some(arrivals.into()),
+            prepare_seconds: started.elapsed().as_secs_f64(),
+        });
+    }
     let resolved = dataset::resolve(
         cfg.dataset.as_deref(),
         cfg.dataset_file.as_deref(),
@@ -156,8 +188,53 @@ pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
         tokenizer_label: loaded.label,
         source,
         requests: requests.into_iter().map(Arc::new).collect(),
+        arrivals: None,
         prepare_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The trace's requests (this shard's part) with prompts of their exact input lengths and
+/// `max_tokens` of their output lengths, and their arrival offsets.
+fn trace_requests(
+    tok: &Tokenizer,
+    source: &TraceSource,
+    seed: u64,
+    rng: &mut StdRng,
+) -> Result<(Vec<PreparedRequest>, Vec<sinks::event::Nanos>), String> {
+    let mut entries = trace::load(&source.path)?;
+    if let Some(s) = source.shard {
+        let (count, index) = (s.count as usize, s.index as usize);
+        entries = entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % count == index)
+            .map(|(_, e)| e)
+            .collect();
+        if entries.is_empty() {
+            return Err(format!(
+                "--trace {}: no request left for shard {index} of {count}",
+                source.path.display()
+            ));
+        }
+    }
+    let mut texts = trace::texts(&entries, seed);
+    let targets: Vec<u64> = entries.iter().map(|e| e.input_tokens).collect();
+    let prompts = synthetic::prompts_with_counts(tok, &mut texts, &targets, rng)?;
+    let requests = prompts
+        .into_iter()
+        .zip(&entries)
+        .map(|((prompt, prompt_tokens), e)| PreparedRequest {
+            messages: vec![Message {
+                role: "user".into(),
+                content: prompt.clone(),
+            }],
+            prompt,
+            prompt_tokens,
+            max_tokens: Some(e.output_tokens),
+            later_turns: Vec::new(),
+        })
+        .collect();
+    Ok((requests, trace::arrivals(&entries, source.speedup)))
 }
 
 /// A profile's dataset that cannot be had: say how to run the profile anyway, never silently
@@ -486,6 +563,7 @@ mod tests {
             synthetic_prompts: 20,
             hub: hub::HubEnv::offline_at(PathBuf::from("/nonexistent/hub-cache")),
             profile: None,
+            trace: None,
         }
     }
 
