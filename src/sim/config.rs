@@ -51,7 +51,12 @@ pub const DEFAULT_SEED: u64 = 0;
 ///   and gives one token to every running sequence;
 /// - fixed-timing mode (`--fixed-ttft-ms` and/or `--fixed-itl-ms`): requests are independent;
 ///   the first token is due at receipt + TTFT and token k at first + k × ITL (absolute times).
-///   A missing one of the two is 0.
+///   A missing one of the two is 0;
+/// - random-timing mode (`--random-ttft-ms MIN:MAX` and/or `--random-itl-ms MIN:MAX`, exclusive
+///   with the fixed flags): requests are independent; each request draws its TTFT and each gap
+///   between two tokens its ITL, uniformly in the range, from an RNG seeded by `--seed` (draws
+///   follow arrival order). Token k is due at receipt + TTFT + the sum of its k gaps (absolute
+///   times: lateness of one token does not shift the next). A missing one of the two is 0.
 ///
 /// `--max-queue` defaults to unbounded, as in vLLM: past the knee the queue (and TTFT) grows,
 /// which is what a benchmark of a real engine shows; the generator's own concurrency cap bounds
@@ -106,13 +111,25 @@ pub struct SimConfig {
     /// Fixed-timing mode: time between tokens, in milliseconds, for every request.
     #[arg(long)]
     pub fixed_itl_ms: Option<f64>,
+    /// Random-timing mode: each request's time to first token, drawn uniformly in MIN:MAX
+    /// milliseconds (seeded by --seed; not with --fixed-*).
+    #[arg(long, value_name = "MIN:MAX", conflicts_with_all = ["fixed_ttft_ms", "fixed_itl_ms"])]
+    pub random_ttft_ms: Option<MsRange>,
+    /// Random-timing mode: each gap between two tokens, drawn uniformly in MIN:MAX milliseconds
+    /// (seeded by --seed; not with --fixed-*).
+    #[arg(long, value_name = "MIN:MAX", conflicts_with_all = ["fixed_ttft_ms", "fixed_itl_ms"])]
+    pub random_itl_ms: Option<MsRange>,
     /// Keep a record of every request (token send times) for in-process inspection.
     #[arg(long)]
     pub record: bool,
+    /// Keep records (as --record) and write them to PATH as JSON Lines, one request a line,
+    /// when the server stops (SIGINT/SIGTERM); written to PATH.tmp, then renamed.
+    #[arg(long, value_name = "PATH")]
+    pub record_file: Option<std::path::PathBuf>,
     /// At most this many records are kept; the rest are only counted.
     #[arg(long, default_value_t = DEFAULT_RECORD_CAP)]
     pub record_cap: usize,
-    /// Seed of the random choices (output lengths, ids).
+    /// Seed of the random choices (output lengths, ids, random-timing draws).
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
     /// Inject a fault into a share of requests: SPEC[@SHARE], e.g. status=503@0.1,
@@ -146,7 +163,10 @@ impl Default for SimConfig {
             max_model_len: DEFAULT_MAX_MODEL_LEN,
             fixed_ttft_ms: None,
             fixed_itl_ms: None,
+            random_ttft_ms: None,
+            random_itl_ms: None,
             record: false,
+            record_file: None,
             record_cap: DEFAULT_RECORD_CAP,
             seed: DEFAULT_SEED,
             faults: Vec::new(),
@@ -163,13 +183,96 @@ pub struct FixedTiming {
     pub itl: Duration,
 }
 
+/// A range of milliseconds, `MIN:MAX` on the command line (random-timing mode).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MsRange {
+    pub min: f64,
+    pub max: f64,
+}
+
+impl MsRange {
+    /// Both ends finite, within 0..=1e9, and `min ≤ max`.
+    fn check(&self) -> Result<(), String> {
+        for value in [self.min, self.max] {
+            if !(value.is_finite() && (0.0..=1e9).contains(&value)) {
+                return Err(format!(
+                    "{self}: both ends must be numbers of milliseconds between 0 and 1e9"
+                ));
+            }
+        }
+        if self.min > self.max {
+            return Err(format!("{self}: MIN must not be above MAX"));
+        }
+        Ok(())
+    }
+
+    /// As durations (validated).
+    fn durations(&self) -> DurationRange {
+        DurationRange {
+            min: ms(self.min),
+            max: ms(self.max),
+        }
+    }
+}
+
+impl std::fmt::Display for MsRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.min, self.max)
+    }
+}
+
+impl std::str::FromStr for MsRange {
+    type Err = String;
+
+    /// `MIN:MAX` in milliseconds, e.g. `5:50` or `0.5:2.5`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let expected = || format!("expected MIN:MAX in milliseconds (e.g. 5:50), got {text:?}");
+        let (min, max) = text.split_once(':').ok_or_else(expected)?;
+        let number = |part: &str| part.trim().parse::<f64>().map_err(|_| expected());
+        let range = MsRange {
+            min: number(min)?,
+            max: number(max)?,
+        };
+        range.check()?;
+        Ok(range)
+    }
+}
+
+/// A closed range of durations to draw from uniformly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl DurationRange {
+    /// A uniform draw in `min..=max`, to the nanosecond.
+    pub fn sample(&self, rng: &mut impl rand::Rng) -> Duration {
+        let (lo, hi) = (self.min.as_nanos(), self.max.as_nanos());
+        if lo >= hi {
+            return self.min;
+        }
+        // Validated ranges stay below 1e9 ms = 1e15 ns: u64 holds them.
+        let (lo, hi) = (lo as u64, hi as u64);
+        Duration::from_nanos(rng.random_range(lo..=hi))
+    }
+}
+
+/// Per-request random timing (random-timing mode): TTFT drawn once per request, ITL once per
+/// gap between two tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RandomTiming {
+    pub ttft: DurationRange,
+    pub itl: DurationRange,
+}
+
 impl SimConfig {
-    /// Checks every value; the message names the offending flag.
     /// The `--fault` rules, parsed.
     pub fn fault_rules(&self) -> Result<Vec<super::fault::FaultRule>, String> {
         self.faults.iter().map(|f| f.parse()).collect()
     }
 
+    /// Checks every value; the message names the offending flag.
     pub fn validate(&self) -> Result<(), String> {
         self.fault_rules()?;
         positive_int("--workers", self.workers)?;
@@ -184,6 +287,30 @@ impl SimConfig {
         non_negative("--decode-us-per-seq", self.decode_us_per_seq)?;
         non_negative("--fixed-ttft-ms", self.fixed_ttft_ms.unwrap_or(0.0))?;
         non_negative("--fixed-itl-ms", self.fixed_itl_ms.unwrap_or(0.0))?;
+        let random = [
+            ("--random-ttft-ms", self.random_ttft_ms),
+            ("--random-itl-ms", self.random_itl_ms),
+        ];
+        for (flag, range) in random {
+            if let Some(range) = range {
+                range.check().map_err(|e| format!("{flag} {e}"))?;
+            }
+        }
+        let fixed = self.fixed_ttft_ms.is_some() || self.fixed_itl_ms.is_some();
+        let randomized = self.random_ttft_ms.is_some() || self.random_itl_ms.is_some();
+        if fixed && randomized {
+            return Err(
+                "--random-ttft-ms/--random-itl-ms cannot be combined with --fixed-ttft-ms/--fixed-itl-ms"
+                    .into(),
+            );
+        }
+        if self
+            .record_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err("--record-file must not be empty".into());
+        }
         if !(self.mean_output_tokens.is_finite() && self.mean_output_tokens >= 1.0) {
             return Err(format!(
                 "--mean-output-tokens must be at least 1, got {}",
@@ -208,6 +335,23 @@ impl SimConfig {
             ttft: ms(self.fixed_ttft_ms.unwrap_or(0.0)),
             itl: ms(self.fixed_itl_ms.unwrap_or(0.0)),
         })
+    }
+
+    /// Some(timing) in random-timing mode. Call after `validate`.
+    pub fn random_timing(&self) -> Option<RandomTiming> {
+        if self.random_ttft_ms.is_none() && self.random_itl_ms.is_none() {
+            return None;
+        }
+        let zero = MsRange { min: 0.0, max: 0.0 };
+        Some(RandomTiming {
+            ttft: self.random_ttft_ms.unwrap_or(zero).durations(),
+            itl: self.random_itl_ms.unwrap_or(zero).durations(),
+        })
+    }
+
+    /// Whether per-request records are kept (`--record`, or `--record-file`).
+    pub fn keeps_records(&self) -> bool {
+        self.record || self.record_file.is_some()
     }
 
     /// Bound of the waiting queue (None: unbounded).
@@ -273,6 +417,136 @@ mod tests {
         let timing = cfg.fixed_timing().expect("fixed mode");
         assert_eq!(timing.ttft, Duration::ZERO);
         assert_eq!(timing.itl, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn random_timing_mode_from_either_flag() {
+        let cfg = Cli::parse_from([
+            "sim",
+            "--random-ttft-ms",
+            "10:100",
+            "--random-itl-ms",
+            " 0.5 : 2.5",
+        ])
+        .sim;
+        assert!(cfg.validate().is_ok());
+        assert_eq!(cfg.fixed_timing(), None);
+        let timing = cfg.random_timing().expect("random mode");
+        assert_eq!(
+            timing.ttft,
+            DurationRange {
+                min: Duration::from_millis(10),
+                max: Duration::from_millis(100)
+            }
+        );
+        assert_eq!(
+            timing.itl,
+            DurationRange {
+                min: Duration::from_micros(500),
+                max: Duration::from_micros(2500)
+            }
+        );
+
+        // A missing one of the two is 0; a one-point range is allowed.
+        let cfg = Cli::parse_from(["sim", "--random-itl-ms", "3:3"]).sim;
+        let timing = cfg.random_timing().expect("random mode");
+        assert_eq!(timing.ttft.max, Duration::ZERO);
+        assert_eq!(timing.itl.min, Duration::from_millis(3));
+        assert_eq!(
+            timing.itl.sample(&mut rand::rng()),
+            Duration::from_millis(3)
+        );
+    }
+
+    #[test]
+    fn random_timing_ranges_are_checked_with_clear_messages() {
+        for (arg, wants) in [
+            ("5", "expected MIN:MAX"),
+            ("a:b", "expected MIN:MAX"),
+            ("1:2:3", "expected MIN:MAX"),
+            ("", "expected MIN:MAX"),
+            ("5:1", "MIN must not be above MAX"),
+            ("-1:2", "between 0 and 1e9"),
+            ("nan:1", "between 0 and 1e9"),
+            ("1:inf", "between 0 and 1e9"),
+            ("0:1e10", "between 0 and 1e9"),
+        ] {
+            let err =
+                match Cli::try_parse_from(["sim".to_string(), format!("--random-itl-ms={arg}")]) {
+                    Ok(_) => panic!("{arg:?} accepted"),
+                    Err(e) => e.to_string(),
+                };
+            assert!(
+                err.contains("--random-itl-ms") && err.contains(wants),
+                "{arg:?}: {err}"
+            );
+        }
+
+        // With the fixed flags: refused by the parser, and by `validate` for a built config.
+        let err = Cli::try_parse_from(["sim", "--random-ttft-ms", "1:2", "--fixed-itl-ms", "5"])
+            .err()
+            .expect("conflict");
+        assert!(err.to_string().contains("cannot be used with"), "{err}");
+        let mixed = SimConfig {
+            random_itl_ms: Some(MsRange { min: 1.0, max: 2.0 }),
+            fixed_ttft_ms: Some(5.0),
+            ..Default::default()
+        };
+        assert!(mixed.validate().unwrap_err().contains("cannot be combined"));
+        let reversed = SimConfig {
+            random_ttft_ms: Some(MsRange { min: 5.0, max: 1.0 }),
+            ..Default::default()
+        };
+        let err = reversed.validate().unwrap_err();
+        assert!(
+            err.contains("--random-ttft-ms 5:1") && err.contains("MIN must not be above MAX"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn uniform_draws_stay_in_range_and_follow_the_seed() {
+        use rand::SeedableRng;
+        let range = DurationRange {
+            min: Duration::from_millis(5),
+            max: Duration::from_millis(25),
+        };
+        let draws = |seed| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            (0..10_000)
+                .map(|_| range.sample(&mut rng))
+                .collect::<Vec<_>>()
+        };
+        let a = draws(1);
+        assert_eq!(a, draws(1), "same seed, same draws");
+        assert_ne!(a, draws(2));
+        assert!(a.iter().all(|d| (range.min..=range.max).contains(d)));
+        let mean_ms = a.iter().map(Duration::as_secs_f64).sum::<f64>() / a.len() as f64 * 1e3;
+        assert!((14.5..15.5).contains(&mean_ms), "mean {mean_ms} ms");
+        // Spread over the range, not stuck at the ends: each fifth of it gets about 20 %.
+        for fifth in 0..5u32 {
+            let lo = range.min + Duration::from_millis(4) * fifth;
+            let share = a
+                .iter()
+                .filter(|&&d| d >= lo && d < lo + Duration::from_millis(4))
+                .count();
+            assert!((1_700..2_300).contains(&share), "fifth {fifth}: {share}");
+        }
+    }
+
+    #[test]
+    fn record_file_keeps_records() {
+        let cfg = Cli::parse_from(["sim", "--record-file", "out/records.jsonl"]).sim;
+        assert!(!cfg.record);
+        assert!(cfg.keeps_records());
+        assert!(cfg.validate().is_ok());
+        assert!(SimConfig::default().validate().is_ok());
+        assert!(!SimConfig::default().keeps_records());
+        let empty = SimConfig {
+            record_file: Some(std::path::PathBuf::new()),
+            ..Default::default()
+        };
+        assert!(empty.validate().unwrap_err().contains("--record-file"));
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! An OpenAI-compatible server (chat and text completions, streaming and not, `/v1/models`,
 //! `/health`) modelled on a continuous-batching engine (`engine.rs`): batch slots with a FIFO
 //! queue, prefill cost per uncached prompt token, a prefix cache, and a decode step that grows
-//! with the batch. A fixed-timing mode instead gives every request the same TTFT and ITL.
+//! with the batch. A fixed-timing mode instead gives every request the same TTFT and ITL, and a
+//! random-timing mode draws them (TTFT per request, ITL per gap, uniform in a range, seeded).
 //!
 //! It is the target of `--demo` and of most tests, and a ground truth for our own measurement
 //! error: with `record` on it keeps, per request, when each token was handed to the response
-//! body. Configuration and the model's defaults: `config.rs`.
+//! body (`record.rs`); with `record_file` it also writes those records as JSON Lines when it
+//! stops (`benches/timing.py` joins them with the generator's requests log). Configuration and
+//! the model's defaults: `config.rs`.
 
 mod config;
 mod engine;

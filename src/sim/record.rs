@@ -1,8 +1,12 @@
 //! What the simulated server remembers: always-on counters, and (with `--record`) one record per
 //! completion request holding when each token was actually handed to the response body — the
-//! ground truth the load generator's measurements are checked against.
+//! ground truth the load generator's measurements are checked against. With `--record-file` the
+//! records are written as JSON Lines when the server stops ([`write_records_jsonl`]), for tools
+//! outside the process (`benches/timing.py`).
 
 use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -275,6 +279,34 @@ impl Drop for InFlight {
     }
 }
 
+/// Writes `records` to `path` as JSON Lines (one `SimRecord` a line), atomically: into a
+/// temporary file beside it (`PATH.tmp`), synced, then renamed over `path`, so a reader sees
+/// either the previous file or the whole new one. On error the temporary file is removed.
+pub fn write_records_jsonl(path: &Path, records: &[SimRecord]) -> io::Result<()> {
+    let tmp = tmp_path(path);
+    let written = (|| -> io::Result<()> {
+        let mut out = io::BufWriter::new(std::fs::File::create(&tmp)?);
+        for record in records {
+            serde_json::to_writer(&mut out, record)?;
+            out.write_all(b"\n")?;
+        }
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// `dir/records.jsonl` → `dir/records.jsonl.tmp` (same directory: the rename stays atomic).
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
 /// Wall-clock nanoseconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_nanos_now() -> u128 {
     std::time::SystemTime::now()
@@ -360,6 +392,53 @@ mod tests {
         assert_eq!(rec.stats().completed, 1);
         assert_eq!(rec.stats().by_status.get(&200), Some(&2));
         assert_eq!(rec.records()[1].end_us, Some(2000));
+    }
+
+    #[test]
+    fn records_are_written_as_json_lines_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        std::fs::write(&path, "old content\n").unwrap();
+        let t0 = Instant::now();
+        let mut a = builder(t0);
+        a.set_stream(true);
+        a.token_sent(t0 + Duration::from_micros(1500));
+        a.token_sent(t0 + Duration::from_micros(2600));
+        a.ended(t0 + Duration::from_micros(3000));
+        let mut b = RecordBuilder::new(t0, 7, "/v1/chat/completions", None, None, true);
+        b.set_status(503);
+        let records = vec![a.build(), b.build()];
+        write_records_jsonl(&path, &records).unwrap();
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert!(text.ends_with('\n'));
+        assert_eq!(lines[0]["request_id"], "r1");
+        assert_eq!(lines[0]["received_at_unix_nanos"], 1);
+        assert_eq!(lines[0]["ttft_us"], 1500);
+        assert_eq!(
+            lines[0]["token_offsets_us"],
+            serde_json::json!([1500, 2600])
+        );
+        assert_eq!(lines[0]["end_us"], 3000);
+        assert!(lines[1]["request_id"].is_null());
+        assert_eq!(lines[1]["status"], 503);
+        assert_eq!(lines[1]["token_offsets_us"], serde_json::json!([]));
+        assert!(!tmp_path(&path).exists(), "the temporary file was renamed");
+
+        // Nothing to write: an empty file, not a missing one.
+        write_records_jsonl(&path, &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+
+        // An unwritable place: an error naming the path, no temporary file left behind.
+        let missing = dir.path().join("no-such-dir").join("records.jsonl");
+        let err = write_records_jsonl(&missing, &records).unwrap_err();
+        assert!(err.to_string().contains("no-such-dir"), "{err}");
+        assert!(!tmp_path(&missing).exists());
     }
 
     #[test]

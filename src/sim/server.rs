@@ -5,7 +5,11 @@
 //! loop is one task on that System's arbiter; it wakes at each step deadline (absolute times) and
 //! pushes each token into its request's channel. Handlers run on the HTTP worker threads; a
 //! streaming body reads its channel and stamps when it hands each token to actix (the "sent" time
-//! recorded in `SimRecord`).
+//! recorded in `SimRecord`). In fixed- and random-timing modes each request instead gets its own
+//! producer task that sleeps until each token's absolute due time.
+//!
+//! With `--record-file` the records are written (JSON Lines, atomically) once the server has
+//! stopped: by `SimServer::stop`/`close`/drop, hence also on SIGINT/SIGTERM in `run_cli`.
 
 use std::collections::HashMap;
 use std::io;
@@ -29,7 +33,7 @@ use tokenizers::Tokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
-use super::config::{FixedTiming, SimConfig};
+use super::config::{DurationRange, FixedTiming, RandomTiming, SimConfig};
 use super::engine::{
     sample_output_len, Emission, Engine, EngineParams, FinishReason, LengthRequest, SeqId,
     SeqRequest,
@@ -40,7 +44,9 @@ use super::openai::{
     GenerationRequest, Prompt, ResponseFormat, Usage, DONE_EVENT,
 };
 use super::prefix_cache::prompt_block_hashes;
-use super::record::{unix_nanos_now, InFlight, RecordBuilder, Recorder, SimRecord, SimStats};
+use super::record::{
+    unix_nanos_now, write_records_jsonl, InFlight, RecordBuilder, Recorder, SimRecord, SimStats,
+};
 
 /// Largest request body accepted (long prompts; actix's default is 256 KiB).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -105,6 +111,8 @@ struct EngineHandle {
 enum Mode {
     Engine(Arc<EngineHandle>),
     Fixed(FixedTiming),
+    /// Random timing, with the RNG every request's draws come from (seeded, arrival order).
+    Random(RandomTiming, Box<Mutex<StdRng>>),
 }
 
 /// State shared by the workers and the engine loop.
@@ -121,9 +129,16 @@ struct Shared {
 
 impl Shared {
     fn new(cfg: SimConfig, tokenizer: Option<Arc<Tokenizer>>) -> Self {
-        let mode = match cfg.fixed_timing() {
-            Some(timing) => Mode::Fixed(timing),
-            None => Mode::Engine(Arc::new(EngineHandle {
+        let mode = match (cfg.fixed_timing(), cfg.random_timing()) {
+            (Some(timing), _) => Mode::Fixed(timing),
+            (None, Some(timing)) => Mode::Random(
+                timing,
+                // Its own stream: timing draws do not shift ids, salts or output lengths.
+                Box::new(Mutex::new(StdRng::seed_from_u64(
+                    cfg.seed ^ 0x7131_0e5e_ed00,
+                ))),
+            ),
+            (None, None) => Mode::Engine(Arc::new(EngineHandle {
                 state: Mutex::new(EngineState {
                     engine: Engine::new(EngineParams::from_config(&cfg), cfg.seed),
                     senders: HashMap::new(),
@@ -132,7 +147,7 @@ impl Shared {
             })),
         };
         Shared {
-            recorder: Arc::new(Recorder::new(cfg.record, cfg.record_cap)),
+            recorder: Arc::new(Recorder::new(cfg.keeps_records(), cfg.record_cap)),
             // A different stream from the engine's so ids do not shift output lengths.
             rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed1d)),
             tokenizer,
@@ -179,17 +194,63 @@ async fn engine_loop(handle: Arc<EngineHandle>) {
     }
 }
 
-/// Fixed-timing mode: token k is due at receipt + TTFT + k × ITL (absolute, never summed sleeps).
-async fn fixed_timing_producer(
+/// When each token of one request is due (fixed- and random-timing modes): absolute instants
+/// from the request's receipt, so a late wake-up never shifts the tokens after it.
+pub(super) enum TokenSchedule {
+    /// Token k at first + k × ITL.
+    Fixed {
+        first: Option<Instant>,
+        itl: Duration,
+    },
+    /// Token 0 at receipt + a drawn TTFT, token k at token k−1's due time + a drawn gap.
+    Random {
+        next: Option<Instant>,
+        itl: DurationRange,
+        rng: Box<StdRng>,
+    },
+}
+
+impl TokenSchedule {
+    pub(super) fn fixed(timing: FixedTiming, received: Instant) -> Self {
+        TokenSchedule::Fixed {
+            first: received.checked_add(timing.ttft),
+            itl: timing.itl,
+        }
+    }
+
+    /// Draws the TTFT now and a seed for the request's own gap draws (lazy, one per token).
+    pub(super) fn random(timing: RandomTiming, rng: &mut StdRng, received: Instant) -> Self {
+        let ttft = timing.ttft.sample(rng);
+        TokenSchedule::Random {
+            next: received.checked_add(ttft),
+            itl: timing.itl,
+            rng: Box::new(StdRng::seed_from_u64(rng.random())),
+        }
+    }
+
+    /// Due time of token `index`; called for 0, 1, 2, … in order. None: beyond the clock.
+    pub(super) fn due(&mut self, index: u32) -> Option<Instant> {
+        match self {
+            TokenSchedule::Fixed { first, itl } => (*first)?.checked_add(itl.checked_mul(index)?),
+            TokenSchedule::Random { next, itl, rng } => {
+                if index > 0 {
+                    *next = (*next)?.checked_add(itl.sample(&mut **rng));
+                }
+                *next
+            }
+        }
+    }
+}
+
+/// Fixed- and random-timing modes: each token is sent at its schedule's absolute due time
+/// (never summed sleeps).
+async fn timed_producer(
     tx: UnboundedSender<Emission>,
-    timing: FixedTiming,
-    received: Instant,
+    mut schedule: TokenSchedule,
     (len, finish): (u32, FinishReason),
 ) {
-    let first = received.checked_add(timing.ttft);
     for index in 0..len {
-        let due = first.and_then(|f| f.checked_add(timing.itl.checked_mul(index)?));
-        let Some(due) = due else {
+        let Some(due) = schedule.due(index) else {
             return; // beyond the clock's range: the client will have given up long before
         };
         tokio::select! {
@@ -309,7 +370,7 @@ fn plan(shared: &Shared, endpoint: Endpoint, body: &[u8]) -> Result<Plan, ApiErr
     })
 }
 
-/// Starts generating: queues the sequence in the engine, or spawns its fixed-timing producer.
+/// Starts generating: queues the sequence in the engine, or spawns its timed producer.
 fn start_generation(
     shared: &Shared,
     plan: &Plan,
@@ -334,15 +395,29 @@ fn start_generation(
             handle.wake.notify_one();
         }
         Mode::Fixed(timing) => {
-            let len = sample_output_len(
-                plan.length,
-                shared.cfg.mean_output_tokens,
-                &mut shared.rng.lock(),
-            );
-            actix_rt::spawn(fixed_timing_producer(tx, *timing, received, len));
+            spawn_timed(shared, plan, tx, TokenSchedule::fixed(*timing, received));
+        }
+        Mode::Random(timing, rng) => {
+            let schedule = TokenSchedule::random(*timing, &mut rng.lock(), received);
+            spawn_timed(shared, plan, tx, schedule);
         }
     }
     Ok(rx)
+}
+
+/// Fixed- and random-timing modes: draws the output length, then sends on `schedule`.
+fn spawn_timed(
+    shared: &Shared,
+    plan: &Plan,
+    tx: UnboundedSender<Emission>,
+    schedule: TokenSchedule,
+) {
+    let len = sample_output_len(
+        plan.length,
+        shared.cfg.mean_output_tokens,
+        &mut shared.rng.lock(),
+    );
+    actix_rt::spawn(timed_producer(tx, schedule, len));
 }
 
 fn header_string(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
@@ -867,12 +942,21 @@ impl SimServer {
         self.shared.recorder.stats()
     }
 
-    /// Graceful stop (in-flight responses get a few seconds); joins the server thread.
+    /// Graceful stop (in-flight responses get a few seconds); joins the server thread, then
+    /// writes `--record-file` (a failure to write it is logged: see `close`).
     pub fn stop(mut self) {
-        self.shutdown();
+        if let Err(e) = self.shutdown() {
+            log::error!("simulated server: {e}");
+        }
     }
 
-    fn shutdown(&mut self) {
+    /// `stop`, returning the error of writing `--record-file` instead of logging it.
+    pub fn close(mut self) -> io::Result<()> {
+        self.shutdown()
+    }
+
+    /// Stops serving (once), then writes the record file (once).
+    fn shutdown(&mut self) -> io::Result<()> {
         if let Some(handle) = self.handle.take() {
             // The command is sent at once; the returned future only waits for completion,
             // which joining the thread does as well.
@@ -882,13 +966,23 @@ impl SimServer {
             if thread.join().is_err() {
                 log::error!("the simulated server thread panicked");
             }
+            // The server has stopped (in-flight responses had their grace period): the
+            // records are final.
+            if let Some(path) = &self.shared.cfg.record_file {
+                let records = self.shared.recorder.records();
+                write_records_jsonl(path, &records)?;
+                log::info!("{} records written to {}", records.len(), path.display());
+            }
         }
+        Ok(())
     }
 }
 
 impl Drop for SimServer {
     fn drop(&mut self) {
-        self.shutdown();
+        if let Err(e) = self.shutdown() {
+            log::error!("simulated server: {e}");
+        }
     }
 }
 
@@ -963,9 +1057,13 @@ fn tls_config(cfg: &SimConfig) -> io::Result<Option<rustls::ServerConfig>> {
 
 /// The `inference-benchmarker sim` subcommand: serve until SIGINT/SIGTERM, log the address.
 pub fn run_cli(cfg: SimConfig, tokenizer: Option<Arc<Tokenizer>>) -> io::Result<()> {
-    let mode = match cfg.fixed_timing() {
-        Some(t) => format!("fixed timing: TTFT {:?}, ITL {:?}", t.ttft, t.itl),
-        None => format!(
+    let mode = match (cfg.fixed_timing(), cfg.random_timing()) {
+        (Some(t), _) => format!("fixed timing: TTFT {:?}, ITL {:?}", t.ttft, t.itl),
+        (None, Some(t)) => format!(
+            "random timing: TTFT {:?}..={:?}, ITL {:?}..={:?}, seed {}",
+            t.ttft.min, t.ttft.max, t.itl.min, t.itl.max, cfg.seed
+        ),
+        (None, None) => format!(
             "engine: {} slots, step {} ms + {} µs/seq, prefill {} µs/token",
             cfg.slots, cfg.decode_step_ms, cfg.decode_us_per_seq, cfg.prefill_us_per_token
         ),
@@ -977,8 +1075,7 @@ pub fn run_cli(cfg: SimConfig, tokenizer: Option<Arc<Tokenizer>>) -> io::Result<
     log::info!("serving model {model:?} ({mode}); Ctrl-C to stop");
     wait_for_shutdown_signal()?;
     log::info!("stopping: {:?}", server.stats());
-    server.stop();
-    Ok(())
+    server.close()
 }
 
 fn wait_for_shutdown_signal() -> io::Result<()> {

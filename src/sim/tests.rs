@@ -320,6 +320,176 @@ fn fixed_timing_offsets_follow_ttft_and_itl() {
     assert!((18_000..=22_000).contains(&median), "gaps {gaps:?}");
 }
 
+/// Random timing on a real server: TTFT drawn per request, ITL per gap, within their ranges.
+#[test]
+fn random_timing_draws_ttft_per_request_and_itl_per_gap() {
+    let _serial = TIMING.lock();
+    let cfg = SimConfig {
+        random_ttft_ms: Some(super::config::MsRange {
+            min: 20.0,
+            max: 60.0,
+        }),
+        random_itl_ms: Some(super::config::MsRange {
+            min: 2.0,
+            max: 12.0,
+        }),
+        record: true,
+        ..SimConfig::default()
+    };
+    let server = SimServer::start(cfg, None).unwrap();
+    for _ in 0..6 {
+        let resp = post(server.addr(), "/v1/chat/completions", chat_body(10, true));
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.events().len(), 1 + 10 + 1 + 1);
+    }
+    let records = server.records();
+    server.stop();
+    assert_eq!(records.len(), 6);
+    // Bounds leave room for tokio's 1 ms timer tick and a busy 2-core machine (as above).
+    let slack = 5_000;
+    let mut ttfts = Vec::new();
+    let mut gaps = Vec::new();
+    for r in &records {
+        let offsets = &r.token_offsets_us;
+        assert_eq!(offsets.len(), 10);
+        assert!(
+            (20_000..60_000 + slack).contains(&offsets[0]),
+            "TTFT {} µs",
+            offsets[0]
+        );
+        // Due times are absolute: the last token is never later than TTFT + 9 gaps at most.
+        assert!(offsets[9] < 60_000 + 9 * 12_000 + slack, "{offsets:?}");
+        assert!(offsets[9] >= 20_000 + 9 * 2_000, "{offsets:?}");
+        ttfts.push(offsets[0]);
+        gaps.extend(offsets.windows(2).map(|w| w[1] - w[0]));
+    }
+    ttfts.sort_unstable();
+    ttfts.dedup_by(|a, b| a.abs_diff(*b) < 500);
+    assert!(ttfts.len() >= 3, "TTFT is drawn per request: {ttfts:?}");
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2];
+    assert!((3_000..=11_000).contains(&median), "gaps {gaps:?}");
+    let (low, high) = (gaps[gaps.len() / 10], gaps[gaps.len() * 9 / 10]);
+    assert!(high - low >= 4_000, "ITL is drawn per gap: {gaps:?}");
+}
+
+/// The schedule behind it: reproducible from the seed, absolute, each draw within its range.
+#[test]
+fn random_schedule_follows_the_seed() {
+    use super::config::{DurationRange, FixedTiming, RandomTiming};
+    use super::server::TokenSchedule;
+    use rand::SeedableRng;
+
+    let timing = RandomTiming {
+        ttft: DurationRange {
+            min: Duration::from_millis(20),
+            max: Duration::from_millis(60),
+        },
+        itl: DurationRange {
+            min: Duration::from_millis(2),
+            max: Duration::from_millis(12),
+        },
+    };
+    let t0 = Instant::now();
+    let dues = |seed: u64| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..3)
+            .map(|_| {
+                let mut schedule = TokenSchedule::random(timing, &mut rng, t0);
+                (0..50)
+                    .map(|k| schedule.due(k).unwrap() - t0)
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let requests = dues(7);
+    assert_eq!(requests, dues(7), "same seed, same schedule");
+    assert_ne!(requests, dues(8));
+    assert_ne!(requests[0], requests[1], "each request draws its own");
+    for dues in &requests {
+        assert!((timing.ttft.min..=timing.ttft.max).contains(&dues[0]));
+        let gaps: Vec<Duration> = dues.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps
+            .iter()
+            .all(|g| (timing.itl.min..=timing.itl.max).contains(g)));
+        assert!(gaps.iter().any(|&g| g != gaps[0]), "{gaps:?}");
+    }
+
+    // Fixed timing through the same schedule: first + k × ITL.
+    let fixed = FixedTiming {
+        ttft: Duration::from_millis(30),
+        itl: Duration::from_millis(6),
+    };
+    let mut schedule = TokenSchedule::fixed(fixed, t0);
+    assert_eq!(schedule.due(0), Some(t0 + Duration::from_millis(30)));
+    assert_eq!(schedule.due(4), Some(t0 + Duration::from_millis(54)));
+}
+
+/// `--record-file`: records kept without `--record`, written as JSON Lines when the server
+/// stops (stop, drop), atomically; a failure to write is an error of `close`.
+#[test]
+fn record_file_is_written_when_the_server_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.jsonl");
+    let cfg = SimConfig {
+        random_ttft_ms: Some(super::config::MsRange { min: 0.0, max: 1.0 }),
+        random_itl_ms: Some(super::config::MsRange { min: 0.0, max: 1.0 }),
+        record_file: Some(path.clone()),
+        ..SimConfig::default()
+    };
+    let server = SimServer::start(cfg.clone(), None).unwrap();
+    let body = chat_body(4, true).to_string();
+    let resp = request(
+        server.addr(),
+        "POST",
+        "/v1/chat/completions",
+        &[("x-request-id", "run-1-0")],
+        &body,
+    );
+    assert_eq!(resp.status, 200);
+    let unknown = json!({"model": "other", "prompt": "x", "max_tokens": 1}).to_string();
+    let resp = request(
+        server.addr(),
+        "POST",
+        "/v1/completions",
+        &[("x-request-id", "run-1-1")],
+        &unknown,
+    );
+    assert_eq!(resp.status, 404);
+    assert_eq!(server.records().len(), 2, "kept without --record");
+    assert!(!path.exists(), "written only when the server stops");
+    server.stop();
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let ok = lines.iter().find(|l| l["request_id"] == "run-1-0").unwrap();
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["token_offsets_us"].as_array().unwrap().len(), 4);
+    assert_eq!(ok["ttft_us"], ok["token_offsets_us"][0]);
+    assert!(ok["received_at_unix_nanos"].as_u64().unwrap() > 1_600_000_000_000_000_000);
+    let missing = lines.iter().find(|l| l["request_id"] == "run-1-1").unwrap();
+    assert_eq!(missing["status"], 404);
+    assert!(!dir.path().join("records.jsonl.tmp").exists());
+
+    // Dropped without a request: the file is rewritten, empty.
+    let server = SimServer::start(cfg.clone(), None).unwrap();
+    drop(server);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+
+    // A place that cannot be written: `close` says so.
+    let unwritable = SimConfig {
+        record_file: Some(dir.path().join("missing-dir").join("records.jsonl")),
+        ..cfg
+    };
+    let server = SimServer::start(unwritable, None).unwrap();
+    let err = server.close().unwrap_err();
+    assert!(err.to_string().contains("missing-dir"), "{err}");
+}
+
 #[test]
 fn models_health_and_unknown_routes() {
     let cfg = SimConfig {
