@@ -46,6 +46,10 @@ pub struct RequestLogLine<'a> {
     pub response_model: Option<&'a str>,
     /// Chunks that carried text.
     pub chunks: usize,
+    /// Arrival of each chunk that carried text, in milliseconds after `sent_ms` (the same
+    /// reference as `ttft_ms`; µs resolution): per-gap timing, to compare with a server's own
+    /// per-token times (`benches/timing.py` against the simulated server's `--record-file`).
+    pub chunk_offsets_ms: Vec<f64>,
 }
 
 fn ms(ns: Nanos) -> f64 {
@@ -78,6 +82,11 @@ impl<'a> RequestLogLine<'a> {
             finish_reason: r.finish_reason.as_deref(),
             response_model: r.response_model.as_deref(),
             chunks: r.chunk_offsets_us.len(),
+            chunk_offsets_ms: r
+                .chunk_offsets_us
+                .iter()
+                .map(|&us| f64::from(us) / 1e3)
+                .collect(),
         }
     }
 }
@@ -213,6 +222,15 @@ mod tests {
         assert_eq!(a["itl_ms"], 50.0);
         assert_eq!(a["output_tokens_source"], "client");
         assert_eq!(a["chunks"], 3);
+        // From sent_at, like ttft_ms (first token at sent 1.5 ms + 100 ms = 101.5 ms).
+        assert_eq!(
+            a["chunk_offsets_ms"],
+            serde_json::json!([100.0, 150.0, 200.0])
+        );
+        assert_eq!(
+            a["chunk_offsets_ms"][0].as_f64().unwrap(),
+            a["first_token_ms"].as_f64().unwrap() - a["sent_ms"].as_f64().unwrap()
+        );
         assert!(a.get("output_text").is_none());
         assert!(!text.contains("never written"));
 
@@ -222,5 +240,6 @@ mod tests {
         assert_eq!(b["error"], "overloaded");
         assert!(b["ttft_ms"].is_null());
         assert!(b["itl_ms"].is_null());
+        assert_eq!(b["chunk_offsets_ms"], serde_json::json!([]));
     }
 }
