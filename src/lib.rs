@@ -66,6 +66,7 @@ pub fn run_with(
         .map_err(RunError::Config)?;
     let workload = workload::prepare(&workload::WorkloadConfig::from_run_config(&cfg))
         .map_err(RunError::Config)?;
+    limits::release_free_memory();
     let outputs = report::RunOutputs {
         html: !cfg.no_report,
         csv: cfg.csv,
