@@ -67,6 +67,17 @@ pub fn prepare(max_vus: u64) {
     }
 }
 
+/// Hands the heap pages freed after preparing the workload (parsed dataset files, tokenizer
+/// batches: often more than the run itself keeps) back to the system, so the run's resident
+/// memory is what it uses. glibc only; elsewhere the allocator decides.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused pages of glibc's heap; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,16 +102,5 @@ mod tests {
             w.contains("--max-vus 5000") && w.contains("limit is 1024"),
             "{w}"
         );
-    }
-}
-
-/// Hands the heap pages freed after preparing the workload (parsed dataset files, tokenizer
-/// batches: often more than the run itself keeps) back to the system, so the run's resident
-/// memory is what it uses. glibc only; elsewhere the allocator decides.
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns unused pages of glibc's heap; it takes no pointers.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
