@@ -9,8 +9,11 @@ use inference_benchmarker::config::BenchmarkKind;
 use inference_benchmarker::sim::{SimConfig, SimRecord, SimServer};
 use inference_benchmarker::workload::options::TokenizeOptions;
 
-/// Largest difference allowed between our percentiles and the server's.
-const TOLERANCE_MS: f64 = 1.0;
+/// Largest difference allowed between our percentiles and the server's. Ours also hold the
+/// request's and the first chunk's way over loopback (the server stamps from its handler's
+/// entry): on the 2-core VMs CI runs on that adds 1.0–1.5 ms at p90/p99 in this debug-build,
+/// in-process test, as `benches/timing.py`'s machine floor shows.
+const TOLERANCE_MS: f64 = 2.5;
 
 fn server_ttft_ms(r: &SimRecord) -> f64 {
     r.token_offsets_us[0] as f64 / 1000.0

@@ -103,8 +103,9 @@ async fn tick(
             _ = &mut stop => break,
             _ = &mut step_stop => break,
             _ = &mut freed, if !backlog.is_empty() => {}
-            _ = tokio::time::sleep_until(clock.instant(next.unwrap_or(0)).into()), if next.is_some() => {
+            _ = tokio::time::sleep_until(clock.instant(coarse_deadline(next)).into()), if next.is_some() => {
                 let at = next.take().unwrap_or(0);
+                wait_precisely(&clock, at);
                 let k = seq;
                 seq += 1;
                 next = schedule.next_arrival();
@@ -123,6 +124,24 @@ async fn tick(
         drop_arrival(step, at);
     }
     tracker.set_waiting(0);
+}
+
+/// tokio's timer fires at the first whole millisecond after a deadline (and epoll waits whole
+/// milliseconds), which would send every arrival ~1 ms late: the ticker wakes this much early
+/// and sleeps the rest precisely.
+const EARLY_WAKE_NS: Nanos = 2_000_000;
+
+fn coarse_deadline(next: Option<Nanos>) -> Nanos {
+    next.unwrap_or(0).saturating_sub(EARLY_WAKE_NS)
+}
+
+/// Blocks until `at` with the OS's high-resolution sleep. At most `EARLY_WAKE_NS`, on the
+/// scheduler arbiter, whose thread runs only the rate tickers: no request waits on it.
+fn wait_precisely(clock: &crate::clock::Clock, at: Nanos) {
+    let now = clock.now();
+    if at > now {
+        std::thread::sleep(std::time::Duration::from_nanos(at - now));
+    }
 }
 
 fn start(step: &Arc<StepContext>, workers: &Workers, at: Nanos, k: usize, queued: bool) {
