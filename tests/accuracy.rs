@@ -9,11 +9,14 @@ use inference_benchmarker::config::BenchmarkKind;
 use inference_benchmarker::sim::{SimConfig, SimRecord, SimServer};
 use inference_benchmarker::workload::options::TokenizeOptions;
 
-/// Largest difference allowed between our percentiles and the server's. Ours also hold the
-/// request's and the first chunk's way over loopback (the server stamps from its handler's
-/// entry): on the 2-core VMs CI runs on that adds 1.0–1.5 ms at p90/p99 in this debug-build,
-/// in-process test, as `benches/timing.py`'s machine floor shows.
+/// Largest difference allowed between our p50/p90 and the server's. Ours also hold the request's
+/// and the first chunk's way over loopback (the server stamps from its handler's entry): on the
+/// 2-core VMs CI runs on that adds 1.0–1.5 ms in this debug-build, in-process test, as
+/// `benches/timing.py`'s machine floor shows.
 const TOLERANCE_MS: f64 = 2.5;
+/// The p99 of a step's 60 requests is its slowest: one late wake-up of the VM (the floor's p99
+/// moves between 1.6 and 6.2 ms from run to run) decides it.
+const TOLERANCE_P99_MS: f64 = 6.5;
 
 fn server_ttft_ms(r: &SimRecord) -> f64 {
     r.token_offsets_us[0] as f64 / 1000.0
@@ -89,10 +92,14 @@ fn rate_steps_match_the_servers_timing_and_lose_no_request() {
             ("itl", &step.inter_token_latency_ms, &itl),
         ];
         for (name, summary, truth) in ours {
-            for (q, got) in [(0.5, summary.p50), (0.9, summary.p90), (0.99, summary.p99)] {
+            for (q, got, tolerance) in [
+                (0.5, summary.p50, TOLERANCE_MS),
+                (0.9, summary.p90, TOLERANCE_MS),
+                (0.99, summary.p99, TOLERANCE_P99_MS),
+            ] {
                 let want = common::percentile(truth, q);
                 assert!(
-                    (got - want).abs() <= TOLERANCE_MS,
+                    (got - want).abs() <= tolerance,
                     "{} {name} p{}: ours {got:.3} ms, server {want:.3} ms",
                     step.id,
                     q * 100.0
