@@ -52,12 +52,12 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
 /// handling: the first signal stops the run cleanly (drain, then cancel after the grace
 /// period, results written), a second one exits at once.
 pub fn run_with(
-    cfg: RunConfig,
+    mut cfg: RunConfig,
     shutdown: Shutdown,
     handle_signals: bool,
 ) -> Result<RunSummary, RunError> {
     let url = endpoint_url(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
-    limits::prepare(cfg.max_vus);
+    cfg.max_vus = limits::prepare(cfg.max_vus);
     let gates = cfg
         .thresholds
         .iter()

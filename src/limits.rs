@@ -38,32 +38,47 @@ pub fn raise_open_files() -> Result<OpenFiles, String> {
     })
 }
 
+/// The concurrency that fits under the soft limit with descriptors to spare.
+fn fitting(limits: OpenFiles) -> u64 {
+    limits.soft.saturating_sub(SPARE_DESCRIPTORS).max(1)
+}
+
 /// A warning when `max_vus` concurrent streams cannot fit under the soft limit.
 pub fn fit_warning(limits: OpenFiles, max_vus: u64) -> Option<String> {
     let needed = max_vus.saturating_add(SPARE_DESCRIPTORS);
     (needed > limits.soft).then(|| {
         format!(
             "--max-vus {max_vus} needs about {needed} open files but the limit is {} (hard limit {}): \
-             concurrency will stop near {}; raise it with `ulimit -n` (or the container's nofile limit)",
+             concurrency is capped at {} (arrivals beyond it are dropped and counted); raise the \
+             limit with `ulimit -n` (or the container's nofile limit)",
             limits.soft,
             limits.hard,
-            limits.soft.saturating_sub(SPARE_DESCRIPTORS)
+            fitting(limits)
         )
     })
 }
 
-/// At the start of a run: raise the limit, log what was done, warn when it is still too low.
-pub fn prepare(max_vus: u64) {
+/// At the start of a run: raise the limit, log what was done, and return the concurrency that
+/// fits (`max_vus`, or less with a warning). Streams beyond the limit would fail to connect and
+/// could leave no descriptor to write the results with: what was measured would be lost.
+pub fn prepare(max_vus: u64) -> u64 {
     match raise_open_files() {
         Ok(l) => {
             if l.soft > l.before {
                 log::info!("open-file limit raised from {} to {}", l.before, l.soft);
             }
-            if let Some(w) = fit_warning(l, max_vus) {
-                eprintln!("warning: {w}");
+            match fit_warning(l, max_vus) {
+                Some(w) => {
+                    eprintln!("warning: {w}");
+                    fitting(l)
+                }
+                None => max_vus,
             }
         }
-        Err(e) => log::warn!("cannot check the open-file limit: {e}"),
+        Err(e) => {
+            log::warn!("cannot check the open-file limit: {e}");
+            max_vus
+        }
     }
 }
 
@@ -102,5 +117,7 @@ mod tests {
             w.contains("--max-vus 5000") && w.contains("limit is 1024"),
             "{w}"
         );
+        assert!(w.contains("capped at 896"), "{w}");
+        assert_eq!(fitting(l), 896);
     }
 }
