@@ -5,8 +5,8 @@
 //! outside the process (`benches/timing.py`).
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -279,32 +279,16 @@ impl Drop for InFlight {
     }
 }
 
-/// Writes `records` to `path` as JSON Lines (one `SimRecord` a line), atomically: into a
-/// temporary file beside it (`PATH.tmp`), synced, then renamed over `path`, so a reader sees
-/// either the previous file or the whole new one. On error the temporary file is removed.
+/// Writes `records` to `path` as JSON Lines (one `SimRecord` a line), atomically (the results'
+/// own `write_atomically`: a reader sees either the previous file or the whole new one).
 pub fn write_records_jsonl(path: &Path, records: &[SimRecord]) -> io::Result<()> {
-    let tmp = tmp_path(path);
-    let written = (|| -> io::Result<()> {
-        let mut out = io::BufWriter::new(std::fs::File::create(&tmp)?);
-        for record in records {
-            serde_json::to_writer(&mut out, record)?;
-            out.write_all(b"\n")?;
-        }
-        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let mut bytes = Vec::new();
+    for record in records {
+        serde_json::to_writer(&mut bytes, record)?;
+        bytes.push(b'\n');
     }
-    written.map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
-}
-
-/// `dir/records.jsonl` → `dir/records.jsonl.tmp` (same directory: the rename stays atomic).
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
+    sinks::json::write_atomically(path, &bytes)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 /// Wall-clock nanoseconds since the Unix epoch (0 if the clock is before it).
@@ -318,6 +302,13 @@ pub fn unix_nanos_now() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where `write_atomically` puts the file before its rename.
+    fn tmp_path(path: &Path) -> std::path::PathBuf {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".tmp");
+        path.with_file_name(name)
+    }
 
     fn builder(at: Instant) -> RecordBuilder {
         RecordBuilder::new(at, 1, "/v1/completions", Some("r1".into()), None, true)
