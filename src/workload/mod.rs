@@ -148,11 +148,25 @@ impl Workload {
     }
 }
 
+/// Runs one phase of preparing the workload, logging its wall time (`RUST_LOG=debug`): where
+/// startup goes.
+fn timed<T>(phase: &str, f: impl FnOnce() -> T) -> T {
+    let started = std::time::Instant::now();
+    let out = f();
+    log::debug!(
+        "workload: {phase} took {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+    out
+}
+
 /// Loads the tokenizer and builds every request (see the module docs). Deterministic for a
 /// given seed, tokenizer and dataset.
 pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
     let started = std::time::Instant::now();
-    let loaded = tokenizer::load_with(cfg.tokenizer_name.as_deref(), &cfg.hub)?;
+    let loaded = timed("loading the tokenizer", || {
+        tokenizer::load_with(cfg.tokenizer_name.as_deref(), &cfg.hub)
+    })?;
     let tok = &loaded.tokenizer;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     if let Some(trace) = &cfg.trace {
@@ -174,7 +188,7 @@ pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
     .map_err(|e| with_profile_hint(e, cfg))?;
     let (source, requests) = match resolved {
         Some(path) => {
-            let ds = dataset::load(&path)?;
+            let ds = timed("parsing the dataset", || dataset::load(&path))?;
             let requests = from_dataset(tok, &ds, cfg, &mut rng)?;
             (path.display().to_string(), requests)
         }
@@ -335,7 +349,7 @@ fn whole_prompts(
     cfg: &WorkloadConfig,
     rng: &mut StdRng,
 ) -> Result<Vec<PreparedRequest>, String> {
-    let counts = count_with_progress(tok, &joined)
+    let counts = timed("counting prompts", || count_with_progress(tok, &joined))
         .map_err(|e| format!("tokenizing dataset '{}' failed: {e}", ds.path.display()))?;
     let mut requests: Vec<PreparedRequest> = ds
         .prompts
@@ -425,9 +439,10 @@ fn add_later_turns(
     if texts.is_empty() {
         return Ok(());
     }
-    let encodings = tok
-        .encode_batch_fast(texts, false)
-        .map_err(|e| format!("tokenizing dataset '{}' failed: {e}", ds.path.display()))?;
+    let encodings = timed("counting later turns", || {
+        tok.encode_batch_fast(texts, false)
+    })
+    .map_err(|e| format!("tokenizing dataset '{}' failed: {e}", ds.path.display()))?;
     let mut counts = encodings.iter().map(|e| e.len() as u64);
     for (r, &i) in requests.iter_mut().zip(entry_of) {
         r.later_turns = ds.prompts[i]
@@ -465,8 +480,10 @@ fn cut_prompts(
         .map(|p| message_starts(&p.messages))
         .collect();
     let texts: Vec<&str> = joined.iter().map(String::as_str).collect();
-    let cuts = cut_with_progress(tok, &texts, &targets, &starts)
-        .map_err(|e| format!("tokenizing dataset '{shown}' failed: {e}"))?;
+    let cuts = timed("cutting prompts", || {
+        cut_with_progress(tok, &texts, &targets, &starts)
+    })
+    .map_err(|e| format!("tokenizing dataset '{shown}' failed: {e}"))?;
     let mut requests = Vec::with_capacity(joined.len());
     let mut entry_of = Vec::with_capacity(joined.len());
     let (mut too_short, mut lost_user_turn) = (0usize, 0usize);
