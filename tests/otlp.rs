@@ -397,9 +397,10 @@ fn a_dead_collector_costs_nothing_but_the_spans() {
         report["spans_dropped"].as_u64().unwrap() + report["spans_failed"].as_u64().unwrap();
     assert_eq!(in_results, requests + 2, "{report}");
     assert_eq!(report["spans_exported"], 0);
-    // Same fixed duration: the dead collector adds no more than scheduling noise.
+    // Same fixed duration: the dead collector adds no more than its one retry and scheduling
+    // noise (with the exporter's default three backoffs it added 1.7 s).
     assert!(
-        dead < plain + Duration::from_secs(3),
+        dead < plain + Duration::from_millis(800),
         "without tracing {plain:?}, dead collector {dead:?}"
     );
 }
