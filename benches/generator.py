@@ -39,21 +39,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "inference-benchmarker")
+from common import BIN, ROOT, free_port, pinned, rss_kb
+
 LLAMA3 = os.path.join(ROOT, "..", "shared", "fixtures", "tokenizers", "llama3-tokenizer.json")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pinned(core, argv):
-    if shutil.which("taskset") and os.cpu_count() and os.cpu_count() >= 2:
-        return ["taskset", "-c", str(core)] + argv
-    return argv
 
 
 def wait_healthy(port, deadline=10.0):
@@ -113,7 +101,7 @@ def run(name, sim_args, users, tokens, duration, extra=(), pin=True):
             if pid:
                 break
             try:
-                samples.append((time.time() - started, rss_mb(proc.pid)))
+                samples.append((time.time() - started, rss_kb(proc.pid) / 1024))
             except OSError:
                 pass
             time.sleep(0.2)
@@ -149,14 +137,6 @@ def run(name, sim_args, users, tokens, duration, extra=(), pin=True):
     finally:
         sim.terminate()
         sim.wait(timeout=10)
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def rfc3339_seconds(text):

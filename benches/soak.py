@@ -12,28 +12,13 @@ range of open file descriptors.
 import argparse
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "inference-benchmarker")
+from common import BIN, free_port, rss_kb
+
 TTFT_MS, ITL_MS, TOKENS = 50, 20, 100
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def fds(pid):

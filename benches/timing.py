@@ -51,8 +51,8 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "inference-benchmarker")
+from common import BIN, pinned
+
 WARMUP = "2s"
 PROMPT = "num_tokens=50,min_tokens=50,max_tokens=50,variance=0"
 
@@ -79,12 +79,6 @@ SCENARIOS = [
 
 class Broken(Exception):
     """A process failed or a request is missing: exit 1."""
-
-
-def pinned(core, argv):
-    if shutil.which("taskset") and os.cpu_count() and os.cpu_count() >= 2:
-        return ["taskset", "-c", str(core)] + argv
-    return argv
 
 
 def percentile(sorted_values, q):
