@@ -303,13 +303,6 @@ pub fn unix_nanos_now() -> u128 {
 mod tests {
     use super::*;
 
-    /// Where `write_atomically` puts the file before its rename.
-    fn tmp_path(path: &Path) -> std::path::PathBuf {
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(".tmp");
-        path.with_file_name(name)
-    }
-
     fn builder(at: Instant) -> RecordBuilder {
         RecordBuilder::new(at, 1, "/v1/completions", Some("r1".into()), None, true)
     }
@@ -419,17 +412,19 @@ mod tests {
         assert!(lines[1]["request_id"].is_null());
         assert_eq!(lines[1]["status"], 503);
         assert_eq!(lines[1]["token_offsets_us"], serde_json::json!([]));
-        assert!(!tmp_path(&path).exists(), "the temporary file was renamed");
+        assert!(
+            !dir.path().join("records.jsonl.tmp").exists(),
+            "the temporary file was renamed"
+        );
 
         // Nothing to write: an empty file, not a missing one.
         write_records_jsonl(&path, &[]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
 
-        // An unwritable place: an error naming the path, no temporary file left behind.
+        // An unwritable place: an error naming the path.
         let missing = dir.path().join("no-such-dir").join("records.jsonl");
         let err = write_records_jsonl(&missing, &records).unwrap_err();
         assert!(err.to_string().contains("no-such-dir"), "{err}");
-        assert!(!tmp_path(&missing).exists());
     }
 
     #[test]
