@@ -15,7 +15,7 @@ use inference_benchmarker::workload::options::TokenizeOptions;
 /// path's dependencies optimized in test builds (Cargo.toml; unoptimized it was 0.8–1.0 ms).
 const TOLERANCE_MS: f64 = 1.0;
 /// The p99 of a step's 60 requests is its slowest: one late wake-up of the VM decides it (it
-/// measured 0.5–1.8 ms over; `benches/timing.py`'s machine floor has a p99 of 1.6–6 ms).
+/// measured 0.5–1.8 ms over; `benches/timing.py`'s machine floor had a p99 of 0.5–6 ms).
 const TOLERANCE_P99_MS: f64 = 2.5;
 
 fn server_ttft_ms(r: &SimRecord) -> f64 {
