@@ -9,11 +9,13 @@
 //!   `helm-python-sdk` (Helm's Go SDK as a library, no helm binary), every rendered object
 //!   passes `kubernetes-validate --strict`, the sharded Job is an Indexed Job of 3, and the merge
 //!   Job's script waits for every shard's final file before it merges;
-//! - the Slurm example parses (`bash -n`, and shellcheck when installed).
+//! - the Slurm example parses (`bash -n`) and passes shellcheck (Debian `shellcheck`).
 //!
-//! The Python tools live in `target/deploy-venv` (`.ci/run` installs them; `DEPLOY_TEST_VENV`
-//! names another virtualenv), promtool on the PATH (or `PROMTOOL`). A missing tool is SKIPPED
-//! outside CI and a failure in CI (`CI=true`).
+//! The Python tools live in `~/.cache/inference-benchmarker/deploy-venv` (`tests/run.sh` installs
+//! them; `DEPLOY_TEST_VENV` names another virtualenv), promtool on the PATH (or `PROMTOOL`). A
+//! missing tool fails the test, naming `tests/run.sh`.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -38,19 +40,15 @@ fn read(rel: &str) -> String {
 fn venv() -> PathBuf {
     std::env::var_os("DEPLOY_TEST_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/deploy-venv"))
+        .unwrap_or_else(|| common::cache_dir().join("deploy-venv"))
 }
 
-/// `Some(path)` when the tool is there; otherwise says so and returns `None` — or fails in CI.
+/// `Some(path)` when the tool is there; otherwise [`common::missing`].
 fn tool(test: &str, name: &str, path: Option<PathBuf>) -> Option<PathBuf> {
     if let Some(p) = path.filter(|p| p.is_file()) {
         return Some(p);
     }
-    let why = format!("{name} not installed (.ci/run installs it)");
-    if std::env::var("CI").is_ok_and(|c| c == "true") {
-        panic!("{test}: {why}");
-    }
-    eprintln!("SKIPPED: {why} [{test}]");
+    common::missing(test, &format!("{name} is not installed"));
     None
 }
 
@@ -850,10 +848,7 @@ fn slurm_script_parses() {
     ] {
         assert!(text.contains(needed), "{script} lacks {needed}");
     }
-    match on_path("shellcheck") {
-        Some(shellcheck) => {
-            run_ok(Command::new(shellcheck).arg(script));
-        }
-        None => eprintln!("shellcheck not installed (apt shellcheck): only `bash -n` checked"),
+    if let Some(shellcheck) = tool("slurm_script", "shellcheck", on_path("shellcheck")) {
+        run_ok(Command::new(shellcheck).arg(script));
     }
 }

@@ -20,7 +20,7 @@ mod prefix_cache;
 mod record;
 mod server;
 
-pub use config::SimConfig;
+pub use config::{MsRange, SimConfig};
 pub use record::{SimRecord, SimStats};
 pub use server::{run_cli, SimServer};
 

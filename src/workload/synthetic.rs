@@ -389,10 +389,10 @@ pub(crate) fn prompts_with_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::tokenizer::tests::llama3_shaped;
     use crate::workload::tokenizer::{builtin, count_tokens};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
-    use std::path::Path;
 
     #[test]
     fn text_is_seeded_and_long_enough() {
@@ -459,22 +459,9 @@ mod tests {
         assert_exact(builtin(), "builtin");
     }
 
-    /// The Llama-3 tokenizer fixture, or `None` (with a printed note) when it is absent.
-    fn llama3() -> Option<Tokenizer> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/tokenizers/llama3-tokenizer.json");
-        if !path.is_file() {
-            println!("skipped: {} not found", path.display());
-            return None;
-        }
-        Some(Tokenizer::from_file(&path).unwrap())
-    }
-
     #[test]
-    fn exact_lengths_with_llama3_tokenizer() {
-        if let Some(tok) = llama3() {
-            assert_exact(&tok, "llama3");
-        }
+    fn exact_lengths_with_llama3_shaped_tokenizer() {
+        assert_exact(&llama3_shaped(), "llama3-shaped");
     }
 
     /// Every length from 1 to 300 in one batch: exercises the fix-up path (cuts inside words).
@@ -495,9 +482,7 @@ mod tests {
     #[test]
     fn many_exact_lengths_in_one_batch() {
         assert_batch_exact(builtin(), "builtin");
-        if let Some(tok) = llama3() {
-            assert_batch_exact(&tok, "llama3");
-        }
+        assert_batch_exact(&llama3_shaped(), "llama3-shaped");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! The built-in tokenizer is a byte-level BPE (vocabulary of about 4,000) trained by this
 //! project with the `tokenizers` crate on its own synthetic corpus (`synthetic.rs`); no
 //! third-party vocabulary is involved. It is stored in `builtin_tokenizer.json`, embedded in the
-//! binary, and regenerated reproducibly with
-//! `cargo test -p inference-benchmarker --lib -- --ignored regenerate_builtin_tokenizer`.
+//! binary, and checked to be exactly what training gives (`builtin_tokenizer_is_reproducible`,
+//! which also rewrites it with `IB_REGENERATE_TOKENIZER=1`).
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -160,7 +160,7 @@ fn byte_level() -> ByteLevel {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::workload::synthetic;
     use rand::rngs::StdRng;
@@ -198,14 +198,21 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("src/workload/builtin_tokenizer.json")
     }
 
-    /// Writes `builtin_tokenizer.json`. Run with
-    /// `cargo test -p inference-benchmarker --lib -- --ignored regenerate_builtin_tokenizer`.
+    /// The committed file is exactly what training gives. To change the built-in tokenizer,
+    /// change the training and rewrite the file with `IB_REGENERATE_TOKENIZER=1 cargo test -p
+    /// inference-benchmarker --lib builtin_tokenizer_is_reproducible`.
     #[test]
-    #[ignore]
-    fn regenerate_builtin_tokenizer() {
-        let tok = train_builtin().unwrap();
-        let json = tok.to_string(false).unwrap();
-        std::fs::write(builtin_path(), json + "\n").unwrap();
+    fn builtin_tokenizer_is_reproducible() {
+        let json = train_builtin().unwrap().to_string(false).unwrap() + "\n";
+        if std::env::var("IB_REGENERATE_TOKENIZER").is_ok_and(|v| v == "1") {
+            std::fs::write(builtin_path(), &json).unwrap();
+            return;
+        }
+        assert!(
+            json == BUILTIN_JSON,
+            "training no longer gives the committed builtin_tokenizer.json: rewrite it with \
+             IB_REGENERATE_TOKENIZER=1 (see this test's comment)"
+        );
     }
 
     #[test]
@@ -304,16 +311,12 @@ mod tests {
 
     #[test]
     fn counts_without_special_tokens() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/tokenizers/llama3-tokenizer.json");
-        if !path.is_file() {
-            println!("skipped: {} not found", path.display());
-            return;
-        }
-        let tok = Tokenizer::from_file(&path).unwrap();
-        // With special tokens Llama-3 would add <|begin_of_text|>.
-        assert_eq!(tok.encode("Hello world", true).unwrap().len(), 3);
-        assert_eq!(count_tokens(&tok, "Hello world"), 2);
+        let tok = llama3_shaped();
+        // With special tokens the Llama-3 pipeline adds <|begin_of_text|>.
+        let with_bos = tok.encode("Hello world", true).unwrap().len();
+        let plain = count_tokens(&tok, "Hello world");
+        assert_eq!(with_bos as u64, plain + 1);
+        assert_eq!(plain, count_tokens(builtin(), "Hello world"));
         assert_eq!(count_tokens(&tok, ""), 0);
     }
 
@@ -326,5 +329,28 @@ mod tests {
             count_tokens(builtin(), "hello world")
         );
         assert_eq!(c.count(""), 0);
+    }
+
+    /// The Llama-3 tokenizer's pipeline over the built-in vocabulary, for tests where the
+    /// pipeline matters and the vocabulary does not: Llama-3's split regex before a byte-level
+    /// mapping without regex, whole pre-tokens looked up before merging (`ignore_merges`), and a
+    /// `<|begin_of_text|>` special token added by the post-processor with special tokens.
+    pub(crate) fn llama3_shaped() -> Tokenizer {
+        let mut j: serde_json::Value = serde_json::from_str(BUILTIN_JSON).unwrap();
+        let bos_id = j["model"]["vocab"].as_object().unwrap().len();
+        let bos = "<|begin_of_text|>";
+        j["added_tokens"] = serde_json::json!([{"id": bos_id, "content": bos, "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false, "special": true}]);
+        j["model"]["ignore_merges"] = true.into();
+        j["pre_tokenizer"] = serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "behavior": "Isolated", "invert": false, "pattern": {"Regex":
+                "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]});
+        j["post_processor"] = serde_json::json!({"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": bos, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {bos: {"id": bos, "ids": [bos_id], "tokens": [bos]}}});
+        j.to_string().parse().unwrap()
     }
 }

@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod floor;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -8,28 +10,51 @@ use std::time::Duration;
 use inference_benchmarker::config::RunConfig;
 use inference_benchmarker::workload::options::TokenizeOptions;
 
-/// `../shared` beside the project: CI always has it, a fresh clone does not.
-pub fn shared_dir() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    p.is_dir().then_some(p)
-}
+/// The command that sets up every real part the tests use (and then runs the suite).
+pub const SETUP_COMMAND: &str = "tests/run.sh";
 
-/// The Llama-3 tokenizer fixture, or `None` after saying plainly why the test checks nothing.
-pub fn llama3_tokenizer(test: &str) -> Option<String> {
-    let p = shared_dir()?.join("fixtures/tokenizers/llama3-tokenizer.json");
-    if p.is_file() {
-        Some(p.to_string_lossy().into_owned())
-    } else {
-        skip(
-            test,
-            "../shared/fixtures/tokenizers/llama3-tokenizer.json is missing",
-        );
-        None
+/// Where the setup caches what it builds or installs (the engine, virtualenvs): `$IB_CACHE`, or
+/// `~/.cache/inference-benchmarker`. `tests/run.sh` resolves it the same way.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("IB_CACHE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(&std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+            .join(".cache/inference-benchmarker"),
     }
 }
 
-pub fn skip(test: &str, why: &str) {
-    eprintln!("SKIPPED {test}: {why} (it is present in CI; a fresh clone does not have ../shared)");
+/// A real part the test needs is missing. The test fails naming the setup command, unless the
+/// quick inner loop was asked for explicitly (`IB_QUICK=1`): then the skip is recorded in
+/// `$IB_SKIP_LOG` (which `tests/run.sh` counts and prints at the end) and the caller returns.
+pub fn missing(test: &str, what: &str) {
+    if !std::env::var("IB_QUICK").is_ok_and(|v| v == "1") {
+        panic!("{test}: {what}. Run `{SETUP_COMMAND}`: it sets up every real part the tests use.");
+    }
+    eprintln!("SKIPPED {test} (IB_QUICK=1): {what}");
+    if let Some(log) = std::env::var_os("IB_SKIP_LOG") {
+        use std::io::Write;
+        let line = format!("{test}: {what}\n");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+    }
+}
+
+/// A program on PATH (or in /usr/bin), or `None` after [`missing`] said so.
+pub fn tool(test: &str, name: &str, from: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        missing(test, &format!("`{name}` is not installed ({from})"));
+    }
+    found
 }
 
 /// A short run against `url`, writing into `out`.

@@ -11,26 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A binary from PATH (or /usr/bin), or `None` after saying plainly what is missing. In CI a
-/// missing binary fails the test.
+/// A binary from PATH (or /usr/bin), or `None` after [`crate::common::missing`] said so.
 pub fn tool(test: &str, name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let why = format!(
-            "`{name}` is not installed (Debian packages prometheus, prometheus-pushgateway)"
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: {why}");
-        }
-        eprintln!("SKIPPED {test}: {why}");
-    }
-    found
+    crate::common::tool(test, name, "Debian packages prometheus, prometheus-pushgateway")
 }
 
 pub fn free_port() -> u16 {
