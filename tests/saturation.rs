@@ -132,8 +132,10 @@ fn dropped_and_queued_arrivals_are_counted() {
     assert_eq!(dropped.queued_arrivals, 0);
     let sent_late =
         dropped.time_to_first_token_from_schedule_ms.p99 - dropped.time_to_first_token_ms.p99;
+    // Queued arrivals wait over 1,000 ms (below); a dropped one waits for nothing but the
+    // machine's wake-up latency, which reached 6 ms on a loaded 2-core VM.
     assert!(
-        sent_late < 5.0,
+        sent_late < 25.0,
         "dropped arrivals never wait: {sent_late} ms"
     );
 
