@@ -172,6 +172,42 @@ mod tests {
         assert!(!errors(&doc).is_empty());
     }
 
+    /// Whether `schema` (following `$ref`s into `$defs`) admits an array anywhere.
+    fn admits_array(schema: &Value, defs: &Value) -> bool {
+        match schema {
+            Value::Object(m) => {
+                let typed = |t: &Value| {
+                    t == "array" || t.as_array().is_some_and(|a| a.contains(&"array".into()))
+                };
+                if m.get("type").is_some_and(typed) {
+                    return true;
+                }
+                if let Some(name) = m
+                    .get("$ref")
+                    .and_then(|r| r.as_str()?.strip_prefix("#/$defs/"))
+                {
+                    return admits_array(&defs[name], defs);
+                }
+                m.values().any(|v| admits_array(v, defs))
+            }
+            Value::Array(items) => items.iter().any(|v| admits_array(v, defs)),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn no_list_inside_a_step_entry() {
+        // The original tool's dashboard makes each step entry a one-row pandas frame: a list
+        // in it fails.
+        let schema: Value = serde_json::from_str(RESULTS_SCHEMA).unwrap();
+        let defs = &schema["$defs"];
+        assert!(!admits_array(&defs["step_result"], defs));
+        assert!(
+            admits_array(&schema["properties"]["system"], defs),
+            "the check finds lists"
+        );
+    }
+
     #[test]
     fn document_round_trips_through_serde() {
         let doc = document();
