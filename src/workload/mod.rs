@@ -7,7 +7,8 @@
 //!   The built-in tokenizer is regenerated reproducibly with
 //!   `cargo test -p inference-benchmarker --lib -- --ignored regenerate_builtin_tokenizer`.
 //! - `synthetic`: seeded English-like text and prompts of an exact token length.
-//! - `dataset`: the original tool's JSON conversation format, from a local file.
+//! - `dataset`: conversation datasets (the original tool's JSON or ShareGPT) from a local file or
+//!   the hub; without `--dataset`, the original tool's default hub dataset.
 //! - `options`: `--prompt-options` / `--decode-options` parsing and sampling.
 //! - `profiles`: `fixed-length`, `chat`, `code-generation`, `classification`.
 

@@ -252,6 +252,13 @@ mod tests {
         let o = parse("min_tokens=0,max_tokens=300").unwrap();
         assert_eq!((o.num_tokens, o.min_tokens, o.max_tokens), (None, 0, 300));
         assert!(o.admits(0) && o.admits(300) && !o.admits(301));
+        assert_eq!(parse(&o.to_string()).unwrap(), o);
+        let unbounded = parse("num_tokens=10,variance=3").unwrap();
+        assert_eq!(
+            unbounded.to_string(),
+            "num_tokens=10,min_tokens=1,variance=3"
+        );
+        assert_eq!(parse(&unbounded.to_string()).unwrap(), unbounded);
     }
 
     #[test]
