@@ -94,6 +94,8 @@ def run(name, sim_args, users, tokens, duration, extra=(), pin=True):
             "--prompt-options", "num_tokens=50,min_tokens=50,max_tokens=50,variance=0",
             "--decode-options", decode, "--output-dir", out, *extra,
         ]
+        if "--dataset-file" not in extra:
+            argv += ["--dataset", "synthetic"]  # else the original tool's hub dataset
         if pin:
             argv = pinned(0, argv)
         started = time.time()

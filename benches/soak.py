@@ -45,7 +45,7 @@ def main():
         [BIN, "-u", f"http://127.0.0.1:{port}", "-b", "rate", "-r", f"{rate:.2f}",
          "-d", f"{int(args.minutes * 60)}s", "-w", "0s", "-m", str(args.in_flight * 4), "-n",
          "--no-saturation-stop", "--prompt-options", "num_tokens=100,min_tokens=100,max_tokens=100,variance=0",
-         "--decode-options", decode, "--save-requests", "--output-dir", out],
+         "--decode-options", decode, "--dataset", "synthetic", "--save-requests", "--output-dir", out],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = []
     start = time.time()

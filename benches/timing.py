@@ -270,7 +270,7 @@ def run(scenario, duration, work, seed, floor):
     argv = pinned(0, [
         BIN, "-u", url, "-d", f"{duration}s", "-w", WARMUP, "--workers", "1", "-n",
         "--no-report", "--run-id", name, "--seed", str(seed),
-        "--prompt-options", PROMPT, "--decode-options", decode,
+        "--prompt-options", PROMPT, "--decode-options", decode, "--dataset", "synthetic",
         "--save-requests", "--output-dir", out,
     ] + scenario["generator"])
     print(f"{name}: {duration} s (+{WARMUP} warmup) against {url} …", file=sys.stderr)

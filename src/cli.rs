@@ -88,7 +88,9 @@ pub struct SimArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Tokenizer: a local tokenizer.json or a folder holding one (default: the built-in tokenizer)
+    /// Tokenizer: a Hugging Face hub model id (org/name: its tokenizer.json is downloaded and
+    /// cached; HF_TOKEN for gated models), a local tokenizer.json, or a folder holding one
+    /// (default: the built-in tokenizer)
     #[arg(short, long, env)]
     pub tokenizer_name: Option<String>,
     /// Model to request (default: the first model the server lists on /v1/models)
@@ -100,7 +102,8 @@ pub struct RunArgs {
     /// Duration of each benchmark step (e.g. 120s, 2m)
     #[arg(short, long, env, default_value = "120s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Request rates per second for the rate benchmark: --rates 1,5 or --rates 1 --rates 5
+    /// Request rates per second: --rates 1,5 or --rates 1 --rates 5; without --benchmark-kind
+    /// they run as the rate benchmark
     #[arg(short, long, env, value_delimiter = ',', allow_negative_numbers = true)]
     pub rates: Option<Vec<f64>>,
     /// Number of rates of the sweep, evenly spaced up to 1.2 × the measured maximum
@@ -109,8 +112,9 @@ pub struct RunArgs {
     /// A benchmark profile: fixed-length, chat, code-generation, classification
     #[arg(long, env)]
     pub profile: Option<String>,
-    /// throughput (closed loop), rate (open loop at --rates), sweep (throughput, then rates)
-    #[arg(short, long, env, default_value = "sweep")]
+    /// throughput (--max-vus users in a closed loop), rate (open loop at each --rates), sweep (a
+    /// throughput step, then --num-rates rates up to 1.2 × its maximum)
+    #[arg(short, long, env, default_value = "sweep", value_parser = ["throughput", "rate", "sweep"], ignore_case = true)]
     pub benchmark_kind: String,
     /// Warmup before the benchmark, never part of the results (0s: none)
     #[arg(short, long, env, default_value = "30s", value_parser = parse_duration)]
@@ -127,27 +131,43 @@ pub struct RunArgs {
     /// No interactive console: line-based progress only
     #[arg(short, long, env)]
     pub no_console: bool,
-    /// Prompt length: num_tokens=N,min_tokens=N,max_tokens=N,variance=N
+    /// Prompt length in tokens, as the original tool: num_tokens=N cuts every prompt to exactly
+    /// N; min_tokens=N,max_tokens=N without num_tokens keep only the dataset prompts within
+    /// them; variance=N (a standard deviation) only counts with --draw-prompt-lengths
     #[arg(long, env)]
     pub prompt_options: Option<String>,
-    /// Output length (sent as max_tokens): num_tokens=N,min_tokens=N,max_tokens=N,variance=N
+    /// Output length (sent as max_tokens), drawn per request: num_tokens=N (mean),
+    /// min_tokens=N,max_tokens=N (bounds), variance=N (the standard deviation, as the original
+    /// tool used it; stddev=N is the same)
     #[arg(long, env)]
     pub decode_options: Option<String>,
-    /// Dataset name (Hugging Face hub datasets are not supported yet: use --dataset-file)
+    /// Draw each prompt's length from --prompt-options (normal: mean num_tokens, standard
+    /// deviation variance, within min_tokens..max_tokens) instead of exactly num_tokens
+    #[arg(long)]
+    pub draw_prompt_lengths: bool,
+    /// Dataset: a Hugging Face hub dataset id (org/name: its --dataset-file is downloaded and
+    /// cached), a local file, a local folder holding --dataset-file, or "synthetic" (built-in
+    /// prompts of exact token lengths, no files) [default: hlarcher/inference-benchmarker, the
+    /// original tool's]
     #[arg(long, env)]
     pub dataset: Option<String>,
-    /// Local dataset file in the original tool's JSON format (default: synthetic prompts)
+    /// The file in the hub dataset or the folder, or a local file [default:
+    /// share_gpt_filtered_small.json]. A JSON array or JSON Lines of conversations, in the
+    /// original tool's shape {"conversations": [{"role", "content"}], "id"} or ShareGPT's
+    /// {"conversations": [{"from": "human"|"gpt"|"system", "value"}]}
     #[arg(long, env)]
     pub dataset_file: Option<PathBuf>,
-    /// Extra metadata for the results: key=value,key=value
+    /// Extra metadata, written as the results' config.meta: key=value,key=value (e.g.
+    /// engine=vllm,tp=2,device=H100, which the original tool's dashboard reads)
     #[arg(long, env)]
     pub extra_meta: Option<String>,
-    /// Run identifier (default: 7 random hex digits)
+    /// Run identifier, any text (default: 7 random hex digits); when given it also names the
+    /// results file
     #[arg(long, env)]
     pub run_id: Option<String>,
 
     /// API endpoint: chat (/v1/chat/completions) or completions (/v1/completions)
-    #[arg(long, env = "IB_ENDPOINT", default_value = "chat")]
+    #[arg(long, env = "IB_ENDPOINT", default_value = "chat", value_parser = ["chat", "completions"])]
     pub endpoint: String,
     /// Do not send "ignore_eos": true (for servers that reject unknown fields)
     #[arg(long)]
@@ -174,8 +194,9 @@ pub struct RunArgs {
     /// max_tokens fit in this many tokens (the server's context); cuts are counted and reported
     #[arg(long)]
     pub max_context_tokens: Option<u64>,
-    /// Open-loop arrivals: constant (the original tool's spacing), poisson, or gamma
-    #[arg(long, default_value = "constant")]
+    /// Open-loop arrivals: constant (the original tool's spacing), poisson, or gamma (with
+    /// --burstiness)
+    #[arg(long, default_value = "constant", value_parser = ["constant", "poisson", "gamma"])]
     pub arrival: String,
     /// Shape of gamma arrivals, as vLLM's --burstiness: 1 = Poisson, < 1 burstier, > 1 steadier
     #[arg(long, default_value = "1.0")]
@@ -377,6 +398,7 @@ impl RunArgs {
             warmup: self.warmup,
             prompt_options: parse_length("prompt-options", self.prompt_options.as_deref())?,
             decode_options: parse_length("decode-options", self.decode_options.as_deref())?,
+            draw_prompt_lengths: self.draw_prompt_lengths,
             dataset: self.dataset,
             dataset_file: self.dataset_file,
             extra_meta: self
@@ -385,6 +407,7 @@ impl RunArgs {
                 .map(parse_key_values)
                 .transpose()?
                 .unwrap_or_default(),
+            run_id_names_file: self.run_id.is_some(),
             run_id: self.run_id.unwrap_or_else(random_run_id),
             endpoint: parse_endpoint(&self.endpoint)?,
             ignore_eos: !self.no_ignore_eos,
@@ -430,6 +453,10 @@ impl RunArgs {
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;
         }
+        // The original tool's users give `-r 2,4` without `-b rate`: the rates they give run.
+        if cfg.rates.is_some() && is_default(m, "benchmark_kind") {
+            cfg.benchmark_kind = BenchmarkKind::Rate;
+        }
         if self.demo {
             apply_demo_defaults(&mut cfg, m)?;
         }
@@ -474,8 +501,12 @@ fn apply_demo_defaults(cfg: &mut RunConfig, m: &ArgMatches) -> Result<(), String
     if is_default(m, "max_vus") {
         cfg.max_vus = DEMO_MAX_VUS;
     }
-    if cfg.prompt_options.is_none() && cfg.dataset_file.is_none() {
-        cfg.prompt_options = parse_length("prompt-options", Some(DEMO_PROMPT))?;
+    // Synthetic prompts unless a dataset is given: the demo needs no network and no files.
+    if cfg.dataset.is_none() && cfg.dataset_file.is_none() {
+        cfg.dataset = Some(crate::workload::dataset::SYNTHETIC.into());
+        if cfg.prompt_options.is_none() {
+            cfg.prompt_options = parse_length("prompt-options", Some(DEMO_PROMPT))?;
+        }
     }
     if cfg.decode_options.is_none() {
         cfg.decode_options = parse_length("decode-options", Some(DEMO_DECODE))?;
@@ -505,6 +536,12 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     {
         return Err("--benchmark-kind rate needs --rates (e.g. --rates 1,5,10)".into());
     }
+    if cfg.rates.is_some() && cfg.benchmark_kind != BenchmarkKind::Rate {
+        return Err(format!(
+            "--rates runs rate steps, but --benchmark-kind is {}: give -b rate, or leave -b out",
+            crate::results_file::original_kind(cfg.benchmark_kind).to_ascii_lowercase()
+        ));
+    }
     if cfg.insecure {
         eprintln!("warning: --insecure: the server's TLS certificate is not verified");
     }
@@ -525,17 +562,6 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     }
     if cfg.request_timeout.is_zero() {
         return Err("--request-timeout must be more than 0s".into());
-    }
-    if cfg.run_id.is_empty()
-        || !cfg
-            .run_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(format!(
-            "--run-id '{}' must be letters, digits, '-' or '_'",
-            cfg.run_id
-        ));
     }
     Ok(())
 }
@@ -753,7 +779,14 @@ mod tests {
             (vec!["-b", "rate", "-r", "-1"], "positive"),
             (vec!["--extra-meta", "novalue"], "key=value"),
             (vec!["--decode-options", "num_tokens=x"], "decode-options"),
-            (vec!["--run-id", "a b"], "run-id"),
+            (
+                vec!["-b", "sweep", "-r", "2,4"],
+                "give -b rate, or leave -b out",
+            ),
+            (
+                vec!["-b", "throughput", "-r", "2"],
+                "--benchmark-kind is throughput",
+            ),
             (vec!["--arrival", "uniform"], "--arrival"),
             (vec!["--max-error-rate", "150%"], "between 0 and 1"),
             (vec!["--threshold", "p97(ttft)<1"], "unknown aggregation"),
@@ -766,6 +799,69 @@ mod tests {
         ] {
             let err = parse(&args).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn rates_alone_run_as_the_rate_benchmark() {
+        let c = parse(&["-r", "2,4"]).unwrap();
+        assert_eq!(c.benchmark_kind, BenchmarkKind::Rate);
+        assert_eq!(c.rates, Some(vec![2.0, 4.0]));
+        // The original tool's spelling is accepted too, in any case.
+        let c = parse(&["-b", "Rate", "-r", "1"]).unwrap();
+        assert_eq!(c.benchmark_kind, BenchmarkKind::Rate);
+        // With a profile (its sweep is the default kind, not an explicit one).
+        let c = parse(&["--profile", "chat", "-r", "3"]).unwrap();
+        assert_eq!(c.benchmark_kind, BenchmarkKind::Rate);
+    }
+
+    #[test]
+    fn run_id_is_any_text_and_names_the_file_when_given() {
+        let c = parse(&["--run-id", "llama 8B / tp=2"]).unwrap();
+        assert_eq!(c.run_id, "llama 8B / tp=2");
+        assert!(c.run_id_names_file);
+        assert_eq!(c.request_id_prefix(), "llama_8B___tp_2");
+        assert!(!parse(&[]).unwrap().run_id_names_file);
+    }
+
+    #[test]
+    fn no_dataset_is_the_original_default_and_the_demo_is_synthetic() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(
+            (c.dataset.as_deref(), c.dataset_file.as_deref()),
+            (None, None)
+        );
+        let c = parse(&["--demo"]).unwrap();
+        assert_eq!(c.dataset.as_deref(), Some("synthetic"));
+        let c = parse(&["--demo", "--dataset-file", "d.json"]).unwrap();
+        assert_eq!(c.dataset, None);
+        assert!(c.prompt_options.is_none());
+    }
+
+    #[test]
+    fn help_says_what_the_tool_does() {
+        let mut cmd = Cli::command();
+        let help = cmd.render_long_help().to_string();
+        for needle in [
+            "Hugging Face hub model id",
+            "Hugging Face hub dataset id",
+            "JSON Lines",
+            "ShareGPT",
+            "[possible values: throughput, rate, sweep]",
+            "[possible values: constant, poisson, gamma]",
+            "[possible values: chat, completions]",
+            "--draw-prompt-lengths",
+        ] {
+            assert!(help.contains(needle), "--help lacks {needle:?}");
+        }
+        let sim = cmd
+            .find_subcommand_mut("sim")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(sim.contains("drop-mid-stream=N") && sim.contains("empty-body"));
+        for h in [help, sim] {
+            assert!(!h.contains(".rs"), "help points into the source: {h}");
         }
     }
 

@@ -53,12 +53,25 @@ pub struct RunConfig {
     pub benchmark_kind: BenchmarkKind,
     #[serde(with = "humantime_serde_compat")]
     pub warmup: Duration,
+    /// `num_tokens`: every prompt is cut to exactly that many tokens, as the original tool did
+    /// (unless `draw_prompt_lengths`).
     pub prompt_options: Option<TokenizeOptions>,
     pub decode_options: Option<TokenizeOptions>,
+    /// Draw each prompt's length from `prompt_options` (normal, clamped) instead of cutting
+    /// every prompt to exactly `num_tokens`.
+    pub draw_prompt_lengths: bool,
+    /// `None`: the original tool's default hub dataset (see `workload::dataset::resolve`);
+    /// `synthetic`: the built-in synthetic prompts.
     pub dataset: Option<String>,
     pub dataset_file: Option<PathBuf>,
+    /// `--extra-meta`; the results write it as the original tool's `meta`.
     pub extra_meta: BTreeMap<String, String>,
+    /// Any text (the original tool accepted any); sanitized where it becomes a file name or an
+    /// HTTP header.
     pub run_id: String,
+    /// The run id was given (not drawn): it names the results file.
+    #[serde(skip)]
+    pub run_id_names_file: bool,
     pub endpoint: Endpoint,
     pub ignore_eos: bool,
     pub workers: usize,
@@ -159,10 +172,12 @@ impl RunConfig {
             warmup: Duration::from_secs(30),
             prompt_options: None,
             decode_options: None,
+            draw_prompt_lengths: false,
             dataset: None,
             dataset_file: None,
             extra_meta: BTreeMap::new(),
             run_id: "run".into(),
+            run_id_names_file: false,
             endpoint: Endpoint::Chat,
             ignore_eos: true,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -200,12 +215,14 @@ impl RunConfig {
         }
     }
 
-    /// The prefix of request ids (`<prefix>-<step>-<n>`): the run id, plus the shard index in a
-    /// sharded run so that ids stay unique across its processes.
+    /// The prefix of request ids (`<prefix>-<step>-<n>`): the run id (sanitized: the id travels
+    /// as the `x-request-id` header), plus the shard index in a sharded run so that ids stay
+    /// unique across its processes.
     pub fn request_id_prefix(&self) -> String {
+        let run = sinks::json::sanitize_label(&self.run_id);
         match self.shard {
-            Some(s) => format!("{}-s{}", self.run_id, s.index),
-            None => self.run_id.clone(),
+            Some(s) => format!("{run}-s{}", s.index),
+            None => run,
         }
     }
 }

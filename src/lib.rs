@@ -16,6 +16,7 @@ pub mod merge;
 pub mod outputs;
 pub mod report;
 pub mod request;
+pub mod results_file;
 pub mod shard;
 pub mod shutdown;
 pub mod sim;
@@ -120,23 +121,22 @@ async fn start(
     }
     let pool = Arc::new(pool);
     let clock = Clock::start();
-    let mut config_json = serde_json::to_value(&cfg).unwrap_or_default();
-    if let Some(obj) = config_json.as_object_mut() {
-        obj.insert("model_name".into(), model.clone().into());
-        obj.insert("keep_alive".into(), keep_alive.into());
-        obj.insert("tokenizer".into(), workload.tokenizer_label.clone().into());
-        obj.insert("dataset_source".into(), workload.source.clone().into());
-        obj.insert("workload".into(), workload.describe());
-    }
+    let config_json = results_file::config(
+        &cfg,
+        results_file::Resolved {
+            model: &model,
+            tokenizer: &workload.tokenizer_label,
+            keep_alive,
+            source: &workload.source,
+            workload: workload.describe(),
+        },
+    );
     let counter = Arc::new(workload::tokenizer::TokenizerCounter::new(
         workload.tokenizer.clone(),
     ));
     let recorder_cfg = RecorderConfig {
         output_dir: cfg.output_dir.clone(),
-        file_label: match cfg.shard {
-            Some(shard) => format!("{}_{}", workload.tokenizer_label, shard.label()),
-            None => workload.tokenizer_label.clone(),
-        },
+        file_label: results_file::file_label(&cfg, &model),
         run_id: cfg.run_id.clone(),
         config_json,
         save_requests: cfg.save_requests,

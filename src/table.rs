@@ -28,11 +28,6 @@ fn row(r: &StepResult) -> [String; 10] {
     } else {
         100.0 * r.failed_requests as f64 / r.total_requests as f64
     };
-    let prompt_avg = if r.total_requests == 0 {
-        0.0
-    } else {
-        r.total_tokens_sent as f64 / r.total_requests as f64
-    };
     [
         r.id.clone(),
         format!("{:.2} req/s", r.request_rate),
@@ -42,7 +37,8 @@ fn row(r: &StepResult) -> [String; 10] {
         format!("{:.2} tokens/sec", r.token_throughput_secs),
         format!("{error_rate:.2}%"),
         format!("{}/{}", r.successful_requests, r.total_requests),
-        format!("{prompt_avg:.2}"),
+        // The original tool's figure: the successful requests' prompts, per successful request.
+        format!("{:.2}", per_ok(r.total_tokens_sent)),
         format!("{:.2}", per_ok(r.total_tokens)),
     ]
 }

@@ -333,10 +333,10 @@ mod tests {
     fn step() -> StepResult {
         let json = serde_json::json!({
             "id": "constant@10.00req/s", "executor_type": "ConstantArrivalRate",
-            "config": {"max_vus": 8, "duration": {"secs": 10, "nanos": 0}, "rate": 10.0},
+            "config": {"max_vus": 8, "duration_secs": 10, "rate": 10.0},
             "total_requests": 100, "total_tokens": 1000, "token_throughput_secs": 95.0,
             "duration_ms": 10500, "failed_requests": 2, "successful_requests": 98,
-            "request_rate": 9.3, "total_tokens_sent": 5000, "step": 1, "kind": "rate",
+            "request_rate": 9.3, "total_tokens_sent": 4900, "prompt_tokens_sent": 5000, "step": 1, "kind": "rate",
             "offered_rate": 10.0, "achieved_rate": 10.0, "send_duration_ms": 10000,
             "dropped_arrivals": 0, "errors": {"http_5xx": 2}, "http_statuses": {"200": 98, "500": 2},
             "output_tokens": {"requested": 1000, "server_reported_requests": 98,

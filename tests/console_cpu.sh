@@ -34,7 +34,7 @@ run() { # mode port extra-flag
   local cmd="/usr/bin/time -f '%U %S' -o $out/$mode.time env -u CI $bin -u http://127.0.0.1:$port \
     -b rate -r $rate -d $duration -w 5s --max-vus 64 --no-saturation-stop --no-report \
     --prompt-options num_tokens=200,min_tokens=200,max_tokens=200,variance=0 \
-    --decode-options num_tokens=64,min_tokens=64,max_tokens=64,variance=0 \
+    --decode-options num_tokens=64,min_tokens=64,max_tokens=64,variance=0 --dataset synthetic \
     --output-dir $out/$mode $flag; echo \$? > $out/$mode.exit"
   if tmux -L "$sock" has-session -t cpu 2>/dev/null; then
     tmux -L "$sock" new-window -t cpu -n "$mode" "$cmd"

@@ -34,6 +34,7 @@ fn dataset_prompts_reach_the_server_with_the_counts_we_report() {
     )
     .unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
+    cfg.dataset = None;
     cfg.dataset_file = Some(dataset);
     cfg.prompt_options = None;
     cfg.benchmark_kind = BenchmarkKind::Throughput;

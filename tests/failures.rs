@@ -45,7 +45,7 @@ fn a_server_that_is_down_fails_fast_with_exit_code_3() {
     }; // closed again: nothing listens there
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let run = common::binary()
+    let run = common::benchmark()
         .args([
             "-u",
             &format!("http://127.0.0.1:{port}"),
@@ -76,7 +76,7 @@ fn a_server_that_is_down_fails_fast_with_exit_code_3() {
 fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
     let sim = sim();
     let out = tempfile::tempdir().unwrap();
-    let run = common::binary()
+    let run = common::benchmark()
         .args([
             "-u",
             &sim.url(),
@@ -152,7 +152,7 @@ fn ctrl_c_mid_run_writes_what_was_measured() {
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let child = common::binary()
+    let child = common::benchmark()
         .args([
             "-u",
             &sim.url(),
@@ -240,7 +240,7 @@ fn sigterm_cancels_what_outlives_the_grace_period() {
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let child = common::binary()
+    let child = common::benchmark()
         .args([
             "-u",
             &sim.url(),

@@ -42,6 +42,20 @@ const CHAT_TURNS: &str = r#"[
      {"from": "gpt", "value": "A model."}, {"from": "human", "value": "What can you do?"}]}
 ]"#;
 
+/// A stand-in for the code-generation and classification profiles' files: prompts longer than
+/// their 10,000-token cut.
+fn long_prompts() -> String {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let entries: Vec<serde_json::Value> = (0..4)
+        .map(|i| {
+            let text = inference_benchmarker::workload::synthetic::text(&mut rng, 14_000);
+            serde_json::json!({"id": i, "conversations": [{"role": "user", "content": text}]})
+        })
+        .collect();
+    serde_json::Value::Array(entries).to_string()
+}
+
 /// A loopback stand-in for the hub: one request per connection.
 struct FakeHub {
     url: String,
@@ -117,6 +131,13 @@ fn serve(conn: TcpStream, auth_seen: &Mutex<Vec<Option<String>>>) {
         "/datasets/hlarcher/inference-benchmarker/resolve/main/share_gpt_turns.json" => {
             ("200 OK", CHAT_TURNS.to_string())
         }
+        "/datasets/hlarcher/inference-benchmarker/resolve/main/share_gpt_filtered_small.json" => {
+            ("200 OK", DATASET.to_string())
+        }
+        "/datasets/hlarcher/inference-benchmarker/resolve/main/github_code.json"
+        | "/datasets/hlarcher/inference-benchmarker/resolve/main/classification.json" => {
+            ("200 OK", long_prompts())
+        }
         "/org/gated/resolve/main/tokenizer.json" if authorized => ("200 OK", tokenizer_json()),
         "/org/gated/resolve/main/tokenizer.json" => (
             "401 Unauthorized",
@@ -151,6 +172,7 @@ fn workload(hub: HubEnv, tokenizer: &str) -> WorkloadConfig {
         dataset_file: Some(PathBuf::from("chat.jsonl")),
         prompt_options: None,
         decode_options: None,
+        draw_prompt_lengths: false,
         seed: 1,
         synthetic_prompts: 10,
         hub,
@@ -331,4 +353,90 @@ fn chat_profile_runs_multi_turn_from_the_hub() {
     let doc = common::validated(&common::results_file(out.path()));
     assert_eq!(doc["config"]["workload"]["multi_turn_conversations"], 2);
     assert_eq!(doc["config"]["dataset_file"], "share_gpt_turns.json");
+}
+
+/// The binary against an in-process simulated server that records what it received, with the
+/// hub at `hub` and an empty cache; returns the results and the prompt lengths the server saw.
+fn run_against_sim(hub: &FakeHub, args: &[&str]) -> (serde_json::Value, Vec<u64>) {
+    use inference_benchmarker::sim::{SimConfig, SimServer};
+    let sim = SimServer::start(
+        SimConfig {
+            record: true,
+            fixed_ttft_ms: Some(1.0),
+            fixed_itl_ms: Some(1.0),
+            ..SimConfig::default()
+        },
+        Some(
+            inference_benchmarker::workload::tokenizer::load(None)
+                .unwrap()
+                .tokenizer,
+        ),
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = common::binary()
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "1s",
+            "-b",
+            "throughput",
+            "-m",
+            "2",
+        ])
+        .args(["--no-console", "--no-report", "--output-dir"])
+        .arg(out.path())
+        .args(args)
+        .env("HF_ENDPOINT", &hub.url)
+        .env("HF_HOME", home.path())
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HF_HUB_OFFLINE")
+        .output()
+        .expect("the binary runs");
+    let records = sim.records();
+    sim.stop();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let doc = common::validated(&common::results_file(out.path()));
+    (doc, records.iter().map(|r| r.prompt_tokens).collect())
+}
+
+/// Without --dataset, the original tool's default dataset is fetched from the hub, as it did.
+#[test]
+fn no_dataset_means_the_original_default_from_the_hub() {
+    let hub = FakeHub::start();
+    let (doc, prompts) = run_against_sim(&hub, &[]);
+    hub.stop();
+    let source = doc["config"]["dataset_source"].as_str().unwrap();
+    assert!(
+        source.ends_with(&format!(
+            "datasets--hlarcher--inference-benchmarker/snapshots/{COMMIT}/share_gpt_filtered_small.json"
+        )),
+        "{source}"
+    );
+    assert_eq!(doc["config"]["workload"]["prompts"], 2);
+    assert!(!prompts.is_empty());
+}
+
+/// The profiles cut every prompt to exactly their num_tokens, as the original tool did:
+/// checked on what the simulated server received.
+#[test]
+fn code_generation_and_classification_send_their_exact_prompt_lengths() {
+    let hub = FakeHub::start();
+    for (profile, tokens) in [("code-generation", 4096), ("classification", 10_000)] {
+        let (doc, prompts) = run_against_sim(&hub, &["--profile", profile]);
+        assert!(!prompts.is_empty(), "{profile}: requests were sent");
+        assert!(
+            prompts.iter().all(|&p| p == tokens),
+            "{profile}: prompts of {prompts:?} tokens, not all {tokens}"
+        );
+        assert_eq!(doc["config"]["prompt_options"]["num_tokens"], tokens);
+        assert_eq!(doc["config"]["profile"], profile);
+    }
+    hub.stop();
 }

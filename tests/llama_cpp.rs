@@ -311,6 +311,7 @@ fn llama_cpp_multi_turn_prompts_grow_with_the_answers() {
     };
     std::fs::write(&dataset, format!("{}\n{}\n", line(1), line(2))).unwrap();
     let mut cfg = common::config(&format!("http://127.0.0.1:{port}"), out.path());
+    cfg.dataset = None;
     cfg.dataset_file = Some(dataset);
     cfg.prompt_options = None;
     cfg.decode_options = Some(TokenizeOptions::fixed(OUTPUT_TOKENS));

@@ -47,6 +47,7 @@ fn run(kind: BenchmarkKind) -> Vec<SimRecord> {
     )
     .unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
+    cfg.dataset = None;
     cfg.dataset_file = Some(file);
     cfg.prompt_options = None;
     cfg.decode_options = Some(TokenizeOptions::fixed(12));

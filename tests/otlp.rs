@@ -328,7 +328,7 @@ fn run_binary(
     extra: &[&str],
 ) -> (Duration, String, serde_json::Value) {
     let started = Instant::now();
-    let run = common::binary()
+    let run = common::benchmark()
         .args(["-u", &sim.url(), "-w", "0s", "-d", "2s", "--max-vus", "4"])
         .args([
             "--benchmark-kind",

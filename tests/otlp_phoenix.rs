@@ -180,7 +180,7 @@ fn project_spans(port: u16, project: &str) -> Vec<Value> {
 /// Returns (results document, the ids in the requests log).
 fn run(sim: &SimServer, endpoint: &str, protocol: &str, project: &str) -> (Value, HashSet<String>) {
     let out = tempfile::tempdir().unwrap();
-    let run = common::binary()
+    let run = common::benchmark()
         .args(["-u", &sim.url(), "-w", "0s", "-d", "2s", "--max-vus", "4"])
         .args([
             "--benchmark-kind",

@@ -46,7 +46,8 @@ fn json_totals(doc: &Value) -> Totals {
         };
         t.requests += n("total_requests");
         t.output_tokens += n("total_tokens");
-        t.input_tokens += n("total_tokens_sent");
+        // Every sent request's prompt (the original's total_tokens_sent counts successful ones).
+        t.input_tokens += n("prompt_tokens_sent");
         t.dropped += n("dropped_arrivals");
         t.ttft_count += count("time_to_first_token_ms");
         t.itl_count += count("inter_token_latency_ms");
@@ -502,7 +503,7 @@ fn linger_serves_final_values_and_ctrl_c_ends_it() {
     let sim = SimServer::start(SimConfig::default(), None).expect("simulated server starts");
     let out = tempfile::tempdir().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", ps::free_port()).parse().unwrap();
-    let mut child = common::binary()
+    let mut child = common::benchmark()
         .args([
             "-u",
             &sim.url(),

@@ -80,7 +80,7 @@ fn secrets_appear_in_no_output() {
         .unwrap()
         .port();
     let (otlp_port, spans) = otlp_receiver();
-    let mut child = common::binary()
+    let mut child = common::benchmark()
         .args([
             "-u",
             &sim.url(),

@@ -26,13 +26,16 @@ fn lengths(seed: u64) -> Vec<(u64, u64)> {
     // One user: requests go out one after the other, in the workload's order.
     cfg.max_vus = 1;
     cfg.duration = Duration::from_secs(1);
+    // Drawn prompt lengths (without it every prompt is exactly num_tokens); variance is the
+    // standard deviation.
+    cfg.draw_prompt_lengths = true;
     cfg.prompt_options = Some(
-        "num_tokens=60,min_tokens=20,max_tokens=100,variance=400"
+        "num_tokens=60,min_tokens=20,max_tokens=100,variance=20"
             .parse()
             .unwrap(),
     );
     cfg.decode_options = Some(
-        "num_tokens=8,min_tokens=2,max_tokens=14,variance=9"
+        "num_tokens=8,min_tokens=2,max_tokens=14,variance=3"
             .parse()
             .unwrap(),
     );

@@ -22,7 +22,7 @@ trap cleanup EXIT
 pids+=($!)
 "$bin" -u "http://127.0.0.1:$sim_port" -b throughput -m 32 -d 30m -w 0s -n --run-id soak \
   --prompt-options num_tokens=20,max_tokens=20,min_tokens=20,variance=0 \
-  --decode-options num_tokens=8,max_tokens=8,min_tokens=8,variance=0 \
+  --decode-options num_tokens=8,max_tokens=8,min_tokens=8,variance=0 --dataset synthetic \
   --output-dir "$out" --prometheus-listen "127.0.0.1:$metrics_port" --prometheus-linger 0s \
   >"$out/run.log" 2>&1 &
 bench=$!

@@ -6,7 +6,7 @@ mod common;
 use inference_benchmarker::sim::{SimConfig, SimServer};
 
 fn run_with(sim: &SimServer, out: &std::path::Path, gates: &[&str]) -> std::process::Output {
-    let mut cmd = common::binary();
+    let mut cmd = common::benchmark();
     cmd.args([
         "-u",
         &sim.url(),

@@ -6,7 +6,7 @@ mod common;
 use inference_benchmarker::sim::{SimConfig, SimServer};
 
 fn run(url: &str, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    common::binary()
+    common::benchmark()
         .args([
             "-u", url, "-w", "0s", "-d", "1s", "-b", "rate", "-r", "5", "-n",
         ])

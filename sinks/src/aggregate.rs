@@ -19,7 +19,6 @@ use crate::json::results::{OutputTokens, StepConfig, StepHistograms, StepResult}
 use crate::slo::{Goodput, Slo};
 use crate::stats::LatencyHistogram;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// Accumulates one step.
 #[derive(Clone, Debug)]
@@ -61,7 +60,9 @@ struct Counters {
     retried: BTreeMap<String, u64>,
     /// Σ(server prompt tokens − ours) and how many requests it covers.
     prompt_overhead: (i64, u64),
+    /// Prompt tokens of every sent request, and of the successful ones.
     prompt_tokens_sent: u64,
+    prompt_tokens_ok: u64,
     output_tokens: u64,
     tokens: OutputTokens,
     first_error: Option<String>,
@@ -179,6 +180,7 @@ impl StepAggregator {
             return;
         }
         c.successful += 1;
+        c.prompt_tokens_ok = c.prompt_tokens_ok.saturating_add(r.prompt_tokens);
         c.output_tokens = c.output_tokens.saturating_add(r.output_tokens);
         let t = &mut c.tokens;
         t.requested = t
@@ -250,7 +252,7 @@ impl StepAggregator {
             executor_type: self.info.kind.executor_type().to_string(),
             config: StepConfig {
                 max_vus: self.info.max_vus,
-                duration: Duration::try_from_secs_f64(self.info.duration_secs).unwrap_or_default(),
+                duration_secs: StepConfig::whole_seconds(self.info.duration_secs),
                 rate,
             },
             total_requests: c.total,
@@ -263,7 +265,8 @@ impl StepAggregator {
             failed_requests: c.failed,
             successful_requests: c.successful,
             request_rate: per_second(c.successful, duration_s),
-            total_tokens_sent: c.prompt_tokens_sent,
+            total_tokens_sent: c.prompt_tokens_ok,
+            prompt_tokens_sent: c.prompt_tokens_sent,
             step: self.info.index,
             kind: self.info.kind,
             inter_chunk_latency_ms: self.hist.inter_chunk.summary(),
@@ -557,7 +560,9 @@ mod tests {
         let r = agg.finish(window(), Some("saturated".into()));
 
         assert_eq!(r.total_tokens, 4 * 5 + 7);
-        assert_eq!(r.total_tokens_sent, 5 * 50 + 40);
+        // The original tool's count is the successful requests' prompts; ours adds the failed.
+        assert_eq!(r.total_tokens_sent, 5 * 50);
+        assert_eq!(r.prompt_tokens_sent, 5 * 50 + 40);
         assert_eq!(r.duration_ms, 4_000);
         assert_eq!(r.send_duration_ms, 2_000);
         assert_eq!(r.token_throughput_secs, 27.0 / 4.0);
@@ -579,7 +584,7 @@ mod tests {
                 prompt_overhead_per_request: Some(2.0),
             }
         );
-        assert_eq!(r.config.duration, Duration::from_secs(10));
+        assert_eq!(r.config.duration_secs, 10);
         assert_eq!(r.config.max_vus, 8);
         assert_eq!(r.executor_type, "ConstantArrivalRate");
     }
@@ -619,7 +624,7 @@ mod tests {
         assert_eq!(r.achieved_rate, 0.0);
         assert_eq!(r.offered_rate, None);
         assert_eq!(r.config.rate, None);
-        assert_eq!(r.config.duration, Duration::ZERO);
+        assert_eq!(r.config.duration_secs, 0);
         assert_eq!(r.executor_type, "ConstantVUs");
         assert!(r.errors.is_empty());
         assert_eq!(r.e2e_latency_ms.count, 0);

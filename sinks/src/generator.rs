@@ -14,6 +14,9 @@ pub const LATENESS_P99_LIMIT_MS: f64 = 5.0;
 /// Process CPU above this share of the machine's cores.
 pub const CPU_LIMIT: f64 = 0.9;
 
+/// Between two reasons in [`GeneratorHealth::reasons`].
+pub const REASON_SEPARATOR: &str = "; ";
+
 /// What the coordinator measured of the generator during a step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorStats {
@@ -40,7 +43,10 @@ pub struct GeneratorHealth {
     pub schedule_lateness_ms_p99: Option<f64>,
     /// The generator limited this step; `reasons` says how.
     pub bound: bool,
-    pub reasons: Vec<String>,
+    /// Which limits were exceeded, with the values, joined with "; "; null when none was. A
+    /// string, not a list: a step entry holds no list, so that the original tool's dashboard
+    /// (pandas, one row per step) reads it.
+    pub reasons: Option<String>,
 }
 
 impl GeneratorHealth {
@@ -80,7 +86,7 @@ impl GeneratorHealth {
             event_loop_lag_ms_max: stats.lag_ms_max,
             schedule_lateness_ms_p99: lateness_ms_p99,
             bound: !reasons.is_empty(),
-            reasons,
+            reasons: (!reasons.is_empty()).then(|| reasons.join(REASON_SEPARATOR)),
         }
     }
 }
@@ -103,31 +109,21 @@ mod tests {
     fn a_healthy_generator_is_not_bound() {
         let h = GeneratorHealth::judge(stats(2.0, 1.0), Some(0.8));
         assert!(!h.bound, "{:?}", h.reasons);
+        assert_eq!(h.reasons, None);
         assert!((h.cpu_utilization - 0.1).abs() < 1e-12);
     }
 
     #[test]
     fn each_limit_flags_the_step() {
+        let reasons = |h: &GeneratorHealth| h.reasons.clone().unwrap_or_default();
         let lag = GeneratorHealth::judge(stats(1.0, 25.0), None);
-        assert!(
-            lag.bound && lag.reasons[0].contains("event-loop lag"),
-            "{:?}",
-            lag.reasons
-        );
+        assert!(lag.bound && reasons(&lag).starts_with("event-loop lag"));
         let late = GeneratorHealth::judge(stats(1.0, 1.0), Some(40.0));
-        assert!(
-            late.bound && late.reasons[0].contains("late"),
-            "{:?}",
-            late.reasons
-        );
+        assert!(late.bound && reasons(&late).contains("late"), "{late:?}");
         let cpu = GeneratorHealth::judge(stats(19.0, 1.0), None);
-        assert!(
-            cpu.bound && cpu.reasons[0].contains("CPU 95%"),
-            "{:?}",
-            cpu.reasons
-        );
+        assert!(cpu.bound && reasons(&cpu).starts_with("process CPU 95%"));
         let all = GeneratorHealth::judge(stats(19.0, 25.0), Some(40.0));
-        assert_eq!(all.reasons.len(), 3);
+        assert_eq!(reasons(&all).split(REASON_SEPARATOR).count(), 3);
     }
 
     #[test]

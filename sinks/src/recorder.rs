@@ -480,7 +480,9 @@ mod tests {
             output_dir: dir.join("out"),
             file_label: "org/tiny-model".into(),
             run_id: "run-1".into(),
-            config_json: serde_json::json!({"url": "http://127.0.0.1:1", "profile": null}),
+            config_json: crate::json::example_config(
+                serde_json::json!({"url": "http://127.0.0.1:1", "profile": null}),
+            ),
             save_requests,
             anchor_unix_nanos: 1_714_566_896_000_000_000,
             version: "0.1.0".into(),

@@ -428,7 +428,7 @@ fn report_step(r: &StepResult) {
     if let Some(g) = r.generator.as_ref().filter(|g| g.bound) {
         eprintln!(
             "    GENERATOR-BOUND: the benchmarker limited this step ({})",
-            g.reasons.join("; ")
+            g.reasons.as_deref().unwrap_or_default()
         );
     }
 }

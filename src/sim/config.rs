@@ -132,8 +132,13 @@ pub struct SimConfig {
     /// Seed of the random choices (output lengths, ids, random-timing draws).
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
-    /// Inject a fault into a share of requests: SPEC[@SHARE], e.g. status=503@0.1,
-    /// drop-mid-stream=5, stall=0:30000 (repeatable; see the fault table in `sim/fault.rs`)
+    /// Inject a fault into a share of requests: SPEC[@SHARE], e.g. status=503@0.1 (repeatable;
+    /// each request draws against the shares, the first match wins; a request's own
+    /// `x-sim-fault: SPEC` header does the same). SPEC: status=CODE (4xx/5xx with an OpenAI
+    /// error body), drop (headers, then the connection is cut), drop-mid-stream=N,
+    /// stall=N:MS, slow-drip (each event in three pieces), bad-json=N, non-utf8=N, huge-line=N
+    /// (a 10 MB line), error-event=N, missing-data=N, wrong-content-type, empty-body; N counts
+    /// the tokens sent before the fault
     #[arg(long = "fault")]
     pub faults: Vec<String>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key)

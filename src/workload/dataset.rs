@@ -131,14 +131,21 @@ fn sharegpt_role(from: &str) -> Option<&'static str> {
     })
 }
 
-/// Where the dataset is, from `--dataset` and `--dataset-file`; `None` when neither is given.
+/// The original tool's default dataset: its `--dataset` and `--dataset-file` defaults.
+pub const DEFAULT_DATASET: &str = "hlarcher/inference-benchmarker";
+pub const DEFAULT_FILE: &str = "share_gpt_filtered_small.json";
+
+/// Where the dataset is, from `--dataset` and `--dataset-file`; `None` for synthetic prompts.
+/// Without either, the original tool's default: [`DEFAULT_FILE`] of the hub dataset
+/// [`DEFAULT_DATASET`], as the original fetched it.
 ///
-/// - `--dataset-file F` alone: the local file F.
+/// - `--dataset-file F` alone: the local file F; otherwise file F of [`DEFAULT_DATASET`] (the
+///   original tool's default `--dataset`), when F can be a file name in a repository.
 /// - `--dataset D`: a local file D, or a local folder D holding `--dataset-file`.
 /// - `--dataset org/name --dataset-file F` with a local file F: F (the name is only a label of
 ///   where F came from).
-/// - `--dataset org/name --dataset-file F` otherwise: file F of the hub dataset repository
-///   `org/name` (downloaded, or from the hub cache).
+/// - `--dataset org/name [--dataset-file F]` otherwise: file F (default [`DEFAULT_FILE`]) of the
+///   hub dataset repository `org/name` (downloaded, or from the hub cache).
 /// - `--dataset synthetic` (when no local path has that name): no dataset, the built-in
 ///   synthetic prompts, whatever `--dataset-file` says (so it overrides a profile's file).
 pub fn resolve(
@@ -147,8 +154,18 @@ pub fn resolve(
     hub: &HubEnv,
 ) -> Result<Option<PathBuf>, String> {
     match (dataset, dataset_file) {
-        (None, None) => Ok(None),
-        (None, Some(file)) => existing_file(file).map(Some),
+        (None, Some(file)) if file.is_file() => Ok(Some(file.to_path_buf())),
+        (None, Some(file)) if !hub::is_repo_file(&file.to_string_lossy()) => Err(format!(
+            "dataset file '{}' not found",
+            file.display()
+        )),
+        (None, Some(file)) => resolve(Some(DEFAULT_DATASET), Some(file), hub).map_err(|e| {
+            format!(
+                "dataset file '{}' is not a local file, and as the original tool it was looked for in the default hub dataset: {e}",
+                file.display()
+            )
+        }),
+        (None, None) => resolve(Some(DEFAULT_DATASET), None, hub),
         (Some(SYNTHETIC), _) if !Path::new(SYNTHETIC).exists() => Ok(None),
         (Some(d), file) => {
             let dir = Path::new(d);
@@ -165,8 +182,8 @@ pub fn resolve(
             }
             match file {
                 Some(file) if file.is_file() => Ok(Some(file.to_path_buf())),
-                Some(file) if hub::is_repo_id(d) => {
-                    let name = file.to_string_lossy();
+                file if hub::is_repo_id(d) => {
+                    let name = file.map_or(DEFAULT_FILE.into(), |f| f.to_string_lossy());
                     hub::fetch(hub, RepoType::Dataset, d, hub::MAIN, &name)
                         .map(Some)
                         .map_err(|e| format!("dataset '{d}' is not a local file or folder, and from the Hugging Face hub: {e}"))
@@ -176,7 +193,7 @@ pub fn resolve(
                     file.display()
                 )),
                 None => Err(format!(
-                    "dataset '{d}' is not a local file or folder: for a Hugging Face hub dataset, give --dataset-file naming the JSON file in it; or give a local file"
+                    "dataset '{d}' is neither a local file or folder nor a Hugging Face hub dataset id (org/name)"
                 )),
             }
         }
@@ -437,7 +454,7 @@ mod tests {
         let d = dir.path().to_str().unwrap();
         let f = file.to_str().unwrap();
 
-        assert_eq!(resolve(None, None).unwrap(), None);
+        assert_eq!(resolve(Some("synthetic"), None).unwrap(), None);
         assert_eq!(resolve(Some("synthetic"), Some(&file)).unwrap(), None);
         assert_eq!(resolve(None, Some(&file)).unwrap(), Some(file.clone()));
         assert_eq!(resolve(Some(f), None).unwrap(), Some(file.clone()));
@@ -450,15 +467,32 @@ mod tests {
             Some(file.clone())
         );
 
+        // Nothing given: the original tool's default, from the hub (here: its cache, empty).
+        let err = resolve(None, None).unwrap_err();
+        assert!(
+            err.contains("'share_gpt_filtered_small.json' of the dataset repository 'hlarcher/inference-benchmarker'")
+                && err.contains("HF_HUB_OFFLINE=1"),
+            "{err}"
+        );
+        // A file name alone that is no local file: the default dataset's file, as the original.
         let err = resolve(None, Some(Path::new("nope.json"))).unwrap_err();
-        assert!(err.contains("'nope.json' not found"), "{err}");
+        assert!(
+            err.contains("'nope.json' is not a local file")
+                && err.contains(
+                    "'nope.json' of the dataset repository 'hlarcher/inference-benchmarker'"
+                ),
+            "{err}"
+        );
+        let err = resolve(None, Some(Path::new("/no/such/file.json"))).unwrap_err();
+        assert!(err.contains("'/no/such/file.json' not found"), "{err}");
         let err = resolve(Some(d), None).unwrap_err();
         assert!(err.contains("give --dataset-file"), "{err}");
         let err = resolve(Some(d), Some(Path::new("other.json"))).unwrap_err();
         assert!(err.contains("other.json' not found"), "{err}");
+        // A hub dataset alone: the original tool's default file of it.
         let err = resolve(Some("org/name"), None).unwrap_err();
         assert!(
-            err.contains("'org/name'") && err.contains("give --dataset-file"),
+            err.contains("'share_gpt_filtered_small.json' of the dataset repository 'org/name'"),
             "{err}"
         );
         let err = resolve(Some("org/name"), Some(Path::new("x.json"))).unwrap_err();

@@ -148,7 +148,7 @@ pub fn is_repo_id(name: &str) -> bool {
 }
 
 /// A relative file path inside a repository: no `..`, not absolute.
-fn is_repo_file(file: &str) -> bool {
+pub fn is_repo_file(file: &str) -> bool {
     !file.is_empty()
         && Path::new(file)
             .components()

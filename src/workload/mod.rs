@@ -7,7 +7,8 @@
 //!   The built-in tokenizer is regenerated reproducibly with
 //!   `cargo test -p inference-benchmarker --lib -- --ignored regenerate_builtin_tokenizer`.
 //! - `synthetic`: seeded English-like text and prompts of an exact token length.
-//! - `dataset`: the original tool's JSON conversation format, from a local file.
+//! - `dataset`: conversation datasets (the original tool's JSON or ShareGPT) from a local file or
+//!   the hub; without `--dataset`, the original tool's default hub dataset.
 //! - `options`: `--prompt-options` / `--decode-options` parsing and sampling.
 //! - `profiles`: `fixed-length`, `chat`, `code-generation`, `classification`.
 
@@ -72,6 +73,8 @@ pub struct WorkloadConfig {
     pub dataset_file: Option<PathBuf>,
     pub prompt_options: Option<TokenizeOptions>,
     pub decode_options: Option<TokenizeOptions>,
+    /// Draw each prompt's length from `prompt_options` instead of exactly `num_tokens`.
+    pub draw_prompt_lengths: bool,
     pub seed: u64,
     /// How many prompts to make when there is no dataset.
     pub synthetic_prompts: usize,
@@ -102,6 +105,7 @@ impl WorkloadConfig {
             dataset_file: cfg.dataset_file.clone(),
             prompt_options: cfg.prompt_options.clone(),
             decode_options: cfg.decode_options.clone(),
+            draw_prompt_lengths: cfg.draw_prompt_lengths,
             seed: cfg.seed,
             synthetic_prompts: DEFAULT_SYNTHETIC_PROMPTS,
             hub: hub::HubEnv::from_env(),
@@ -185,7 +189,7 @@ pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
         cfg.dataset_file.as_deref(),
         &cfg.hub,
     )
-    .map_err(|e| with_profile_hint(e, cfg))?;
+    .map_err(|e| with_offline_hint(e, cfg))?;
     let (source, requests) = match resolved {
         Some(path) => {
             let ds = timed("parsing the dataset", || dataset::load(&path))?;
@@ -251,25 +255,43 @@ fn trace_requests(
     Ok((requests, trace::arrivals(&entries, source.speedup)))
 }
 
-/// A profile's dataset that cannot be had: say how to run the profile anyway, never silently
-/// on other prompts.
-fn with_profile_hint(err: String, cfg: &WorkloadConfig) -> String {
-    let Some(profile) = &cfg.profile else {
-        return err;
+/// A profile's dataset, or the default one, that cannot be had: say how to run anyway, never
+/// silently on other prompts.
+fn with_offline_hint(err: String, cfg: &WorkloadConfig) -> String {
+    let (what, file) = match (&cfg.profile, &cfg.dataset, &cfg.dataset_file) {
+        (Some(profile), _, Some(file)) => {
+            (format!("profile '{profile}'"), file.display().to_string())
+        }
+        (None, None, file) => (
+            "with no --dataset given, the benchmark".to_string(),
+            file.as_ref()
+                .map_or(dataset::DEFAULT_FILE.to_string(), |f| {
+                    f.display().to_string()
+                }),
+        ),
+        _ => return err,
     };
-    let file = cfg
-        .dataset_file
-        .as_ref()
-        .map(|f| f.display().to_string())
-        .unwrap_or_default();
     format!(
-        "{err}\nprofile '{profile}' runs on '{file}' of the hub dataset '{}': without network, copy that file here and give --dataset-file /path/to/{file}, or give --dataset synthetic to run the profile's lengths on the built-in synthetic prompts (a different workload)",
-        profiles::PROFILE_DATASET
+        "{err}\n{what} runs on '{file}' of the hub dataset '{}' (as the original tool): without network, copy that file here and give --dataset-file /path/to/{file}, or give --dataset synthetic to run on the built-in synthetic prompts (a different workload)",
+        dataset::DEFAULT_DATASET
     )
 }
 
 fn sample(options: Option<&TokenizeOptions>, rng: &mut StdRng) -> Option<u64> {
     options.and_then(|o| o.sample(rng))
+}
+
+/// A synthetic prompt's length: the prompt options' (exact, or drawn), else the default length
+/// (within the options' bounds when they give only bounds).
+fn synthetic_length(cfg: &WorkloadConfig, rng: &mut StdRng) -> u64 {
+    let Some(options) = &cfg.prompt_options else {
+        return DEFAULT_PROMPT_TOKENS;
+    };
+    options
+        .prompt_length(cfg.draw_prompt_lengths, rng)
+        .unwrap_or_else(|| {
+            DEFAULT_PROMPT_TOKENS.clamp(options.min_tokens.max(1), options.max_tokens.max(1))
+        })
 }
 
 /// `synthetic_prompts` single-turn user prompts of exact lengths.
@@ -284,7 +306,7 @@ fn synthetic_requests(
     let mut targets = Vec::with_capacity(cfg.synthetic_prompts);
     let mut max_tokens = Vec::with_capacity(cfg.synthetic_prompts);
     for _ in 0..cfg.synthetic_prompts {
-        targets.push(sample(cfg.prompt_options.as_ref(), rng).unwrap_or(DEFAULT_PROMPT_TOKENS));
+        targets.push(synthetic_length(cfg, rng));
         max_tokens.push(sample(cfg.decode_options.as_ref(), rng));
     }
     let mut texts: Vec<String> = targets
@@ -316,9 +338,10 @@ fn synthetic_requests(
         .collect())
 }
 
-/// One request per usable dataset entry, in file order. With prompt options each prompt is cut
-/// to its sampled length; entries shorter than their sample, or whose cut would drop the user
-/// turn (a long system prompt), are skipped.
+/// One request per usable dataset entry, in file order. With prompt options giving
+/// `num_tokens`, each prompt is cut to its length (exactly `num_tokens`, or drawn); entries
+/// shorter than that, or whose cut would drop the user turn (a long system prompt), are
+/// skipped. Options with bounds only keep the whole prompts within them, as the original tool.
 fn from_dataset(
     tok: &Tokenizer,
     ds: &dataset::Dataset,
@@ -330,42 +353,57 @@ fn from_dataset(
         .iter()
         .map(|p| join_contents(&p.messages))
         .collect();
-    // Options without a target length (only possible when built by hand) cut nothing.
-    match cfg
-        .prompt_options
-        .as_ref()
-        .filter(|o| o.num_tokens.is_some())
-    {
-        None => whole_prompts(tok, ds, joined, cfg, rng),
-        Some(options) => cut_prompts(tok, ds, joined, options, cfg, rng),
+    match cfg.prompt_options.as_ref() {
+        Some(options) if options.num_tokens.is_some() => {
+            cut_prompts(tok, ds, joined, options, cfg, rng)
+        }
+        bounds => whole_prompts(tok, ds, joined, bounds, cfg, rng),
     }
 }
 
-/// The dataset's prompts as they are, counted in one parallel batch.
+/// The dataset's prompts as they are, counted in one parallel batch; with `bounds`, only those
+/// whose length is within them.
 fn whole_prompts(
     tok: &Tokenizer,
     ds: &dataset::Dataset,
     joined: Vec<String>,
+    bounds: Option<&TokenizeOptions>,
     cfg: &WorkloadConfig,
     rng: &mut StdRng,
 ) -> Result<Vec<PreparedRequest>, String> {
     let counts = timed("counting prompts", || count_with_progress(tok, &joined))
         .map_err(|e| format!("tokenizing dataset '{}' failed: {e}", ds.path.display()))?;
-    let mut requests: Vec<PreparedRequest> = ds
-        .prompts
-        .iter()
-        .zip(joined)
-        .zip(counts)
-        .map(|((p, prompt), prompt_tokens)| PreparedRequest {
-            messages: p.messages.clone(),
+    let mut requests = Vec::with_capacity(joined.len());
+    let mut entry_of = Vec::with_capacity(joined.len());
+    for (i, (prompt, prompt_tokens)) in joined.into_iter().zip(counts).enumerate() {
+        if bounds.is_some_and(|b| !b.admits(prompt_tokens)) {
+            continue;
+        }
+        requests.push(PreparedRequest {
+            messages: ds.prompts[i].messages.clone(),
             prompt,
             prompt_tokens,
             max_tokens: sample(cfg.decode_options.as_ref(), rng),
             later_turns: Vec::new(),
-        })
-        .collect();
-    let all: Vec<usize> = (0..requests.len()).collect();
-    add_later_turns(tok, ds, &all, &mut requests, cfg, rng)?;
+        });
+        entry_of.push(i);
+    }
+    if let Some(b) = bounds {
+        if requests.is_empty() {
+            return Err(format!(
+                "dataset '{}': no prompt has a length within the prompt options {b}",
+                ds.path.display()
+            ));
+        }
+        let skipped = ds.prompts.len() - requests.len();
+        if skipped > 0 {
+            log::info!(
+                "dataset '{}': {skipped} prompts outside the prompt options {b} were skipped",
+                ds.path.display()
+            );
+        }
+    }
+    add_later_turns(tok, ds, &entry_of, &mut requests, cfg, rng)?;
     Ok(requests)
 }
 
@@ -471,7 +509,11 @@ fn cut_prompts(
     let mut targets = Vec::with_capacity(joined.len());
     let mut max_tokens = Vec::with_capacity(joined.len());
     for _ in &joined {
-        targets.push(options.sample(rng).unwrap_or(DEFAULT_PROMPT_TOKENS));
+        targets.push(
+            options
+                .prompt_length(cfg.draw_prompt_lengths, rng)
+                .unwrap_or(DEFAULT_PROMPT_TOKENS),
+        );
         max_tokens.push(sample(cfg.decode_options.as_ref(), rng));
     }
     let starts: Vec<Vec<usize>> = ds
@@ -572,10 +614,11 @@ mod tests {
     fn cfg() -> WorkloadConfig {
         WorkloadConfig {
             tokenizer_name: None,
-            dataset: None,
+            dataset: Some(dataset::SYNTHETIC.into()),
             dataset_file: None,
             prompt_options: None,
             decode_options: None,
+            draw_prompt_lengths: false,
             seed: 1,
             synthetic_prompts: 20,
             hub: hub::HubEnv::offline_at(PathBuf::from("/nonexistent/hub-cache")),
@@ -624,6 +667,11 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
+        // As the original tool: every prompt exactly num_tokens.
+        let w = prepare(&c).unwrap();
+        assert!(w.requests.iter().all(|r| r.prompt_tokens == 50));
+        // Drawn when asked for.
+        c.draw_prompt_lengths = true;
         let w = prepare(&c).unwrap();
         let lengths: Vec<u64> = w.requests.iter().map(|r| r.prompt_tokens).collect();
         assert!(lengths.iter().all(|l| (30..=70).contains(l)));
@@ -667,9 +715,21 @@ mod tests {
             "{err}"
         );
         let mut c = cfg();
-        c.dataset = Some("org/name".into());
+        c.dataset = Some("a b".into());
         let err = prepare(&c).unwrap_err();
-        assert!(err.contains("give --dataset-file"), "{err}");
+        assert!(err.contains("neither a local file"), "{err}");
+        // No dataset given and no network: the original tool's default dataset cannot be had;
+        // both ways out are offered.
+        let mut c = cfg();
+        c.dataset = None;
+        let err = prepare(&c).unwrap_err();
+        assert!(
+            err.contains("HF_HUB_OFFLINE=1")
+                && err.contains("with no --dataset given, the benchmark runs on 'share_gpt_filtered_small.json'")
+                && err.contains("--dataset-file /path/to/share_gpt_filtered_small.json")
+                && err.contains("--dataset synthetic"),
+            "{err}"
+        );
         // A profile's file without network: how to run it anyway.
         let mut c = cfg();
         c.profile = Some("chat".into());
@@ -695,6 +755,7 @@ mod tests {
                 {"conversations":[{"role":"user","content":"Hello there"}]}]"#,
         );
         let mut c = cfg();
+        c.dataset = None;
         c.dataset_file = Some(file.clone());
         c.decode_options = Some(TokenizeOptions::fixed(64));
         let w = prepare(&c).unwrap();
@@ -721,6 +782,7 @@ mod tests {
         ]);
         let file = write_dataset(dir.path(), &json.to_string());
         let mut c = cfg();
+        c.dataset = None;
         c.dataset_file = Some(file);
         c.prompt_options = Some(TokenizeOptions::fixed(40));
         let w = prepare(&c).unwrap();
@@ -747,6 +809,7 @@ mod tests {
         let file = write_dataset(dir.path(), &json.to_string());
         for prompt_options in [None, Some(TokenizeOptions::fixed(40))] {
             let mut c = cfg();
+            c.dataset = None;
             c.dataset_file = Some(file.clone());
             c.prompt_options = prompt_options.clone();
             c.decode_options = Some(
@@ -779,6 +842,7 @@ mod tests {
             .collect();
         let file = write_dataset(dir.path(), &serde_json::Value::Array(entries).to_string());
         let mut c = cfg();
+        c.dataset = None;
         c.dataset_file = Some(file);
         c.prompt_options = Some(TokenizeOptions::fixed(20));
         let w = prepare(&c).unwrap();
@@ -798,6 +862,7 @@ mod tests {
             r#"[{"conversations":[{"role":"user","content":"Short."}]}]"#,
         );
         let mut c = cfg();
+        c.dataset = None;
         c.dataset_file = Some(file);
         c.prompt_options = Some(TokenizeOptions::fixed(500));
         let err = prepare(&c).unwrap_err();

@@ -1,21 +1,24 @@
 //! `--prompt-options` / `--decode-options`: `num_tokens=,min_tokens=,max_tokens=,variance=`.
 //!
-//! Format (the original tool's): comma-separated `key=value` pairs, e.g.
+//! Format and meaning are the original tool's (v1.1.0), so that its users' commands send the
+//! same workload: comma-separated `key=value` pairs, e.g.
 //! `num_tokens=200,min_tokens=190,max_tokens=210,variance=10`.
 //!
-//! - `num_tokens` is required: options without a target length would sample nothing, so an
-//!   option string without it is almost certainly a mistake.
-//! - `min_tokens` defaults to [`DEFAULT_MIN_TOKENS`] (1).
-//! - `max_tokens` defaults to `2 × num_tokens`, so that the default bounds are roughly symmetric
-//!   around the mean and only guard against absurd samples instead of cutting the distribution.
-//! - `variance` defaults to 0 (every sample is exactly `num_tokens`). It is a variance in
-//!   tokens²: the standard deviation is `sqrt(variance)`. The original tool (v1.1.0) passed its
-//!   `variance` straight to `Normal::new(mean, variance)`, i.e. used it as a standard
-//!   deviation, by mistake, and only for decode lengths. To reproduce one of its runs, give
-//!   the same number as `stddev=` instead (`variance=100` there = `stddev=100` here).
-//! - `stddev` (ours): the standard deviation in tokens, instead of `variance` (not both).
+//! - Prompts: with `num_tokens`, every prompt is cut to exactly `num_tokens` tokens (min, max and
+//!   variance play no part, as in the original tool; `--draw-prompt-lengths` draws each
+//!   prompt's length as decode lengths are drawn instead). Without `num_tokens`, dataset prompts
+//!   are sent whole, and only those whose length is within `[min_tokens, max_tokens]`.
+//! - Outputs (`max_tokens` of each request): drawn from a normal distribution of mean
+//!   `num_tokens` and standard deviation `variance`, truncated to a whole number and clamped to
+//!   `[min_tokens, max_tokens]`. `variance` is a standard deviation in tokens, as the original
+//!   tool used it (`Normal::new(num_tokens, variance)`), whatever its name says; `stddev=` is
+//!   the same thing under its proper name (not both). Without `num_tokens` no `max_tokens` is
+//!   sent.
+//! - `min_tokens` defaults to [`DEFAULT_MIN_TOKENS`] (1: the original tool refused 0 with
+//!   `num_tokens`), `max_tokens` to unbounded ([`UNBOUNDED`], the original's `u64::MAX`),
+//!   `variance` to 0. A drawn length is never below 1.
 //!
-//! Zero token counts, `min_tokens > max_tokens` and a `num_tokens` outside
+//! Zero `num_tokens` or `max_tokens`, `min_tokens > max_tokens` and a `num_tokens` outside
 //! `[min_tokens, max_tokens]` are errors.
 
 use std::fmt;
@@ -26,17 +29,19 @@ use serde::Serialize;
 
 /// `min_tokens` when the option string does not give it.
 pub const DEFAULT_MIN_TOKENS: u64 = 1;
+/// `max_tokens` when the option string does not give it: no bound (the original tool's default,
+/// written as such in the results).
+pub const UNBOUNDED: u64 = u64::MAX;
 
-/// Constraints on a length in tokens, as the original tool's `TokenizeOptions`.
+/// Constraints on a length in tokens: the original tool's `TokenizeOptions`, serialized with its
+/// keys and values.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TokenizeOptions {
     pub num_tokens: Option<u64>,
     pub min_tokens: u64,
     pub max_tokens: u64,
+    /// The standard deviation of drawn lengths, in tokens (the original tool's meaning).
     pub variance: u64,
-    /// The standard deviation, when given as `stddev=` (then `variance` is 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stddev: Option<u64>,
 }
 
 impl TokenizeOptions {
@@ -47,33 +52,41 @@ impl TokenizeOptions {
             min_tokens: n,
             max_tokens: n,
             variance: 0,
-            stddev: None,
         }
     }
 
-    /// The standard deviation of the samples, in tokens.
-    pub fn std_dev(&self) -> f64 {
-        match self.stddev {
-            Some(sd) => sd as f64,
-            None => (self.variance as f64).sqrt(),
-        }
-    }
-
-    /// One length: Normal(mean = `num_tokens`, std = sqrt(`variance`)), rounded and clamped to
-    /// `[min_tokens, max_tokens]`. `None` when there is no `num_tokens`.
+    /// One drawn length: Normal(mean = `num_tokens`, standard deviation = `variance`), truncated
+    /// (as the original tool's `as u64`) and clamped to `[min_tokens, max_tokens]`, at least 1.
+    /// `None` when there is no `num_tokens`.
     pub fn sample(&self, rng: &mut impl rand::Rng) -> Option<u64> {
         let mean = self.num_tokens?;
         let (lo, hi) = self.bounds();
-        let std_dev = self.std_dev();
-        if std_dev == 0.0 {
+        if self.variance == 0 {
             return Some(mean.clamp(lo, hi));
         }
-        // A finite, non-negative std-dev cannot fail; fall back to the mean rather than panic.
-        let value = match Normal::new(mean as f64, std_dev) {
-            Ok(normal) => normal.sample(rng).round(),
+        // A finite, positive std-dev cannot fail; fall back to the mean rather than panic.
+        let value = match Normal::new(mean as f64, self.variance as f64) {
+            Ok(normal) => normal.sample(rng).trunc(),
             Err(_) => mean as f64,
         };
         Some(clamp_f64(value, lo, hi))
+    }
+
+    /// A prompt's length: exactly `num_tokens` as the original tool cut prompts, or drawn as
+    /// [`sample`](Self::sample) when `draw` (`--draw-prompt-lengths`). `None` without
+    /// `num_tokens` (prompts are then kept whole, see [`admits`](Self::admits)).
+    pub fn prompt_length(&self, draw: bool, rng: &mut impl rand::Rng) -> Option<u64> {
+        if draw {
+            self.sample(rng)
+        } else {
+            self.num_tokens
+        }
+    }
+
+    /// Without `num_tokens`: whether a whole prompt of `tokens` is kept (the original tool's
+    /// filter on `[min_tokens, max_tokens]`).
+    pub fn admits(&self, tokens: u64) -> bool {
+        (self.min_tokens..=self.max_tokens).contains(&tokens)
     }
 
     /// `[min, max]` made safe to clamp with even if the fields were set by hand inconsistently.
@@ -83,7 +96,7 @@ impl TokenizeOptions {
     }
 }
 
-/// `value` (already rounded) as a u64 inside `[lo, hi]`; NaN goes to `lo`.
+/// `value` (already whole) as a u64 inside `[lo, hi]`; NaN goes to `lo`.
 fn clamp_f64(value: f64, lo: u64, hi: u64) -> u64 {
     if value.is_nan() || value <= lo as f64 {
         lo
@@ -100,15 +113,11 @@ impl fmt::Display for TokenizeOptions {
         if let Some(n) = self.num_tokens {
             write!(f, "num_tokens={n},")?;
         }
-        write!(
-            f,
-            "min_tokens={},max_tokens={},",
-            self.min_tokens, self.max_tokens
-        )?;
-        match self.stddev {
-            Some(sd) => write!(f, "stddev={sd}"),
-            None => write!(f, "variance={}", self.variance),
+        write!(f, "min_tokens={},", self.min_tokens)?;
+        if self.max_tokens != UNBOUNDED {
+            write!(f, "max_tokens={},", self.max_tokens)?;
         }
+        write!(f, "variance={}", self.variance)
     }
 }
 
@@ -117,16 +126,13 @@ impl FromStr for TokenizeOptions {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let raw = parse_pairs(s)?;
-        let num_tokens = raw.num_tokens.ok_or_else(|| {
-            format!("token options '{s}': num_tokens is required (e.g. num_tokens=200)")
-        })?;
         let min_tokens = raw.min_tokens.unwrap_or(DEFAULT_MIN_TOKENS);
-        let max_tokens = raw.max_tokens.unwrap_or(num_tokens.saturating_mul(2));
-        for (key, value) in [
-            ("num_tokens", num_tokens),
-            ("min_tokens", min_tokens),
-            ("max_tokens", max_tokens),
-        ] {
+        let max_tokens = raw.max_tokens.unwrap_or(UNBOUNDED);
+        let mut nonzero = vec![("max_tokens", max_tokens)];
+        if let Some(n) = raw.num_tokens {
+            nonzero.extend([("num_tokens", n), ("min_tokens", min_tokens)]);
+        }
+        for (key, value) in nonzero {
             if value == 0 {
                 return Err(format!("token options '{s}': {key} must be at least 1"));
             }
@@ -136,22 +142,24 @@ impl FromStr for TokenizeOptions {
                 "token options '{s}': min_tokens ({min_tokens}) is greater than max_tokens ({max_tokens})"
             ));
         }
-        if !(min_tokens..=max_tokens).contains(&num_tokens) {
+        if let Some(n) = raw
+            .num_tokens
+            .filter(|n| !(min_tokens..=max_tokens).contains(n))
+        {
             return Err(format!(
-                "token options '{s}': num_tokens ({num_tokens}) is outside [min_tokens, max_tokens] = [{min_tokens}, {max_tokens}]"
+                "token options '{s}': num_tokens ({n}) is outside [min_tokens, max_tokens] = [{min_tokens}, {max_tokens}]"
             ));
         }
         if raw.variance.is_some() && raw.stddev.is_some() {
             return Err(format!(
-                "token options '{s}': give variance or stddev, not both (stddev = sqrt(variance))"
+                "token options '{s}': give variance or stddev, not both (both are the standard deviation)"
             ));
         }
         Ok(TokenizeOptions {
-            num_tokens: Some(num_tokens),
+            num_tokens: raw.num_tokens,
             min_tokens,
             max_tokens,
-            variance: raw.variance.unwrap_or(0),
-            stddev: raw.stddev,
+            variance: raw.variance.or(raw.stddev).unwrap_or(0),
         })
     }
 }
@@ -218,8 +226,12 @@ mod tests {
                 min_tokens: 190,
                 max_tokens: 210,
                 variance: 10,
-                stddev: None,
             }
+        );
+        // Serialized as the original tool's TokenizeOptions.
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            serde_json::json!({"num_tokens": 200, "min_tokens": 190, "max_tokens": 210, "variance": 10})
         );
     }
 
@@ -234,8 +246,19 @@ mod tests {
     fn defaults_for_absent_keys() {
         let o = parse("num_tokens=100").unwrap();
         assert_eq!(o.min_tokens, DEFAULT_MIN_TOKENS);
-        assert_eq!(o.max_tokens, 200);
+        assert_eq!(o.max_tokens, UNBOUNDED);
         assert_eq!(o.variance, 0);
+        // Without num_tokens, as the original tool: bounds only (a filter on whole prompts).
+        let o = parse("min_tokens=0,max_tokens=300").unwrap();
+        assert_eq!((o.num_tokens, o.min_tokens, o.max_tokens), (None, 0, 300));
+        assert!(o.admits(0) && o.admits(300) && !o.admits(301));
+        assert_eq!(parse(&o.to_string()).unwrap(), o);
+        let unbounded = parse("num_tokens=10,variance=3").unwrap();
+        assert_eq!(
+            unbounded.to_string(),
+            "num_tokens=10,min_tokens=1,variance=3"
+        );
+        assert_eq!(parse(&unbounded.to_string()).unwrap(), unbounded);
     }
 
     #[test]
@@ -254,7 +277,6 @@ mod tests {
             ("num_tokens=0", "num_tokens must be at least 1"),
             ("num_tokens=5,min_tokens=0", "min_tokens must be at least 1"),
             ("num_tokens=5,max_tokens=0", "max_tokens must be at least 1"),
-            ("variance=3", "num_tokens is required"),
             ("num_tokens=5,num_tokens=6", "num_tokens is given twice"),
             ("num_tokens=500,max_tokens=100", "outside"),
         ];
@@ -272,14 +294,11 @@ mod tests {
 
     #[test]
     fn no_num_tokens_samples_none() {
-        let o = TokenizeOptions {
-            num_tokens: None,
-            min_tokens: 1,
-            max_tokens: 10,
-            variance: 0,
-            stddev: None,
-        };
-        assert_eq!(o.sample(&mut StdRng::seed_from_u64(1)), None);
+        let o = parse("variance=3,max_tokens=10").unwrap();
+        let mut rng = StdRng::seed_from_u64(1);
+        assert_eq!(o.sample(&mut rng), None);
+        assert_eq!(o.prompt_length(false, &mut rng), None);
+        assert_eq!(o.prompt_length(true, &mut rng), None);
     }
 
     #[test]
@@ -300,16 +319,28 @@ mod tests {
     }
 
     #[test]
-    fn variance_is_a_variance_not_a_std_dev() {
-        // variance 100 → std 10: the sample std must be near 10, not near 100.
-        let o = parse("num_tokens=1000,min_tokens=1,max_tokens=5000,variance=100").unwrap();
+    fn variance_is_the_standard_deviation_as_in_the_original_tool() {
+        // variance 10 → std 10 (not sqrt(10)); truncated as the original's `as u64`: mean − ½.
+        let o = parse("num_tokens=1000,min_tokens=1,max_tokens=5000,variance=10").unwrap();
         let mut rng = StdRng::seed_from_u64(11);
         let n = 20_000;
         let xs: Vec<f64> = (0..n).map(|_| o.sample(&mut rng).unwrap() as f64).collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-        assert!((mean - 1000.0).abs() < 0.5, "mean {mean}");
-        assert!((var.sqrt() - 10.0).abs() < 0.5, "std {}", var.sqrt());
+        assert!((mean - 999.5).abs() < 0.3, "mean {mean}");
+        assert!((var.sqrt() - 10.0).abs() < 0.3, "std {}", var.sqrt());
+    }
+
+    #[test]
+    fn prompts_are_exactly_num_tokens_unless_drawn() {
+        let o = parse("num_tokens=4096,min_tokens=3000,max_tokens=6000,variance=1000").unwrap();
+        let mut rng = StdRng::seed_from_u64(2);
+        assert!((0..200).all(|_| o.prompt_length(false, &mut rng) == Some(4096)));
+        let drawn: Vec<u64> = (0..200)
+            .filter_map(|_| o.prompt_length(true, &mut rng))
+            .collect();
+        assert!(drawn.iter().all(|l| (3000..=6000).contains(l)));
+        assert!(drawn.iter().any(|&l| l != 4096));
     }
 
     #[test]
@@ -329,8 +360,7 @@ mod tests {
             num_tokens: Some(10),
             min_tokens: 0,
             max_tokens: 0,
-            variance: 25,
-            stddev: None,
+            variance: 5,
         };
         let mut rng = StdRng::seed_from_u64(1);
         assert_eq!(o.sample(&mut rng), Some(1));
@@ -347,42 +377,40 @@ mod tests {
 
     #[test]
     fn sampling_statistics_over_10000_samples() {
-        // Bounds 6 standard deviations away: clamping does not bias the moments.
+        // Bounds 6 standard deviations away: clamping does not bias the moments; truncation
+        // lowers the mean by half a token.
         for (spec, mean, sd) in [
             (
-                "num_tokens=500,min_tokens=200,max_tokens=800,variance=2500",
-                500.0,
+                "num_tokens=500,min_tokens=200,max_tokens=800,variance=50",
+                499.5,
                 50.0,
             ),
             (
                 "num_tokens=500,min_tokens=200,max_tokens=800,stddev=50",
-                500.0,
+                499.5,
                 50.0,
             ),
             (
-                "num_tokens=4096,min_tokens=1000,max_tokens=8000,stddev=400",
-                4096.0,
+                "num_tokens=4096,min_tokens=1000,max_tokens=8000,variance=400",
+                4095.5,
                 400.0,
             ),
-            (
-                "num_tokens=200,min_tokens=100,max_tokens=300,variance=256",
-                200.0,
-                16.0,
-            ),
+            ("num_tokens=200,min_tokens=100,variance=16", 199.5, 16.0),
         ] {
             let o = parse(spec).unwrap();
             for seed in [1, 2, 3] {
                 let (m, s, xs) = moments(&o, seed, 10_000);
                 assert!(
-                    (m - mean).abs() <= 0.02 * mean,
+                    (m - mean).abs() <= 0.02 * f64::max(sd, 10.0),
                     "{spec} seed {seed}: mean {m}"
                 );
-                assert!((s - sd).abs() <= 0.02 * sd, "{spec} seed {seed}: std {s}");
+                assert!((s - sd).abs() <= 0.03 * sd, "{spec} seed {seed}: std {s}");
                 assert!(xs.iter().all(|x| (o.min_tokens..=o.max_tokens).contains(x)));
             }
         }
-        // Tight bounds bind often and are never exceeded.
-        let o = parse("num_tokens=800,min_tokens=50,max_tokens=800,variance=10000").unwrap();
+        // The fixed-length and chat profiles' decode lengths: ~800, std 100, clamped to 50..800
+        // (the bounds bind often and are never exceeded).
+        let o = parse("num_tokens=800,min_tokens=50,max_tokens=800,variance=100").unwrap();
         let (_, _, xs) = moments(&o, 9, 10_000);
         assert!(xs.iter().all(|x| (50..=800).contains(x)));
         assert!(
@@ -392,13 +420,11 @@ mod tests {
     }
 
     #[test]
-    fn stddev_is_an_alternative_to_variance() {
+    fn stddev_is_variance_under_its_proper_name() {
         let o = parse("num_tokens=100,stddev=7").unwrap();
-        assert_eq!((o.stddev, o.variance), (Some(7), 0));
-        assert_eq!(o.std_dev(), 7.0);
+        assert_eq!(o, parse("num_tokens=100,variance=7").unwrap());
         assert_eq!(parse(&o.to_string()).unwrap(), o);
-        assert_eq!(parse("num_tokens=100,variance=49").unwrap().std_dev(), 7.0);
-        let err = parse("num_tokens=100,stddev=7,variance=49").unwrap_err();
+        let err = parse("num_tokens=100,stddev=7,variance=7").unwrap_err();
         assert!(err.contains("not both"), "{err}");
     }
 }

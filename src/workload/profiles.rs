@@ -7,8 +7,11 @@
 //! |---|---|---|---|
 //! | `fixed-length` | `share_gpt_0_turns.json` | cut to exactly 200 tokens | ~800 (50–800) |
 //! | `chat` | `share_gpt_turns.json` | whole conversations, multi-turn | ~800 (50–800) |
-//! | `code-generation` | `github_code.json` | ~4096 (3000–6000) | ~50 (30–80) |
-//! | `classification` | `classification.json` | ~10000 (8000–12000), long shared documents | ~50 (30–80) |
+//! | `code-generation` | `github_code.json` | cut to exactly 4096 tokens | ~50 (30–80) |
+//! | `classification` | `classification.json` | cut to exactly 10000 tokens, long shared documents | ~50 (30–80) |
+//!
+//! The prompt options keep the original's min/max/variance (written in the results as it wrote
+//! them), which played no part in its prompt lengths; `--draw-prompt-lengths` draws from them.
 //!
 //! `chat` is real multi-turn: virtual users send each conversation's user turns one after the
 //! other with the model's own answers in between (`load::conversation`). A profile overwrites
@@ -23,7 +26,7 @@ use crate::config::{BenchmarkKind, RunConfig};
 use super::options::TokenizeOptions;
 
 /// The hub dataset the profiles' files come from.
-pub const PROFILE_DATASET: &str = "hlarcher/inference-benchmarker";
+pub const PROFILE_DATASET: &str = super::dataset::DEFAULT_DATASET;
 
 pub const PROFILES: [&str; 4] = ["fixed-length", "chat", "code-generation", "classification"];
 
@@ -37,16 +40,14 @@ struct Lengths {
     decode: TokenizeOptions,
 }
 
-/// The original tool's options. Its `variance` was used as a standard deviation (see
-/// `options.rs`), so it is given here as `stddev`: the profiles send the lengths the original
-/// tool really sent.
-fn opts(num_tokens: u64, min_tokens: u64, max_tokens: u64, spread: u64) -> TokenizeOptions {
+/// The original tool's options, with its meanings (see `options.rs`): prompts are cut to exactly
+/// `num_tokens`, decode lengths drawn with standard deviation `variance`.
+fn opts(num_tokens: u64, min_tokens: u64, max_tokens: u64, variance: u64) -> TokenizeOptions {
     TokenizeOptions {
         num_tokens: Some(num_tokens),
         min_tokens,
         max_tokens,
-        variance: 0,
-        stddev: Some(spread),
+        variance,
     }
 }
 

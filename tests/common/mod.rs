@@ -64,6 +64,8 @@ pub fn config(url: &str, out: &Path) -> RunConfig {
     c.duration = Duration::from_secs(2);
     c.max_vus = 16;
     c.output_dir = out.to_path_buf();
+    // Synthetic prompts: without a dataset the original tool's default is fetched from the hub.
+    c.dataset = Some("synthetic".into());
     c.prompt_options = Some(TokenizeOptions::fixed(50));
     c.decode_options = Some(TokenizeOptions::fixed(16));
     c.run_id = "t".into();
@@ -134,6 +136,14 @@ pub fn binary() -> Command {
     ] {
         c.env_remove(var);
     }
+    c
+}
+
+/// The binary set up for a benchmark run on synthetic prompts (without `--dataset`, the
+/// original tool's default dataset is fetched from the hub, which tests must not reach).
+pub fn benchmark() -> Command {
+    let mut c = binary();
+    c.args(["--dataset", "synthetic"]);
     c
 }
 

@@ -9,7 +9,7 @@
 use super::report::{ResultsDocument, RunStatus, WarmupSummary};
 use super::results::{OutputTokens, StepConfig, StepResult};
 use crate::aggregate::Histograms;
-use crate::generator::GeneratorHealth;
+use crate::generator::{GeneratorHealth, REASON_SEPARATOR};
 use crate::slo::Goodput;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -52,8 +52,8 @@ pub fn merge(inputs: &[(String, ResultsDocument)]) -> Result<ResultsDocument, St
 
     let mut merged = first.clone();
     merged.results = results;
-    merged.config = merged_config(&first.config, inputs.len());
     merged.run_id = joined(docs.iter().map(|d| d.run_id.as_str()));
+    merged.config = merged_config(&docs, &merged.run_id);
     merged.start_time = docs
         .iter()
         .map(|d| d.start_time.clone())
@@ -135,12 +135,37 @@ fn check_shards(inputs: &[(String, ResultsDocument)]) -> Result<(), String> {
     Ok(())
 }
 
-/// The first input's configuration, without its shard (the merged result is the whole run).
-fn merged_config(config: &serde_json::Value, inputs: usize) -> serde_json::Value {
-    let mut config = config.clone();
-    if let Some(obj) = config.as_object_mut() {
-        obj.remove("shard");
-        obj.insert("merged_inputs".into(), inputs.into());
+/// The first input's configuration for the whole run: without its shard, with the run id the
+/// merged document carries (the original tool's dashboard groups rows by `config.run_id`), and
+/// the original tool's load keys added up over the inputs (users, and each rate).
+fn merged_config(docs: &[&ResultsDocument], run_id: &str) -> serde_json::Value {
+    use serde_json::Value;
+    let mut config = docs[0].config.clone();
+    let Some(obj) = config.as_object_mut() else {
+        return config;
+    };
+    obj.remove("shard");
+    obj.insert("merged_inputs".into(), docs.len().into());
+    obj.insert("run_id".into(), run_id.into());
+    let max_vus: Option<u64> = docs
+        .iter()
+        .map(|d| d.config.get("max_vus").and_then(Value::as_u64))
+        .sum();
+    if let Some(v) = max_vus {
+        obj.insert("max_vus".into(), v.into());
+    }
+    let rates: Option<Vec<Vec<f64>>> = docs
+        .iter()
+        .map(|d| {
+            let r = d.config.get("rates")?.as_array()?;
+            r.iter().map(Value::as_f64).collect()
+        })
+        .collect();
+    if let Some(rates) = rates.filter(|r| r.iter().all(|x| x.len() == r[0].len())) {
+        let sums: Vec<f64> = (0..rates[0].len())
+            .map(|k| rates.iter().map(|r| r[k]).sum())
+            .collect();
+        obj.insert("rates".into(), sums.into());
     }
     config
 }
@@ -187,7 +212,7 @@ fn merge_step(
         executor_type: first.executor_type.clone(),
         config: StepConfig {
             max_vus: sum(|s| s.config.max_vus),
-            duration: first.config.duration,
+            duration_secs: first.config.duration_secs,
             rate: steps.iter().map(|s| s.config.rate).sum(),
         },
         total_requests: sum(|s| s.total_requests),
@@ -201,6 +226,7 @@ fn merge_step(
         successful_requests: sum(|s| s.successful_requests),
         request_rate: sum_f(|s| s.request_rate),
         total_tokens_sent: sum(|s| s.total_tokens_sent),
+        prompt_tokens_sent: sum(|s| s.prompt_tokens_sent),
         step: first.step,
         kind: first.kind,
         inter_chunk_latency_ms: hist.inter_chunk.summary(),
@@ -225,7 +251,13 @@ fn merge_step(
         goodput: merge_goodput(&steps),
         generator: merge_generator(parts.iter().map(|(i, s)| (label(*i), s.generator.as_ref()))),
         histograms: hist.encode(),
-        shards: Some(parts.iter().map(|(i, _)| label(*i)).collect()),
+        shards: Some(
+            parts
+                .iter()
+                .map(|(i, _)| label(*i))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     })
 }
 
@@ -299,14 +331,17 @@ fn merge_generator<'a>(
     parts: impl Iterator<Item = (String, Option<&'a GeneratorHealth>)>,
 ) -> Option<GeneratorHealth> {
     let mut out: Option<GeneratorHealth> = None;
+    let mut reasons = Vec::new();
     for (who, g) in parts {
         let Some(g) = g else { continue };
-        let reasons = g.reasons.iter().map(|r| format!("{who}: {r}"));
+        let own = g
+            .reasons
+            .as_deref()
+            .into_iter()
+            .flat_map(|r| r.split(REASON_SEPARATOR));
+        reasons.extend(own.map(|r| format!("{who}: {r}")));
         let Some(o) = out.as_mut() else {
-            out = Some(GeneratorHealth {
-                reasons: reasons.collect(),
-                ..g.clone()
-            });
+            out = Some(g.clone());
             continue;
         };
         o.cpu_seconds += g.cpu_seconds;
@@ -319,7 +354,9 @@ fn merge_generator<'a>(
             (a, b) => a.or(b),
         };
         o.bound |= g.bound;
-        o.reasons.extend(reasons);
+    }
+    if let Some(o) = out.as_mut() {
+        o.reasons = (!reasons.is_empty()).then(|| reasons.join(REASON_SEPARATOR));
     }
     out
 }
@@ -395,10 +432,10 @@ mod tests {
 
     /// A one-step document of `requests`, shard `shard` of `count` (or unsharded).
     fn doc(requests: &[RequestFinished], rate: f64, shard: Option<(u32, u32)>) -> ResultsDocument {
-        let config = match shard {
+        let config = crate::json::example_config(match shard {
             Some((index, count)) => serde_json::json!({"shard": {"index": index, "count": count}}),
             None => serde_json::json!({}),
-        };
+        });
         let mut d =
             ResultsDocument::new(config, "run".into(), "0".into(), 0, SystemInfo::collect());
         let mut agg = StepAggregator::new(info(rate));
@@ -444,6 +481,7 @@ mod tests {
             (m.failed_requests, w.failed_requests),
             (m.total_tokens, w.total_tokens),
             (m.total_tokens_sent, w.total_tokens_sent),
+            (m.prompt_tokens_sent, w.prompt_tokens_sent),
         ] {
             assert_eq!(a, b);
         }
@@ -455,13 +493,14 @@ mod tests {
         assert_eq!(m.offered_rate, Some(30.0));
         assert_eq!(m.id, "constant@30.00req/s");
         assert_eq!(m.config.max_vus, 24);
-        assert_eq!(
-            m.shards.as_deref(),
-            Some(&["shard 0".to_string(), "shard 1".into(), "shard 2".into()][..])
-        );
+        assert_eq!(m.shards.as_deref(), Some("shard 0, shard 1, shard 2"));
         assert_eq!(merged.merged_from.len(), 3);
         assert_eq!(merged.merged_from[2].shard, Some(2));
         assert!(merged.config.get("shard").is_none());
+        // The whole run's load, under the original tool's keys.
+        assert_eq!(merged.config["max_vus"], 48);
+        assert_eq!(merged.config["rates"], serde_json::json!([4.5, 9.0]));
+        assert_eq!(merged.config["run_id"], "run");
 
         // The merged document is a valid results document.
         let schema: serde_json::Value = serde_json::from_str(RESULTS_SCHEMA).unwrap();
@@ -509,10 +548,7 @@ mod tests {
             merged.results[0].total_requests,
             a.results[0].total_requests
         );
-        assert_eq!(
-            merged.results[0].shards.as_deref(),
-            Some(&["shard 0".to_string()][..])
-        );
+        assert_eq!(merged.results[0].shards.as_deref(), Some("shard 0"));
         assert_eq!(merged.status, RunStatus::Interrupted);
     }
 }

@@ -17,6 +17,22 @@ pub use results::{OutputTokens, StepConfig, StepHistograms, StepResult};
 /// documents against it.
 pub const RESULTS_SCHEMA: &str = include_str!("results.schema.json");
 
+/// A results `config` with the original tool's keys, for the crate's tests (`extra` adds ours).
+#[cfg(test)]
+pub(crate) fn example_config(extra: serde_json::Value) -> serde_json::Value {
+    let mut config = serde_json::json!({
+        "max_vus": 16, "duration_secs": 30, "benchmark_kind": "Rate", "warmup_duration_secs": 0,
+        "rates": [1.5, 3.0], "num_rates": 10,
+        "prompt_options": {"num_tokens": 100, "min_tokens": 1, "max_tokens": 200, "variance": 0},
+        "decode_options": null, "tokenizer": "builtin", "model_name": "m", "profile": null,
+        "meta": {"engine": "vllm"}, "run_id": "run-42"
+    });
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    config
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,7 +88,7 @@ mod tests {
 
     fn document() -> Value {
         let mut doc = ResultsDocument::new(
-            serde_json::json!({"max_vus": 16, "rates": [1.5, 3.0], "api_key": null}),
+            example_config(serde_json::json!({"api_key": null})),
             "run-42".into(),
             "0.1.0".into(),
             1_700_000_000_123_456_789,
@@ -121,10 +137,7 @@ mod tests {
         let doc = document();
         assert_eq!(errors(&doc), Vec::<String>::new());
         let step = &doc["results"][1];
-        assert_eq!(
-            step["config"]["duration"],
-            serde_json::json!({"secs": 30, "nanos": 0})
-        );
+        assert_eq!(step["config"]["duration_secs"], 30);
         assert_eq!(step["config"]["rate"], 1.5);
         assert_eq!(doc["results"][0]["config"]["rate"], Value::Null);
         assert_eq!(doc["start_time"], "2023-11-14T22:13:20.123Z");
@@ -157,6 +170,42 @@ mod tests {
         let mut doc = document();
         doc["results"][0]["e2e_latency_ms"]["p50"] = Value::from("fast");
         assert!(!errors(&doc).is_empty());
+    }
+
+    /// Whether `schema` (following `$ref`s into `$defs`) admits an array anywhere.
+    fn admits_array(schema: &Value, defs: &Value) -> bool {
+        match schema {
+            Value::Object(m) => {
+                let typed = |t: &Value| {
+                    t == "array" || t.as_array().is_some_and(|a| a.contains(&"array".into()))
+                };
+                if m.get("type").is_some_and(typed) {
+                    return true;
+                }
+                if let Some(name) = m
+                    .get("$ref")
+                    .and_then(|r| r.as_str()?.strip_prefix("#/$defs/"))
+                {
+                    return admits_array(&defs[name], defs);
+                }
+                m.values().any(|v| admits_array(v, defs))
+            }
+            Value::Array(items) => items.iter().any(|v| admits_array(v, defs)),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn no_list_inside_a_step_entry() {
+        // The original tool's dashboard makes each step entry a one-row pandas frame: a list
+        // in it fails.
+        let schema: Value = serde_json::from_str(RESULTS_SCHEMA).unwrap();
+        let defs = &schema["$defs"];
+        assert!(!admits_array(&defs["step_result"], defs));
+        assert!(
+            admits_array(&schema["properties"]["system"], defs),
+            "the check finds lists"
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@ use crate::event::StepKind;
 use crate::stats::Summary;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// The results of one measured step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,10 +32,13 @@ pub struct StepResult {
     pub successful_requests: u64,
     /// Successful requests per second of step duration.
     pub request_rate: f64,
-    /// Prompt tokens (our tokenizer) of every sent request.
+    /// Prompt tokens (our tokenizer) of the successful requests, as the original tool counted
+    /// them: its dashboard divides this by `successful_requests`.
     pub total_tokens_sent: u64,
 
     // --- ours ---
+    /// Prompt tokens (our tokenizer) of every sent request, failed ones included.
+    pub prompt_tokens_sent: u64,
     /// `StepInfo::index`: measured steps count from 1.
     pub step: u32,
     pub kind: StepKind,
@@ -73,19 +75,32 @@ pub struct StepResult {
     #[serde(default)]
     pub generator: Option<crate::generator::GeneratorHealth>,
     pub histograms: StepHistograms,
-    /// A merged step (`merge`): the inputs that had it; absent in a single run's results.
+    /// A merged step (`merge`): the inputs that had it, joined with ", " (a string: a step
+    /// entry holds no list); absent in a single run's results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shards: Option<Vec<String>>,
+    pub shards: Option<String>,
 }
 
-/// The step's load settings, as the original tool wrote them.
+/// The step's load settings, as the original tool wrote them (its `ExecutorConfig`). Its
+/// dashboard strips `config.` from these column names, so no key here may repeat a step key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepConfig {
     pub max_vus: u64,
-    /// Planned duration; serde's `Duration` form `{"secs", "nanos"}` like the original tool.
-    pub duration: Duration,
+    /// Planned duration of the sending window, in whole seconds (rounded to the nearest).
+    pub duration_secs: u64,
     /// Offered arrival rate (requests/s); `None` for the closed loop.
     pub rate: Option<f64>,
+}
+
+impl StepConfig {
+    /// `duration_secs` as the original tool wrote it: whole seconds, rounded to the nearest.
+    pub fn whole_seconds(duration_secs: f64) -> u64 {
+        if duration_secs.is_finite() && duration_secs > 0.0 {
+            duration_secs.round() as u64
+        } else {
+            0
+        }
+    }
 }
 
 /// Output token accounting over the successful requests of a step.
