@@ -127,10 +127,12 @@ pub struct RunArgs {
     /// No interactive console: line-based progress only
     #[arg(short, long, env)]
     pub no_console: bool,
-    /// Prompt length: num_tokens=N,min_tokens=N,max_tokens=N,variance=N
+    /// Prompt length: num_tokens=N,min_tokens=N,max_tokens=N,variance=N [default: exactly 200
+    /// tokens of synthetic text; a dataset's prompts as they are]
     #[arg(long, env)]
     pub prompt_options: Option<String>,
-    /// Output length (sent as max_tokens): num_tokens=N,min_tokens=N,max_tokens=N,variance=N
+    /// Output length (sent as max_tokens, with ignore_eos): num_tokens=N,min_tokens=N,
+    /// max_tokens=N,variance=N [default: exactly 800 tokens]
     #[arg(long, env)]
     pub decode_options: Option<String>,
     /// Dataset name (Hugging Face hub datasets are not supported yet: use --dataset-file)
@@ -180,9 +182,10 @@ pub struct RunArgs {
     /// Shape of gamma arrivals, as vLLM's --burstiness: 1 = Poisson, < 1 burstier, > 1 steadier
     #[arg(long, default_value = "1.0")]
     pub burstiness: f64,
-    /// End a step early when more than this share of its finished requests failed (e.g. 0.5 or 50%)
-    #[arg(long, value_parser = parse_share)]
-    pub max_error_rate: Option<f64>,
+    /// Stop the run (exit code 4) when more than this share of a step's finished requests
+    /// failed (e.g. 0.5 or 50%; 1.0 turns it off)
+    #[arg(long, default_value = "50%", value_parser = parse_share)]
+    pub max_error_rate: f64,
     /// Run every rate step to its end, even when the server is saturated
     #[arg(long)]
     pub no_saturation_stop: bool,
@@ -376,7 +379,8 @@ impl RunArgs {
             benchmark_kind: parse_kind(&self.benchmark_kind)?,
             warmup: self.warmup,
             prompt_options: parse_length("prompt-options", self.prompt_options.as_deref())?,
-            decode_options: parse_length("decode-options", self.decode_options.as_deref())?,
+            decode_options: parse_length("decode-options", self.decode_options.as_deref())?
+                .or_else(|| Some(TokenizeOptions::fixed(crate::config::DEFAULT_OUTPUT_TOKENS))),
             dataset: self.dataset,
             dataset_file: self.dataset_file,
             extra_meta: self
@@ -401,7 +405,7 @@ impl RunArgs {
             seed: self.seed,
             max_context_tokens: self.max_context_tokens,
             arrival: Arrival::parse(&self.arrival, self.burstiness)?,
-            max_error_rate: self.max_error_rate,
+            max_error_rate: (self.max_error_rate < 1.0).then_some(self.max_error_rate),
             stop_when_saturated: !self.no_saturation_stop,
             prometheus_listen: self.prometheus_listen,
             prometheus_linger: self.prometheus_linger,
@@ -477,7 +481,7 @@ fn apply_demo_defaults(cfg: &mut RunConfig, m: &ArgMatches) -> Result<(), String
     if cfg.prompt_options.is_none() && cfg.dataset_file.is_none() {
         cfg.prompt_options = parse_length("prompt-options", Some(DEMO_PROMPT))?;
     }
-    if cfg.decode_options.is_none() {
+    if is_default(m, "decode_options") {
         cfg.decode_options = parse_length("decode-options", Some(DEMO_DECODE))?;
     }
     Ok(())
@@ -709,6 +713,9 @@ mod tests {
         assert_eq!(c.benchmark_kind, BenchmarkKind::Sweep);
         assert_eq!(c.url, "http://localhost:8000");
         assert!(c.ignore_eos);
+        assert_eq!(c.decode_options, Some(TokenizeOptions::fixed(800)), "bounded outputs");
+        assert_eq!(c.max_error_rate, Some(0.5));
+        assert_eq!(parse(&["--max-error-rate", "1"]).unwrap().max_error_rate, None);
         assert_eq!(c.request_timeout, crate::config::DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(c.shutdown_grace, crate::config::DEFAULT_SHUTDOWN_GRACE);
         assert_eq!(c.run_id.len(), 7);

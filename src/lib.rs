@@ -56,6 +56,11 @@ pub fn run_with(
     shutdown: Shutdown,
     handle_signals: bool,
 ) -> Result<RunSummary, RunError> {
+    let (base, note) = request::base_url::normalize(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    cfg.url = base;
     let url = endpoint_url(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
     cfg.max_vus = limits::prepare(cfg.max_vus);
     let gates = cfg
@@ -108,12 +113,15 @@ async fn start(
         m = coordinator::health::check(&probe, &cfg.url, authorization.as_deref(), cfg.model_name.as_deref()) => m?,
         _ = shutdown.reached(Level::Stop) => return Err(RunError::Interrupted { results: None }),
     };
-    drop(probe);
-
     let bodies = prepare_bodies(&cfg, &model, &workload);
     let preflight_id = format!("{}-preflight", cfg.request_id_prefix());
-    let keep_alive =
-        probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &bodies[0]).await;
+    let tiny = one_token_body(&bodies[0]);
+    tokio::select! {
+        checked = coordinator::preflight::check_request(&probe, &url, authorization.as_deref(), &preflight_id, tiny.clone()) => checked?,
+        _ = shutdown.reached(Level::Stop) => return Err(RunError::Interrupted { results: None }),
+    }
+    drop(probe);
+    let keep_alive = probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &tiny).await;
     let mut pool = load::conversation::pool(&cfg, &model, &workload, bodies);
     if workload.arrivals.is_some() {
         pool = pool.in_arrival_order();
@@ -219,15 +227,9 @@ async fn probe_keep_alive(
     url: &str,
     authorization: Option<&str>,
     request_id: &str,
-    first: &PreparedBody,
+    body: &[u8],
 ) -> bool {
-    // One tiny request: the first prompt, one output token.
-    let mut body: serde_json::Value = serde_json::from_slice(&first.body).unwrap_or_default();
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("max_tokens".into(), 1.into());
-    }
-    let body = serde_json::to_vec(&body).unwrap_or_default();
-    match coordinator::keep_alive::probe(url, authorization, request_id, &body).await {
+    match coordinator::keep_alive::probe(url, authorization, request_id, body).await {
         Some(false) => {
             eprintln!(
                 "pre-flight: the server closes the connection after every streamed response \
@@ -237,6 +239,15 @@ async fn probe_keep_alive(
         }
         _ => true,
     }
+}
+
+/// The pre-flight requests' body: the run's first prompt, one output token.
+fn one_token_body(first: &PreparedBody) -> Vec<u8> {
+    let mut body: serde_json::Value = serde_json::from_slice(&first.body).unwrap_or_default();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("max_tokens".into(), 1.into());
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// Request bodies are serialized once, here, so the hot path only clones `Bytes`.

@@ -72,21 +72,37 @@ fn a_server_that_is_down_fails_fast_with_exit_code_3() {
     );
 }
 
+/// A model the server does not serve: the pre-flight request is refused, the run stops before
+/// it starts with exit code 3 and the server's reason.
 #[test]
-fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
+fn a_wrong_model_is_refused_before_the_run() {
     let sim = sim();
     let out = tempfile::tempdir().unwrap();
     let run = common::binary()
-        .args([
-            "-u",
-            &sim.url(),
-            "--model-name",
-            "no-such-model",
-            "-w",
-            "0s",
-            "-d",
-            "1s",
-        ])
+        .args(["-u", &sim.url(), "--model-name", "no-such-model", "-w", "0s"])
+        .args(["-d", "1s", "-m", "4", "-b", "throughput", "-n", "--output-dir"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let received = sim.stats().received;
+    sim.stop();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 404") && stderr.contains("no-such-model"),
+        "the server's reason is shown: {stderr}"
+    );
+    assert_eq!(received, 0, "no measured request was sent");
+}
+
+/// A server that fails every measured request (503: measured, not a refusal): the step's
+/// results are kept, the run fails with exit code 4.
+#[test]
+fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
+    let sim = failing_sim();
+    let out = tempfile::tempdir().unwrap();
+    let run = common::binary()
+        .args(["-u", &sim.url(), "-w", "0s", "-d", "1s", "--max-error-rate", "1"])
         .args(["-m", "4", "-b", "throughput", "-n", "--output-dir"])
         .arg(out.path())
         .output()
@@ -99,7 +115,7 @@ fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("404"),
+        stderr.contains("503"),
         "the server's reason is shown: {stderr}"
     );
 
@@ -108,21 +124,31 @@ fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
     let step = &doc["results"][0];
     assert_eq!(step["successful_requests"], 0);
     assert!(step["failed_requests"].as_u64().unwrap() > 0);
-    assert_eq!(step["failed_requests"], step["errors"]["http_4xx"]);
-    assert!(step["first_error"]
-        .as_str()
-        .unwrap()
-        .contains("no-such-model"));
+    assert_eq!(step["failed_requests"], step["errors"]["http_5xx"]);
+    assert!(step["first_error"].as_str().unwrap().contains("503"));
+}
+
+/// Every measured request gets 503; the pre-flight request passes (partial fault shares are
+/// never drawn for it).
+fn failing_sim() -> SimServer {
+    SimServer::start(
+        SimConfig {
+            faults: vec!["status=503@0.99999".into()],
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .expect("simulated server starts")
 }
 
 #[test]
 fn the_library_reports_all_failed_with_its_exit_code() {
-    let sim = sim();
+    let sim = failing_sim();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
-    cfg.model_name = Some("no-such-model".into());
     cfg.benchmark_kind = BenchmarkKind::Throughput;
     cfg.duration = Duration::from_secs(1);
+    cfg.max_error_rate = None;
     let err = inference_benchmarker::run(cfg).unwrap_err();
     sim.stop();
     assert!(

@@ -8,6 +8,7 @@ pub mod generator;
 pub mod health;
 pub mod keep_alive;
 pub mod plan;
+pub mod preflight;
 pub mod saturation;
 
 /// How often a running step's counters are checked for saturation.
@@ -145,6 +146,11 @@ impl Engine {
                 reason,
                 results: path,
             }),
+            Err(RunError::ErrorRate { step, reason, .. }) => Err(RunError::ErrorRate {
+                step,
+                reason,
+                results: path,
+            }),
             Err(e) => Err(e),
         }
     }
@@ -174,6 +180,18 @@ impl Engine {
                 return Err(RunError::AllFailed {
                     step: result.id.clone(),
                     reason: failure_summary(&result),
+                    results: None,
+                });
+            }
+            let over = saturation::over_error_rate(
+                result.failed_requests,
+                result.total_requests,
+                self.cfg.max_error_rate,
+            );
+            if let Some(why) = over {
+                return Err(RunError::ErrorRate {
+                    step: result.id.clone(),
+                    reason: format!("{why}; {}", failure_summary(&result)),
                     results: None,
                 });
             }
