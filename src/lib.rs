@@ -19,7 +19,10 @@ pub mod request;
 pub mod shard;
 pub mod shutdown;
 pub mod sim;
+pub mod step_line;
 pub mod table;
+#[cfg(test)]
+mod test_fixtures;
 pub mod thresholds;
 pub mod tls;
 pub mod workers;

@@ -1,4 +1,5 @@
-//! The summary table printed at the end of a run (the original tool's columns).
+//! The summary table printed at the end of a run (the original tool's columns). Dropped
+//! arrivals count in the error rate and the successful/arrivals column.
 
 use sinks::json::StepResult;
 
@@ -23,10 +24,18 @@ fn row(r: &StepResult) -> [String; 10] {
             v as f64 / r.successful_requests as f64
         }
     };
-    let error_rate = if r.total_requests == 0 {
+    // An arrival dropped at the in-flight cap was never served either: it counts against the
+    // step beside the failed requests, so a step that dropped a third of its load does not
+    // read as 0 % errors.
+    let arrivals = r.total_requests + r.dropped_arrivals;
+    let error_rate = if arrivals == 0 {
         0.0
     } else {
-        100.0 * r.failed_requests as f64 / r.total_requests as f64
+        100.0 * (r.failed_requests + r.dropped_arrivals) as f64 / arrivals as f64
+    };
+    let ok = match r.dropped_arrivals {
+        0 => format!("{}/{}", r.successful_requests, r.total_requests),
+        d => format!("{}/{arrivals} ({d} dropped)", r.successful_requests),
     };
     let prompt_avg = if r.total_requests == 0 {
         0.0
@@ -41,7 +50,7 @@ fn row(r: &StepResult) -> [String; 10] {
         format!("{:.2} ms", r.inter_token_latency_ms.avg),
         format!("{:.2} tokens/sec", r.token_throughput_secs),
         format!("{error_rate:.2}%"),
-        format!("{}/{}", r.successful_requests, r.total_requests),
+        ok,
         format!("{prompt_avg:.2}"),
         format!("{:.2}", per_ok(r.total_tokens)),
     ]
@@ -76,4 +85,19 @@ pub fn render(results: &[StepResult]) -> String {
         out.push(line(&mut r.iter().map(String::as_str)));
     }
     out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::step;
+
+    #[test]
+    fn dropped_arrivals_count_in_the_error_and_ok_columns() {
+        let cells = row(&step(81, 0, 39));
+        assert_eq!(cells[6], "32.50%", "39 of 120 arrivals were not served");
+        assert_eq!(cells[7], "81/120 (39 dropped)");
+        let cells = row(&step(9, 1, 0));
+        assert_eq!((cells[6].as_str(), cells[7].as_str()), ("10.00%", "9/10"));
+    }
 }

@@ -179,7 +179,7 @@ impl Engine {
             if result.total_requests > 0 && result.successful_requests == 0 {
                 return Err(RunError::AllFailed {
                     step: result.id.clone(),
-                    reason: failure_summary(&result),
+                    reason: crate::step_line::failure_summary(&result),
                     results: None,
                 });
             }
@@ -191,7 +191,7 @@ impl Engine {
             if let Some(why) = over {
                 return Err(RunError::ErrorRate {
                     step: result.id.clone(),
-                    reason: format!("{why}; {}", failure_summary(&result)),
+                    reason: format!("{why}; {}", crate::step_line::failure_summary(&result)),
                     results: None,
                 });
             }
@@ -429,38 +429,7 @@ fn describe(step: &StepPlan) -> String {
 }
 
 fn report_step(r: &StepResult) {
-    eprintln!(
-        "  {}: {} requests ({} ok, {} failed), {:.2} req/s, {:.1} tokens/s, TTFT p50 {:.1} ms, ITL p50 {:.2} ms",
-        r.id,
-        r.total_requests,
-        r.successful_requests,
-        r.failed_requests,
-        r.request_rate,
-        r.token_throughput_secs,
-        r.time_to_first_token_ms.p50,
-        r.inter_token_latency_ms.p50,
-    );
-    if let Some(why) = &r.ended_early {
-        eprintln!("    ended early: {why}");
-    }
-    if let Some(g) = r.generator.as_ref().filter(|g| g.bound) {
-        eprintln!(
-            "    GENERATOR-BOUND: the benchmarker limited this step ({})",
-            g.reasons.join("; ")
-        );
-    }
-}
-
-fn failure_summary(r: &StepResult) -> String {
-    let mut classes: Vec<_> = r.errors.iter().collect();
-    classes.sort_by(|a, b| b.1.cmp(a.1));
-    let classes = classes
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match &r.first_error {
-        Some(e) => format!("{classes}; first error: {e}"),
-        None => classes,
+    for line in crate::step_line::lines(r) {
+        eprintln!("{line}");
     }
 }
