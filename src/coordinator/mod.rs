@@ -347,6 +347,8 @@ impl Engine {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
+                // The window's end first: a check due at the same moment ends nothing early.
+                biased;
                 _ = &mut window_end => return None,
                 _ = &mut stop => return None,
                 _ = ticks.tick() => {

@@ -49,6 +49,8 @@ pub struct Limits {
 
 pub struct Monitor {
     offered: Option<f64>,
+    /// The sending window: a check at or after its end ends nothing early.
+    duration: f64,
     warm_in: f64,
     limits: Limits,
     samples: VecDeque<(f64, Progress)>,
@@ -62,6 +64,7 @@ impl Monitor {
     pub fn new(offered: Option<f64>, duration_secs: f64, limits: Limits) -> Self {
         Monitor {
             offered,
+            duration: duration_secs,
             warm_in: (0.2 * duration_secs).max(2.0).min(duration_secs / 2.0),
             limits,
             samples: VecDeque::new(),
@@ -77,6 +80,10 @@ impl Monitor {
 
     /// Takes one sample at `t` seconds into the step; returns why the step should end, if so.
     pub fn observe(&mut self, t: f64, p: Progress) -> Option<String> {
+        if t >= self.duration {
+            // The step ran its whole sending window (the step's end judges its error rate).
+            return None;
+        }
         if let Some(reason) = rejected(p).or_else(|| self.error_rate(p)) {
             return Some(reason);
         }
@@ -307,6 +314,36 @@ mod tests {
             why.contains("57.1%") && why.contains("--max-error-rate 50.0%"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn a_step_whose_window_is_over_did_not_end_early() {
+        // A stable 10 s step at 10 req/s, sampled at 4 Hz...
+        let mut m = Monitor::new(Some(10.0), 10.0, ON);
+        let p = |t: f64, dropped| Progress {
+            started: (10.0 * t) as u64,
+            in_flight: 2,
+            ended_ok: ((10.0 * t) as u64).saturating_sub(2),
+            dropped,
+            ..Progress::default()
+        };
+        let mut t = 0.0;
+        while t < 10.0 {
+            assert_eq!(m.observe(t, p(t, 0)), None, "{t}");
+            t += 0.25;
+        }
+        // ...whose check comes at or after the end of its sending window (the checks run on
+        // their own timer): the step ran its whole window, it did not end early.
+        assert_eq!(m.observe(10.0, p(10.0, 50)), None);
+        assert_eq!(m.observe(10.1, p(10.1, 50)), None);
+        // The same sample inside the window ends the step.
+        let mut inside = Monitor::new(Some(10.0), 20.0, ON);
+        let mut t = 0.0;
+        while t < 10.0 {
+            let _ = inside.observe(t, p(t, 0));
+            t += 0.25;
+        }
+        assert!(inside.observe(10.0, p(10.0, 50)).is_some());
     }
 
     #[test]
