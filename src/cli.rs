@@ -713,9 +713,16 @@ mod tests {
         assert_eq!(c.benchmark_kind, BenchmarkKind::Sweep);
         assert_eq!(c.url, "http://localhost:8000");
         assert!(c.ignore_eos);
-        assert_eq!(c.decode_options, Some(TokenizeOptions::fixed(800)), "bounded outputs");
+        assert_eq!(
+            c.decode_options,
+            Some(TokenizeOptions::fixed(800)),
+            "bounded outputs"
+        );
         assert_eq!(c.max_error_rate, Some(0.5));
-        assert_eq!(parse(&["--max-error-rate", "1"]).unwrap().max_error_rate, None);
+        assert_eq!(
+            parse(&["--max-error-rate", "1"]).unwrap().max_error_rate,
+            None
+        );
         assert_eq!(c.request_timeout, crate::config::DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(c.shutdown_grace, crate::config::DEFAULT_SHUTDOWN_GRACE);
         assert_eq!(c.run_id.len(), 7);

@@ -25,15 +25,12 @@ struct Figure {
     name: &'static str,
     unit: &'static str,
     better: Better,
-    read: fn(&StepResult) -> f64,
+    /// `None`: not measured in that step (e.g. no latency when no request succeeded).
+    read: fn(&StepResult) -> Option<f64>,
 }
 
-fn error_share(r: &StepResult) -> f64 {
-    if r.total_requests == 0 {
-        0.0
-    } else {
-        100.0 * r.failed_requests as f64 / r.total_requests as f64
-    }
+fn error_share(r: &StepResult) -> Option<f64> {
+    (r.total_requests > 0).then(|| 100.0 * r.failed_requests as f64 / r.total_requests as f64)
 }
 
 const FIGURES: &[Figure] = &[
@@ -41,49 +38,49 @@ const FIGURES: &[Figure] = &[
         name: "TTFT p50",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.time_to_first_token_ms.p50,
+        read: |r| r.time_to_first_token_ms.known(r.time_to_first_token_ms.p50),
     },
     Figure {
         name: "TTFT p99",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.time_to_first_token_ms.p99,
+        read: |r| r.time_to_first_token_ms.known(r.time_to_first_token_ms.p99),
     },
     Figure {
         name: "ITL p50",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.inter_token_latency_ms.p50,
+        read: |r| r.inter_token_latency_ms.known(r.inter_token_latency_ms.p50),
     },
     Figure {
         name: "ITL p99",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.inter_token_latency_ms.p99,
+        read: |r| r.inter_token_latency_ms.known(r.inter_token_latency_ms.p99),
     },
     Figure {
         name: "E2E p50",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.e2e_latency_ms.p50,
+        read: |r| r.e2e_latency_ms.known(r.e2e_latency_ms.p50),
     },
     Figure {
         name: "E2E p99",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.e2e_latency_ms.p99,
+        read: |r| r.e2e_latency_ms.known(r.e2e_latency_ms.p99),
     },
     Figure {
         name: "Throughput",
         unit: "tok/s",
         better: Better::Higher,
-        read: |r| r.token_throughput_secs,
+        read: |r| Some(r.token_throughput_secs),
     },
     Figure {
         name: "Request rate",
         unit: "req/s",
         better: Better::Higher,
-        read: |r| r.request_rate,
+        read: |r| Some(r.request_rate),
     },
     Figure {
         name: "Error rate",
@@ -102,9 +99,10 @@ const ERROR_RATE_POINTS: f64 = 1.0;
 pub struct Change {
     pub figure: &'static str,
     pub unit: &'static str,
-    pub base: f64,
-    pub new: f64,
-    /// (new − base) / base; `None` when base is 0.
+    /// `None`: not measured in that step.
+    pub base: Option<f64>,
+    pub new: Option<f64>,
+    /// (new − base) / base; `None` when base is 0 or either is missing.
     pub relative: Option<f64>,
     pub regression: bool,
 }
@@ -156,13 +154,14 @@ fn compare_step(base: &StepResult, new: &StepResult, tolerance: f64) -> StepComp
         .iter()
         .map(|f| {
             let (b, n) = ((f.read)(base), (f.read)(new));
+            let both = b.zip(n);
             Change {
                 figure: f.name,
                 unit: f.unit,
                 base: b,
                 new: n,
-                relative: (b != 0.0).then(|| (n - b) / b),
-                regression: is_regression(f, b, n, tolerance),
+                relative: both.filter(|(b, _)| *b != 0.0).map(|(b, n)| (n - b) / b),
+                regression: both.is_some_and(|(b, n)| is_regression(f, b, n, tolerance)),
             }
         })
         .collect();
@@ -206,16 +205,20 @@ pub fn load(path: &Path) -> Result<ResultsDocument, String> {
         .map_err(|e| format!("{} is not a results file: {e}", path.display()))
 }
 
-fn format_value(v: f64, unit: &str) -> String {
+fn format_value(v: Option<f64>, unit: &str) -> String {
+    let Some(v) = v else {
+        return crate::table::MISSING.into();
+    };
     let digits = if v.abs() >= 100.0 { 1 } else { 2 };
     format!("{v:.digits$} {unit}")
 }
 
 fn format_relative(c: &Change) -> String {
-    match c.relative {
-        Some(r) => format!("{:+.1}%", r * 100.0),
-        None if c.new == 0.0 => "=".into(),
-        None => "new".into(),
+    match (c.relative, c.new) {
+        (Some(r), _) => format!("{:+.1}%", r * 100.0),
+        _ if c.base.is_none() || c.new.is_none() => "no data".into(),
+        (None, Some(n)) if n == 0.0 => "=".into(),
+        _ => "new".into(),
     }
 }
 
@@ -316,12 +319,42 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_figure_is_no_data_not_minus_100_percent() {
+        use crate::test_fixtures::step;
+        let pair = compare_step(&step(5, 0, 0), &step(0, 5, 0), 0.1);
+        let ttft = pair
+            .changes
+            .iter()
+            .find(|c| c.figure == "TTFT p50")
+            .unwrap();
+        assert_eq!(format_relative(ttft), "no data");
+        assert!(!ttft.regression, "nothing to compare");
+        let errors = pair
+            .changes
+            .iter()
+            .find(|c| c.figure == "Error rate")
+            .unwrap();
+        assert!(errors.regression, "the loss shows in the error rate");
+        let text = render(&Comparison {
+            tolerance: 0.1,
+            steps: vec![pair],
+            unmatched: Vec::new(),
+        });
+        for line in text
+            .lines()
+            .filter(|l| l.contains("TTFT") || l.contains("E2E"))
+        {
+            assert!(line.contains("no data") && !line.contains("-100"), "{text}");
+        }
+    }
+
+    #[test]
     fn relative_is_formatted_with_sign() {
         let c = Change {
             figure: "x",
             unit: "ms",
-            base: 100.0,
-            new: 120.0,
+            base: Some(100.0),
+            new: Some(120.0),
             relative: Some(0.2),
             regression: true,
         };

@@ -59,7 +59,8 @@ pub fn run_with(
     shutdown: Shutdown,
     handle_signals: bool,
 ) -> Result<RunSummary, RunError> {
-    let (base, note) = request::base_url::normalize(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
+    let (base, note) =
+        request::base_url::normalize(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
     if let Some(note) = note {
         eprintln!("{note}");
     }

@@ -2,6 +2,7 @@
 //! what failed, what was never sent, and why the step ended early (pure).
 
 use sinks::json::StepResult;
+use sinks::Summary;
 
 /// The step's account in one line, and its notes (early end, generator-bound) below it.
 pub fn lines(r: &StepResult) -> Vec<String> {
@@ -20,8 +21,8 @@ pub fn lines(r: &StepResult) -> Vec<String> {
         r.failed_requests,
         r.request_rate,
         r.token_throughput_secs,
-        ms(r.time_to_first_token_ms.p50, 1),
-        ms(r.inter_token_latency_ms.p50, 2),
+        p50(&r.time_to_first_token_ms, 1),
+        p50(&r.inter_token_latency_ms, 2),
     )];
     if let Some(why) = &r.ended_early {
         out.push(format!("    ended early: {why}"));
@@ -35,8 +36,11 @@ pub fn lines(r: &StepResult) -> Vec<String> {
     out
 }
 
-fn ms(v: f64, digits: usize) -> String {
-    format!("{v:.digits$} ms")
+fn p50(s: &Summary, digits: usize) -> String {
+    s.known(s.p50).map_or_else(
+        || crate::table::MISSING.into(),
+        |v| format!("{v:.digits$} ms"),
+    )
 }
 
 /// Failures by class, most frequent first, and the first error's message.
@@ -63,10 +67,17 @@ mod tests {
     fn dropped_arrivals_are_in_the_line() {
         let line = &lines(&step(81, 0, 39))[0];
         assert!(
-            line.contains("120 arrivals, 39 dropped") && line.contains("81 requests (81 ok, 0 failed)"),
+            line.contains("120 arrivals, 39 dropped")
+                && line.contains("81 requests (81 ok, 0 failed)"),
             "{line}"
         );
         let plain = &lines(&step(81, 0, 0))[0];
         assert!(!plain.contains("dropped"), "{plain}");
+    }
+
+    #[test]
+    fn missing_latencies_are_a_dash_not_zero() {
+        let line = &lines(&step(0, 5, 0))[0];
+        assert!(line.ends_with("TTFT p50 –, ITL p50 –"), "{line}");
     }
 }

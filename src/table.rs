@@ -2,6 +2,7 @@
 //! arrivals count in the error rate and the successful/arrivals column.
 
 use sinks::json::StepResult;
+use sinks::Summary;
 
 const HEADERS: [&str; 10] = [
     "Benchmark",
@@ -45,9 +46,9 @@ fn row(r: &StepResult) -> [String; 10] {
     [
         r.id.clone(),
         format!("{:.2} req/s", r.request_rate),
-        format!("{:.2} sec", r.e2e_latency_ms.avg / 1000.0),
-        format!("{:.2} ms", r.time_to_first_token_ms.avg),
-        format!("{:.2} ms", r.inter_token_latency_ms.avg),
+        avg(&r.e2e_latency_ms, 1000.0, "sec"),
+        avg(&r.time_to_first_token_ms, 1.0, "ms"),
+        avg(&r.inter_token_latency_ms, 1.0, "ms"),
         format!("{:.2} tokens/sec", r.token_throughput_secs),
         format!("{error_rate:.2}%"),
         ok,
@@ -55,6 +56,15 @@ fn row(r: &StepResult) -> [String; 10] {
         format!("{:.2}", per_ok(r.total_tokens)),
     ]
 }
+
+/// A summary's mean in `unit` (ms divided by `per_ms`), or "–" when nothing was measured.
+fn avg(s: &Summary, per_ms: f64, unit: &str) -> String {
+    s.known(s.avg)
+        .map_or_else(|| MISSING.into(), |v| format!("{:.2} {unit}", v / per_ms))
+}
+
+/// What a figure that was not measured shows (never 0).
+pub const MISSING: &str = "–";
 
 /// A Markdown-style table, readable in a terminal and pasteable into a document.
 pub fn render(results: &[StepResult]) -> String {
@@ -99,5 +109,13 @@ mod tests {
         assert_eq!(cells[7], "81/120 (39 dropped)");
         let cells = row(&step(9, 1, 0));
         assert_eq!((cells[6].as_str(), cells[7].as_str()), ("10.00%", "9/10"));
+    }
+
+    #[test]
+    fn missing_latencies_are_a_dash_not_zero() {
+        let cells = row(&step(0, 5, 0));
+        assert_eq!(cells[2..5], ["–", "–", "–"], "no request succeeded");
+        let cells = row(&step(2, 0, 0));
+        assert_eq!(cells[3], "100.00 ms");
     }
 }

@@ -1,7 +1,7 @@
 //! Step results built through the real aggregator, for the unit tests of what prints them.
 
-use sinks::event::{ArrivalDropped, Outcome, RequestFinished, StepInfo, StepKind, StepWindow};
 use sinks::event::TokenSource;
+use sinks::event::{ArrivalDropped, Outcome, RequestFinished, StepInfo, StepKind, StepWindow};
 use sinks::json::StepResult;
 use sinks::StepAggregator;
 

@@ -94,17 +94,18 @@ pub struct Threshold {
 pub struct Failure {
     pub step: String,
     pub threshold: String,
-    pub actual: f64,
+    /// `None`: the step has no such figure (e.g. no latency when no request succeeded), so the
+    /// gate cannot be passed.
+    pub actual: Option<f64>,
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let actual = self.actual.map_or_else(|| "no data".into(), trim);
         write!(
             f,
-            "step {}: {} failed (actual {})",
-            self.step,
-            self.threshold,
-            trim(self.actual)
+            "step {}: {} failed (actual {actual})",
+            self.step, self.threshold,
         )
     }
 }
@@ -243,17 +244,21 @@ fn parse_value(metric: Metric, rhs: &str) -> Result<f64, String> {
 }
 
 impl Threshold {
-    /// The step's value of this threshold's metric.
-    fn actual(&self, r: &StepResult) -> f64 {
+    /// The step's value of this threshold's metric; `None` when it was not measured.
+    fn actual(&self, r: &StepResult) -> Option<f64> {
         match self.metric {
-            Metric::Latency(l, agg) => pick(latency(r, l), agg),
-            Metric::Figure(f) => figure(r, f),
+            Metric::Latency(l, agg) => {
+                let s = latency(r, l);
+                s.known(pick(s, agg))
+            }
+            Metric::Figure(f) => Some(figure(r, f)),
         }
     }
 
     pub fn check(&self, r: &StepResult) -> Option<Failure> {
         let actual = self.actual(r);
-        (!self.op.holds(actual, self.value)).then(|| Failure {
+        let holds = actual.is_some_and(|a| self.op.holds(a, self.value));
+        (!holds).then(|| Failure {
             step: r.id.clone(),
             threshold: self.text.clone(),
             actual,
@@ -398,6 +403,16 @@ mod tests {
             evaluate(&[t("error_rate<1%"), t("itl<25")], &[r.clone(), r]).len(),
             2
         );
+    }
+
+    #[test]
+    fn a_gate_on_a_missing_figure_fails_as_no_data() {
+        let mut r = step();
+        r.time_to_first_token_ms = Summary::default();
+        let f = t("p99(ttft)<800ms")
+            .check(&r)
+            .expect("nothing to pass with");
+        assert!(f.to_string().contains("no data"), "{f}");
     }
 
     #[test]

@@ -247,7 +247,11 @@ fn rate_steps_match_the_servers_timing_and_lose_no_request() {
                 largest(&itl_errors),
             ),
         ] {
-            for (q, got) in [(0.5, reported.p50), (0.9, reported.p90), (0.99, reported.p99)] {
+            for (q, got) in [
+                (0.5, reported.p50),
+                (0.9, reported.p90),
+                (0.99, reported.p99),
+            ] {
                 let exact = common::percentile(measured, q);
                 let tolerance = hdr_tolerance_ms(exact);
                 assert!(
@@ -266,6 +270,8 @@ fn rate_steps_match_the_servers_timing_and_lose_no_request() {
             }
         }
         // The server's draws are spread: a percentile reported in another's place cannot pass.
-        assert!(common::percentile(&server_ttft, 0.99) - common::percentile(&server_ttft, 0.5) > 20.0);
+        assert!(
+            common::percentile(&server_ttft, 0.99) - common::percentile(&server_ttft, 0.5) > 20.0
+        );
     }
 }

@@ -79,8 +79,24 @@ fn a_wrong_model_is_refused_before_the_run() {
     let sim = sim();
     let out = tempfile::tempdir().unwrap();
     let run = common::binary()
-        .args(["-u", &sim.url(), "--model-name", "no-such-model", "-w", "0s"])
-        .args(["-d", "1s", "-m", "4", "-b", "throughput", "-n", "--output-dir"])
+        .args([
+            "-u",
+            &sim.url(),
+            "--model-name",
+            "no-such-model",
+            "-w",
+            "0s",
+        ])
+        .args([
+            "-d",
+            "1s",
+            "-m",
+            "4",
+            "-b",
+            "throughput",
+            "-n",
+            "--output-dir",
+        ])
         .arg(out.path())
         .output()
         .unwrap();
@@ -102,7 +118,16 @@ fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
     let sim = failing_sim();
     let out = tempfile::tempdir().unwrap();
     let run = common::binary()
-        .args(["-u", &sim.url(), "-w", "0s", "-d", "1s", "--max-error-rate", "1"])
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "1s",
+            "--max-error-rate",
+            "1",
+        ])
         .args(["-m", "4", "-b", "throughput", "-n", "--output-dir"])
         .arg(out.path())
         .output()
@@ -126,6 +151,11 @@ fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
     assert!(step["failed_requests"].as_u64().unwrap() > 0);
     assert_eq!(step["failed_requests"], step["errors"]["http_5xx"]);
     assert!(step["first_error"].as_str().unwrap().contains("503"));
+    let ttft = &step["time_to_first_token_ms"];
+    assert!(
+        ttft["p50"].is_null() && ttft["avg"].is_null() && ttft["count"] == 0,
+        "missing, not zero: {ttft}"
+    );
 }
 
 /// Every measured request gets 503; the pre-flight request passes (partial fault shares are

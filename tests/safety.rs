@@ -41,7 +41,11 @@ fn a_server_that_rejects_everything_is_not_flooded() {
         "the server's answer and what to check: {stderr}"
     );
     assert_eq!(received, 0, "no measured request reached the server");
-    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// A server that answers 404 to every measured request (the pre-flight request passed): the
@@ -54,7 +58,16 @@ fn identical_rejections_stop_the_run_early() {
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let run = common::binary()
-        .args(["-u", &sim.url(), "-w", "0s", "-d", "20s", "-b", "throughput"])
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "20s",
+            "-b",
+            "throughput",
+        ])
         .args(["-m", "4", "-n", "--max-error-rate", "1", "--output-dir"])
         .arg(out.path())
         .output()
@@ -68,7 +81,11 @@ fn identical_rejections_stop_the_run_early() {
         "{stderr}"
     );
     assert!(received < 100, "{received} requests reached the server");
-    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
     let doc = common::validated(&common::results_file(out.path()));
     assert_eq!(doc["status"], "failed");
     let step = &doc["results"][0];
@@ -77,7 +94,10 @@ fn identical_rejections_stop_the_run_early() {
         "ended early: {}",
         step["duration_ms"]
     );
-    assert!(step["ended_early"].as_str().unwrap().contains("rejected all"));
+    assert!(step["ended_early"]
+        .as_str()
+        .unwrap()
+        .contains("rejected all"));
 }
 
 /// A closed-loop user whose requests fail at once (503 in well under a millisecond) pauses
@@ -98,9 +118,15 @@ fn a_user_whose_requests_fail_at_once_waits_before_the_next() {
     let doc = common::validated(&common::results_file(out.path()));
     let step = &doc["results"][0];
     let sent = step["total_requests"].as_u64().unwrap();
-    assert!((5..=100).contains(&sent), "{sent} requests from one user in 2 s");
+    assert!(
+        (5..=100).contains(&sent),
+        "{sent} requests from one user in 2 s"
+    );
     let waited = step["queue_delay_ms"]["p50"].as_f64().unwrap();
-    assert!(waited >= 90.0, "the pause is in the queue delay: {waited} ms");
+    assert!(
+        waited >= 90.0,
+        "the pause is in the queue delay: {waited} ms"
+    );
 }
 
 /// The server dies mid-step: by default (`--max-error-rate 50%`) the run ends non-zero and its
@@ -118,7 +144,18 @@ fn a_run_that_mostly_failed_ends_non_zero() {
     .unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut child = common::binary()
-        .args(["-u", &sim.url(), "-w", "0s", "-d", "8s", "-b", "throughput", "-m", "4"])
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "8s",
+            "-b",
+            "throughput",
+            "-m",
+            "4",
+        ])
         .args(["--decode-options", "num_tokens=8,min_tokens=8,max_tokens=8"])
         .args(["-n", "--output-dir"])
         .arg(out.path())
@@ -157,7 +194,18 @@ fn a_url_that_holds_the_route_is_understood() {
     let out = tempfile::tempdir().unwrap();
     let full = format!("{}/v1/chat/completions", sim.url());
     let run = common::binary()
-        .args(["-u", &full, "-w", "0s", "-d", "1s", "-b", "throughput", "-m", "2"])
+        .args([
+            "-u",
+            &full,
+            "-w",
+            "0s",
+            "-d",
+            "1s",
+            "-b",
+            "throughput",
+            "-m",
+            "2",
+        ])
         .args(["--decode-options", "num_tokens=4,min_tokens=4,max_tokens=4"])
         .args(["-n", "--output-dir"])
         .arg(out.path())
@@ -191,7 +239,18 @@ fn outputs_are_bounded_by_default() {
     .unwrap();
     let out = tempfile::tempdir().unwrap();
     let run = common::binary()
-        .args(["-u", &sim.url(), "-w", "0s", "-d", "1s", "-b", "throughput", "-m", "2"])
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "1s",
+            "-b",
+            "throughput",
+            "-m",
+            "2",
+        ])
         .args(["-n", "--output-dir"])
         .arg(out.path())
         .output()

@@ -55,15 +55,16 @@ pub async fn check_request(
     if resp.status().is_success() {
         return Ok(());
     }
-    let body = tokio::time::timeout(
-        Duration::from_secs(5),
-        resp.body().limit(ERROR_BODY_LIMIT),
-    )
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .unwrap_or_default();
-    Err(RunError::Refused(refusal(url, status, &error_message(status, &body))))
+    let body = tokio::time::timeout(Duration::from_secs(5), resp.body().limit(ERROR_BODY_LIMIT))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    Err(RunError::Refused(refusal(
+        url,
+        status,
+        &error_message(status, &body),
+    )))
 }
 
 /// The message of a refused pre-flight request: the server's words and what to check.
@@ -89,7 +90,10 @@ mod tests {
     #[test]
     fn refusals_say_what_to_check() {
         let m = refusal("http://h/v1/chat/completions", 401, "Invalid API key");
-        assert!(m.contains("HTTP 401: Invalid API key") && m.contains("--api-key"), "{m}");
+        assert!(
+            m.contains("HTTP 401: Invalid API key") && m.contains("--api-key"),
+            "{m}"
+        );
         let m = refusal("http://h/v1/chat/completions", 404, "model not found");
         assert!(m.contains("--url") && m.contains("--model-name"), "{m}");
         let m = refusal("http://h/v1/chat/completions", 422, "extra fields");

@@ -264,7 +264,11 @@ mod tests {
         let p = t.progress();
         assert_eq!((p.rejected, p.rejected_status), (2, 404));
         assert_eq!((p.ended_failed, p.ended_ok), (5, 1));
-        assert_eq!(ending(false, Some(429)).rejected(), None, "overload is measured");
+        assert_eq!(
+            ending(false, Some(429)).rejected(),
+            None,
+            "overload is measured"
+        );
         assert_eq!(ending(false, Some(422)).rejected(), Some(422));
     }
 

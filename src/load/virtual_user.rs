@@ -88,8 +88,15 @@ mod tests {
             http_status: None,
             e2e_ns,
         };
-        assert_eq!(pause_after(&ending(false, 200_000)), Some(FAST_FAILURE_PAUSE));
-        assert_eq!(pause_after(&ending(false, 5_000_000)), None, "a served failure");
+        assert_eq!(
+            pause_after(&ending(false, 200_000)),
+            Some(FAST_FAILURE_PAUSE)
+        );
+        assert_eq!(
+            pause_after(&ending(false, 5_000_000)),
+            None,
+            "a served failure"
+        );
         assert_eq!(pause_after(&ending(true, 200_000)), None);
     }
 }

@@ -49,7 +49,10 @@ mod tests {
         for (url, base) in [
             ("http://h:8000/v1/chat/completions", "http://h:8000"),
             ("http://h:8000/v1/chat/completions/", "http://h:8000"),
-            ("https://gw.example.com/proxy/v1/chat/completions", "https://gw.example.com/proxy"),
+            (
+                "https://gw.example.com/proxy/v1/chat/completions",
+                "https://gw.example.com/proxy",
+            ),
         ] {
             let (got, note) = normalize(url, Endpoint::Chat).unwrap();
             assert_eq!(got, base, "{url}");
@@ -61,8 +64,16 @@ mod tests {
 
     #[test]
     fn base_urls_are_kept_and_the_other_route_is_refused() {
-        for url in ["http://h:8000", "http://h/v1", "http://h/proxy", "http:///v1/completions"] {
-            assert_eq!(normalize(url, Endpoint::Chat).unwrap(), (url.to_string(), None));
+        for url in [
+            "http://h:8000",
+            "http://h/v1",
+            "http://h/proxy",
+            "http:///v1/completions",
+        ] {
+            assert_eq!(
+                normalize(url, Endpoint::Chat).unwrap(),
+                (url.to_string(), None)
+            );
         }
         let err = normalize("http://h:8000/v1/completions", Endpoint::Chat).unwrap_err();
         assert!(

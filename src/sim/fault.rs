@@ -256,7 +256,11 @@ mod tests {
             Ok(Some(Fault::EmptyBody))
         );
         assert!(choose(&rules, Some("nonsense"), || 0.0).is_err());
-        assert_eq!(for_probe(&rules, None), Ok(Some(Fault::Drop)), "the share-1 rule");
+        assert_eq!(
+            for_probe(&rules, None),
+            Ok(Some(Fault::Drop)),
+            "the share-1 rule"
+        );
         let partial: Vec<FaultRule> = vec!["status=500@0.99".parse().unwrap()];
         assert_eq!(for_probe(&partial, None), Ok(None));
     }

@@ -13,7 +13,11 @@ use serde_json::Value;
 
 /// A binary from PATH (or /usr/bin), or `None` after [`crate::common::missing`] said so.
 pub fn tool(test: &str, name: &str) -> Option<PathBuf> {
-    crate::common::tool(test, name, "Debian packages prometheus, prometheus-pushgateway")
+    crate::common::tool(
+        test,
+        name,
+        "Debian packages prometheus, prometheus-pushgateway",
+    )
 }
 
 pub fn free_port() -> u16 {
