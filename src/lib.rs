@@ -18,6 +18,7 @@ pub mod report;
 pub mod request;
 pub mod shard;
 pub mod shutdown;
+pub mod signals;
 pub mod sim;
 pub mod step_line;
 pub mod table;
@@ -81,11 +82,12 @@ pub fn run_with(
         csv: cfg.csv,
     };
     let system = actix_rt::System::new();
+    let abort = signals::AbortTarget::default();
     let summary = system.block_on(async move {
         if handle_signals {
-            actix_rt::spawn(watch_signals(shutdown.clone()));
+            actix_rt::spawn(signals::watch(shutdown.clone(), abort.clone()));
         }
-        start(cfg, url, workload, shutdown).await
+        start(cfg, url, workload, shutdown, abort).await
     });
     // The Markdown summary, the HTML report and the CSV, beside whatever results were saved.
     report::after_run(outputs, &summary);
@@ -106,6 +108,7 @@ async fn start(
     url: String,
     workload: Workload,
     shutdown: Shutdown,
+    abort: signals::AbortTarget,
 ) -> Result<RunSummary, RunError> {
     let authorization = cfg.api_key.as_ref().map(|k| format!("Bearer {k}"));
     let settings = ClientSettings {
@@ -178,6 +181,7 @@ async fn start(
         recorder.subscribe(sink.events.clone());
     }
     let recorder = recorder.start_in_arbiter(&sink_arbiter.handle());
+    abort.set(Some(recorder.clone()));
 
     let shared = Arc::new(RequestShared {
         url,
@@ -215,6 +219,8 @@ async fn start(
             "the coordinator stopped without a result".into(),
         ))
     });
+    // The results are final: a second signal from now on only exits.
+    abort.set(None);
     // /metrics keeps serving the final values for a while (the sink arbiter is still up).
     linger.wait().await;
     sink_arbiter.stop();
@@ -273,24 +279,6 @@ fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<
             })
         })
         .collect()
-}
-
-async fn watch_signals(shutdown: Shutdown) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        log::warn!("cannot listen for SIGINT/SIGTERM");
-        return;
-    };
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    eprintln!("stopping: finishing in-flight requests (a second signal exits at once)");
-    shutdown.raise(Level::Stop);
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    eprintln!("second signal: exiting now");
-    console::ui::restore_if_active();
-    std::process::exit(130);
 }
 
 /// mimalloc instead of glibc's malloc: tokenizing a dataset allocates per token from several

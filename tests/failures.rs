@@ -353,3 +353,73 @@ fn sigterm_cancels_what_outlives_the_grace_period() {
     );
     assert_eq!(step["ended_early"], "interrupted by signal");
 }
+
+/// A second Ctrl-C exits at once but leaves an honest file: status `aborted` with what was
+/// measured so far (the unfinished step closed over what it recorded), and the message says the
+/// file is incomplete (before: the file stayed `status: "running"` with no step).
+#[test]
+fn a_second_ctrl_c_leaves_an_honest_file() {
+    // Each request streams for about a second: some finish, some are in flight at the signal.
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(20.0),
+            fixed_itl_ms: Some(50.0),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let child = common::binary()
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "60s",
+            "-b",
+            "rate",
+            "-r",
+            "10",
+            "-n",
+        ])
+        .args([
+            "--decode-options",
+            "num_tokens=20,min_tokens=20,max_tokens=20",
+        ])
+        .args(["--shutdown-grace", "30s", "--output-dir"])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.stats().completed < 15 {
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signal = || {
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    };
+    signal();
+    std::thread::sleep(Duration::from_millis(300));
+    signal();
+    let signalled = Instant::now();
+    let run = child.wait_with_output().unwrap();
+    sim.stop();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(130), "{stderr}");
+    assert!(signalled.elapsed() < Duration::from_secs(5), "at once");
+    assert!(stderr.contains("incomplete"), "{stderr}");
+
+    let doc = common::validated(&common::results_file(out.path()));
+    assert_eq!(doc["status"], "aborted");
+    let steps = doc["results"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "the unfinished step, closed: {stderr}");
+    assert!(steps[0]["successful_requests"].as_u64().unwrap() >= 15);
+}

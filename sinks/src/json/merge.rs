@@ -151,6 +151,7 @@ fn severity(s: RunStatus) -> u8 {
         RunStatus::Running => 1,
         RunStatus::Interrupted => 2,
         RunStatus::Failed => 3,
+        RunStatus::Aborted => 4,
     }
 }
 
