@@ -649,23 +649,11 @@ fn run_benchmark(args: RunArgs, matches: &ArgMatches) -> i32 {
     if let Some(s) = sim {
         s.stop();
     }
+    // The summary table was printed when the run ended (before any Prometheus linger).
     match result {
-        Ok(summary) => {
-            print_summary(&summary);
-            0
-        }
-        Err(e) => {
-            if let RunError::ThresholdsFailed { summary, .. } = &e {
-                print_summary(summary);
-            }
-            fail(&e)
-        }
+        Ok(_) => 0,
+        Err(e) => fail(&e),
     }
-}
-
-fn print_summary(summary: &crate::RunSummary) {
-    println!("{}", crate::table::render(&summary.steps));
-    println!("results: {}", summary.results_path.display());
 }
 
 fn start_demo_server() -> Result<SimServer, RunError> {

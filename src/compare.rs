@@ -217,7 +217,7 @@ fn format_relative(c: &Change) -> String {
     match (c.relative, c.new) {
         (Some(r), _) => format!("{:+.1}%", r * 100.0),
         _ if c.base.is_none() || c.new.is_none() => "no data".into(),
-        (None, Some(n)) if n == 0.0 => "=".into(),
+        (None, Some(0.0)) => "=".into(),
         _ => "new".into(),
     }
 }

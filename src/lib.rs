@@ -52,13 +52,14 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
     run_with(cfg, Shutdown::new(), false)
 }
 
-/// As `run`, with a stop handle the caller controls, and — for the binary — SIGINT/SIGTERM
-/// handling: the first signal stops the run cleanly (drain, then cancel after the grace
-/// period, results written), a second one exits at once.
+/// As `run`, with a stop handle the caller controls, and — for the binary (`binary`) —
+/// SIGINT/SIGTERM handling (the first signal stops the run cleanly: drain, then cancel after
+/// the grace period, results written; a second one exits at once) and the summary table on
+/// stdout as soon as the run ends, before `/metrics` lingers for its last scrape.
 pub fn run_with(
     mut cfg: RunConfig,
     shutdown: Shutdown,
-    handle_signals: bool,
+    binary: bool,
 ) -> Result<RunSummary, RunError> {
     let (base, note) =
         request::base_url::normalize(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
@@ -83,16 +84,31 @@ pub fn run_with(
     };
     let system = actix_rt::System::new();
     let abort = signals::AbortTarget::default();
-    let summary = system.block_on(async move {
-        if handle_signals {
+    system.block_on(async move {
+        if binary {
             actix_rt::spawn(signals::watch(shutdown.clone(), abort.clone()));
         }
-        start(cfg, url, workload, shutdown, abort).await
-    });
-    // The Markdown summary, the HTML report and the CSV, beside whatever results were saved.
-    report::after_run(outputs, &summary);
-    let summary = summary?;
-    let failures = thresholds::evaluate(&gates, &summary.steps);
+        let (summary, lingering) = match start(cfg, url, workload, shutdown, abort).await {
+            Ok((summary, lingering)) => (summary, Some(lingering)),
+            Err(e) => (Err(e), None),
+        };
+        // The Markdown summary, the HTML report and the CSV, beside whatever results were saved.
+        report::after_run(outputs, &summary);
+        let outcome = summary.and_then(|s| gate(&gates, s));
+        if binary {
+            table::print_outcome(&outcome);
+        }
+        // Only then does /metrics keep serving the final values for the last scrape.
+        if let Some(l) = lingering {
+            l.linger_and_stop().await;
+        }
+        outcome
+    })
+}
+
+/// The run's `--threshold` gates over its steps.
+fn gate(gates: &[thresholds::Threshold], summary: RunSummary) -> Result<RunSummary, RunError> {
+    let failures = thresholds::evaluate(gates, &summary.steps);
     if failures.is_empty() {
         Ok(summary)
     } else {
@@ -109,7 +125,7 @@ async fn start(
     workload: Workload,
     shutdown: Shutdown,
     abort: signals::AbortTarget,
-) -> Result<RunSummary, RunError> {
+) -> Result<(Result<RunSummary, RunError>, Lingering), RunError> {
     let authorization = cfg.api_key.as_ref().map(|k| format!("Bearer {k}"));
     let settings = ClientSettings {
         max_connections: cfg.max_vus as usize + 1,
@@ -221,14 +237,31 @@ async fn start(
     });
     // The results are final: a second signal from now on only exits.
     abort.set(None);
-    // /metrics keeps serving the final values for a while (the sink arbiter is still up).
-    linger.wait().await;
-    sink_arbiter.stop();
-    let _ = sink_arbiter.join();
     if let Some(note) = pool.chat().and_then(|c| c.summary()) {
         eprintln!("{note}");
     }
-    result
+    Ok((
+        result,
+        Lingering {
+            linger,
+            sink_arbiter,
+        },
+    ))
+}
+
+/// What a run that got under way leaves up after its outcome: the sinks' arbiter, so that
+/// `/metrics` can keep serving the final values (`--prometheus-linger`) after the summary.
+struct Lingering {
+    linger: outputs::Linger,
+    sink_arbiter: Arbiter,
+}
+
+impl Lingering {
+    async fn linger_and_stop(self) {
+        self.linger.wait().await;
+        self.sink_arbiter.stop();
+        let _ = self.sink_arbiter.join();
+    }
 }
 
 /// Whether pooled connections may be reused: a server that closes the connection after each

@@ -57,6 +57,18 @@ fn row(r: &StepResult) -> [String; 10] {
     ]
 }
 
+/// The binary's account of a run on stdout: the summary table and where the results are
+/// (also when a `--threshold` failed: the run itself completed).
+pub fn print_outcome(outcome: &Result<crate::RunSummary, crate::RunError>) {
+    let summary = match outcome {
+        Ok(s) => s,
+        Err(crate::RunError::ThresholdsFailed { summary, .. }) => summary,
+        Err(_) => return,
+    };
+    println!("{}", render(&summary.steps));
+    println!("results: {}", summary.results_path.display());
+}
+
 /// A summary's mean in `unit` (ms divided by `per_ms`), or "–" when nothing was measured.
 fn avg(s: &Summary, per_ms: f64, unit: &str) -> String {
     s.known(s.avg)
