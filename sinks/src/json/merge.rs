@@ -209,6 +209,7 @@ fn merge_step(
         time_to_first_token_from_schedule_ms: hist.ttft_from_schedule.summary(),
         e2e_latency_from_schedule_ms: hist.e2e_from_schedule.summary(),
         offered_rate,
+        arrival: first.arrival.clone(),
         achieved_rate: sum_f(|s| s.achieved_rate),
         send_duration_ms: max(|s| s.send_duration_ms),
         dropped_arrivals: sum(|s| s.dropped_arrivals),
