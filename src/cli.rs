@@ -51,6 +51,10 @@ pub struct MergeArgs {
     /// Where to write the merged results
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Also merge files that are not shards of one run (other run ids or settings): runs that
+    /// loaded one server at the same time. The same results twice are refused even so
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -618,7 +622,7 @@ fn run_compare(args: CompareArgs) -> i32 {
 }
 
 fn run_merge(args: MergeArgs) -> i32 {
-    match crate::merge::merge_files(&args.results, &args.output) {
+    match crate::merge::merge_files(&args.results, &args.output, args.force) {
         Ok(summary) => {
             println!("{summary}");
             0
