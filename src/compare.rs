@@ -360,8 +360,8 @@ pub fn render(cmp: &Comparison) -> String {
     let n = cmp.regressions();
     let _ = writeln!(
         out,
-        "{} regression(s) beyond {:.1}% tolerance",
-        n,
+        "{} beyond {:.1}% tolerance",
+        crate::text::count(n as u64, "regression", "regressions"),
         cmp.tolerance * 100.0
     );
     out

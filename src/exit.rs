@@ -74,8 +74,8 @@ impl fmt::Display for RunError {
             } => write!(f, "step {step} failed: {reason}{}", written(results)),
             RunError::ThresholdsFailed { failures, summary } => write!(
                 f,
-                "{} threshold check(s) failed; results written to {}\n  {}",
-                failures.len(),
+                "{} failed; results written to {}\n  {}",
+                crate::text::count(failures.len() as u64, "threshold check", "threshold checks"),
                 summary.results_path.display(),
                 failures.join("\n  ")
             ),

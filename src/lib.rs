@@ -24,6 +24,7 @@ pub mod step_line;
 pub mod table;
 #[cfg(test)]
 mod test_fixtures;
+pub mod text;
 pub mod thresholds;
 pub mod tls;
 pub mod workers;

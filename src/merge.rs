@@ -27,10 +27,12 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path, force: bool) -> Result<Str
     write_atomically(output, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     let requests: u64 = merged.results.iter().map(|s| s.total_requests).sum();
+    let count = crate::text::count;
     Ok(format!(
-        "merged {} files: {} steps, {requests} requests → {}",
-        docs.len(),
-        merged.results.len(),
+        "merged {}: {}, {} → {}",
+        count(docs.len() as u64, "file", "files"),
+        count(merged.results.len() as u64, "step", "steps"),
+        count(requests, "request", "requests"),
         output.display()
     ))
 }

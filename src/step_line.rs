@@ -4,6 +4,26 @@
 use sinks::json::StepResult;
 use sinks::Summary;
 
+use crate::coordinator::plan::StepPlan;
+use crate::text::count;
+
+/// What a step is about to do, for its `step N starts: …` line.
+pub fn starting(step: &StepPlan) -> String {
+    let d = humantime::format_duration(step.duration);
+    match step.rate {
+        Some(r) => format!(
+            "{} at {r:.2} req/s (max {} in flight) for {d}",
+            step.id(),
+            step.vus
+        ),
+        None => format!(
+            "{} with {} for {d}",
+            step.id(),
+            count(step.vus, "user", "users")
+        ),
+    }
+}
+
 /// The step's account in one line, and its notes (early end, generator-bound) below it.
 pub fn lines(r: &StepResult) -> Vec<String> {
     let arrivals = match r.dropped_arrivals {
@@ -73,6 +93,14 @@ mod tests {
         );
         let plain = &lines(&step(81, 0, 0))[0];
         assert!(!plain.contains("dropped"), "{plain}");
+    }
+
+    #[test]
+    fn one_user_is_one_user() {
+        let mut cfg = crate::config::RunConfig::new("http://x");
+        cfg.warmup = std::time::Duration::from_secs(30);
+        let warmup = &crate::coordinator::plan::initial_steps(&cfg, None).unwrap()[0];
+        assert_eq!(starting(warmup), "warmup with 1 user for 30s");
     }
 
     #[test]

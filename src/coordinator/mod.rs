@@ -206,7 +206,10 @@ impl Engine {
                     .count();
                 queue.retain(|s| s.rate.is_none_or(|r| r < rate));
                 if skipped > 0 {
-                    eprintln!("  {skipped} higher rate steps skipped: the server is saturated");
+                    eprintln!(
+                        "  {} skipped: the server is saturated",
+                        crate::text::count(skipped as u64, "higher rate step", "higher rate steps")
+                    );
                 }
             }
             if step.kind == StepKind::Throughput && self.cfg.benchmark_kind == BenchmarkKind::Sweep
@@ -226,7 +229,7 @@ impl Engine {
             "[{}] step {} starts: {}",
             self.cfg.run_id,
             index,
-            describe(step)
+            crate::step_line::starting(step)
         );
         send(&self.recorder, StartStep(info)).await?;
         self.gauges.set_phase(match step.kind {
@@ -416,18 +419,6 @@ where
         .send(msg)
         .await
         .map_err(|e| RunError::Internal(format!("the recorder stopped: {e}")))
-}
-
-fn describe(step: &StepPlan) -> String {
-    let d = humantime::format_duration(step.duration);
-    match step.rate {
-        Some(r) => format!(
-            "{} at {r:.2} req/s (max {} in flight) for {d}",
-            step.id(),
-            step.vus
-        ),
-        None => format!("{} with {} users for {d}", step.id(), step.vus),
-    }
 }
 
 fn report_step(r: &StepResult) {
