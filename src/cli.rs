@@ -51,6 +51,10 @@ pub struct MergeArgs {
     /// Where to write the merged results
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Also merge files that are not shards of one run (other run ids or settings): runs that
+    /// loaded one server at the same time. The same results twice are refused even so
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -136,9 +140,9 @@ pub struct RunArgs {
     /// them; variance=N (a standard deviation) only counts with --draw-prompt-lengths
     #[arg(long, env)]
     pub prompt_options: Option<String>,
-    /// Output length (sent as max_tokens), drawn per request: num_tokens=N (mean),
-    /// min_tokens=N,max_tokens=N (bounds), variance=N (the standard deviation, as the original
-    /// tool used it; stddev=N is the same)
+    /// Output length (sent as max_tokens, with ignore_eos), drawn per request: num_tokens=N
+    /// (mean), min_tokens=N,max_tokens=N (bounds), variance=N (the standard deviation, as the
+    /// original tool used it; stddev=N is the same) [default: exactly 800 tokens]
     #[arg(long, env)]
     pub decode_options: Option<String>,
     /// Draw each prompt's length from --prompt-options (normal: mean num_tokens, standard
@@ -201,9 +205,10 @@ pub struct RunArgs {
     /// Shape of gamma arrivals, as vLLM's --burstiness: 1 = Poisson, < 1 burstier, > 1 steadier
     #[arg(long, default_value = "1.0")]
     pub burstiness: f64,
-    /// End a step early when more than this share of its finished requests failed (e.g. 0.5 or 50%)
-    #[arg(long, value_parser = parse_share)]
-    pub max_error_rate: Option<f64>,
+    /// Stop the run (exit code 4) when more than this share of a step's finished requests
+    /// failed (e.g. 0.5 or 50%; 1.0 turns it off)
+    #[arg(long, default_value = "50%", value_parser = parse_share)]
+    pub max_error_rate: f64,
     /// Run every rate step to its end, even when the server is saturated
     #[arg(long)]
     pub no_saturation_stop: bool,
@@ -397,7 +402,8 @@ impl RunArgs {
             benchmark_kind: parse_kind(&self.benchmark_kind)?,
             warmup: self.warmup,
             prompt_options: parse_length("prompt-options", self.prompt_options.as_deref())?,
-            decode_options: parse_length("decode-options", self.decode_options.as_deref())?,
+            decode_options: parse_length("decode-options", self.decode_options.as_deref())?
+                .or_else(|| Some(TokenizeOptions::fixed(crate::config::DEFAULT_OUTPUT_TOKENS))),
             draw_prompt_lengths: self.draw_prompt_lengths,
             dataset: self.dataset,
             dataset_file: self.dataset_file,
@@ -424,7 +430,7 @@ impl RunArgs {
             seed: self.seed,
             max_context_tokens: self.max_context_tokens,
             arrival: Arrival::parse(&self.arrival, self.burstiness)?,
-            max_error_rate: self.max_error_rate,
+            max_error_rate: (self.max_error_rate < 1.0).then_some(self.max_error_rate),
             stop_when_saturated: !self.no_saturation_stop,
             prometheus_listen: self.prometheus_listen,
             prometheus_linger: self.prometheus_linger,
@@ -508,7 +514,7 @@ fn apply_demo_defaults(cfg: &mut RunConfig, m: &ArgMatches) -> Result<(), String
             cfg.prompt_options = parse_length("prompt-options", Some(DEMO_PROMPT))?;
         }
     }
-    if cfg.decode_options.is_none() {
+    if is_default(m, "decode_options") {
         cfg.decode_options = parse_length("decode-options", Some(DEMO_DECODE))?;
     }
     Ok(())
@@ -640,7 +646,7 @@ fn run_compare(args: CompareArgs) -> i32 {
 }
 
 fn run_merge(args: MergeArgs) -> i32 {
-    match crate::merge::merge_files(&args.results, &args.output) {
+    match crate::merge::merge_files(&args.results, &args.output, args.force) {
         Ok(summary) => {
             println!("{summary}");
             0
@@ -671,23 +677,11 @@ fn run_benchmark(args: RunArgs, matches: &ArgMatches) -> i32 {
     if let Some(s) = sim {
         s.stop();
     }
+    // The summary table was printed when the run ended (before any Prometheus linger).
     match result {
-        Ok(summary) => {
-            print_summary(&summary);
-            0
-        }
-        Err(e) => {
-            if let RunError::ThresholdsFailed { summary, .. } = &e {
-                print_summary(summary);
-            }
-            fail(&e)
-        }
+        Ok(_) => 0,
+        Err(e) => fail(&e),
     }
-}
-
-fn print_summary(summary: &crate::RunSummary) {
-    println!("{}", crate::table::render(&summary.steps));
-    println!("results: {}", summary.results_path.display());
 }
 
 fn start_demo_server() -> Result<SimServer, RunError> {
@@ -735,6 +729,16 @@ mod tests {
         assert_eq!(c.benchmark_kind, BenchmarkKind::Sweep);
         assert_eq!(c.url, "http://localhost:8000");
         assert!(c.ignore_eos);
+        assert_eq!(
+            c.decode_options,
+            Some(TokenizeOptions::fixed(800)),
+            "bounded outputs"
+        );
+        assert_eq!(c.max_error_rate, Some(0.5));
+        assert_eq!(
+            parse(&["--max-error-rate", "1"]).unwrap().max_error_rate,
+            None
+        );
         assert_eq!(c.request_timeout, crate::config::DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(c.shutdown_grace, crate::config::DEFAULT_SHUTDOWN_GRACE);
         assert_eq!(c.run_id.len(), 7);

@@ -1,9 +1,12 @@
 //! `compare base.json new.json`: each step's key figures side by side, with the relative change
 //! and the regressions beyond a tolerance marked (for CI gates).
 //!
-//! Steps are paired by position (the n-th measured step of each run): a sweep's rates come from
-//! the measured maximum throughput and differ a little from run to run, while the plan (throughput
-//! step, then rates in order) is the same. Both ids are shown when they differ.
+//! Steps are paired by what they are: the same kind and arrival process, and the same offered
+//! rate; a sweep's rates come from each run's measured maximum and differ a little from run to
+//! run, so rate steps of one kind left without an exact match pair in rate order (the k-th with
+//! the k-th). Both ids are shown when they differ; a step with no counterpart is listed as such.
+//! Settings that make two runs' figures incomparable (model, endpoint, arrival process, prompt and
+//! output lengths, profile, dataset) are compared first and every difference is warned about.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -25,15 +28,12 @@ struct Figure {
     name: &'static str,
     unit: &'static str,
     better: Better,
-    read: fn(&StepResult) -> f64,
+    /// `None`: not measured in that step (e.g. no latency when no request succeeded).
+    read: fn(&StepResult) -> Option<f64>,
 }
 
-fn error_share(r: &StepResult) -> f64 {
-    if r.total_requests == 0 {
-        0.0
-    } else {
-        100.0 * r.failed_requests as f64 / r.total_requests as f64
-    }
+fn error_share(r: &StepResult) -> Option<f64> {
+    (r.total_requests > 0).then(|| 100.0 * r.failed_requests as f64 / r.total_requests as f64)
 }
 
 const FIGURES: &[Figure] = &[
@@ -41,49 +41,49 @@ const FIGURES: &[Figure] = &[
         name: "TTFT p50",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.time_to_first_token_ms.p50,
+        read: |r| r.time_to_first_token_ms.known(r.time_to_first_token_ms.p50),
     },
     Figure {
         name: "TTFT p99",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.time_to_first_token_ms.p99,
+        read: |r| r.time_to_first_token_ms.known(r.time_to_first_token_ms.p99),
     },
     Figure {
         name: "ITL p50",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.inter_token_latency_ms.p50,
+        read: |r| r.inter_token_latency_ms.known(r.inter_token_latency_ms.p50),
     },
     Figure {
         name: "ITL p99",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.inter_token_latency_ms.p99,
+        read: |r| r.inter_token_latency_ms.known(r.inter_token_latency_ms.p99),
     },
     Figure {
         name: "E2E p50",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.e2e_latency_ms.p50,
+        read: |r| r.e2e_latency_ms.known(r.e2e_latency_ms.p50),
     },
     Figure {
         name: "E2E p99",
         unit: "ms",
         better: Better::Lower,
-        read: |r| r.e2e_latency_ms.p99,
+        read: |r| r.e2e_latency_ms.known(r.e2e_latency_ms.p99),
     },
     Figure {
         name: "Throughput",
         unit: "tok/s",
         better: Better::Higher,
-        read: |r| r.token_throughput_secs,
+        read: |r| Some(r.token_throughput_secs),
     },
     Figure {
         name: "Request rate",
         unit: "req/s",
         better: Better::Higher,
-        read: |r| r.request_rate,
+        read: |r| Some(r.request_rate),
     },
     Figure {
         name: "Error rate",
@@ -102,9 +102,10 @@ const ERROR_RATE_POINTS: f64 = 1.0;
 pub struct Change {
     pub figure: &'static str,
     pub unit: &'static str,
-    pub base: f64,
-    pub new: f64,
-    /// (new − base) / base; `None` when base is 0.
+    /// `None`: not measured in that step.
+    pub base: Option<f64>,
+    pub new: Option<f64>,
+    /// (new − base) / base; `None` when base is 0 or either is missing.
     pub relative: Option<f64>,
     pub regression: bool,
 }
@@ -124,6 +125,88 @@ pub struct Comparison {
     pub steps: Vec<StepComparison>,
     /// Steps only one run has (ids), e.g. a run that stopped early.
     pub unmatched: Vec<String>,
+    /// Settings that differ between the runs: `key: base → new`.
+    pub warnings: Vec<String>,
+}
+
+/// The configuration keys whose difference makes the runs' figures incomparable.
+const SETTINGS: [&str; 7] = [
+    "model_name",
+    "endpoint",
+    "arrival",
+    "prompt_options",
+    "decode_options",
+    "profile",
+    "dataset_file",
+];
+
+/// `key: base → new` for each setting both runs record and that differs.
+pub fn setting_differences(base: &ResultsDocument, new: &ResultsDocument) -> Vec<String> {
+    SETTINGS
+        .iter()
+        .filter_map(|key| {
+            let (b, n) = (base.config.get(*key)?, new.config.get(*key)?);
+            (b != n).then(|| format!("{key}: {b} → {n}"))
+        })
+        .collect()
+}
+
+/// What a step is, for pairing: its kind and, in the open loop, its arrival process (files
+/// written before `arrival` existed name it in the id).
+fn what(r: &StepResult) -> (sinks::event::StepKind, Option<&str>) {
+    let arrival = r
+        .offered_rate
+        .and(r.arrival.as_deref().or_else(|| r.id.split('@').next()));
+    (r.kind, arrival)
+}
+
+/// Offered rates that name the same step (ids show two decimals).
+fn same_rate(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 0.005,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// Index pairs (base, new) of the steps that are the same thing, in base order.
+fn pair_steps(base: &[StepResult], new: &[StepResult]) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    let mut taken = vec![false; new.len()];
+    // Exact: same kind, arrival and rate.
+    for (i, b) in base.iter().enumerate() {
+        let found = (0..new.len()).find(|&j| {
+            !taken[j] && what(&new[j]) == what(b) && same_rate(new[j].offered_rate, b.offered_rate)
+        });
+        if let Some(j) = found {
+            taken[j] = true;
+            pairs.push((i, j));
+        }
+    }
+    // The rest of each kind in rate order (a sweep's k-th rate with the other's k-th).
+    let by_rate = |steps: &[StepResult], idx: &mut Vec<usize>| {
+        idx.sort_by(|&x, &y| {
+            let rate = |k: usize| steps[k].offered_rate.unwrap_or(0.0);
+            rate(x).total_cmp(&rate(y))
+        })
+    };
+    let paired_base: Vec<usize> = pairs.iter().map(|p| p.0).collect();
+    let mut left_base: Vec<usize> = (0..base.len())
+        .filter(|i| !paired_base.contains(i))
+        .collect();
+    by_rate(base, &mut left_base);
+    let mut left_new: Vec<usize> = (0..new.len()).filter(|&j| !taken[j]).collect();
+    by_rate(new, &mut left_new);
+    for i in left_base {
+        if let Some(pos) = left_new
+            .iter()
+            .position(|&j| what(&new[j]) == what(&base[i]))
+        {
+            pairs.push((i, left_new.remove(pos)));
+        }
+    }
+    pairs.sort_unstable();
+    pairs
 }
 
 impl Comparison {
@@ -156,13 +239,14 @@ fn compare_step(base: &StepResult, new: &StepResult, tolerance: f64) -> StepComp
         .iter()
         .map(|f| {
             let (b, n) = ((f.read)(base), (f.read)(new));
+            let both = b.zip(n);
             Change {
                 figure: f.name,
                 unit: f.unit,
                 base: b,
                 new: n,
-                relative: (b != 0.0).then(|| (n - b) / b),
-                regression: is_regression(f, b, n, tolerance),
+                relative: both.filter(|(b, _)| *b != 0.0).map(|(b, n)| (n - b) / b),
+                regression: both.is_some_and(|(b, n)| is_regression(f, b, n, tolerance)),
             }
         })
         .collect();
@@ -173,28 +257,32 @@ fn compare_step(base: &StepResult, new: &StepResult, tolerance: f64) -> StepComp
     }
 }
 
-/// Pairs the measured steps of two runs by position and compares each pair.
+/// Pairs the measured steps of two runs by what they are (module docs) and compares each pair.
 pub fn compare(base: &ResultsDocument, new: &ResultsDocument, tolerance: f64) -> Comparison {
-    let steps = base
+    let pairs = pair_steps(&base.results, &new.results);
+    let steps = pairs
+        .iter()
+        .map(|&(i, j)| compare_step(&base.results[i], &new.results[j], tolerance))
+        .collect();
+    let unmatched = base
         .results
         .iter()
-        .zip(&new.results)
-        .map(|(b, n)| compare_step(b, n, tolerance))
-        .collect();
-    let paired = base.results.len().min(new.results.len());
-    let unmatched = base.results[paired..]
-        .iter()
-        .map(|r| format!("{} (base only)", r.id))
+        .enumerate()
+        .filter(|(i, _)| !pairs.iter().any(|p| p.0 == *i))
+        .map(|(_, r)| format!("{} (base only)", r.id))
         .chain(
-            new.results[paired..]
+            new.results
                 .iter()
-                .map(|r| format!("{} (new only)", r.id)),
+                .enumerate()
+                .filter(|(j, _)| !pairs.iter().any(|p| p.1 == *j))
+                .map(|(_, r)| format!("{} (new only)", r.id)),
         )
         .collect();
     Comparison {
         tolerance,
         steps,
         unmatched,
+        warnings: setting_differences(base, new),
     }
 }
 
@@ -206,22 +294,36 @@ pub fn load(path: &Path) -> Result<ResultsDocument, String> {
         .map_err(|e| format!("{} is not a results file: {e}", path.display()))
 }
 
-fn format_value(v: f64, unit: &str) -> String {
+fn format_value(v: Option<f64>, unit: &str) -> String {
+    let Some(v) = v else {
+        return crate::table::MISSING.into();
+    };
     let digits = if v.abs() >= 100.0 { 1 } else { 2 };
     format!("{v:.digits$} {unit}")
 }
 
 fn format_relative(c: &Change) -> String {
-    match c.relative {
-        Some(r) => format!("{:+.1}%", r * 100.0),
-        None if c.new == 0.0 => "=".into(),
-        None => "new".into(),
+    match (c.relative, c.new) {
+        (Some(r), _) => format!("{:+.1}%", r * 100.0),
+        _ if c.base.is_none() || c.new.is_none() => "no data".into(),
+        (None, Some(0.0)) => "=".into(),
+        _ => "new".into(),
     }
 }
 
 /// A Markdown table per step pair; regressions marked `REGRESSION`.
 pub fn render(cmp: &Comparison) -> String {
     let mut out = String::new();
+    if !cmp.warnings.is_empty() {
+        let _ = writeln!(
+            out,
+            "warning: the runs' settings differ, their figures may not be comparable:"
+        );
+        for w in &cmp.warnings {
+            let _ = writeln!(out, "  {w}");
+        }
+        out.push('\n');
+    }
     for s in &cmp.steps {
         let title = if s.base_id == s.new_id {
             s.base_id.clone()
@@ -258,8 +360,8 @@ pub fn render(cmp: &Comparison) -> String {
     let n = cmp.regressions();
     let _ = writeln!(
         out,
-        "{} regression(s) beyond {:.1}% tolerance",
-        n,
+        "{} beyond {:.1}% tolerance",
+        crate::text::count(n as u64, "regression", "regressions"),
         cmp.tolerance * 100.0
     );
     out
@@ -316,12 +418,138 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_figure_is_no_data_not_minus_100_percent() {
+        use crate::test_fixtures::step;
+        let pair = compare_step(&step(5, 0, 0), &step(0, 5, 0), 0.1);
+        let ttft = pair
+            .changes
+            .iter()
+            .find(|c| c.figure == "TTFT p50")
+            .unwrap();
+        assert_eq!(format_relative(ttft), "no data");
+        assert!(!ttft.regression, "nothing to compare");
+        let errors = pair
+            .changes
+            .iter()
+            .find(|c| c.figure == "Error rate")
+            .unwrap();
+        assert!(errors.regression, "the loss shows in the error rate");
+        let text = render(&Comparison {
+            tolerance: 0.1,
+            steps: vec![pair],
+            unmatched: Vec::new(),
+            warnings: Vec::new(),
+        });
+        for line in text
+            .lines()
+            .filter(|l| l.contains("TTFT") || l.contains("E2E"))
+        {
+            assert!(line.contains("no data") && !line.contains("-100"), "{text}");
+        }
+    }
+
+    /// A step of `kind` at `rate` (open loop) named for `arrival`.
+    fn named(kind: sinks::event::StepKind, arrival: &str, rate: Option<f64>) -> StepResult {
+        let mut s = crate::test_fixtures::step(5, 0, 0);
+        s.kind = kind;
+        s.offered_rate = rate;
+        s.arrival = rate.map(|_| arrival.to_string());
+        s.id = match rate {
+            Some(r) => format!("{arrival}@{r:.2}req/s"),
+            None => "throughput".into(),
+        };
+        s
+    }
+
+    fn doc(steps: Vec<StepResult>, config: serde_json::Value) -> ResultsDocument {
+        let mut d = ResultsDocument::new(
+            config,
+            "r".into(),
+            "0".into(),
+            0,
+            sinks::json::SystemInfo::from_sources(&Default::default()),
+        );
+        d.results = steps;
+        d
+    }
+
+    #[test]
+    fn steps_are_paired_by_what_they_are_not_by_position() {
+        use sinks::event::StepKind::{Rate, Throughput};
+        let cfg = serde_json::json!({});
+        // A sweep (throughput, then rates) against a rate run: no throughput step to pair,
+        // and a Poisson step is not a constant one.
+        let base = doc(
+            vec![
+                named(Throughput, "", None),
+                named(Rate, "constant", Some(2.0)),
+                named(Rate, "constant", Some(4.0)),
+            ],
+            cfg.clone(),
+        );
+        let new = doc(
+            vec![
+                named(Rate, "constant", Some(4.0)),
+                named(Rate, "constant", Some(2.0)),
+                named(Rate, "poisson", Some(4.0)),
+            ],
+            cfg,
+        );
+        let cmp = compare(&base, &new, 0.1);
+        let pairs: Vec<(&str, &str)> = cmp
+            .steps
+            .iter()
+            .map(|s| (s.base_id.as_str(), s.new_id.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("constant@2.00req/s", "constant@2.00req/s"),
+                ("constant@4.00req/s", "constant@4.00req/s")
+            ]
+        );
+        assert_eq!(
+            cmp.unmatched,
+            ["throughput (base only)", "poisson@4.00req/s (new only)"]
+        );
+        // A sweep's rates come from each run's measured maximum: the k-th rate of the same
+        // kind pairs with the k-th.
+        let a = doc(
+            vec![named(Rate, "constant", Some(10.2))],
+            serde_json::json!({}),
+        );
+        let b = doc(
+            vec![named(Rate, "constant", Some(10.5))],
+            serde_json::json!({}),
+        );
+        assert_eq!(compare(&a, &b, 0.1).steps.len(), 1);
+    }
+
+    #[test]
+    fn differing_settings_are_warned_about() {
+        let cfg = |model: &str, decode: u64, arrival: &str| {
+            serde_json::json!({
+                "model_name": model, "endpoint": "chat", "arrival": {"kind": arrival},
+                "prompt_options": {"num_tokens": 200}, "decode_options": {"num_tokens": decode},
+            })
+        };
+        let base = doc(Vec::new(), cfg("m", 800, "constant"));
+        assert!(compare(&base, &base, 0.1).warnings.is_empty());
+        let new = doc(Vec::new(), cfg("other", 64, "poisson"));
+        let text = render(&compare(&base, &new, 0.1));
+        for needle in ["model_name", "decode_options", "arrival", "warning"] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        assert!(!text.contains("prompt_options"), "{text}");
+    }
+
+    #[test]
     fn relative_is_formatted_with_sign() {
         let c = Change {
             figure: "x",
             unit: "ms",
-            base: 100.0,
-            new: 120.0,
+            base: Some(100.0),
+            new: Some(120.0),
             relative: Some(0.2),
             regression: true,
         };

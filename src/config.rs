@@ -13,6 +13,14 @@ use crate::workload::options::TokenizeOptions;
 /// beyond awc/reqwest defaults; awc's own 5 s default is disabled).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Output tokens asked of every request (`max_tokens`, exactly, with `ignore_eos`) when
+/// `--decode-options` is not given: the original tool's profiles' 800. Without a bound, a server
+/// that honours `ignore_eos` generates to the model's context limit.
+pub const DEFAULT_OUTPUT_TOKENS: u64 = 800;
+
+/// A run stops (exit code 4) when more than this share of a step's requests failed.
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.5;
+
 /// After SIGINT/SIGTERM, in-flight requests get this long to finish.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -94,7 +102,8 @@ pub struct RunConfig {
     pub max_context_tokens: Option<u64>,
     /// How open-loop arrivals are spaced (constant by default, as the original tool).
     pub arrival: crate::load::schedule::Arrival,
-    /// End a step when more than this share (0..1) of its finished requests failed.
+    /// End a step, and the run (exit code 4), when more than this share (0..1) of its finished
+    /// requests failed; `None` (or 1.0): no limit.
     pub max_error_rate: Option<f64>,
     /// End an open-loop step (and skip higher rates) when the server is saturated.
     pub stop_when_saturated: bool,
@@ -171,7 +180,7 @@ impl RunConfig {
             benchmark_kind: BenchmarkKind::Sweep,
             warmup: Duration::from_secs(30),
             prompt_options: None,
-            decode_options: None,
+            decode_options: Some(TokenizeOptions::fixed(DEFAULT_OUTPUT_TOKENS)),
             draw_prompt_lengths: false,
             dataset: None,
             dataset_file: None,
@@ -191,7 +200,7 @@ impl RunConfig {
             seed: 0,
             max_context_tokens: None,
             arrival: crate::load::schedule::Arrival::Constant,
-            max_error_rate: None,
+            max_error_rate: Some(DEFAULT_MAX_ERROR_RATE),
             stop_when_saturated: true,
             prometheus_listen: None,
             // Two scrapes at Prometheus's default 15 s interval.

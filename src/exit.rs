@@ -9,8 +9,17 @@ pub enum RunError {
     Config(String),
     /// The server could not be reached, or was unhealthy, before the first request.
     Unreachable(String),
+    /// The server answered the pre-flight request with an error status: every request of the
+    /// run would fail the same way.
+    Refused(String),
     /// Every request of a measured step failed; the results written so far are at `results`.
     AllFailed {
+        step: String,
+        reason: String,
+        results: Option<PathBuf>,
+    },
+    /// More than `--max-error-rate` of a step's requests failed; the run stopped there.
+    ErrorRate {
         step: String,
         reason: String,
         results: Option<PathBuf>,
@@ -31,8 +40,8 @@ impl RunError {
         match self {
             RunError::Internal(_) => 1,
             RunError::Config(_) => 2,
-            RunError::Unreachable(_) => 3,
-            RunError::AllFailed { .. } => 4,
+            RunError::Unreachable(_) | RunError::Refused(_) => 3,
+            RunError::AllFailed { .. } | RunError::ErrorRate { .. } => 4,
             RunError::ThresholdsFailed { .. } => 5,
             RunError::Interrupted { .. } => 130,
         }
@@ -48,6 +57,7 @@ impl fmt::Display for RunError {
         match self {
             RunError::Config(m) => write!(f, "configuration error: {m}"),
             RunError::Unreachable(m) => write!(f, "server unreachable: {m}"),
+            RunError::Refused(m) => write!(f, "the server refused the pre-flight request: {m}"),
             RunError::AllFailed {
                 step,
                 reason,
@@ -57,10 +67,15 @@ impl fmt::Display for RunError {
                 "every request of step {step} failed ({reason}){}",
                 written(results)
             ),
+            RunError::ErrorRate {
+                step,
+                reason,
+                results,
+            } => write!(f, "step {step} failed: {reason}{}", written(results)),
             RunError::ThresholdsFailed { failures, summary } => write!(
                 f,
-                "{} threshold check(s) failed; results written to {}\n  {}",
-                failures.len(),
+                "{} failed; results written to {}\n  {}",
+                crate::text::count(failures.len() as u64, "threshold check", "threshold checks"),
                 summary.results_path.display(),
                 failures.join("\n  ")
             ),

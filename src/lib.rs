@@ -19,8 +19,13 @@ pub mod request;
 pub mod results_file;
 pub mod shard;
 pub mod shutdown;
+pub mod signals;
 pub mod sim;
+pub mod step_line;
 pub mod table;
+#[cfg(test)]
+mod test_fixtures;
+pub mod text;
 pub mod thresholds;
 pub mod tls;
 pub mod workers;
@@ -49,14 +54,21 @@ pub fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
     run_with(cfg, Shutdown::new(), false)
 }
 
-/// As `run`, with a stop handle the caller controls, and — for the binary — SIGINT/SIGTERM
-/// handling: the first signal stops the run cleanly (drain, then cancel after the grace
-/// period, results written), a second one exits at once.
+/// As `run`, with a stop handle the caller controls, and — for the binary (`binary`) —
+/// SIGINT/SIGTERM handling (the first signal stops the run cleanly: drain, then cancel after
+/// the grace period, results written; a second one exits at once) and the summary table on
+/// stdout as soon as the run ends, before `/metrics` lingers for its last scrape.
 pub fn run_with(
     mut cfg: RunConfig,
     shutdown: Shutdown,
-    handle_signals: bool,
+    binary: bool,
 ) -> Result<RunSummary, RunError> {
+    let (base, note) =
+        request::base_url::normalize(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    cfg.url = base;
     let url = endpoint_url(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
     cfg.max_vus = limits::prepare(cfg.max_vus);
     let gates = cfg
@@ -73,16 +85,32 @@ pub fn run_with(
         csv: cfg.csv,
     };
     let system = actix_rt::System::new();
-    let summary = system.block_on(async move {
-        if handle_signals {
-            actix_rt::spawn(watch_signals(shutdown.clone()));
+    let abort = signals::AbortTarget::default();
+    system.block_on(async move {
+        if binary {
+            actix_rt::spawn(signals::watch(shutdown.clone(), abort.clone()));
         }
-        start(cfg, url, workload, shutdown).await
-    });
-    // The Markdown summary, the HTML report and the CSV, beside whatever results were saved.
-    report::after_run(outputs, &summary);
-    let summary = summary?;
-    let failures = thresholds::evaluate(&gates, &summary.steps);
+        let (summary, lingering) = match start(cfg, url, workload, shutdown, abort).await {
+            Ok((summary, lingering)) => (summary, Some(lingering)),
+            Err(e) => (Err(e), None),
+        };
+        // The Markdown summary, the HTML report and the CSV, beside whatever results were saved.
+        report::after_run(outputs, &summary);
+        let outcome = summary.and_then(|s| gate(&gates, s));
+        if binary {
+            table::print_outcome(&outcome);
+        }
+        // Only then does /metrics keep serving the final values for the last scrape.
+        if let Some(l) = lingering {
+            l.linger_and_stop().await;
+        }
+        outcome
+    })
+}
+
+/// The run's `--threshold` gates over its steps.
+fn gate(gates: &[thresholds::Threshold], summary: RunSummary) -> Result<RunSummary, RunError> {
+    let failures = thresholds::evaluate(gates, &summary.steps);
     if failures.is_empty() {
         Ok(summary)
     } else {
@@ -98,7 +126,8 @@ async fn start(
     url: String,
     workload: Workload,
     shutdown: Shutdown,
-) -> Result<RunSummary, RunError> {
+    abort: signals::AbortTarget,
+) -> Result<(Result<RunSummary, RunError>, Lingering), RunError> {
     let authorization = cfg.api_key.as_ref().map(|k| format!("Bearer {k}"));
     let settings = ClientSettings {
         max_connections: cfg.max_vus as usize + 1,
@@ -109,12 +138,15 @@ async fn start(
         m = coordinator::health::check(&probe, &cfg.url, authorization.as_deref(), cfg.model_name.as_deref()) => m?,
         _ = shutdown.reached(Level::Stop) => return Err(RunError::Interrupted { results: None }),
     };
-    drop(probe);
-
     let bodies = prepare_bodies(&cfg, &model, &workload);
     let preflight_id = format!("{}-preflight", cfg.request_id_prefix());
-    let keep_alive =
-        probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &bodies[0]).await;
+    let tiny = one_token_body(&bodies[0]);
+    tokio::select! {
+        checked = coordinator::preflight::check_request(&probe, &url, authorization.as_deref(), &preflight_id, tiny.clone()) => checked?,
+        _ = shutdown.reached(Level::Stop) => return Err(RunError::Interrupted { results: None }),
+    }
+    drop(probe);
+    let keep_alive = probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &tiny).await;
     let mut pool = load::conversation::pool(&cfg, &model, &workload, bodies);
     if workload.arrivals.is_some() {
         pool = pool.in_arrival_order();
@@ -166,6 +198,7 @@ async fn start(
         recorder.subscribe(sink.events.clone());
     }
     let recorder = recorder.start_in_arbiter(&sink_arbiter.handle());
+    abort.set(Some(recorder.clone()));
 
     let shared = Arc::new(RequestShared {
         url,
@@ -203,14 +236,33 @@ async fn start(
             "the coordinator stopped without a result".into(),
         ))
     });
-    // /metrics keeps serving the final values for a while (the sink arbiter is still up).
-    linger.wait().await;
-    sink_arbiter.stop();
-    let _ = sink_arbiter.join();
+    // The results are final: a second signal from now on only exits.
+    abort.set(None);
     if let Some(note) = pool.chat().and_then(|c| c.summary()) {
         eprintln!("{note}");
     }
-    result
+    Ok((
+        result,
+        Lingering {
+            linger,
+            sink_arbiter,
+        },
+    ))
+}
+
+/// What a run that got under way leaves up after its outcome: the sinks' arbiter, so that
+/// `/metrics` can keep serving the final values (`--prometheus-linger`) after the summary.
+struct Lingering {
+    linger: outputs::Linger,
+    sink_arbiter: Arbiter,
+}
+
+impl Lingering {
+    async fn linger_and_stop(self) {
+        self.linger.wait().await;
+        self.sink_arbiter.stop();
+        let _ = self.sink_arbiter.join();
+    }
 }
 
 /// Whether pooled connections may be reused: a server that closes the connection after each
@@ -219,15 +271,9 @@ async fn probe_keep_alive(
     url: &str,
     authorization: Option<&str>,
     request_id: &str,
-    first: &PreparedBody,
+    body: &[u8],
 ) -> bool {
-    // One tiny request: the first prompt, one output token.
-    let mut body: serde_json::Value = serde_json::from_slice(&first.body).unwrap_or_default();
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("max_tokens".into(), 1.into());
-    }
-    let body = serde_json::to_vec(&body).unwrap_or_default();
-    match coordinator::keep_alive::probe(url, authorization, request_id, &body).await {
+    match coordinator::keep_alive::probe(url, authorization, request_id, body).await {
         Some(false) => {
             eprintln!(
                 "pre-flight: the server closes the connection after every streamed response \
@@ -237,6 +283,15 @@ async fn probe_keep_alive(
         }
         _ => true,
     }
+}
+
+/// The pre-flight requests' body: the run's first prompt, one output token.
+fn one_token_body(first: &PreparedBody) -> Vec<u8> {
+    let mut body: serde_json::Value = serde_json::from_slice(&first.body).unwrap_or_default();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("max_tokens".into(), 1.into());
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// Request bodies are serialized once, here, so the hot path only clones `Bytes`.
@@ -258,24 +313,6 @@ fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<
             })
         })
         .collect()
-}
-
-async fn watch_signals(shutdown: Shutdown) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        log::warn!("cannot listen for SIGINT/SIGTERM");
-        return;
-    };
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    eprintln!("stopping: finishing in-flight requests (a second signal exits at once)");
-    shutdown.raise(Level::Stop);
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    eprintln!("second signal: exiting now");
-    console::ui::restore_if_active();
-    std::process::exit(130);
 }
 
 /// mimalloc instead of glibc's malloc: tokenizing a dataset allocates per token from several

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use sinks::json::write_atomically;
 
 /// Reads `inputs`, merges them and writes `output`; returns a one-line account for the user.
-/// Refuses to write over one of its inputs.
-pub fn merge_files(inputs: &[PathBuf], output: &Path) -> Result<String, String> {
+/// Refuses to write over one of its inputs, and (see `sinks::json::merge`) the same results twice
+/// or — unless `force` — files that are not shards of one run.
+pub fn merge_files(inputs: &[PathBuf], output: &Path, force: bool) -> Result<String, String> {
     let out = canonical(output);
     if let Some(clash) = inputs.iter().find(|p| canonical(p) == out) {
         return Err(format!(
@@ -20,16 +21,18 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path) -> Result<String, String> 
         .iter()
         .map(|p| crate::compare::load(p).map(|d| (p.display().to_string(), d)))
         .collect::<Result<Vec<_>, _>>()?;
-    let merged = sinks::json::merge::merge(&docs)?;
+    let merged = sinks::json::merge::merge(&docs, force)?;
     let mut bytes = serde_json::to_vec_pretty(&merged).map_err(|e| e.to_string())?;
     bytes.push(b'\n');
     write_atomically(output, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     let requests: u64 = merged.results.iter().map(|s| s.total_requests).sum();
+    let count = crate::text::count;
     Ok(format!(
-        "merged {} files: {} steps, {requests} requests → {}",
-        docs.len(),
-        merged.results.len(),
+        "merged {}: {}, {} → {}",
+        count(docs.len() as u64, "file", "files"),
+        count(merged.results.len() as u64, "step", "steps"),
+        count(requests, "request", "requests"),
         output.display()
     ))
 }

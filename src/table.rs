@@ -1,6 +1,8 @@
-//! The summary table printed at the end of a run (the original tool's columns).
+//! The summary table printed at the end of a run (the original tool's columns). Dropped
+//! arrivals count in the error rate and the successful/arrivals column.
 
 use sinks::json::StepResult;
+use sinks::Summary;
 
 const HEADERS: [&str; 10] = [
     "Benchmark",
@@ -23,25 +25,54 @@ fn row(r: &StepResult) -> [String; 10] {
             v as f64 / r.successful_requests as f64
         }
     };
-    let error_rate = if r.total_requests == 0 {
+    // An arrival dropped at the in-flight cap was never served either: it counts against the
+    // step beside the failed requests, so a step that dropped a third of its load does not
+    // read as 0 % errors.
+    let arrivals = r.total_requests + r.dropped_arrivals;
+    let error_rate = if arrivals == 0 {
         0.0
     } else {
-        100.0 * r.failed_requests as f64 / r.total_requests as f64
+        100.0 * (r.failed_requests + r.dropped_arrivals) as f64 / arrivals as f64
+    };
+    let ok = match r.dropped_arrivals {
+        0 => format!("{}/{}", r.successful_requests, r.total_requests),
+        d => format!("{}/{arrivals} ({d} dropped)", r.successful_requests),
     };
     [
         r.id.clone(),
         format!("{:.2} req/s", r.request_rate),
-        format!("{:.2} sec", r.e2e_latency_ms.avg / 1000.0),
-        format!("{:.2} ms", r.time_to_first_token_ms.avg),
-        format!("{:.2} ms", r.inter_token_latency_ms.avg),
+        avg(&r.e2e_latency_ms, 1000.0, "sec"),
+        avg(&r.time_to_first_token_ms, 1.0, "ms"),
+        avg(&r.inter_token_latency_ms, 1.0, "ms"),
         format!("{:.2} tokens/sec", r.token_throughput_secs),
         format!("{error_rate:.2}%"),
-        format!("{}/{}", r.successful_requests, r.total_requests),
+        ok,
         // The original tool's figure: the successful requests' prompts, per successful request.
         format!("{:.2}", per_ok(r.total_tokens_sent)),
         format!("{:.2}", per_ok(r.total_tokens)),
     ]
 }
+
+/// The binary's account of a run on stdout: the summary table and where the results are
+/// (also when a `--threshold` failed: the run itself completed).
+pub fn print_outcome(outcome: &Result<crate::RunSummary, crate::RunError>) {
+    let summary = match outcome {
+        Ok(s) => s,
+        Err(crate::RunError::ThresholdsFailed { summary, .. }) => summary,
+        Err(_) => return,
+    };
+    println!("{}", render(&summary.steps));
+    println!("results: {}", summary.results_path.display());
+}
+
+/// A summary's mean in `unit` (ms divided by `per_ms`), or "–" when nothing was measured.
+fn avg(s: &Summary, per_ms: f64, unit: &str) -> String {
+    s.known(s.avg)
+        .map_or_else(|| MISSING.into(), |v| format!("{:.2} {unit}", v / per_ms))
+}
+
+/// What a figure that was not measured shows (never 0).
+pub const MISSING: &str = "–";
 
 /// A Markdown-style table, readable in a terminal and pasteable into a document.
 pub fn render(results: &[StepResult]) -> String {
@@ -72,4 +103,27 @@ pub fn render(results: &[StepResult]) -> String {
         out.push(line(&mut r.iter().map(String::as_str)));
     }
     out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::step;
+
+    #[test]
+    fn dropped_arrivals_count_in_the_error_and_ok_columns() {
+        let cells = row(&step(81, 0, 39));
+        assert_eq!(cells[6], "32.50%", "39 of 120 arrivals were not served");
+        assert_eq!(cells[7], "81/120 (39 dropped)");
+        let cells = row(&step(9, 1, 0));
+        assert_eq!((cells[6].as_str(), cells[7].as_str()), ("10.00%", "9/10"));
+    }
+
+    #[test]
+    fn missing_latencies_are_a_dash_not_zero() {
+        let cells = row(&step(0, 5, 0));
+        assert_eq!(cells[2..5], ["–", "–", "–"], "no request succeeded");
+        let cells = row(&step(2, 0, 0));
+        assert_eq!(cells[3], "100.00 ms");
+    }
 }

@@ -94,17 +94,64 @@ pub struct Threshold {
 pub struct Failure {
     pub step: String,
     pub threshold: String,
-    pub actual: f64,
+    /// `None`: the step has no such figure (e.g. no latency when no request succeeded), so the
+    /// gate cannot be passed.
+    pub actual: Option<f64>,
+    /// How `actual` is shown: its unit (shares as percentages).
+    pub unit: Unit,
+}
+
+/// The unit a metric's value is in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unit {
+    Ms,
+    /// A share (0..1), shown as a percentage.
+    Share,
+    RequestsPerSecond,
+    TokensPerSecond,
+    Requests,
+    Arrivals,
+}
+
+impl Unit {
+    fn show(self, v: f64) -> String {
+        match self {
+            Unit::Ms => format!("{} ms", trim(v)),
+            Unit::Share => format!("{}%", trim(v * 100.0)),
+            Unit::RequestsPerSecond => format!("{} req/s", trim(v)),
+            Unit::TokensPerSecond => format!("{} tokens/s", trim(v)),
+            Unit::Requests => crate::text::count(v as u64, "request", "requests"),
+            Unit::Arrivals => crate::text::count(v as u64, "arrival", "arrivals"),
+        }
+    }
+}
+
+impl Metric {
+    fn unit(self) -> Unit {
+        match self {
+            Metric::Latency(..) => Unit::Ms,
+            Metric::Figure(f) => match f {
+                Figure::ErrorRate | Figure::DroppedRate => Unit::Share,
+                Figure::RequestRate | Figure::AchievedRate | Figure::Goodput => {
+                    Unit::RequestsPerSecond
+                }
+                Figure::TokenThroughput => Unit::TokensPerSecond,
+                Figure::SuccessfulRequests | Figure::FailedRequests => Unit::Requests,
+                Figure::DroppedArrivals => Unit::Arrivals,
+            },
+        }
+    }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let actual = self
+            .actual
+            .map_or_else(|| "no data".into(), |v| self.unit.show(v));
         write!(
             f,
-            "step {}: {} failed (actual {})",
-            self.step,
-            self.threshold,
-            trim(self.actual)
+            "step {}: {} failed (actual {actual})",
+            self.step, self.threshold,
         )
     }
 }
@@ -243,20 +290,25 @@ fn parse_value(metric: Metric, rhs: &str) -> Result<f64, String> {
 }
 
 impl Threshold {
-    /// The step's value of this threshold's metric.
-    fn actual(&self, r: &StepResult) -> f64 {
+    /// The step's value of this threshold's metric; `None` when it was not measured.
+    fn actual(&self, r: &StepResult) -> Option<f64> {
         match self.metric {
-            Metric::Latency(l, agg) => pick(latency(r, l), agg),
-            Metric::Figure(f) => figure(r, f),
+            Metric::Latency(l, agg) => {
+                let s = latency(r, l);
+                s.known(pick(s, agg))
+            }
+            Metric::Figure(f) => Some(figure(r, f)),
         }
     }
 
     pub fn check(&self, r: &StepResult) -> Option<Failure> {
         let actual = self.actual(r);
-        (!self.op.holds(actual, self.value)).then(|| Failure {
+        let holds = actual.is_some_and(|a| self.op.holds(a, self.value));
+        (!holds).then(|| Failure {
             step: r.id.clone(),
             threshold: self.text.clone(),
             actual,
+            unit: self.metric.unit(),
         })
     }
 
@@ -392,12 +444,27 @@ mod tests {
         let f = t("error_rate<1%").check(&r).unwrap();
         assert_eq!(
             f.to_string(),
-            "step constant@10.00req/s: error_rate<1% failed (actual 0.02)"
+            "step constant@10.00req/s: error_rate<1% failed (actual 2%)"
         );
+        let actual = |gate: &str| t(gate).check(&r).unwrap().to_string();
+        assert!(actual("p99(ttft)<800ms").ends_with("(actual 800 ms)"));
+        assert!(actual("token_throughput>=100").ends_with("(actual 95 tokens/s)"));
+        assert!(actual("request_rate>10").ends_with("(actual 9.3 req/s)"));
+        assert!(actual("failed_requests<1").ends_with("(actual 2 requests)"));
         assert_eq!(
             evaluate(&[t("error_rate<1%"), t("itl<25")], &[r.clone(), r]).len(),
             2
         );
+    }
+
+    #[test]
+    fn a_gate_on_a_missing_figure_fails_as_no_data() {
+        let mut r = step();
+        r.time_to_first_token_ms = Summary::default();
+        let f = t("p99(ttft)<800ms")
+            .check(&r)
+            .expect("nothing to pass with");
+        assert!(f.to_string().contains("no data"), "{f}");
     }
 
     #[test]

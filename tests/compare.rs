@@ -75,7 +75,7 @@ fn compare_flags_a_ttft_regression_and_passes_identical_runs() {
     let (code, text) = compare(&base, &base, &["--fail-on-regression"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains("REGRESSION"), "{text}");
-    assert!(text.contains("0 regression(s)"), "{text}");
+    assert!(text.contains("0 regressions"), "{text}");
     assert_eq!(text.matches("| TTFT p50").count(), steps, "{text}");
 
     // 20 % slower first tokens: both TTFT rows of every step flagged, exit 5 with the gate.
@@ -87,7 +87,7 @@ fn compare_flags_a_ttft_regression_and_passes_identical_runs() {
     assert!(flagged
         .iter()
         .all(|l| l.contains("TTFT") && l.contains("+20.0%")));
-    assert!(text.contains(&format!("{} regression(s)", 2 * steps)));
+    assert!(text.contains(&format!("{} regressions", 2 * steps)));
 
     // Without the gate the table is the same but the exit code is 0.
     let (code, _) = compare(&base, &slower, &[]);

@@ -112,7 +112,7 @@ fn merged(sim: &SimServer, work: &Path, out: &Path) -> Value {
     }
     std::fs::create_dir_all(out).unwrap();
     let path = out.join("merged.json");
-    inference_benchmarker::merge::merge_files(&files, &path).expect("merge");
+    inference_benchmarker::merge::merge_files(&files, &path, false).expect("merge");
     common::validated(&path)
 }
 

@@ -72,8 +72,10 @@ fn a_server_that_is_down_fails_fast_with_exit_code_3() {
     );
 }
 
+/// A model the server does not serve: the pre-flight request is refused, the run stops before
+/// it starts with exit code 3 and the server's reason.
 #[test]
-fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
+fn a_wrong_model_is_refused_before_the_run() {
     let sim = sim();
     let out = tempfile::tempdir().unwrap();
     let run = common::benchmark()
@@ -84,8 +86,47 @@ fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
             "no-such-model",
             "-w",
             "0s",
+        ])
+        .args([
             "-d",
             "1s",
+            "-m",
+            "4",
+            "-b",
+            "throughput",
+            "-n",
+            "--output-dir",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let received = sim.stats().received;
+    sim.stop();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 404") && stderr.contains("no-such-model"),
+        "the server's reason is shown: {stderr}"
+    );
+    assert_eq!(received, 0, "no measured request was sent");
+}
+
+/// A server that fails every measured request (503: measured, not a refusal): the step's
+/// results are kept, the run fails with exit code 4.
+#[test]
+fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
+    let sim = failing_sim();
+    let out = tempfile::tempdir().unwrap();
+    let run = common::binary()
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "1s",
+            "--max-error-rate",
+            "1",
         ])
         .args(["-m", "4", "-b", "throughput", "-n", "--output-dir"])
         .arg(out.path())
@@ -99,7 +140,7 @@ fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("404"),
+        stderr.contains("503"),
         "the server's reason is shown: {stderr}"
     );
 
@@ -108,21 +149,36 @@ fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
     let step = &doc["results"][0];
     assert_eq!(step["successful_requests"], 0);
     assert!(step["failed_requests"].as_u64().unwrap() > 0);
-    assert_eq!(step["failed_requests"], step["errors"]["http_4xx"]);
-    assert!(step["first_error"]
-        .as_str()
-        .unwrap()
-        .contains("no-such-model"));
+    assert_eq!(step["failed_requests"], step["errors"]["http_5xx"]);
+    assert!(step["first_error"].as_str().unwrap().contains("503"));
+    let ttft = &step["time_to_first_token_ms"];
+    assert!(
+        ttft["p50"].is_null() && ttft["avg"].is_null() && ttft["count"] == 0,
+        "missing, not zero: {ttft}"
+    );
+}
+
+/// Every measured request gets 503; the pre-flight request passes (partial fault shares are
+/// never drawn for it).
+fn failing_sim() -> SimServer {
+    SimServer::start(
+        SimConfig {
+            faults: vec!["status=503@0.99999".into()],
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .expect("simulated server starts")
 }
 
 #[test]
 fn the_library_reports_all_failed_with_its_exit_code() {
-    let sim = sim();
+    let sim = failing_sim();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
-    cfg.model_name = Some("no-such-model".into());
     cfg.benchmark_kind = BenchmarkKind::Throughput;
     cfg.duration = Duration::from_secs(1);
+    cfg.max_error_rate = None;
     let err = inference_benchmarker::run(cfg).unwrap_err();
     sim.stop();
     assert!(
@@ -296,4 +352,74 @@ fn sigterm_cancels_what_outlives_the_grace_period() {
         "all were in flight: {step}"
     );
     assert_eq!(step["ended_early"], "interrupted by signal");
+}
+
+/// A second Ctrl-C exits at once but leaves an honest file: status `aborted` with what was
+/// measured so far (the unfinished step closed over what it recorded), and the message says the
+/// file is incomplete (before: the file stayed `status: "running"` with no step).
+#[test]
+fn a_second_ctrl_c_leaves_an_honest_file() {
+    // Each request streams for about a second: some finish, some are in flight at the signal.
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(20.0),
+            fixed_itl_ms: Some(50.0),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let child = common::binary()
+        .args([
+            "-u",
+            &sim.url(),
+            "-w",
+            "0s",
+            "-d",
+            "60s",
+            "-b",
+            "rate",
+            "-r",
+            "10",
+            "-n",
+        ])
+        .args([
+            "--decode-options",
+            "num_tokens=20,min_tokens=20,max_tokens=20",
+        ])
+        .args(["--shutdown-grace", "30s", "--output-dir"])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.stats().completed < 15 {
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signal = || {
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    };
+    signal();
+    std::thread::sleep(Duration::from_millis(300));
+    signal();
+    let signalled = Instant::now();
+    let run = child.wait_with_output().unwrap();
+    sim.stop();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(130), "{stderr}");
+    assert!(signalled.elapsed() < Duration::from_secs(5), "at once");
+    assert!(stderr.contains("incomplete"), "{stderr}");
+
+    let doc = common::validated(&common::results_file(out.path()));
+    assert_eq!(doc["status"], "aborted");
+    let steps = doc["results"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "the unfinished step, closed: {stderr}");
+    assert!(steps[0]["successful_requests"].as_u64().unwrap() >= 15);
 }

@@ -57,6 +57,8 @@ fn every_fault_maps_to_its_outcome_request_for_request() {
     cfg.decode_options = Some(TokenizeOptions::fixed(8));
     cfg.save_requests = true;
     cfg.stop_when_saturated = false;
+    // Most requests fail on purpose: no --max-error-rate.
+    cfg.max_error_rate = None;
     let summary = inference_benchmarker::run(cfg).expect("the run completes despite every fault");
     // A stalled request's record is complete once its stall is over and the server finds the
     // client gone.
@@ -131,6 +133,8 @@ fn a_server_that_dies_and_comes_back() {
     cfg.decode_options = Some(TokenizeOptions::fixed(8));
     cfg.save_requests = true;
     cfg.stop_when_saturated = false;
+    // Half the step is an outage on purpose: no --max-error-rate.
+    cfg.max_error_rate = None;
     let run = std::thread::spawn(move || inference_benchmarker::run(cfg));
 
     // Down once the step is well under way (the run prepares its workload first).

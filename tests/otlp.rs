@@ -266,6 +266,8 @@ fn grpc_failed_requests_have_error_status() {
     let mut cfg = traced_config(&sim, out.path(), format!("http://{}", server.addr()));
     cfg.otlp_protocol = sinks::otlp::OtlpProtocol::Grpc;
     cfg.max_vus = 8;
+    // Most requests fail on purpose: no --max-error-rate.
+    cfg.max_error_rate = None;
     let summary = inference_benchmarker::run(cfg).expect("the run completes");
     let total: u64 = summary.steps.iter().map(|s| s.total_requests).sum();
     let failed_in_results: u64 = summary.steps.iter().map(|s| s.failed_requests).sum();

@@ -524,6 +524,10 @@ fn linger_serves_final_values_and_ctrl_c_ends_it() {
             "--prometheus-linger",
             "10m",
         ])
+        .args([
+            "--decode-options",
+            "num_tokens=16,min_tokens=16,max_tokens=16",
+        ])
         .args(["--prometheus-listen", &addr.to_string(), "--output-dir"])
         .arg(out.path())
         .stdout(Stdio::null())

@@ -67,10 +67,16 @@ fn a_sweep_stops_at_the_knee_and_says_why() {
 
 #[test]
 fn max_error_rate_ends_a_failing_step_early() {
-    let sim = SimServer::start(SimConfig::default(), None).unwrap();
+    let sim = SimServer::start(
+        SimConfig {
+            faults: vec!["status=503@0.9".into()],
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
-    cfg.model_name = Some("no-such-model".into());
     cfg.benchmark_kind = BenchmarkKind::Rate;
     cfg.rates = Some(vec![50.0]);
     cfg.duration = Duration::from_secs(30);
@@ -85,6 +91,7 @@ fn max_error_rate_ends_a_failing_step_early() {
     );
     assert_eq!(err.exit_code(), 4, "{err}");
     let doc = common::validated(&common::results_file(out.path()));
+    assert_eq!(doc["status"], "failed");
     let why = doc["results"][0]["ended_early"].as_str().unwrap();
     assert!(why.contains("--max-error-rate 50.0%"), "{why}");
 }

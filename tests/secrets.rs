@@ -101,6 +101,10 @@ fn secrets_appear_in_no_output() {
             "--extra-meta",
             "team=bench",
         ])
+        .args([
+            "--decode-options",
+            "num_tokens=16,min_tokens=16,max_tokens=16",
+        ])
         .args(["--prometheus-listen", &format!("127.0.0.1:{metrics_port}")])
         .args(["--otlp-endpoint", &format!("http://127.0.0.1:{otlp_port}")])
         .args(["--prometheus-linger", "4s", "--output-dir"])

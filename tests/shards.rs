@@ -238,4 +238,15 @@ fn three_shards_merge_into_the_whole_run() {
         .unwrap();
     assert_eq!(clash.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&clash.stderr).contains("one of the inputs"));
+
+    // The same file twice would double its counts: refused, --force or not.
+    let twice = common::binary()
+        .arg("merge")
+        .args([&shard_files[0], &shard_files[0]])
+        .args(["--force", "-o"])
+        .arg(shard_dir.path().join("twice.json"))
+        .output()
+        .unwrap();
+    assert_eq!(twice.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("same results"));
 }

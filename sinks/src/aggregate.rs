@@ -274,6 +274,7 @@ impl StepAggregator {
             time_to_first_token_from_schedule_ms: self.hist.ttft_from_schedule.summary(),
             e2e_latency_from_schedule_ms: self.hist.e2e_from_schedule.summary(),
             offered_rate: rate,
+            arrival: self.info.arrival().map(str::to_string),
             achieved_rate: per_second(c.total, send_s),
             send_duration_ms: send_ns / 1_000_000,
             dropped_arrivals: c.dropped,
@@ -587,6 +588,26 @@ mod tests {
         assert_eq!(r.config.duration_secs, 10);
         assert_eq!(r.config.max_vus, 8);
         assert_eq!(r.executor_type, "ConstantArrivalRate");
+    }
+
+    #[test]
+    fn a_rate_step_names_its_arrival_process() {
+        let mut poisson = info();
+        poisson.id = "poisson@2.00req/s".into();
+        assert_eq!(
+            StepAggregator::new(poisson)
+                .finish(window(), None)
+                .arrival
+                .as_deref(),
+            Some("poisson")
+        );
+        let mut closed = info();
+        closed.kind = StepKind::Throughput;
+        closed.id = "throughput".into();
+        assert_eq!(
+            StepAggregator::new(closed).finish(window(), None).arrival,
+            None
+        );
     }
 
     #[test]

@@ -120,7 +120,8 @@ impl StepKind {
 pub struct StepInfo {
     /// Position in the run: 0 is the warmup, measured steps count from 1.
     pub index: u32,
-    /// The original tool's step id: `warmup`, `throughput`, `constant@{rate}req/s`.
+    /// The original tool's step id: `warmup`, `throughput`, `constant@{rate}req/s` (or
+    /// `poisson@…`, `gamma@…`, `trace@…`: the arrival process).
     pub id: String,
     pub kind: StepKind,
     /// Virtual users (closed loop) or the cap on concurrent requests (open loop).
@@ -129,6 +130,14 @@ pub struct StepInfo {
     pub rate: Option<f64>,
     /// Planned duration of the sending window.
     pub duration_secs: f64,
+}
+
+impl StepInfo {
+    /// The arrival process of an open-loop step, as its id names it (`poisson@2.00req/s` →
+    /// `poisson`); `None` for the closed loop.
+    pub fn arrival(&self) -> Option<&str> {
+        (self.kind == StepKind::Rate).then(|| self.id.split('@').next().unwrap_or(&self.id))
+    }
 }
 
 /// Sent by every request exactly once, when it has ended in any way.

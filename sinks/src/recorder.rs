@@ -291,20 +291,26 @@ impl Recorder {
 
     /// Closes steps that never got their `FinishStep` (e.g. an aborted run),
     /// over the window their own events span, so nothing recorded is lost.
-    fn close_open_steps(&mut self) {
+    fn close_open_steps(&mut self, status: RunStatus) {
         for (step, agg) in std::mem::take(&mut self.steps) {
             let Some(window) = agg.observed_window() else {
                 log::info!("step {step} was started but saw no event; left out of the results");
                 continue;
             };
             log::warn!("step {step} was not finished before the flush; closing it");
-            let reason = "not finished when the run ended".to_string();
+            let reason = match status {
+                RunStatus::Aborted => {
+                    "aborted by a second signal: requests still in flight are not counted"
+                }
+                _ => "not finished when the run ended",
+            }
+            .to_string();
             self.doc.results.push(agg.finish(window, Some(reason)));
         }
     }
 
     fn flush(&mut self, status: RunStatus) -> Result<PathBuf, String> {
-        self.close_open_steps();
+        self.close_open_steps(status);
         self.doc.status = status;
         self.flush_log();
         if self.unrouted > 0 {

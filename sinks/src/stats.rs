@@ -91,7 +91,7 @@ impl LatencyHistogram {
     }
 
     /// Percentiles, extremes, mean and standard deviation in milliseconds.
-    /// An empty histogram gives all zeros and `count == 0`.
+    /// An empty histogram gives `count == 0` (and zeros, never to be shown: see `known`).
     pub fn summary(&self) -> Summary {
         let h = &self.hist;
         if h.is_empty() {
@@ -152,8 +152,11 @@ fn us_to_ms(us: u64) -> f64 {
 }
 
 /// A latency distribution in milliseconds. The original tool's keys come first
-/// (`p50` .. `p99`, `avg`), then ours.
+/// (`p50` .. `p99`, `avg`), then ours. An empty one (`count == 0`: e.g. a step where no request
+/// succeeded) has no figures: they are `null` in JSON, and whatever prints one asks
+/// [`Summary::known`] first — a missing figure is never shown as 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SummaryJson", into = "SummaryJson")]
 pub struct Summary {
     pub p50: f64,
     pub p60: f64,
@@ -171,6 +174,79 @@ pub struct Summary {
     pub stddev: f64,
     /// Number of values the summary is made of.
     pub count: u64,
+}
+
+impl Summary {
+    /// No value was recorded: every figure is missing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// `figure` (one of this summary's), or `None` when the summary is empty.
+    pub fn known(&self, figure: f64) -> Option<f64> {
+        (!self.is_empty()).then_some(figure)
+    }
+}
+
+/// The JSON form of [`Summary`]: figures are `null` when nothing was recorded.
+#[derive(Serialize, Deserialize)]
+struct SummaryJson {
+    p50: Option<f64>,
+    p60: Option<f64>,
+    p70: Option<f64>,
+    p80: Option<f64>,
+    p90: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+    avg: Option<f64>,
+    p99_9: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    stddev: Option<f64>,
+    count: u64,
+}
+
+impl From<Summary> for SummaryJson {
+    fn from(s: Summary) -> Self {
+        let k = |v: f64| s.known(v);
+        SummaryJson {
+            p50: k(s.p50),
+            p60: k(s.p60),
+            p70: k(s.p70),
+            p80: k(s.p80),
+            p90: k(s.p90),
+            p95: k(s.p95),
+            p99: k(s.p99),
+            avg: k(s.avg),
+            p99_9: k(s.p99_9),
+            min: k(s.min),
+            max: k(s.max),
+            stddev: k(s.stddev),
+            count: s.count,
+        }
+    }
+}
+
+impl From<SummaryJson> for Summary {
+    fn from(j: SummaryJson) -> Self {
+        // A file written before figures could be null has zeros with count 0: the same.
+        let v = |x: Option<f64>| x.unwrap_or(0.0);
+        Summary {
+            p50: v(j.p50),
+            p60: v(j.p60),
+            p70: v(j.p70),
+            p80: v(j.p80),
+            p90: v(j.p90),
+            p95: v(j.p95),
+            p99: v(j.p99),
+            avg: v(j.avg),
+            p99_9: v(j.p99_9),
+            min: v(j.min),
+            max: v(j.max),
+            stddev: v(j.stddev),
+            count: j.count,
+        }
+    }
 }
 
 /// A histogram could not be encoded or decoded.
@@ -242,6 +318,22 @@ mod tests {
         assert!(h.is_empty());
         assert_eq!(h.summary(), Summary::default());
         assert_eq!(h.summary().count, 0);
+    }
+
+    #[test]
+    fn an_empty_summary_is_null_in_json_never_zero() {
+        let json = serde_json::to_value(LatencyHistogram::new().summary()).unwrap();
+        assert_eq!(json["count"], 0);
+        for key in ["p50", "p99", "p99_9", "avg", "min", "max", "stddev"] {
+            assert!(json[key].is_null(), "{key}: {json}");
+        }
+        let back: Summary = serde_json::from_value(json).unwrap();
+        assert!(back.is_empty());
+        assert_eq!(back.known(back.p50), None);
+        let full = one_to_thousand_ms().summary();
+        let back: Summary = serde_json::from_value(serde_json::to_value(full).unwrap()).unwrap();
+        assert_eq!(back, full);
+        assert_eq!(full.known(full.p50), Some(full.p50));
     }
 
     #[test]

@@ -45,6 +45,17 @@ pub struct Percentiles {
     pub count: u64,
 }
 
+impl Percentiles {
+    /// One of these percentiles with `digits` decimals, or "–" before the first value.
+    pub fn show(&self, v: f64, digits: usize) -> String {
+        if self.count == 0 {
+            crate::table::MISSING.into()
+        } else {
+            format!("{v:.digits$}")
+        }
+    }
+}
+
 fn percentiles(h: &LatencyHistogram) -> Percentiles {
     Percentiles {
         p50: h.quantile_ms(0.50),
@@ -329,6 +340,19 @@ mod tests {
             (s.token_rate - 8.0).abs() < 1e-9,
             "16 tokens over the 2 s window"
         );
+    }
+
+    #[test]
+    fn missing_percentiles_are_a_dash() {
+        let t0 = Instant::now();
+        let mut st = LiveState::new();
+        st.apply(&started(1, None), t0);
+        st.apply(&request(1, Outcome::Http5xx, 0), t0);
+        let s = st.snapshot(t0).steps[0].clone();
+        assert_eq!(s.ttft.show(s.ttft.p50, 1), "–");
+        st.apply(&request(1, Outcome::Ok, 12), t0);
+        let s = st.snapshot(t0).steps[0].clone();
+        assert_eq!(s.ttft.show(s.ttft.p50, 1), "12.0");
     }
 
     #[test]

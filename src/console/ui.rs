@@ -248,8 +248,8 @@ fn draw_steps(f: &mut Frame, snap: &Snapshot, area: Rect) {
                 format!("{mark} {}", s.id),
                 format!("{:.1}", s.token_rate),
                 format!("{:.2}", s.request_rate),
-                format!("{:.0}", s.ttft.p50),
-                format!("{:.1}", s.itl.p50),
+                s.ttft.show(s.ttft.p50, 0),
+                s.itl.show(s.itl.p50, 1),
                 format!("{}/{}", s.failed, s.ok + s.failed),
             ])
         })
@@ -322,12 +322,16 @@ fn draw_figures(f: &mut Frame, step: Option<&StepSnapshot>, gauges: &LiveGauges,
                 s.dropped
             )),
             Line::from(format!(
-                "TTFT ms        p50 {:.1}  p90 {:.1}  p99 {:.1}",
-                s.ttft.p50, s.ttft.p90, s.ttft.p99
+                "TTFT ms        p50 {}  p90 {}  p99 {}",
+                s.ttft.show(s.ttft.p50, 1),
+                s.ttft.show(s.ttft.p90, 1),
+                s.ttft.show(s.ttft.p99, 1)
             )),
             Line::from(format!(
-                "ITL ms         p50 {:.2}  p90 {:.2}  p99 {:.2}",
-                s.itl.p50, s.itl.p90, s.itl.p99
+                "ITL ms         p50 {}  p90 {}  p99 {}",
+                s.itl.show(s.itl.p50, 2),
+                s.itl.show(s.itl.p90, 2),
+                s.itl.show(s.itl.p99, 2)
             )),
             Line::from(format!("Requests       {} ok  {} failed", s.ok, s.failed)),
             Line::from(format!("Errors         {errors}")),

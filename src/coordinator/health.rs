@@ -22,7 +22,8 @@ struct ModelEntry {
 }
 
 /// Asks `/v1/models`. Returns the model to request: the one given, else the first the server
-/// lists. A server that cannot be reached, or answers 5xx, stops the run before it starts.
+/// lists. A server that cannot be reached, refuses our credentials (401/403) or answers 5xx stops
+/// the run before it starts (exit code 3).
 pub async fn check(
     client: &awc::Client,
     base_url: &str,
@@ -45,9 +46,10 @@ pub async fn check(
             .map(|l| l.data.into_iter().map(|m| m.id).collect::<Vec<_>>())
             .unwrap_or_default(),
         401 | 403 => {
-            return Err(RunError::Config(format!(
-                "{url} refused our credentials (HTTP {status}: {}); check --api-key",
-                error_message(status, &body)
+            return Err(RunError::Refused(super::preflight::refusal(
+                &url,
+                status,
+                &error_message(status, &body),
             )))
         }
         500..=599 => {
@@ -69,8 +71,13 @@ pub async fn check(
             Ok(m.to_string())
         }
         None => listed.into_iter().next().ok_or_else(|| {
+            let check_url = if status == 404 {
+                " (is --url the server's base URL, e.g. http://host:8000?)"
+            } else {
+                ""
+            };
             RunError::Config(format!(
-                "{url} lists no model (HTTP {status}); give one with --model-name"
+                "{url} lists no model (HTTP {status}){check_url}; give one with --model-name"
             ))
         }),
     }

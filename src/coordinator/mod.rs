@@ -8,6 +8,7 @@ pub mod generator;
 pub mod health;
 pub mod keep_alive;
 pub mod plan;
+pub mod preflight;
 pub mod saturation;
 
 /// How often a running step's counters are checked for saturation.
@@ -145,6 +146,11 @@ impl Engine {
                 reason,
                 results: path,
             }),
+            Err(RunError::ErrorRate { step, reason, .. }) => Err(RunError::ErrorRate {
+                step,
+                reason,
+                results: path,
+            }),
             Err(e) => Err(e),
         }
     }
@@ -173,7 +179,19 @@ impl Engine {
             if result.total_requests > 0 && result.successful_requests == 0 {
                 return Err(RunError::AllFailed {
                     step: result.id.clone(),
-                    reason: failure_summary(&result),
+                    reason: crate::step_line::failure_summary(&result),
+                    results: None,
+                });
+            }
+            let over = saturation::over_error_rate(
+                result.failed_requests,
+                result.total_requests,
+                self.cfg.max_error_rate,
+            );
+            if let Some(why) = over {
+                return Err(RunError::ErrorRate {
+                    step: result.id.clone(),
+                    reason: format!("{why}; {}", crate::step_line::failure_summary(&result)),
                     results: None,
                 });
             }
@@ -188,7 +206,10 @@ impl Engine {
                     .count();
                 queue.retain(|s| s.rate.is_none_or(|r| r < rate));
                 if skipped > 0 {
-                    eprintln!("  {skipped} higher rate steps skipped: the server is saturated");
+                    eprintln!(
+                        "  {} skipped: the server is saturated",
+                        crate::text::count(skipped as u64, "higher rate step", "higher rate steps")
+                    );
                 }
             }
             if step.kind == StepKind::Throughput && self.cfg.benchmark_kind == BenchmarkKind::Sweep
@@ -208,7 +229,7 @@ impl Engine {
             "[{}] step {} starts: {}",
             self.cfg.run_id,
             index,
-            describe(step)
+            crate::step_line::starting(step)
         );
         send(&self.recorder, StartStep(info)).await?;
         self.gauges.set_phase(match step.kind {
@@ -329,6 +350,8 @@ impl Engine {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
+                // The window's end first: a check due at the same moment ends nothing early.
+                biased;
                 _ = &mut window_end => return None,
                 _ = &mut stop => return None,
                 _ = ticks.tick() => {
@@ -398,51 +421,8 @@ where
         .map_err(|e| RunError::Internal(format!("the recorder stopped: {e}")))
 }
 
-fn describe(step: &StepPlan) -> String {
-    let d = humantime::format_duration(step.duration);
-    match step.rate {
-        Some(r) => format!(
-            "{} at {r:.2} req/s (max {} in flight) for {d}",
-            step.id(),
-            step.vus
-        ),
-        None => format!("{} with {} users for {d}", step.id(), step.vus),
-    }
-}
-
 fn report_step(r: &StepResult) {
-    eprintln!(
-        "  {}: {} requests ({} ok, {} failed), {:.2} req/s, {:.1} tokens/s, TTFT p50 {:.1} ms, ITL p50 {:.2} ms",
-        r.id,
-        r.total_requests,
-        r.successful_requests,
-        r.failed_requests,
-        r.request_rate,
-        r.token_throughput_secs,
-        r.time_to_first_token_ms.p50,
-        r.inter_token_latency_ms.p50,
-    );
-    if let Some(why) = &r.ended_early {
-        eprintln!("    ended early: {why}");
-    }
-    if let Some(g) = r.generator.as_ref().filter(|g| g.bound) {
-        eprintln!(
-            "    GENERATOR-BOUND: the benchmarker limited this step ({})",
-            g.reasons.as_deref().unwrap_or_default()
-        );
-    }
-}
-
-fn failure_summary(r: &StepResult) -> String {
-    let mut classes: Vec<_> = r.errors.iter().collect();
-    classes.sort_by(|a, b| b.1.cmp(a.1));
-    let classes = classes
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match &r.first_error {
-        Some(e) => format!("{classes}; first error: {e}"),
-        None => classes,
+    for line in crate::step_line::lines(r) {
+        eprintln!("{line}");
     }
 }

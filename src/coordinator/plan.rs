@@ -6,6 +6,7 @@ use std::time::Duration;
 use sinks::event::{Nanos, StepInfo, StepKind};
 
 use crate::config::{BenchmarkKind, RunConfig};
+use crate::load::schedule::Arrival;
 
 /// Users of the warmup step: one, as the original tool's warmup, so the server's caches and
 /// JIT warm up without queueing.
@@ -20,20 +21,28 @@ pub struct StepPlan {
     pub vus: u64,
     pub rate: Option<f64>,
     pub duration: Duration,
+    /// How an open-loop step's arrivals are spaced (named in its id).
+    pub arrival: Arrival,
     /// Trace replay: the arrival offsets of the step's requests, in order; `None` when the
     /// arrival process makes them.
     pub replay: Option<Arc<[Nanos]>>,
 }
 
 impl StepPlan {
-    /// The original tool's step ids.
+    /// The original tool's step ids, with the arrival process named: `constant@2.00req/s` as
+    /// the original, `poisson@2.00req/s`, `gamma@2.00req/s`, `trace@…` (the executor type stays
+    /// the original's `ConstantArrivalRate` for every open-loop step, as its dashboard needs).
     pub fn id(&self) -> String {
+        let arrival = if self.replay.is_some() {
+            "trace"
+        } else {
+            self.arrival.name()
+        };
         match (self.kind, self.rate) {
             (StepKind::Warmup, _) => "warmup".into(),
             (StepKind::Throughput, _) => "throughput".into(),
-            (StepKind::Rate, Some(r)) if self.replay.is_some() => format!("trace@{r:.2}req/s"),
-            (StepKind::Rate, Some(r)) => format!("constant@{r:.2}req/s"),
-            (StepKind::Rate, None) => "constant".into(),
+            (StepKind::Rate, Some(r)) => format!("{arrival}@{r:.2}req/s"),
+            (StepKind::Rate, None) => arrival.into(),
         }
     }
 
@@ -62,6 +71,7 @@ pub fn initial_steps(
             vus: WARMUP_VUS,
             rate: None,
             duration: cfg.warmup,
+            arrival: Arrival::Constant,
             replay: None,
         });
     }
@@ -74,6 +84,7 @@ pub fn initial_steps(
         vus: cfg.max_vus,
         rate: None,
         duration: cfg.duration,
+        arrival: Arrival::Constant,
         replay: None,
     };
     match cfg.benchmark_kind {
@@ -96,6 +107,7 @@ pub fn rate_step(cfg: &RunConfig, rate: f64) -> StepPlan {
         vus: cfg.max_vus,
         rate: Some(rate),
         duration: cfg.duration,
+        arrival: cfg.arrival,
         replay: None,
     }
 }
@@ -111,6 +123,7 @@ pub fn trace_step(cfg: &RunConfig, arrivals: Arc<[Nanos]>) -> StepPlan {
         vus: cfg.max_vus,
         rate: Some(arrivals.len() as f64 / duration.as_secs_f64()),
         duration,
+        arrival: Arrival::Constant,
         replay: Some(arrivals),
     }
 }
@@ -147,9 +160,26 @@ mod tests {
             vus: 8,
             rate: Some(2.5),
             duration: Duration::from_secs(1),
+            arrival: Arrival::Constant,
             replay: None,
         };
         assert_eq!(p.id(), "constant@2.50req/s");
+    }
+
+    #[test]
+    fn rate_steps_are_named_for_their_arrival_process() {
+        let mut cfg = RunConfig::new("http://x");
+        assert_eq!(rate_step(&cfg, 2.5).id(), "constant@2.50req/s");
+        cfg.arrival = Arrival::Poisson;
+        let poisson = rate_step(&cfg, 2.5);
+        assert_eq!(poisson.id(), "poisson@2.50req/s");
+        assert_eq!(poisson.info(1).arrival(), Some("poisson"));
+        cfg.arrival = Arrival::Gamma { burstiness: 0.5 };
+        assert_eq!(rate_step(&cfg, 2.5).id(), "gamma@2.50req/s");
+        assert_eq!(
+            initial_steps(&cfg, None).unwrap()[1].info(1).arrival(),
+            None
+        );
     }
 
     #[test]

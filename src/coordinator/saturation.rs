@@ -5,6 +5,9 @@
 //! first request took — the pipeline of a fresh step fills for about one end-to-end latency, and
 //! that growth of in-flight requests must not look like saturation:
 //!
+//! - rejection (always, from the first requests): the first `MIN_REJECTED` or more finished
+//!   requests all failed with the same status that says the request itself is wrong
+//!   (400/401/403/404/422): every further request would fail the same way;
 //! - error rate: more than `max_error_rate` of the step's finished requests failed
 //!   (at least `MIN_FINISHED` finished);
 //! - dropped arrivals (open loop): more than 1 % of the arrivals found `--max-vus` requests in
@@ -23,6 +26,8 @@ use crate::load::tracker::Progress;
 
 /// Finished requests needed before an error rate means anything.
 pub const MIN_FINISHED: u64 = 20;
+/// Identical rejections, and nothing else, that end a step (and the run: nothing succeeded).
+pub const MIN_REJECTED: u64 = 10;
 /// Achieved below this share of the offered rate is saturation.
 pub const ACHIEVED_SHARE: f64 = 0.9;
 /// Share of arrivals dropped at the in-flight cap that is saturation.
@@ -44,6 +49,8 @@ pub struct Limits {
 
 pub struct Monitor {
     offered: Option<f64>,
+    /// The sending window: a check at or after its end ends nothing early.
+    duration: f64,
     warm_in: f64,
     limits: Limits,
     samples: VecDeque<(f64, Progress)>,
@@ -57,6 +64,7 @@ impl Monitor {
     pub fn new(offered: Option<f64>, duration_secs: f64, limits: Limits) -> Self {
         Monitor {
             offered,
+            duration: duration_secs,
             warm_in: (0.2 * duration_secs).max(2.0).min(duration_secs / 2.0),
             limits,
             samples: VecDeque::new(),
@@ -72,7 +80,11 @@ impl Monitor {
 
     /// Takes one sample at `t` seconds into the step; returns why the step should end, if so.
     pub fn observe(&mut self, t: f64, p: Progress) -> Option<String> {
-        if let Some(reason) = self.error_rate(p) {
+        if t >= self.duration {
+            // The step ran its whole sending window (the step's end judges its error rate).
+            return None;
+        }
+        if let Some(reason) = rejected(p).or_else(|| self.error_rate(p)) {
             return Some(reason);
         }
         if p.ended_ok + p.ended_failed > 0 && self.first_finished.is_none() {
@@ -98,20 +110,11 @@ impl Monitor {
     }
 
     fn error_rate(&self, p: Progress) -> Option<String> {
-        let max = self.limits.max_error_rate?;
         let finished = p.ended_ok + p.ended_failed;
         if finished < MIN_FINISHED {
             return None;
         }
-        let share = p.ended_failed as f64 / finished as f64;
-        (share > max).then(|| {
-            format!(
-                "error rate {:.1}% ({} of {finished} finished requests failed) is over --max-error-rate {:.1}%",
-                share * 100.0,
-                p.ended_failed,
-                max * 100.0
-            )
-        })
+        over_error_rate(p.ended_failed, finished, self.limits.max_error_rate)
     }
 
     fn dropped(&self, p: Progress, rate: f64) -> Option<String> {
@@ -166,6 +169,29 @@ impl Monitor {
     }
 }
 
+/// Why `failed` of `finished` requests is too many for `max` (a share; `None` or 1: no limit).
+pub fn over_error_rate(failed: u64, finished: u64, max: Option<f64>) -> Option<String> {
+    let max = max?;
+    let share = failed as f64 / finished.max(1) as f64;
+    (share > max).then(|| {
+        format!(
+            "error rate {:.1}% ({failed} of {finished} finished requests failed) is over --max-error-rate {:.1}%",
+            share * 100.0,
+            max * 100.0
+        )
+    })
+}
+
+/// Every finished request was refused the same way (see `Ending::rejected`).
+fn rejected(p: Progress) -> Option<String> {
+    (p.ended_ok == 0 && p.rejected >= MIN_REJECTED && p.rejected == p.ended_failed).then(|| {
+        format!(
+            "the server rejected all {} requests with HTTP {}: the configuration is wrong",
+            p.rejected, p.rejected_status
+        )
+    })
+}
+
 fn achieved(first: Progress, p: Progress, window: f64, rate: f64) -> Option<String> {
     let finished = (p.ended_ok + p.ended_failed) - (first.ended_ok + first.ended_failed);
     let achieved = finished as f64 / window;
@@ -205,9 +231,7 @@ mod tests {
                 started,
                 in_flight: started - done.min(started),
                 ended_ok: done.min(started),
-                ended_failed: 0,
-                dropped: 0,
-                waiting: 0,
+                ..Progress::default()
             };
             if let Some(r) = m.observe(t, p) {
                 return Some((t, r));
@@ -290,6 +314,60 @@ mod tests {
             why.contains("57.1%") && why.contains("--max-error-rate 50.0%"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn a_step_whose_window_is_over_did_not_end_early() {
+        // A stable 10 s step at 10 req/s, sampled at 4 Hz...
+        let mut m = Monitor::new(Some(10.0), 10.0, ON);
+        let p = |t: f64, dropped| Progress {
+            started: (10.0 * t) as u64,
+            in_flight: 2,
+            ended_ok: ((10.0 * t) as u64).saturating_sub(2),
+            dropped,
+            ..Progress::default()
+        };
+        let mut t = 0.0;
+        while t < 10.0 {
+            assert_eq!(m.observe(t, p(t, 0)), None, "{t}");
+            t += 0.25;
+        }
+        // ...whose check comes at or after the end of its sending window (the checks run on
+        // their own timer): the step ran its whole window, it did not end early.
+        assert_eq!(m.observe(10.0, p(10.0, 50)), None);
+        assert_eq!(m.observe(10.1, p(10.1, 50)), None);
+        // The same sample inside the window ends the step.
+        let mut inside = Monitor::new(Some(10.0), 20.0, ON);
+        let mut t = 0.0;
+        while t < 10.0 {
+            let _ = inside.observe(t, p(t, 0));
+            t += 0.25;
+        }
+        assert!(inside.observe(10.0, p(10.0, 50)).is_some());
+    }
+
+    #[test]
+    fn identical_rejections_end_any_step_at_once() {
+        let off = Limits {
+            max_error_rate: None,
+            stop_when_saturated: false,
+        };
+        let mut m = Monitor::new(None, 60.0, off);
+        let p = |failed, rejected| Progress {
+            ended_failed: failed,
+            rejected,
+            rejected_status: 404,
+            ..Progress::default()
+        };
+        assert_eq!(m.observe(0.1, p(9, 9)), None, "too few to tell");
+        assert_eq!(m.observe(0.2, p(12, 11)), None, "one failed otherwise");
+        let why = m.observe(0.3, p(10, 10)).expect("rejected");
+        assert!(why.contains("all 10 requests with HTTP 404"), "{why}");
+        let served = Progress {
+            ended_ok: 1,
+            ..p(10, 10)
+        };
+        assert_eq!(Monitor::new(None, 60.0, off).observe(0.3, served), None);
     }
 
     #[test]

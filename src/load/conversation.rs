@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
+use sinks::event::Nanos;
 
 use crate::config::{Endpoint, RunConfig};
 use crate::request::actor::{publish, run_one};
@@ -35,6 +36,7 @@ use crate::request::openai::{chat_body, completions_body, Message};
 use crate::workers;
 use crate::workload::{PreparedRequest, UserTurn, Workload};
 
+use super::tracker::Ending;
 use super::{RequestPool, StepContext};
 
 /// How later turns are sent, for the whole run.
@@ -135,10 +137,12 @@ pub fn pool(
     RequestPool::new(bodies).with_conversations(plan)
 }
 
-/// The closed loop's next unit of work: a single request, or a whole conversation.
-pub async fn send_next(step: &StepContext, send_until: Instant) {
+/// The closed loop's next unit of work: a single request, or a whole conversation, its first
+/// request scheduled at `ready_at` (when the user became ready). Returns how the last request
+/// ended.
+pub async fn send_next(step: &StepContext, send_until: Instant, ready_at: Nanos) -> Ending {
     let (body, script) = step.pool.next_entry();
-    let job = step.job_with(step.shared.clock.now(), body);
+    let job = step.job_with(ready_at, body);
     match (step.pool.chat(), script) {
         (Some(plan), Some(script)) if !script.later_turns.is_empty() => {
             walk(step, plan, &script, job, send_until).await
@@ -154,22 +158,23 @@ async fn walk(
     script: &Arc<PreparedRequest>,
     first: Job,
     send_until: Instant,
-) {
+) -> Ending {
     let mut session = Session::new(script.clone());
     let mut job = first;
     loop {
-        let Some((answer, answer_tokens)) = run_turn(step, job).await else {
+        let (ending, answer) = run_turn(step, job).await;
+        let Some((answer, answer_tokens)) = answer else {
             plan.stats.ended_by_failure.fetch_add(1, Ordering::Relaxed);
-            return;
+            return ending;
         };
         if Instant::now() >= send_until
             || step.shared.shutdown.is_stopping()
             || step.tracker.sending_stopped()
         {
-            return;
+            return ending;
         }
         let Some(body) = session.advance(plan, answer, answer_tokens) else {
-            return; // the last turn was answered
+            return ending; // the last turn was answered
         };
         job = step.job_with(step.shared.clock.now(), body);
     }
@@ -179,7 +184,8 @@ async fn walk(
 /// else the first turn of the conversation the job's body starts.
 pub async fn send_arrival(step: &StepContext, mut job: Job) {
     let Some(plan) = step.pool.chat() else {
-        return run_one(step, job).await;
+        run_one(step, job).await;
+        return;
     };
     let ready = plan.ready.lock().pop_front();
     let session = match ready {
@@ -189,10 +195,13 @@ pub async fn send_arrival(step: &StepContext, mut job: Job) {
         }
         None => match plan.script_of(&job.prepared) {
             Some(script) if !script.later_turns.is_empty() => Session::new(script),
-            _ => return run_one(step, job).await,
+            _ => {
+                run_one(step, job).await;
+                return;
+            }
         },
     };
-    let Some((answer, answer_tokens)) = run_turn(step, job).await else {
+    let Some((answer, answer_tokens)) = run_turn(step, job).await.1 else {
         plan.stats.ended_by_failure.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -248,16 +257,16 @@ impl Session {
     }
 }
 
-/// Runs one turn as `run_one` does, returning its answer and its output tokens when it ended
-/// well.
-async fn run_turn(step: &StepContext, job: Job) -> Option<(String, u64)> {
+/// Runs one turn as `run_one` does, returning how it ended and, when it ended well, its answer
+/// and its output tokens.
+async fn run_turn(step: &StepContext, job: Job) -> (Ending, Option<(String, u64)>) {
     let client = workers::client(&step.settings);
     let (record, answer) = execute_turn(&client, &step.shared, job).await;
-    let ok = record.outcome.is_ok();
+    let ending = Ending::of(&record);
     let tokens = record.output_tokens;
     publish(&step.recorder, record).await;
-    step.tracker.end(ok);
-    ok.then_some((answer, tokens))
+    step.tracker.end(ending);
+    (ending, ending.ok.then_some((answer, tokens)))
 }
 
 /// A conversation's messages so far, each with its token count.

@@ -27,6 +27,15 @@ pub enum Arrival {
 }
 
 impl Arrival {
+    /// The process's name, as step ids carry it (`poisson@2.00req/s`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arrival::Constant => "constant",
+            Arrival::Poisson => "poisson",
+            Arrival::Gamma { .. } => "gamma",
+        }
+    }
+
     /// `constant`, `poisson` or `gamma` (with its burstiness).
     pub fn parse(kind: &str, burstiness: f64) -> Result<Arrival, String> {
         if !(burstiness.is_finite() && burstiness > 0.0) {

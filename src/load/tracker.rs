@@ -15,6 +15,10 @@ pub struct StepTracker {
     started: AtomicU64,
     ended_ok: AtomicU64,
     ended_failed: AtomicU64,
+    /// The HTTP status of the step's first rejection (see [`Ending::rejected`]); 0: none yet.
+    rejected_status: AtomicU64,
+    /// Failures with exactly that status.
+    rejected: AtomicU64,
     dropped: AtomicU64,
     /// Arrivals due but waiting for a free slot (`--queue-when-saturated`).
     waiting: AtomicU64,
@@ -36,6 +40,36 @@ pub struct Progress {
     pub ended_failed: u64,
     pub dropped: u64,
     pub waiting: u64,
+    /// Failures rejected with `rejected_status`, the status of the step's first rejection.
+    pub rejected: u64,
+    pub rejected_status: u16,
+}
+
+/// How a request ended, as far as the step's counters care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ending {
+    pub ok: bool,
+    pub http_status: Option<u16>,
+    /// From send to end: a failure far faster than any real answer was refused at once.
+    pub e2e_ns: u64,
+}
+
+impl Ending {
+    pub fn of(r: &sinks::event::RequestFinished) -> Ending {
+        Ending {
+            ok: r.outcome.is_ok(),
+            http_status: r.http_status,
+            e2e_ns: r.e2e_ns(),
+        }
+    }
+
+    /// The status of a failure that says the request itself is wrong (bad request, credentials,
+    /// route or model, unprocessable body): another attempt fails the same way. 429 and 5xx are
+    /// the server's state, not ours, and are measured.
+    pub fn rejected(&self) -> Option<u16> {
+        self.http_status
+            .filter(|s| !self.ok && matches!(s, 400 | 401 | 403 | 404 | 422))
+    }
 }
 
 impl StepTracker {
@@ -62,13 +96,27 @@ impl StepTracker {
     }
 
     /// A request ended and its record was accepted by the recorder.
-    pub fn end(&self, ok: bool) {
-        let counter = if ok {
+    pub fn end(&self, ending: Ending) {
+        let counter = if ending.ok {
             &self.ended_ok
         } else {
             &self.ended_failed
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(status) = ending.rejected() {
+            let first = match self.rejected_status.compare_exchange(
+                0,
+                u64::from(status),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => u64::from(status),
+                Err(first) => first,
+            };
+            if first == u64::from(status) {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         if let Some((g, _)) = &self.live {
             g.request_ended();
         }
@@ -89,6 +137,8 @@ impl StepTracker {
             ended_failed: self.ended_failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             waiting: self.waiting.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            rejected_status: self.rejected_status.load(Ordering::Acquire) as u16,
         }
     }
 
@@ -179,10 +229,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
         t.source_ended();
-        t.end(true);
+        t.end(ending(true, Some(200)));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "one request is still in flight");
-        t.end(false);
+        t.end(ending(false, Some(503)));
         tokio::time::timeout(Duration::from_secs(2), waiter)
             .await
             .expect("idle after the last request")
@@ -192,6 +242,34 @@ mod tests {
             (p.started, p.in_flight, p.ended_ok, p.ended_failed),
             (2, 0, 1, 1)
         );
+    }
+
+    fn ending(ok: bool, http_status: Option<u16>) -> Ending {
+        Ending {
+            ok,
+            http_status,
+            e2e_ns: 1_000_000,
+        }
+    }
+
+    #[test]
+    fn rejections_of_one_status_are_counted() {
+        let t = StepTracker::new();
+        for status in [Some(404), Some(503), Some(404), Some(401), None] {
+            t.begin();
+            t.end(ending(false, status));
+        }
+        t.begin();
+        t.end(ending(true, Some(200)));
+        let p = t.progress();
+        assert_eq!((p.rejected, p.rejected_status), (2, 404));
+        assert_eq!((p.ended_failed, p.ended_ok), (5, 1));
+        assert_eq!(
+            ending(false, Some(429)).rejected(),
+            None,
+            "overload is measured"
+        );
+        assert_eq!(ending(false, Some(422)).rejected(), Some(422));
     }
 
     #[actix_rt::test]

@@ -66,8 +66,7 @@ fn latency_vs_rate_chart(runs: &[Run], id: &str, name: &str, pick: Pick) -> Char
                 dash: DASHES[j % DASHES.len()],
                 points: sorted_by_rate(&run.doc)
                     .iter()
-                    .filter(|r| r.successful_requests > 0)
-                    .map(|r| (rate_of(r), value(pick(r))))
+                    .filter_map(|r| pick(r).known(value(pick(r))).map(|v| (rate_of(r), v)))
                     .collect(),
                 markers: true,
             });
@@ -97,8 +96,10 @@ fn tradeoff_chart(runs: &[Run]) -> Chart {
                     .doc
                     .results
                     .iter()
-                    .filter(|r| r.successful_requests > 0)
-                    .map(|r| (r.token_throughput_secs, r.e2e_latency_ms.p50))
+                    .filter_map(|r| {
+                        let e2e = &r.e2e_latency_ms;
+                        e2e.known(e2e.p50).map(|v| (r.token_throughput_secs, v))
+                    })
                     .collect();
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
                 Series {
@@ -203,19 +204,16 @@ fn summary_table(run: &Run) -> String {
     for r in &run.doc.results {
         let _ = write!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1} / {:.1}</td>\
-             <td>{:.2} / {:.2}</td><td>{:.0} / {:.0}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
             svg::escape(&r.id),
             r.offered_rate.map_or("–".into(), |v| format!("{v:.2}")),
             r.achieved_rate,
             r.request_rate,
             r.token_throughput_secs,
-            r.time_to_first_token_ms.p50,
-            r.time_to_first_token_ms.p99,
-            r.inter_token_latency_ms.p50,
-            r.inter_token_latency_ms.p99,
-            r.e2e_latency_ms.p50,
-            r.e2e_latency_ms.p99,
+            p50_p99(&r.time_to_first_token_ms, 1),
+            p50_p99(&r.inter_token_latency_ms, 2),
+            p50_p99(&r.e2e_latency_ms, 0),
             r.successful_requests,
             r.total_requests,
             r.dropped_arrivals,
@@ -224,6 +222,14 @@ fn summary_table(run: &Run) -> String {
     }
     s.push_str("</table>");
     s
+}
+
+/// `p50 / p99` of a summary, or "–" when nothing was measured.
+fn p50_p99(s: &Summary, digits: usize) -> String {
+    match s.known(s.p50) {
+        Some(p50) => format!("{p50:.digits$} / {:.digits$}", s.p99),
+        None => crate::table::MISSING.into(),
+    }
 }
 
 fn errors_table(run: &Run) -> String {

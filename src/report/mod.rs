@@ -103,9 +103,11 @@ pub fn after_run(what: RunOutputs, outcome: &Result<crate::RunSummary, crate::Ru
     let results = match outcome {
         Ok(summary) => Some(summary.results_path.as_path()),
         Err(RunError::ThresholdsFailed { summary, .. }) => Some(summary.results_path.as_path()),
-        Err(RunError::Interrupted { results } | RunError::AllFailed { results, .. }) => {
-            results.as_deref()
-        }
+        Err(
+            RunError::Interrupted { results }
+            | RunError::AllFailed { results, .. }
+            | RunError::ErrorRate { results, .. },
+        ) => results.as_deref(),
         Err(_) => None,
     };
     let Some(results) = results else { return };

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use sinks::recorder::{RecordRequest, Recorder};
 
+use crate::load::tracker::Ending;
 use crate::load::StepContext;
 use crate::request::client::{execute, Job};
 use crate::workers;
@@ -40,12 +41,13 @@ impl Actor for Request {
 
 /// Executes a job, hands its record to the recorder, and only then counts it out of the step:
 /// when a step's tracker is idle, every record of the step is in the recorder.
-pub async fn run_one(step: &StepContext, job: Job) {
+pub async fn run_one(step: &StepContext, job: Job) -> Ending {
     let client = workers::client(&step.settings);
     let record = execute(&client, &step.shared, job).await;
-    let ok = record.outcome.is_ok();
+    let ending = Ending::of(&record);
     publish(&step.recorder, record).await;
-    step.tracker.end(ok);
+    step.tracker.end(ending);
+    ending
 }
 
 /// Lossless: waits until the recorder accepted the record (backpressure).

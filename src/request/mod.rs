@@ -1,6 +1,7 @@
 //! One HTTP call: building the OpenAI request, parsing the SSE stream, stamping times.
 
 pub mod actor;
+pub mod base_url;
 pub mod client;
 pub mod openai;
 pub mod retry;

@@ -105,7 +105,8 @@ struct RequestBody<'a> {
     /// ours are an estimate.
     stream_options: StreamOptions,
     /// vLLM, TGI and llama.cpp extension; only sent when asked for, since
-    /// strict servers (OpenAI) reject unknown fields.
+    /// strict servers (OpenAI) reject unknown fields, and only with a `max_tokens`: without
+    /// one, a server that honours it generates to the model's context limit.
     #[serde(skip_serializing_if = "is_false")]
     ignore_eos: bool,
 }
@@ -139,7 +140,7 @@ pub fn chat_body(
         stream_options: StreamOptions {
             include_usage: true,
         },
-        ignore_eos,
+        ignore_eos: ignore_eos && max_tokens.is_some(),
     }
     .to_bytes()
 }
@@ -160,7 +161,7 @@ pub fn completions_body(
         stream_options: StreamOptions {
             include_usage: true,
         },
-        ignore_eos,
+        ignore_eos: ignore_eos && max_tokens.is_some(),
     }
     .to_bytes()
 }
@@ -845,6 +846,11 @@ mod tests {
                 "stream_options": {"include_usage": true},
                 "ignore_eos": true,
             })
+        );
+        let unbounded = parse(&completions_body("tiny", "x", None, true));
+        assert!(
+            unbounded.get("ignore_eos").is_none(),
+            "ignore_eos without max_tokens would generate to the context limit"
         );
         let bare = parse(&completions_body("tiny", "", None, false));
         assert_eq!(bare["prompt"], json!(""));

@@ -183,6 +183,17 @@ pub fn choose(
     Ok(rules.iter().find(|r| draw() < r.share).map(|r| r.fault))
 }
 
+/// The fault for the benchmarker's pre-flight probe: the header's, else the first rule that
+/// strikes every request (share 1). Rules with a smaller share are not drawn for it, so a
+/// probe neither shifts a seeded run's draws nor stops a run by bad luck; a server that fails
+/// every request fails the probe too.
+pub fn for_probe(rules: &[FaultRule], header: Option<&str>) -> Result<Option<Fault>, String> {
+    if let Some(spec) = header {
+        return spec.parse().map(Some);
+    }
+    Ok(rules.iter().find(|r| r.share >= 1.0).map(|r| r.fault))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +256,12 @@ mod tests {
             Ok(Some(Fault::EmptyBody))
         );
         assert!(choose(&rules, Some("nonsense"), || 0.0).is_err());
+        assert_eq!(
+            for_probe(&rules, None),
+            Ok(Some(Fault::Drop)),
+            "the share-1 rule"
+        );
+        let partial: Vec<FaultRule> = vec!["status=500@0.99".parse().unwrap()];
+        assert_eq!(for_probe(&partial, None), Ok(None));
     }
 }

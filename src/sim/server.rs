@@ -293,12 +293,12 @@ enum Disposition {
 /// both visible here) belongs here as new `Disposition` variants.
 fn decide(shared: &Shared, endpoint: Endpoint, headers: &HeaderMap, body: &[u8]) -> Disposition {
     let header = headers.get(&X_SIM_FAULT).and_then(|v| v.to_str().ok());
-    let rules = if headers.contains_key(&X_PROBE) {
-        &[][..]
+    let chosen = if headers.contains_key(&X_PROBE) {
+        fault::for_probe(&shared.faults, header)
     } else {
-        &shared.faults[..]
+        fault::choose(&shared.faults, header, || shared.rng.lock().random())
     };
-    let fault = match fault::choose(rules, header, || shared.rng.lock().random()) {
+    let fault = match chosen {
         Ok(f) => f,
         Err(e) => return Disposition::Reject(ApiError::bad_request(format!("x-sim-fault: {e}"))),
     };
@@ -463,8 +463,8 @@ async fn generate(
         header_string(headers, &TRACEPARENT),
         shared.recorder.enabled(),
     );
-    // The benchmarker's own pre-flight probe is served like any request but is no part of a
-    // run: not recorded, not counted, no fault injected.
+    // The benchmarker's own pre-flight probes are served like any request but are no part of a
+    // run: not recorded, not counted, and only faults that strike every request strike them.
     let probe = headers.contains_key(&X_PROBE);
     let recorder = if probe {
         Arc::new(Recorder::new(false, 0))

@@ -27,11 +27,38 @@ pub struct MergedInput {
     pub steps: usize,
 }
 
-/// `(file name, document)` pairs → one document. Errors name the file at fault.
-pub fn merge(inputs: &[(String, ResultsDocument)]) -> Result<ResultsDocument, String> {
+/// The configuration keys every shard of one run shares (the load's part, the seed and the
+/// shard itself differ by design).
+const SHARED_SETTINGS: [&str; 15] = [
+    "url",
+    "model_name",
+    "endpoint",
+    "benchmark_kind",
+    "duration",
+    "warmup",
+    "num_rates",
+    "arrival",
+    "prompt_options",
+    "decode_options",
+    "profile",
+    "dataset",
+    "dataset_file",
+    "tokenizer_name",
+    "trace_speedup",
+];
+
+/// `(file name, document)` pairs → one document. Errors name the file at fault. The same
+/// results twice are always refused (their counts would double); files that are not shards of
+/// one run (another run id, other settings, sharded beside unsharded) only with `force` — for
+/// runs that really applied load to one server at the same time.
+pub fn merge(inputs: &[(String, ResultsDocument)], force: bool) -> Result<ResultsDocument, String> {
     let Some((_, first)) = inputs.first() else {
         return Err("nothing to merge: give at least one results file".into());
     };
+    check_duplicates(inputs)?;
+    if !force {
+        check_one_run(inputs)?;
+    }
     check_shards(inputs)?;
     let docs: Vec<&ResultsDocument> = inputs.iter().map(|(_, d)| d).collect();
     let mut step_numbers: Vec<u32> = docs
@@ -98,6 +125,58 @@ pub fn merge(inputs: &[(String, ResultsDocument)]) -> Result<ResultsDocument, St
 fn shard_of(doc: &ResultsDocument) -> Option<(u64, u64)> {
     let shard = doc.config.get("shard")?;
     Some((shard.get("index")?.as_u64()?, shard.get("count")?.as_u64()?))
+}
+
+/// Two inputs of the same run, the same shard and the same start are the same results.
+fn check_duplicates(inputs: &[(String, ResultsDocument)]) -> Result<(), String> {
+    let identity = |d: &ResultsDocument| (d.run_id.clone(), shard_of(d), d.start_time.clone());
+    for (i, (file, doc)) in inputs.iter().enumerate() {
+        if let Some((other, _)) = inputs[..i]
+            .iter()
+            .find(|(_, d)| identity(d) == identity(doc))
+        {
+            return Err(format!(
+                "{other} and {file} are the same results (run {}, {}, started {}): merging them \
+                 would count every request twice",
+                doc.run_id,
+                shard_of(doc).map_or("unsharded".into(), |(i, n)| format!("shard {i} of {n}")),
+                doc.start_time
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every input must be a shard of the first one's run: same run id, same shared settings.
+fn check_one_run(inputs: &[(String, ResultsDocument)]) -> Result<(), String> {
+    let (first_file, first) = &inputs[0];
+    let hint = "(--force merges results of runs that loaded one server at the same time)";
+    for (file, doc) in &inputs[1..] {
+        if doc.run_id != first.run_id {
+            return Err(format!(
+                "{file} is run {}, {first_file} is run {}: not shards of one run {hint}",
+                doc.run_id, first.run_id
+            ));
+        }
+        if shard_of(doc).is_some() != shard_of(first).is_some() {
+            return Err(format!(
+                "{file} and {first_file}: one is a shard, the other an unsharded run {hint}"
+            ));
+        }
+        for key in SHARED_SETTINGS {
+            let (a, b) = (first.config.get(key), doc.config.get(key));
+            if a != b {
+                let show =
+                    |v: Option<&serde_json::Value>| v.map_or("none".into(), |v| v.to_string());
+                return Err(format!(
+                    "{file} and {first_file} differ in {key} ({} vs {}): not shards of one run {hint}",
+                    show(b),
+                    show(a)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Shards of one run must agree on the count and not repeat an index; a missing shard is
@@ -176,6 +255,7 @@ fn severity(s: RunStatus) -> u8 {
         RunStatus::Running => 1,
         RunStatus::Interrupted => 2,
         RunStatus::Failed => 3,
+        RunStatus::Aborted => 4,
     }
 }
 
@@ -234,6 +314,7 @@ fn merge_step(
         time_to_first_token_from_schedule_ms: hist.ttft_from_schedule.summary(),
         e2e_latency_from_schedule_ms: hist.e2e_from_schedule.summary(),
         offered_rate,
+        arrival: first.arrival.clone(),
         achieved_rate: sum_f(|s| s.achieved_rate),
         send_duration_ms: max(|s| s.send_duration_ms),
         dropped_arrivals: sum(|s| s.dropped_arrivals),
@@ -466,7 +547,7 @@ mod tests {
                 (format!("s{s}.json"), doc(&part, 10.0, Some((s, 3))))
             })
             .collect();
-        let merged = merge(&shards).unwrap();
+        let merged = merge(&shards, false).unwrap();
         let (m, w) = (&merged.results[0], &whole.results[0]);
         // The union of the histograms is the histogram of the union: every figure is identical.
         assert_eq!(m.time_to_first_token_ms, w.time_to_first_token_ms);
@@ -517,22 +598,73 @@ mod tests {
     fn inconsistent_inputs_are_refused_with_the_file_named() {
         let part: Vec<_> = (0..10).map(request).collect();
         let a = ("a.json".to_string(), doc(&part, 1.0, Some((0, 3))));
-        let dup = ("b.json".to_string(), doc(&part, 1.0, Some((0, 3))));
-        assert!(merge(&[a.clone(), dup])
+        // Shard 0 run again (another start): not the same results, but the same shard.
+        let mut again = doc(&part, 1.0, Some((0, 3)));
+        again.start_time = "2024-01-01T00:00:00.000Z".into();
+        let dup = ("b.json".to_string(), again);
+        assert!(merge(&[a.clone(), dup], false)
             .unwrap_err()
             .contains("both shard 0"));
         let other = ("c.json".to_string(), doc(&part, 1.0, Some((1, 2))));
-        assert!(merge(&[a.clone(), other]).unwrap_err().contains("c.json"));
+        assert!(merge(&[a.clone(), other], false)
+            .unwrap_err()
+            .contains("c.json"));
         let mut broken = doc(&part, 1.0, Some((1, 3)));
         broken.results[0].histograms.ttft = "not base64!".into();
-        let err = merge(&[a.clone(), ("d.json".into(), broken)]).unwrap_err();
+        let err = merge(&[a.clone(), ("d.json".into(), broken)], false).unwrap_err();
         assert!(err.contains("d.json") && err.contains("ttft"), "{err}");
         let mut closed = doc(&part, 1.0, Some((2, 3)));
         closed.results[0].kind = StepKind::Throughput;
-        assert!(merge(&[a, ("e.json".into(), closed)])
+        assert!(merge(&[a, ("e.json".into(), closed)], false)
             .unwrap_err()
             .contains("step 1"));
-        assert!(merge(&[]).is_err());
+        assert!(merge(&[], false).is_err());
+    }
+
+    #[test]
+    fn the_same_results_twice_are_refused_even_forced() {
+        let part: Vec<_> = (0..10).map(request).collect();
+        let a = doc(&part, 1.0, None);
+        for force in [false, true] {
+            let err = merge(
+                &[("a.json".into(), a.clone()), ("./a.json".into(), a.clone())],
+                force,
+            )
+            .unwrap_err();
+            assert!(
+                err.contains("a.json") && err.contains("same results"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn files_of_other_runs_or_settings_are_refused_unless_forced() {
+        let part: Vec<_> = (0..10).map(request).collect();
+        let a = doc(&part, 1.0, Some((0, 2)));
+        let mut other_run = doc(&part, 1.0, Some((1, 2)));
+        other_run.run_id = "other".into();
+        let err = merge(
+            &[("a".into(), a.clone()), ("b".into(), other_run.clone())],
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("run other") && err.contains("--force"),
+            "{err}"
+        );
+        assert!(merge(&[("a".into(), a.clone()), ("b".into(), other_run)], true).is_ok());
+
+        let mut other_settings = doc(&part, 1.0, Some((1, 2)));
+        other_settings.config["decode_options"] = serde_json::json!({"num_tokens": 64});
+        let err = merge(
+            &[("a".into(), a.clone()), ("b".into(), other_settings)],
+            false,
+        )
+        .unwrap_err();
+        assert!(err.contains("decode_options"), "{err}");
+        let unsharded = doc(&part, 1.0, None);
+        assert!(merge(&[("a".into(), a), ("c".into(), unsharded)], false).is_err());
     }
 
     #[test]
@@ -542,7 +674,7 @@ mod tests {
         let mut b = doc(&part, 1.0, Some((1, 2)));
         b.results.clear();
         b.status = RunStatus::Interrupted;
-        let merged = merge(&[("a".into(), a.clone()), ("b".into(), b)]).unwrap();
+        let merged = merge(&[("a".into(), a.clone()), ("b".into(), b)], false).unwrap();
         assert_eq!(merged.results.len(), 1);
         assert_eq!(
             merged.results[0].total_requests,

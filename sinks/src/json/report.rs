@@ -21,6 +21,9 @@ pub enum RunStatus {
     Interrupted,
     /// Stopped by an error.
     Failed,
+    /// Stopped at once by a second signal: the finished steps are complete, the step that was
+    /// running holds what it had recorded (requests still in flight are not counted).
+    Aborted,
 }
 
 /// Requests of the warmup, which never enter `results`.

@@ -48,6 +48,10 @@ pub struct StepResult {
     pub e2e_latency_from_schedule_ms: Summary,
     /// The arrival rate asked for (open loop), requests per second.
     pub offered_rate: Option<f64>,
+    /// How the open loop spaced its arrivals: `constant`, `poisson`, `gamma` or `trace`; null
+    /// for the closed loop.
+    #[serde(default)]
+    pub arrival: Option<String>,
     /// Requests sent per second of the sending window.
     pub achieved_rate: f64,
     /// The sending window (step start to when the scheduler stopped), whole milliseconds.

@@ -14,6 +14,7 @@ use prometheus::{
 };
 
 use super::gauges::{LiveGauges, Phase};
+use super::read_counters::ReadCounter;
 use crate::event::{Event, Outcome, RequestFinished, StepInfo, StepKind};
 
 /// Every name starts with this.
@@ -53,7 +54,6 @@ pub struct Metrics {
     phase: IntGaugeVec,
     lag: GaugeVec,
     push_failures: IntCounter,
-    trace_spans: IntCounterVec,
     current_step: parking_lot::Mutex<Option<(String, String)>>,
 }
 
@@ -149,13 +149,6 @@ impl Metrics {
                 name("pushgateway_failures_total"),
                 "Pushes to the Pushgateway that failed.",
             )?,
-            trace_spans: IntCounterVec::new(
-                Opts::new(
-                    name("trace_spans_total"),
-                    "Request, step and run spans by what became of them: exported, dropped (the trace queue was full) or failed (the collector refused or timed out).",
-                ),
-                &["result"],
-            )?,
             current_step: parking_lot::Mutex::new(None),
             registry,
             gauges,
@@ -182,11 +175,21 @@ impl Metrics {
         r.register(Box::new(self.phase.clone()))?;
         r.register(Box::new(self.lag.clone()))?;
         r.register(Box::new(self.push_failures.clone()))?;
-        r.register(Box::new(self.trace_spans.clone()))?;
+        let gauges = self.gauges.clone();
+        r.register(Box::new(ReadCounter::new(
+            &name("trace_spans_total"),
+            "Request, step and run spans by what became of them: exported, dropped (the trace queue was full) or failed (the collector refused or timed out).",
+            Some("result"),
+            Box::new(move || {
+                TRACE_RESULTS
+                    .iter()
+                    .zip(gauges.trace_spans())
+                    .map(|(result, n)| (result.to_string(), n as f64))
+                    .collect()
+            }),
+        )?))?;
         #[cfg(target_os = "linux")]
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        r.register(Box::new(super::read_counters::Process::new()?))?;
         Ok(())
     }
 
@@ -201,9 +204,6 @@ impl Metrics {
         }
         for w in 0..self.gauges.workers() {
             self.lag.with_label_values(&[&w.to_string()]);
-        }
-        for r in TRACE_RESULTS {
-            self.trace_spans.with_label_values(&[r]);
         }
     }
 
@@ -273,11 +273,6 @@ impl Metrics {
                 .with_label_values(&[&w.to_string()])
                 .set(g.lag_seconds(w));
         }
-        // Counters only go up: add what the trace sink counted since the last refresh.
-        for (result, now) in TRACE_RESULTS.iter().zip(g.trace_spans()) {
-            let c = self.trace_spans.with_label_values(&[result]);
-            c.inc_by(now.saturating_sub(c.get()));
-        }
     }
 
     /// The text exposition format (what `/metrics` serves and pushes send).
@@ -342,6 +337,77 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap()
+    }
+
+    /// The value of the one series whose line contains every one of `parts`.
+    fn series_value(text: &str, parts: &[&str]) -> f64 {
+        let line = text
+            .lines()
+            .find(|l| !l.starts_with('#') && parts.iter().all(|p| l.contains(p)))
+            .unwrap_or_else(|| panic!("{parts:?} not in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn trace_spans_are_never_counted_twice_by_concurrent_expositions() {
+        let gauges = Arc::new(LiveGauges::new(1));
+        let stats = Arc::new(crate::otlp::OtlpStats::default());
+        gauges.attach_traces(stats.clone());
+        let labels = HashMap::from([("run_id".to_string(), "r1".to_string())]);
+        let m = Arc::new(Metrics::new(labels, gauges).unwrap());
+        // A scrape of /metrics and a Pushgateway push refresh at the same moment: rounds in
+        // which the trace sink counts, then several expositions start together.
+        // (With the counter copied by "add what changed", 20,000 such rounds counted 1,000 spans
+        // twice; reading at gather time cannot.)
+        const ROUNDS: u64 = 300;
+        let readers = 4;
+        let barrier = Arc::new(std::sync::Barrier::new(readers + 1));
+        let threads: Vec<_> = (0..readers)
+            .map(|_| {
+                let (m, barrier) = (m.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..ROUNDS {
+                        barrier.wait();
+                        m.encode().unwrap();
+                        barrier.wait();
+                    }
+                })
+            })
+            .collect();
+        let exported = |m: &Metrics| {
+            let text = m.encode().unwrap();
+            series_value(&text, &["trace_spans_total{", "result=\"exported\""]) as u64
+        };
+        let mut worst = 0;
+        for round in 1..=ROUNDS {
+            stats
+                .exported
+                .fetch_add(1000, std::sync::atomic::Ordering::Relaxed);
+            barrier.wait();
+            barrier.wait();
+            worst = worst.max(exported(&m).saturating_sub(round * 1000));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(worst, 0, "spans counted twice");
+        assert_eq!(exported(&m), ROUNDS * 1000);
+    }
+
+    #[test]
+    fn process_cpu_seconds_have_sub_second_resolution() {
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(60) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let exposed = series_value(&metrics().encode().unwrap(), &["process_cpu_seconds_total"]);
+        let truth = crate::generator::process_cpu_seconds();
+        assert!(
+            (exposed - truth).abs() < 0.05,
+            "exposed {exposed} s, /proc says {truth} s"
+        );
     }
 
     #[test]

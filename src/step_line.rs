@@ -1,0 +1,111 @@
+//! The plain progress lines printed when a step ends (`-n`, or no terminal): what was sent,
+//! what failed, what was never sent, and why the step ended early (pure).
+
+use sinks::json::StepResult;
+use sinks::Summary;
+
+use crate::coordinator::plan::StepPlan;
+use crate::text::count;
+
+/// What a step is about to do, for its `step N starts: …` line.
+pub fn starting(step: &StepPlan) -> String {
+    let d = humantime::format_duration(step.duration);
+    match step.rate {
+        Some(r) => format!(
+            "{} at {r:.2} req/s (max {} in flight) for {d}",
+            step.id(),
+            step.vus
+        ),
+        None => format!(
+            "{} with {} for {d}",
+            step.id(),
+            count(step.vus, "user", "users")
+        ),
+    }
+}
+
+/// The step's account in one line, and its notes (early end, generator-bound) below it.
+pub fn lines(r: &StepResult) -> Vec<String> {
+    let arrivals = match r.dropped_arrivals {
+        0 => String::new(),
+        d => format!(
+            "{} arrivals, {d} dropped (in-flight cap full), ",
+            r.total_requests + d
+        ),
+    };
+    let mut out = vec![format!(
+        "  {}: {arrivals}{} requests ({} ok, {} failed), {:.2} req/s, {:.1} tokens/s, TTFT p50 {}, ITL p50 {}",
+        r.id,
+        r.total_requests,
+        r.successful_requests,
+        r.failed_requests,
+        r.request_rate,
+        r.token_throughput_secs,
+        p50(&r.time_to_first_token_ms, 1),
+        p50(&r.inter_token_latency_ms, 2),
+    )];
+    if let Some(why) = &r.ended_early {
+        out.push(format!("    ended early: {why}"));
+    }
+    if let Some(g) = r.generator.as_ref().filter(|g| g.bound) {
+        out.push(format!(
+            "    GENERATOR-BOUND: the benchmarker limited this step ({})",
+            g.reasons.as_deref().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+fn p50(s: &Summary, digits: usize) -> String {
+    s.known(s.p50).map_or_else(
+        || crate::table::MISSING.into(),
+        |v| format!("{v:.digits$} ms"),
+    )
+}
+
+/// Failures by class, most frequent first, and the first error's message.
+pub fn failure_summary(r: &StepResult) -> String {
+    let mut classes: Vec<_> = r.errors.iter().collect();
+    classes.sort_by(|a, b| b.1.cmp(a.1));
+    let classes = classes
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match &r.first_error {
+        Some(e) => format!("{classes}; first error: {e}"),
+        None => classes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::step;
+
+    #[test]
+    fn dropped_arrivals_are_in_the_line() {
+        let line = &lines(&step(81, 0, 39))[0];
+        assert!(
+            line.contains("120 arrivals, 39 dropped")
+                && line.contains("81 requests (81 ok, 0 failed)"),
+            "{line}"
+        );
+        let plain = &lines(&step(81, 0, 0))[0];
+        assert!(!plain.contains("dropped"), "{plain}");
+    }
+
+    #[test]
+    fn one_user_is_one_user() {
+        let mut cfg = crate::config::RunConfig::new("http://x");
+        cfg.warmup = std::time::Duration::from_secs(30);
+        let warmup = &crate::coordinator::plan::initial_steps(&cfg, None).unwrap()[0];
+        assert_eq!(starting(warmup), "warmup with 1 user for 30s");
+    }
+
+    #[test]
+    fn missing_latencies_are_a_dash_not_zero() {
+        let line = &lines(&step(0, 5, 0))[0];
+        assert!(line.ends_with("TTFT p50 –, ITL p50 –"), "{line}");
+    }
+}
