@@ -138,6 +138,7 @@ pub struct RunArgs {
     /// Prompt length in tokens, as the original tool: num_tokens=N cuts every prompt to exactly
     /// N; min_tokens=N,max_tokens=N without num_tokens keep only the dataset prompts within
     /// them; variance=N (a standard deviation) only counts with --draw-prompt-lengths
+    /// [default: a dataset's prompts as they are; --dataset synthetic: exactly 200 tokens]
     #[arg(long, env)]
     pub prompt_options: Option<String>,
     /// Output length (sent as max_tokens, with ignore_eos), drawn per request: num_tokens=N

@@ -117,7 +117,7 @@ fn a_wrong_model_is_refused_before_the_run() {
 fn a_step_where_every_request_fails_exits_4_and_keeps_the_results() {
     let sim = failing_sim();
     let out = tempfile::tempdir().unwrap();
-    let run = common::binary()
+    let run = common::benchmark()
         .args([
             "-u",
             &sim.url(),
@@ -370,7 +370,7 @@ fn a_second_ctrl_c_leaves_an_honest_file() {
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let child = common::binary()
+    let child = common::benchmark()
         .args([
             "-u",
             &sim.url(),

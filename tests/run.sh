@@ -173,9 +173,9 @@ IB_SKIP_LOG=$(mktemp)
 trap 'rm -f "$log" "$IB_SKIP_LOG"' EXIT
 export IB_PY_VENV=$IB_CACHE/py-venv
 
-say "cargo test --workspace --locked ${cargo_args[*]:-}"
+say "cargo test --workspace --locked --no-fail-fast ${cargo_args[*]:-}"
 set +e
-cargo test --workspace --locked "${cargo_args[@]}" 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast "${cargo_args[@]}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 

@@ -26,7 +26,7 @@ fn a_server_that_rejects_everything_is_not_flooded() {
     let sim = sim_with(&["status=401"]);
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let run = common::binary()
+    let run = common::benchmark()
         .args(["-u", &sim.url(), "-w", "2s", "-d", "2s", "-b", "throughput"])
         .args(["-m", "4", "-n", "--output-dir"])
         .arg(out.path())
@@ -57,7 +57,7 @@ fn identical_rejections_stop_the_run_early() {
     let sim = sim_with(&["status=404@0.99999"]);
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let run = common::binary()
+    let run = common::benchmark()
         .args([
             "-u",
             &sim.url(),
@@ -143,7 +143,7 @@ fn a_run_that_mostly_failed_ends_non_zero() {
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let mut child = common::binary()
+    let mut child = common::benchmark()
         .args([
             "-u",
             &sim.url(),
@@ -193,7 +193,7 @@ fn a_url_that_holds_the_route_is_understood() {
     .unwrap();
     let out = tempfile::tempdir().unwrap();
     let full = format!("{}/v1/chat/completions", sim.url());
-    let run = common::binary()
+    let run = common::benchmark()
         .args([
             "-u",
             &full,
@@ -238,7 +238,7 @@ fn outputs_are_bounded_by_default() {
     )
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let run = common::binary()
+    let run = common::benchmark()
         .args([
             "-u",
             &sim.url(),

@@ -32,7 +32,7 @@ fn the_summary_comes_before_the_prometheus_linger() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = common::binary()
+    let mut child = common::benchmark()
         .args([
             "-u",
             &sim.url(),
