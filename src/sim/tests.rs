@@ -306,11 +306,12 @@ fn fixed_timing_offsets_follow_ttft_and_itl() {
     assert_eq!(offsets.len(), 8);
     assert_eq!(records[0].ttft_us, Some(offsets[0]));
     // Token k is due at TTFT + k·ITL (absolute): never early, and lateness does not add up.
-    // Bounds leave room for tokio's 1 ms timer tick and a busy 2-core machine.
+    // Bounds leave room for tokio's 1 ms timer tick and a busy 2-core machine (8.6 ms late seen
+    // while other builds ran).
     for (k, &offset) in offsets.iter().enumerate() {
         let due = 30_000 + 20_000 * k as u32;
         assert!(
-            (due..due + 5_000).contains(&offset),
+            (due..due + 15_000).contains(&offset),
             "token {k} at {offset} µs, due {due} µs: {offsets:?}"
         );
     }
@@ -345,7 +346,8 @@ fn random_timing_draws_ttft_per_request_and_itl_per_gap() {
     let records = server.records();
     server.stop();
     assert_eq!(records.len(), 6);
-    // Bounds leave room for tokio's 1 ms timer tick and a busy 2-core machine (as above).
+    // Bounds leave room for tokio's 1 ms timer tick and a busy 2-core machine (8.6 ms late seen
+    // while other builds ran).(as above).
     let slack = 5_000;
     let mut ttfts = Vec::new();
     let mut gaps = Vec::new();
