@@ -2,8 +2,8 @@
 //! until the step's sending window closes.
 //!
 //! A user whose request failed in under [`FAST_FAILURE`] pauses [`FAST_FAILURE_PAUSE`] before
-//! its next one: nothing answers that fast but a refusal (a closed port, an error status sent
-//! before any work), and without a pause one user would turn into thousands of requests a
+//! its next one: a failure that fast is a refusal (a closed port, an error status sent before
+//! any work; 10 ms, not 1, so a loaded client machine still recognises one), and without a pause one user would turn into thousands of requests a
 //! second against a server that is already failing. The next request keeps the time the user
 //! became ready as its scheduled time, so the pause shows in its queue delay.
 
@@ -18,7 +18,7 @@ use super::StepContext;
 use crate::shutdown::Level;
 
 /// A failure faster than this was refused, not served.
-pub const FAST_FAILURE: Duration = Duration::from_millis(1);
+pub const FAST_FAILURE: Duration = Duration::from_millis(10);
 /// How long a user waits after such a failure: at most 10 refused requests a second per user.
 pub const FAST_FAILURE_PAUSE: Duration = Duration::from_millis(100);
 
@@ -93,7 +93,7 @@ mod tests {
             Some(FAST_FAILURE_PAUSE)
         );
         assert_eq!(
-            pause_after(&ending(false, 5_000_000)),
+            pause_after(&ending(false, 15_000_000)),
             None,
             "a served failure"
         );
