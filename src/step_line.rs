@@ -33,8 +33,14 @@ pub fn lines(r: &StepResult) -> Vec<String> {
             r.total_requests + d
         ),
     };
+    let steady = r.steady_state.map_or_else(String::new, |s| {
+        format!(
+            " (steady {:.2} req/s, {:.1} tokens/s)",
+            s.request_rate, s.token_throughput_secs
+        )
+    });
     let mut out = vec![format!(
-        "  {}: {arrivals}{} requests ({} ok, {} failed), {:.2} req/s, {:.1} tokens/s, TTFT p50 {}, ITL p50 {}",
+        "  {}: {arrivals}{} requests ({} ok, {} failed), {:.2} req/s, {:.1} tokens/s{steady}, TTFT p50 {}, ITL p50 {}",
         r.id,
         r.total_requests,
         r.successful_requests,

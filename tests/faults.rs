@@ -30,6 +30,7 @@ const MATRIX: &[(&str, &str)] = &[
     ("missing-data=2", "ok"),
     ("wrong-content-type", "protocol_error"),
     ("empty-body", "stream_broken"),
+    ("open-after-done", "ok"),
 ];
 
 #[test]
@@ -97,6 +98,11 @@ fn every_fault_maps_to_its_outcome_request_for_request() {
         let want = fault.as_deref().map_or("ok", |f| expected[f]);
         let got = ours[id]["outcome"].as_str().unwrap();
         assert_eq!(got, want, "{id} with fault {fault:?}: {}", ours[id]);
+        if fault.as_deref() == Some("open-after-done") {
+            // Ended at [DONE] (5 + 7 × 2 ms), not when the 1 s timeout gave up on the body.
+            let e2e = ours[id]["e2e_ms"].as_f64().unwrap();
+            assert!(e2e < 500.0, "{id}: {e2e} ms");
+        }
         *seen
             .entry(fault.clone().unwrap_or_else(|| "none".into()))
             .or_default() += 1;

@@ -89,3 +89,47 @@ fn the_summary_comes_before_the_prometheus_linger() {
     assert_eq!(common::validated(&results)["status"], "completed");
     assert!(results.with_extension("md").exists());
 }
+
+/// A short open-loop step at an offered 20 req/s whose requests take about a second: the
+/// original's `request_rate` is diluted by the drain tail (here about 16 req/s with no error);
+/// the steady figure is the offered rate, and the sweep would scale from it.
+#[test]
+fn a_short_step_reports_its_steady_throughput() {
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(50.0),
+            fixed_itl_ms: Some(10.0),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .expect("simulated server starts");
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = inference_benchmarker::config::BenchmarkKind::Rate;
+    cfg.rates = Some(vec![20.0]);
+    cfg.duration = Duration::from_secs(5);
+    cfg.max_vus = 100;
+    cfg.decode_options = Some(inference_benchmarker::workload::options::TokenizeOptions::fixed(96));
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    sim.stop();
+    let step = &summary.steps[0];
+    assert_eq!(step.failed_requests, 0);
+    assert!(step.request_rate < 17.5, "diluted: {}", step.request_rate);
+    let steady = step.steady_state.expect("a steady part");
+    assert!(
+        (steady.request_rate - 20.0).abs() <= 1.5,
+        "steady at the offered rate: {steady:?}"
+    );
+    assert!(
+        (steady.token_throughput_secs - 20.0 * 96.0).abs() <= 150.0,
+        "{steady:?}"
+    );
+    assert!(
+        (900..1_300).contains(&steady.start_ms),
+        "from the first request's end: {steady:?}"
+    );
+    assert!((steady.request_rate - step.sustained_request_rate()).abs() < 1e-12);
+    let doc = common::validated(&summary.results_path);
+    assert!(doc["results"][0]["steady_state"]["request_rate"].is_number());
+}

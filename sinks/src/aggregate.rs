@@ -18,6 +18,7 @@ use crate::generator::{GeneratorHealth, GeneratorStats};
 use crate::json::results::{OutputTokens, StepConfig, StepHistograms, StepResult};
 use crate::slo::{Goodput, Slo};
 use crate::stats::LatencyHistogram;
+use crate::steady::SteadyCounter;
 use std::collections::BTreeMap;
 
 /// Accumulates one step.
@@ -27,6 +28,7 @@ pub struct StepAggregator {
     hist: Histograms,
     counts: Counters,
     seen: SeenSpan,
+    steady: SteadyCounter,
     slo: Option<Slo>,
     /// Requests and output tokens that met every objective of `slo`.
     good: (u64, u64),
@@ -98,6 +100,7 @@ fn outcome_index(outcome: Outcome) -> usize {
 impl StepAggregator {
     pub fn new(info: StepInfo) -> Self {
         StepAggregator {
+            steady: SteadyCounter::new(info.duration_secs),
             info,
             hist: Histograms::default(),
             counts: Counters::default(),
@@ -132,6 +135,7 @@ impl StepAggregator {
     /// does not check it.
     pub fn record(&mut self, r: &RequestFinished) {
         self.seen.request(r);
+        self.steady.record(r);
         self.count(r);
         // Every sent request waited to be sent, whatever happened next.
         self.hist.queue_delay.record_ns(r.queue_delay_ns());
@@ -265,6 +269,7 @@ impl StepAggregator {
             failed_requests: c.failed,
             successful_requests: c.successful,
             request_rate: per_second(c.successful, duration_s),
+            steady_state: self.steady.finish(window),
             total_tokens_sent: c.prompt_tokens_ok,
             prompt_tokens_sent: c.prompt_tokens_sent,
             step: self.info.index,
@@ -391,7 +396,7 @@ fn describe_failure(r: &RequestFinished) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::StepKind;
 

@@ -49,7 +49,7 @@ pub struct GeneratorStats {
     /// Wall time of the step.
     pub wall_seconds: f64,
     pub cores: u32,
-    /// Event-loop lag of the worker arbiters: the worst worker at each sample.
+    /// Event-loop lag of the worker arbiters: the worst of any worker in each sampling window.
     pub lag_ms_p99: f64,
     pub lag_ms_max: f64,
 }

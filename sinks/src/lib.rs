@@ -16,6 +16,7 @@ pub mod prometheus;
 pub mod recorder;
 pub mod slo;
 pub mod stats;
+pub mod steady;
 
 pub use aggregate::StepAggregator;
 pub use json::{

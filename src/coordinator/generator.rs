@@ -15,7 +15,9 @@ pub struct GeneratorProbe {
 }
 
 impl GeneratorProbe {
-    pub fn start() -> Self {
+    /// Starts the step's first lag window now: what the workers lagged before is not the step's.
+    pub fn start(gauges: &LiveGauges) -> Self {
+        gauges.take_worst_lag();
         GeneratorProbe {
             cpu_start: process_cpu_seconds(),
             lag: LatencyHistogram::new(),
@@ -23,12 +25,9 @@ impl GeneratorProbe {
         }
     }
 
-    /// Records the worst worker's current event-loop lag.
+    /// Records the worst event-loop lag any worker had since the previous sample.
     pub fn sample(&mut self, gauges: &LiveGauges) {
-        let worst = (0..gauges.workers())
-            .map(|w| gauges.lag_seconds(w))
-            .fold(0.0, f64::max);
-        self.lag.record_ns((worst * 1e9) as u64);
+        self.lag.record_ns((gauges.take_worst_lag() * 1e9) as u64);
     }
 
     pub fn finish(&self, wall_seconds: f64) -> GeneratorStats {
@@ -46,6 +45,22 @@ impl GeneratorProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lag_spike_between_samples_is_seen() {
+        let gauges = LiveGauges::new(2);
+        gauges.set_lag(0, std::time::Duration::from_secs(1)); // before the step
+        let mut probe = GeneratorProbe::start(&gauges);
+        gauges.set_lag(1, std::time::Duration::from_millis(120));
+        gauges.set_lag(1, std::time::Duration::from_micros(200));
+        probe.sample(&gauges);
+        probe.sample(&gauges);
+        let stats = probe.finish(1.0);
+        assert!(
+            (119.0..130.0).contains(&stats.lag_ms_max),
+            "the spike, not what came before the step: {stats:?}"
+        );
+    }
 
     #[test]
     fn this_process_uses_cpu() {

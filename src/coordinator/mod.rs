@@ -214,7 +214,7 @@ impl Engine {
             }
             if step.kind == StepKind::Throughput && self.cfg.benchmark_kind == BenchmarkKind::Sweep
             {
-                let rates = sweep_rates(result.request_rate, self.cfg.num_rates);
+                let rates = sweep_rates(result.sustained_request_rate(), self.cfg.num_rates);
                 queue.extend(rates.into_iter().map(|r| rate_step(&self.cfg, r)));
             }
             results.push(result);
@@ -280,7 +280,7 @@ impl Engine {
                 });
             }
         }
-        let mut probe = GeneratorProbe::start();
+        let mut probe = GeneratorProbe::start(&self.gauges);
         let stopped_early = self
             .watch_sending(step, start, send_until, &tracker, &mut probe)
             .await;

@@ -19,6 +19,9 @@ use crate::request::sse::{SseDecoder, SseError};
 use crate::shutdown::{Level, Shutdown};
 use sinks::recorder::RecordRetried;
 
+/// How long the body may stay open after `[DONE]` (its end normally comes in the same read).
+const DRAIN_AFTER_DONE: Duration = Duration::from_millis(50);
+
 /// Bytes of a non-2xx body kept for the error message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
@@ -242,11 +245,17 @@ async fn stream(
 
     let mut sse = SseDecoder::new();
     let mut done = false;
+    // Armed at `[DONE]`; its timer is registered only if it is ever polled.
+    let drain = tokio::time::sleep(DRAIN_AFTER_DONE);
+    tokio::pin!(drain);
     loop {
         let item = tokio::select! {
             biased;
-            _ = &mut cancel => return Err(failure(Outcome::Cancelled, "cancelled mid-stream")),
-            _ = &mut deadline => return Err(timeout(rec, shared.timeout)),
+            _ = &mut cancel, if !done => return Err(failure(Outcome::Cancelled, "cancelled mid-stream")),
+            _ = &mut deadline, if !done => return Err(timeout(rec, shared.timeout)),
+            // The request has succeeded; a body left open (a proxy, a buggy server) is dropped
+            // with its connection rather than failing the request or holding its user.
+            _ = &mut drain, if done => return Ok(()),
             item = resp.next() => item,
         };
         match item {
@@ -258,6 +267,9 @@ async fn stream(
                 done = on_bytes(&mut sse, state, rec, &bytes, now)?;
                 if done {
                     rec.end_at = now;
+                    drain
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + DRAIN_AFTER_DONE);
                 }
             }
             Some(Err(e)) => {

@@ -137,8 +137,9 @@ pub struct SimConfig {
     /// `x-sim-fault: SPEC` header does the same). SPEC: status=CODE (4xx/5xx with an OpenAI
     /// error body), drop (headers, then the connection is cut), drop-mid-stream=N,
     /// stall=N:MS, slow-drip (each event in three pieces), bad-json=N, non-utf8=N, huge-line=N
-    /// (a 10 MB line), error-event=N, missing-data=N, wrong-content-type, empty-body; N counts
-    /// the tokens sent before the fault
+    /// (a 10 MB line), error-event=N, missing-data=N, wrong-content-type, empty-body,
+    /// open-after-done (the body never ends after [DONE]); N counts the tokens sent before the
+    /// fault
     #[arg(long = "fault")]
     pub faults: Vec<String>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key)

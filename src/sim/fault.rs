@@ -16,6 +16,7 @@
 //! | `missing-data=N` | after N tokens, one event without its `data:` field name (legal SSE: an unknown field, ignored) | `ok` (one chunk fewer than `usage`) |
 //! | `wrong-content-type` | 200 with the non-streaming JSON body | `protocol_error` |
 //! | `empty-body` | 200 `text/event-stream` with no body at all | `stream_broken` |
+//! | `open-after-done` | never ends the body after `[DONE]` (as a buggy proxy may) | `ok`, at once |
 
 use std::fmt;
 
@@ -34,6 +35,7 @@ pub enum Fault {
     MissingData(u32),
     WrongContentType,
     EmptyBody,
+    OpenAfterDone,
 }
 
 /// Size of the `huge-line` event's line.
@@ -70,6 +72,7 @@ impl fmt::Display for Fault {
             Fault::MissingData(n) => write!(f, "missing-data={n}"),
             Fault::WrongContentType => write!(f, "wrong-content-type"),
             Fault::EmptyBody => write!(f, "empty-body"),
+            Fault::OpenAfterDone => write!(f, "open-after-done"),
         }
     }
 }
@@ -120,17 +123,22 @@ impl std::str::FromStr for Fault {
             "missing-data" => Fault::MissingData(count("N")?),
             "wrong-content-type" => Fault::WrongContentType,
             "empty-body" => Fault::EmptyBody,
+            "open-after-done" => Fault::OpenAfterDone,
             _ => {
                 return Err(format!(
                     "unknown fault '{name}' (status=CODE, drop, drop-mid-stream=N, stall=N:MS, \
                      slow-drip, bad-json=N, non-utf8=N, huge-line=N, error-event=N, \
-                     missing-data=N, wrong-content-type, empty-body)"
+                     missing-data=N, wrong-content-type, empty-body, open-after-done)"
                 ))
             }
         };
         let takes_arg = !matches!(
             fault,
-            Fault::Drop | Fault::SlowDrip | Fault::WrongContentType | Fault::EmptyBody
+            Fault::Drop
+                | Fault::SlowDrip
+                | Fault::WrongContentType
+                | Fault::EmptyBody
+                | Fault::OpenAfterDone
         );
         if !takes_arg && arg.is_some() {
             return Err(format!("fault '{name}' takes no value"));
@@ -213,6 +221,7 @@ mod tests {
             "missing-data=2",
             "wrong-content-type",
             "empty-body",
+            "open-after-done",
         ] {
             let f: Fault = spec.parse().unwrap();
             assert_eq!(f.to_string(), spec);

@@ -783,6 +783,8 @@ impl TokenStream {
                 self.log.finish(Some(Instant::now()), true);
                 Bytes::from_static(DONE_EVENT.as_bytes())
             }
+            // The body stays open until the client lets go.
+            Phase::End if self.fault == Some(Fault::OpenAfterDone) => return Poll::Pending,
             Phase::End => return Poll::Ready(None),
         };
         Poll::Ready(Some(event))

@@ -11,6 +11,7 @@ use super::results::{OutputTokens, StepConfig, StepResult};
 use crate::aggregate::Histograms;
 use crate::generator::{GeneratorHealth, REASON_SEPARATOR};
 use crate::slo::Goodput;
+use crate::steady::SteadyState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -249,6 +250,22 @@ fn merged_config(docs: &[&ResultsDocument], run_id: &str) -> serde_json::Value {
     config
 }
 
+/// The shards loaded the server at the same time, each steady over its own part: their steady
+/// rates add up, over the part all of them share (latest start, shortest length). Null if any
+/// shard had none.
+fn merge_steady(steps: &[&StepResult]) -> Option<SteadyState> {
+    let parts: Vec<SteadyState> = steps
+        .iter()
+        .map(|s| s.steady_state)
+        .collect::<Option<_>>()?;
+    Some(SteadyState {
+        start_ms: parts.iter().map(|p| p.start_ms).max()?,
+        duration_ms: parts.iter().map(|p| p.duration_ms).min()?,
+        request_rate: parts.iter().map(|p| p.request_rate).sum(),
+        token_throughput_secs: parts.iter().map(|p| p.token_throughput_secs).sum(),
+    })
+}
+
 fn severity(s: RunStatus) -> u8 {
     match s {
         RunStatus::Completed => 0,
@@ -305,6 +322,7 @@ fn merge_step(
         failed_requests: sum(|s| s.failed_requests),
         successful_requests: sum(|s| s.successful_requests),
         request_rate: sum_f(|s| s.request_rate),
+        steady_state: merge_steady(&steps),
         total_tokens_sent: sum(|s| s.total_tokens_sent),
         prompt_tokens_sent: sum(|s| s.prompt_tokens_sent),
         step: first.step,

@@ -32,6 +32,11 @@ pub struct StepResult {
     pub successful_requests: u64,
     /// Successful requests per second of step duration.
     pub request_rate: f64,
+    /// Requests and output tokens per second while the load was steady (from the first
+    /// request's end to the end of the sending window, without the drain tail: see
+    /// [`crate::steady`]); null when the step had no such part.
+    #[serde(default)]
+    pub steady_state: Option<crate::steady::SteadyState>,
     /// Prompt tokens (our tokenizer) of the successful requests, as the original tool counted
     /// them: its dashboard divides this by `successful_requests`.
     pub total_tokens_sent: u64,
@@ -83,6 +88,15 @@ pub struct StepResult {
     /// entry holds no list); absent in a single run's results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<String>,
+}
+
+impl StepResult {
+    /// The request rate the server sustained: the steady one when the step had a steady part,
+    /// else the whole step's (which the drain tail dilutes). The sweep scales its rates from it.
+    pub fn sustained_request_rate(&self) -> f64 {
+        self.steady_state
+            .map_or(self.request_rate, |s| s.request_rate)
+    }
 }
 
 /// The step's load settings, as the original tool wrote them (its `ExecutorConfig`). Its

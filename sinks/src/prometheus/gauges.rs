@@ -57,6 +57,9 @@ pub struct LiveGauges {
     phase: AtomicU8,
     /// Latest event-loop lag of each worker arbiter, in nanoseconds.
     lag_ns: Box<[AtomicU64]>,
+    /// Worst lag of any worker since the last [`LiveGauges::take_worst_lag`]: the generator's
+    /// health is judged on it, as a sampler reading the latest value would miss spikes.
+    worst_lag_ns: AtomicU64,
     /// The trace sink's span counters, when traces are on.
     traces: std::sync::OnceLock<std::sync::Arc<crate::otlp::OtlpStats>>,
 }
@@ -69,6 +72,7 @@ impl LiveGauges {
             virtual_users: AtomicI64::new(0),
             phase: AtomicU8::new(Phase::Idle.to_u8()),
             lag_ns: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            worst_lag_ns: AtomicU64::new(0),
             traces: std::sync::OnceLock::new(),
         }
     }
@@ -114,7 +118,14 @@ impl LiveGauges {
         if let Some(slot) = self.lag_ns.get(worker) {
             let ns = u64::try_from(lag.as_nanos()).unwrap_or(u64::MAX);
             slot.store(ns, Ordering::Relaxed);
+            self.worst_lag_ns.fetch_max(ns, Ordering::Relaxed);
         }
+    }
+
+    /// The worst lag any worker reported since the previous call, in seconds; starts a new
+    /// window.
+    pub fn take_worst_lag(&self) -> f64 {
+        self.worst_lag_ns.swap(0, Ordering::Relaxed) as f64 / 1e9
     }
 
     /// Requests being executed now (never negative, even if a reader races a decrement).
@@ -178,6 +189,23 @@ mod tests {
         assert_eq!(g.lag_seconds(0), 0.0);
         assert!((g.lag_seconds(1) - 0.003).abs() < 1e-12);
         assert_eq!(g.lag_seconds(7), 0.0);
+    }
+
+    #[test]
+    fn the_worst_lag_of_a_window_is_kept_until_taken() {
+        let g = LiveGauges::new(2);
+        g.set_lag(0, Duration::from_millis(40));
+        g.set_lag(0, Duration::from_millis(1));
+        g.set_lag(1, Duration::from_millis(2));
+        assert!(
+            (g.lag_seconds(0) - 0.001).abs() < 1e-12,
+            "the gauge is the latest"
+        );
+        assert!(
+            (g.take_worst_lag() - 0.040).abs() < 1e-12,
+            "the spike is not missed"
+        );
+        assert_eq!(g.take_worst_lag(), 0.0, "a new window");
         assert_eq!(g.workers(), 2);
     }
 }

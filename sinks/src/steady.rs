@@ -1,0 +1,211 @@
+//! Steady-state throughput (pure).
+//!
+//! A step's `request_rate` and `token_throughput_secs` divide by its whole duration, the drain
+//! tail included, as the original tool does: after the sending window closes, load only falls,
+//! and before the first request ends the server has not yet reached its load (an open loop's
+//! in-flight count is still rising, a closed loop's first wave is still in prefill). A short
+//! step then reports 16 req/s at an offered 20 with no error. The steady figures cover only the
+//! part in between: from the end of the step's first request to the end of its sending window.
+//! Requests count there when they ended inside it, output tokens when they arrived inside it
+//! (each text chunk carries its share of the request's tokens).
+//!
+//! Memory is bounded: counts go into time buckets whose width grows with the planned duration
+//! (at most about [`MAX_BUCKETS`] over the sending window). The window is shrunk to whole
+//! buckets, so what is counted and what it is divided by cover exactly the same time.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Nanos, RequestFinished, StepWindow};
+
+/// Buckets over the planned sending window; the drain tail adds a few more.
+pub const MAX_BUCKETS: u64 = 2048;
+/// The finest bucket: finer than this gains nothing against per-read timestamps.
+const MIN_BUCKET_NS: u64 = 10_000_000;
+
+/// What a step reports of its steady part.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SteadyState {
+    /// Where the steady part starts, in whole milliseconds after the step's start.
+    pub start_ms: u64,
+    /// Its length, in whole milliseconds (the rates divide by the exact length).
+    pub duration_ms: u64,
+    /// Successful requests that ended in it, per second.
+    pub request_rate: f64,
+    /// Output tokens of successful requests that arrived in it, per second.
+    pub token_throughput_secs: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Bucket {
+    requests: u64,
+    tokens: u64,
+}
+
+/// Counts a step's successful requests and their tokens over time.
+#[derive(Clone, Debug)]
+pub struct SteadyCounter {
+    bucket_ns: u64,
+    /// By `time / bucket_ns`.
+    buckets: BTreeMap<u64, Bucket>,
+    /// When the step's first request ended, whatever its outcome.
+    first_end: Option<Nanos>,
+}
+
+impl SteadyCounter {
+    /// `planned_secs`: the step's planned sending window.
+    pub fn new(planned_secs: f64) -> Self {
+        let planned_ns = (planned_secs.max(0.0) * 1e9) as u64;
+        SteadyCounter {
+            bucket_ns: (planned_ns / MAX_BUCKETS).max(MIN_BUCKET_NS),
+            buckets: BTreeMap::new(),
+            first_end: None,
+        }
+    }
+
+    /// Any finished request; only successful ones are counted.
+    pub fn record(&mut self, r: &RequestFinished) {
+        self.first_end = Some(self.first_end.map_or(r.end_at, |t| t.min(r.end_at)));
+        if !r.outcome.is_ok() {
+            return;
+        }
+        self.bucket(r.end_at).requests += 1;
+        let chunks = r.chunk_offsets_us.len() as u64;
+        if chunks == 0 {
+            self.bucket(r.end_at).tokens += r.output_tokens;
+            return;
+        }
+        // Chunk i carries floor((i+1)·T/C) − floor(i·T/C) tokens: they sum to T exactly.
+        let total = r.output_tokens;
+        for (i, offset_us) in r.chunk_offsets_us.iter().enumerate() {
+            let i = i as u64;
+            let share = (i + 1) * total / chunks - i * total / chunks;
+            if share > 0 {
+                let at = r.sent_at + u64::from(*offset_us) * 1_000;
+                self.bucket(at).tokens += share;
+            }
+        }
+    }
+
+    fn bucket(&mut self, at: Nanos) -> &mut Bucket {
+        self.buckets.entry(at / self.bucket_ns).or_default()
+    }
+
+    /// The steady part of `window`: from the first request's end to the sending window's end,
+    /// shrunk to whole buckets; `None` if no whole bucket lies in it (requests longer than the
+    /// step, or nothing ended before sending stopped).
+    pub fn finish(&self, window: StepWindow) -> Option<SteadyState> {
+        let first = self.first_end?.max(window.start);
+        let from = first.div_ceil(self.bucket_ns);
+        let to = window.send_end / self.bucket_ns;
+        if to <= from {
+            return None;
+        }
+        let (requests, tokens) = self
+            .buckets
+            .range(from..to)
+            .fold((0, 0), |(r, t), (_, b)| (r + b.requests, t + b.tokens));
+        let duration_ns = (to - from) * self.bucket_ns;
+        let seconds = duration_ns as f64 / 1e9;
+        Some(SteadyState {
+            start_ms: (from * self.bucket_ns).saturating_sub(window.start) / 1_000_000,
+            duration_ms: duration_ns / 1_000_000,
+            request_rate: requests as f64 / seconds,
+            token_throughput_secs: tokens as f64 / seconds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Outcome;
+
+    const MS: u64 = 1_000_000;
+
+    /// A successful request sent at `sent_ms`, one token every 10 ms after a 100 ms TTFT.
+    fn request(sent_ms: u64, tokens: u32) -> RequestFinished {
+        let offsets: Vec<u32> = (0..tokens).map(|i| 100_000 + i * 10_000).collect();
+        let mut r = crate::aggregate::tests::ok_request("r", 0);
+        r.scheduled_at = sent_ms * MS;
+        r.sent_at = sent_ms * MS;
+        r.first_token_at = (tokens > 0).then_some(sent_ms * MS + 100 * MS);
+        r.end_at = sent_ms * MS + u64::from(*offsets.last().unwrap_or(&0)) * 1_000;
+        r.output_tokens = u64::from(tokens);
+        r.chunk_offsets_us = offsets;
+        r
+    }
+
+    fn window(start_ms: u64, send_end_ms: u64, end_ms: u64) -> StepWindow {
+        StepWindow {
+            start: start_ms * MS,
+            send_end: send_end_ms * MS,
+            end: end_ms * MS,
+        }
+    }
+
+    /// An open loop at exactly 20 req/s for 10 s, each request 1 s long: the whole-step rate is
+    /// diluted by the drain tail, the steady one is the offered rate.
+    #[test]
+    fn an_open_loop_at_its_offered_rate_is_steady_at_that_rate() {
+        let mut c = SteadyCounter::new(10.0);
+        for i in 0..200 {
+            c.record(&request(1_000 + i * 50, 91));
+        }
+        // The step: 1 s .. 11 s sending, the last request ends at 12 s.
+        let s = c.finish(window(1_000, 11_000, 12_000)).unwrap();
+        assert_eq!(s.start_ms, 1_000, "from the first request's end");
+        assert_eq!(s.duration_ms, 9_000);
+        assert!((s.request_rate - 20.0).abs() < 1e-9, "{s:?}");
+        assert!(
+            (s.token_throughput_secs - 20.0 * 91.0).abs() < 1e-9,
+            "{s:?}"
+        );
+        // What the whole step reports for the same requests: 200 over 11 s.
+        assert!(200.0 / 11.0 < 18.2);
+    }
+
+    #[test]
+    fn tokens_count_when_they_arrived_and_sum_exactly() {
+        let mut c = SteadyCounter::new(1.0);
+        let mut r = request(0, 3);
+        r.output_tokens = 7; // 3 chunks carrying 7 tokens: 2, 2, 3
+        c.record(&r);
+        let total: u64 = c.buckets.values().map(|b| b.tokens).sum();
+        assert_eq!(total, 7);
+        assert_eq!(c.buckets[&10].tokens, 2, "the first chunk, at 100 ms");
+        assert_eq!(c.buckets[&12].tokens, 3, "the last chunk, at 120 ms");
+    }
+
+    #[test]
+    fn failed_requests_mark_the_start_but_are_not_counted() {
+        let mut c = SteadyCounter::new(10.0);
+        let mut failed = request(0, 5);
+        failed.outcome = Outcome::Http5xx;
+        failed.end_at = 30 * MS;
+        c.record(&failed);
+        c.record(&request(100, 5));
+        let s = c.finish(window(0, 1_000, 1_200)).unwrap();
+        assert_eq!(s.start_ms, 30);
+        assert!((s.request_rate - 1.0 / 0.97).abs() < 1e-9, "{s:?}");
+    }
+
+    #[test]
+    fn no_steady_part_when_nothing_ended_before_sending_stopped() {
+        let mut c = SteadyCounter::new(1.0);
+        c.record(&request(0, 200)); // ends at 2.09 s, sending stopped at 1 s
+        assert_eq!(c.finish(window(0, 1_000, 2_090)), None);
+        assert_eq!(
+            SteadyCounter::new(1.0).finish(window(0, 1_000, 1_000)),
+            None
+        );
+    }
+
+    #[test]
+    fn buckets_are_bounded_by_the_planned_duration() {
+        let c = SteadyCounter::new(86_400.0);
+        assert!(c.bucket_ns >= 86_400 * 1_000_000_000 / MAX_BUCKETS);
+        assert_eq!(SteadyCounter::new(5.0).bucket_ns, MIN_BUCKET_NS);
+    }
+}
