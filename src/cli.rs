@@ -39,7 +39,7 @@ pub enum Command {
     /// Compare two results files step by step; regressions beyond --tolerance are marked.
     Compare(CompareArgs),
     /// Merge the results files of a sharded run (--shards) into one: exact percentiles from the
-    /// union of the histograms, counts and throughputs added up.
+    /// union of the histograms, counts added up, rates over the window the shards covered.
     Merge(MergeArgs),
 }
 

@@ -180,6 +180,25 @@ fn three_shards_merge_into_the_whole_run() {
     );
     assert_eq!(count(merged, "failed_requests"), 0);
 
+    // The merged step spans every shard's step, and its rates are its counts over that span
+    // (not the shards' rates added up, each over its own window).
+    assert!(merged["start_ms"].is_u64(), "{}", merged["start_ms"]);
+    let duration = count(merged, "duration_ms");
+    assert!(parts
+        .iter()
+        .all(|d| count(step(d), "duration_ms") <= duration));
+    for (rate, n) in [
+        ("request_rate", "successful_requests"),
+        ("token_throughput_secs", "total_tokens"),
+    ] {
+        let want = count(merged, n) as f64 / (duration as f64 / 1e3);
+        let got = merged[rate].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= want * 1e-12,
+            "{rate} {got}, {n} / duration {want}"
+        );
+    }
+
     // Request ids stay unique across the shards (they are the x-request-id the server logs).
     let mut ids: Vec<String> = files(shard_dir.path(), ".requests.jsonl")
         .iter()

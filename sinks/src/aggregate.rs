@@ -273,6 +273,7 @@ impl StepAggregator {
             total_tokens_sent: c.prompt_tokens_ok,
             prompt_tokens_sent: c.prompt_tokens_sent,
             step: self.info.index,
+            start_ms: Some(window.start / 1_000_000),
             kind: self.info.kind,
             inter_chunk_latency_ms: self.hist.inter_chunk.summary(),
             queue_delay_ms: self.hist.queue_delay.summary(),
@@ -377,7 +378,7 @@ fn encode(h: &LatencyHistogram, name: &str) -> String {
 }
 
 /// `n / seconds`, 0 for an empty window (JSON has no NaN or infinity).
-fn per_second(n: u64, seconds: f64) -> f64 {
+pub(crate) fn per_second(n: u64, seconds: f64) -> f64 {
     if seconds > 0.0 {
         n as f64 / seconds
     } else {
@@ -571,6 +572,13 @@ pub(crate) mod tests {
         assert_eq!(r.prompt_tokens_sent, 5 * 50 + 40);
         assert_eq!(r.duration_ms, 4_000);
         assert_eq!(r.send_duration_ms, 2_000);
+        assert_eq!(r.start_ms, Some(0));
+        let later = StepWindow {
+            start: 7_250 * MS + MS / 2,
+            send_end: 9_000 * MS,
+            end: 9_500 * MS,
+        };
+        assert_eq!(agg.finish(later, None).start_ms, Some(7_250), "whole ms");
         assert_eq!(r.token_throughput_secs, 27.0 / 4.0);
         assert_eq!(r.request_rate, 5.0 / 4.0);
         assert_eq!(r.achieved_rate, 6.0 / 2.0);

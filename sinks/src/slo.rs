@@ -30,16 +30,20 @@ pub struct Goodput {
 
 impl Slo {
     /// Whether a finished request met every objective (failed requests never do). A request
-    /// with fewer than two tokens has no ITL and meets an ITL objective.
+    /// with no first token misses a TTFT objective: it never delivered what was promised. One
+    /// with fewer than two tokens has no ITL (nothing to judge) and meets an ITL objective.
     pub fn met_by(&self, r: &RequestFinished) -> bool {
-        let within = |limit: Option<f64>, value_ns: Option<u64>| match (limit, value_ns) {
+        let within = |limit: Option<f64>, value_ns: Option<u64>, undefined_meets: bool| match (
+            limit, value_ns,
+        ) {
+            (None, _) => true,
             (Some(limit), Some(v)) => v as f64 / 1e6 <= limit,
-            _ => true,
+            (Some(_), None) => undefined_meets,
         };
         r.outcome.is_ok()
-            && within(self.ttft_ms, r.ttft_ns())
-            && within(self.itl_ms, r.itl_ns())
-            && within(self.e2e_ms, Some(r.e2e_ns()))
+            && within(self.ttft_ms, r.ttft_ns(), false)
+            && within(self.itl_ms, r.itl_ns(), true)
+            && within(self.e2e_ms, Some(r.e2e_ns()), true)
     }
 }
 
@@ -182,5 +186,23 @@ mod tests {
             !e2e.met_by(&request(50, 20, 10, Outcome::Ok)),
             "e2e is 50 + 180 + 1000 ms"
         );
+    }
+
+    #[test]
+    fn a_ttft_objective_needs_a_first_token() {
+        // A successful reply with no token never met a promise about its first one.
+        let empty = request(50, 10, 0, Outcome::Ok);
+        let ttft = Slo {
+            ttft_ms: Some(100.0),
+            ..Slo::default()
+        };
+        assert!(!ttft.met_by(&empty));
+        // ITL is undefined below two tokens: nothing to judge, so the objective stands.
+        let itl = Slo {
+            itl_ms: Some(20.0),
+            ..Slo::default()
+        };
+        assert!(itl.met_by(&empty));
+        assert!(itl.met_by(&request(50, 500, 1, Outcome::Ok)));
     }
 }

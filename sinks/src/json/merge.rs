@@ -3,9 +3,11 @@
 //!
 //! Steps are matched by their number. Exact where it can be: latency summaries come from the
 //! union of the shards' HDR histograms (never from averaging percentiles), counts add up, and
-//! throughputs — each measured over its own shard's window — add up too, since the shards ran
-//! side by side. Step durations are the longest shard's.
+//! every rate is the merged count over the merged step's window (see `window`).
 
+mod window;
+
+use self::window::{unix_ms, Window};
 use super::report::{ResultsDocument, RunStatus, WarmupSummary};
 use super::results::{OutputTokens, StepConfig, StepResult};
 use crate::aggregate::Histograms;
@@ -62,6 +64,14 @@ pub fn merge(inputs: &[(String, ResultsDocument)], force: bool) -> Result<Result
     }
     check_shards(inputs)?;
     let docs: Vec<&ResultsDocument> = inputs.iter().map(|(_, d)| d).collect();
+    let starts = start_times(inputs)?;
+    // The merged document starts with its earliest input; merged steps are placed after it.
+    let (earliest, anchor_ms) = starts
+        .iter()
+        .copied()
+        .enumerate()
+        .min_by_key(|(_, at)| *at)
+        .unwrap_or_default();
     let mut step_numbers: Vec<u32> = docs
         .iter()
         .flat_map(|d| d.results.iter().map(|s| s.step))
@@ -75,18 +85,15 @@ pub fn merge(inputs: &[(String, ResultsDocument)], force: bool) -> Result<Result
             .enumerate()
             .filter_map(|(i, d)| d.results.iter().find(|s| s.step == number).map(|s| (i, s)))
             .collect();
-        results.push(merge_step(inputs, &parts)?);
+        let window = Window::of(parts.iter().map(|(i, s)| (starts[*i], *s)), anchor_ms);
+        results.push(merge_step(inputs, &parts, window)?);
     }
 
     let mut merged = first.clone();
     merged.results = results;
     merged.run_id = joined(docs.iter().map(|d| d.run_id.as_str()));
     merged.config = merged_config(&docs, &merged.run_id);
-    merged.start_time = docs
-        .iter()
-        .map(|d| d.start_time.clone())
-        .min()
-        .unwrap_or_default();
+    merged.start_time = docs[earliest].start_time.clone();
     merged.end_time = docs
         .iter()
         .map(|d| d.end_time.clone())
@@ -120,6 +127,21 @@ pub fn merge(inputs: &[(String, ResultsDocument)], force: bool) -> Result<Result
         })
         .collect();
     Ok(merged)
+}
+
+/// Each input's `start_time` in Unix ms: what its steps' `start_ms` count from.
+fn start_times(inputs: &[(String, ResultsDocument)]) -> Result<Vec<u64>, String> {
+    inputs
+        .iter()
+        .map(|(file, d)| {
+            unix_ms(&d.start_time).ok_or_else(|| {
+                format!(
+                    "{file}: start_time '{}' is not an RFC 3339 time",
+                    d.start_time
+                )
+            })
+        })
+        .collect()
 }
 
 /// `config.shard` as `(index, count)`.
@@ -285,6 +307,7 @@ fn joined<'a>(items: impl Iterator<Item = &'a str>) -> String {
 fn merge_step(
     inputs: &[(String, ResultsDocument)],
     parts: &[(usize, &StepResult)],
+    window: Window,
 ) -> Result<StepResult, String> {
     let (_, first) = parts[0];
     if let Some((i, other)) = parts.iter().find(|(_, s)| s.kind != first.kind) {
@@ -295,11 +318,14 @@ fn merge_step(
     }
     let steps: Vec<&StepResult> = parts.iter().map(|(_, s)| *s).collect();
     let sum = |f: fn(&StepResult) -> u64| steps.iter().map(|s| f(s)).sum::<u64>();
-    let sum_f = |f: fn(&StepResult) -> f64| steps.iter().map(|s| f(s)).sum::<f64>();
-    let max = |f: fn(&StepResult) -> u64| steps.iter().map(|s| f(s)).max().unwrap_or(0);
     let hist = merge_histograms(inputs, parts)?;
     let offered_rate = steps.iter().map(|s| s.offered_rate).sum::<Option<f64>>();
     let label = |i: usize| shard_label(inputs, i);
+    let (total_requests, total_tokens, successful_requests) = (
+        sum(|s| s.total_requests),
+        sum(|s| s.total_tokens),
+        sum(|s| s.successful_requests),
+    );
     Ok(StepResult {
         id: match (first.id.split_once('@'), offered_rate) {
             // As the run names its rate steps (`constant@10.00req/s`), with the whole run's rate.
@@ -312,20 +338,21 @@ fn merge_step(
             duration_secs: first.config.duration_secs,
             rate: steps.iter().map(|s| s.config.rate).sum(),
         },
-        total_requests: sum(|s| s.total_requests),
-        total_tokens: sum(|s| s.total_tokens),
-        token_throughput_secs: sum_f(|s| s.token_throughput_secs),
-        duration_ms: max(|s| s.duration_ms),
+        total_requests,
+        total_tokens,
+        token_throughput_secs: window.rate(total_tokens),
+        duration_ms: window.duration_ms,
         time_to_first_token_ms: hist.ttft.summary(),
         inter_token_latency_ms: hist.itl.summary(),
         e2e_latency_ms: hist.e2e.summary(),
         failed_requests: sum(|s| s.failed_requests),
-        successful_requests: sum(|s| s.successful_requests),
-        request_rate: sum_f(|s| s.request_rate),
+        successful_requests,
+        request_rate: window.rate(successful_requests),
         steady_state: merge_steady(&steps),
         total_tokens_sent: sum(|s| s.total_tokens_sent),
         prompt_tokens_sent: sum(|s| s.prompt_tokens_sent),
         step: first.step,
+        start_ms: window.start_ms,
         kind: first.kind,
         inter_chunk_latency_ms: hist.inter_chunk.summary(),
         queue_delay_ms: hist.queue_delay.summary(),
@@ -333,8 +360,8 @@ fn merge_step(
         e2e_latency_from_schedule_ms: hist.e2e_from_schedule.summary(),
         offered_rate,
         arrival: first.arrival.clone(),
-        achieved_rate: sum_f(|s| s.achieved_rate),
-        send_duration_ms: max(|s| s.send_duration_ms),
+        achieved_rate: window.send_rate(total_requests),
+        send_duration_ms: window.send_duration_ms,
         dropped_arrivals: sum(|s| s.dropped_arrivals),
         queued_arrivals: sum(|s| s.queued_arrivals),
         retried_attempts: add_maps(steps.iter().map(|s| &s.retried_attempts)),
@@ -347,7 +374,7 @@ fn merge_step(
                 .map(|(i, s)| (label(*i), s.ended_early.as_deref())),
         ),
         first_error: steps.iter().find_map(|s| s.first_error.clone()),
-        goodput: merge_goodput(&steps),
+        goodput: merge_goodput(&steps, window),
         generator: merge_generator(parts.iter().map(|(i, s)| (label(*i), s.generator.as_ref()))),
         histograms: hist.encode(),
         shards: Some(
@@ -412,15 +439,17 @@ fn merge_tokens(steps: &[&StepResult]) -> OutputTokens {
     }
 }
 
-fn merge_goodput(steps: &[&StepResult]) -> Option<Goodput> {
+fn merge_goodput(steps: &[&StepResult], window: Window) -> Option<Goodput> {
     let all: Vec<&Goodput> = steps.iter().filter_map(|s| s.goodput.as_ref()).collect();
     let first = all.first()?;
+    let good_requests = all.iter().map(|g| g.good_requests).sum();
+    let good_tokens = all.iter().map(|g| g.good_tokens).sum();
     Some(Goodput {
         slo: first.slo,
-        good_requests: all.iter().map(|g| g.good_requests).sum(),
-        good_tokens: all.iter().map(|g| g.good_tokens).sum(),
-        request_rate: all.iter().map(|g| g.request_rate).sum(),
-        token_rate: all.iter().map(|g| g.token_rate).sum(),
+        good_requests,
+        good_tokens,
+        request_rate: window.rate(good_requests),
+        token_rate: window.rate(good_tokens),
     })
 }
 
@@ -531,24 +560,151 @@ mod tests {
 
     /// A one-step document of `requests`, shard `shard` of `count` (or unsharded).
     fn doc(requests: &[RequestFinished], rate: f64, shard: Option<(u32, u32)>) -> ResultsDocument {
-        let config = crate::json::example_config(match shard {
-            Some((index, count)) => serde_json::json!({"shard": {"index": index, "count": count}}),
-            None => serde_json::json!({}),
-        });
-        let mut d =
-            ResultsDocument::new(config, "run".into(), "0".into(), 0, SystemInfo::collect());
-        let mut agg = StepAggregator::new(info(rate));
-        for r in requests {
-            agg.record(r);
-        }
         let window = StepWindow {
             start: 0,
             send_end: 10_000 * MS,
             end: 10_500 * MS,
         };
+        doc_at(requests, rate, shard, 0, window)
+    }
+
+    /// [`doc`] of a run started at `anchor_ms` (Unix), its step over `window`, with an SLO.
+    fn doc_at(
+        requests: &[RequestFinished],
+        rate: f64,
+        shard: Option<(u32, u32)>,
+        anchor_ms: u64,
+        window: StepWindow,
+    ) -> ResultsDocument {
+        let config = crate::json::example_config(match shard {
+            Some((index, count)) => serde_json::json!({"shard": {"index": index, "count": count}}),
+            None => serde_json::json!({}),
+        });
+        let anchor = u128::from(anchor_ms) * 1_000_000;
+        let mut d = ResultsDocument::new(
+            config,
+            "run".into(),
+            "0".into(),
+            anchor,
+            SystemInfo::collect(),
+        );
+        let slo = "ttft=200ms".parse().ok();
+        let mut agg = StepAggregator::new(info(rate)).with_slo(slo);
+        for r in requests {
+            agg.record(r);
+        }
         d.results.push(agg.finish(window, None));
         d.status = RunStatus::Completed;
         d
+    }
+
+    /// Shard `s` of 3: every third request.
+    fn third(all: &[RequestFinished], s: u32) -> Vec<RequestFinished> {
+        let mine = |r: &&RequestFinished| r.scheduled_at / (10 * MS) % 3 == u64::from(s);
+        all.iter().filter(mine).cloned().collect()
+    }
+
+    /// Every rate of a merged step is its count over its duration, to the bit.
+    fn assert_rates_are_counts_over_the_window(m: &StepResult) {
+        let over = |n: u64, ms: u64| n as f64 / (ms as f64 / 1e3);
+        assert_eq!(m.token_throughput_secs, over(m.total_tokens, m.duration_ms));
+        assert_eq!(m.request_rate, over(m.successful_requests, m.duration_ms));
+        assert_eq!(m.achieved_rate, over(m.total_requests, m.send_duration_ms));
+        let g = m.goodput.as_ref().expect("the shards had an SLO");
+        assert_eq!(g.request_rate, over(g.good_requests, m.duration_ms));
+        assert_eq!(g.token_rate, over(g.good_tokens, m.duration_ms));
+    }
+
+    #[test]
+    fn a_merged_step_s_rates_are_its_totals_over_its_duration() {
+        // Shards of unequal length: adding their rates (each over its own window) overstates
+        // the whole beside the longest duration.
+        let all: Vec<RequestFinished> = (0..900).map(request).collect();
+        let shards: Vec<(String, ResultsDocument)> = (0..3u32)
+            .map(|s| {
+                let end = u64::from(10_500 + 1_000 * s) * MS;
+                let window = StepWindow {
+                    start: 0,
+                    send_end: 10_000 * MS,
+                    end,
+                };
+                let d = doc_at(&third(&all, s), 10.0, Some((s, 3)), 0, window);
+                (format!("s{s}.json"), d)
+            })
+            .collect();
+        let merged = merge(&shards, false).unwrap();
+        let m = &merged.results[0];
+        assert_eq!(m.duration_ms, 12_500);
+        assert_rates_are_counts_over_the_window(m);
+    }
+
+    #[test]
+    fn three_shards_with_offset_windows_merge_over_their_joint_window() {
+        const T0: u64 = 1_700_000_000_000;
+        let all: Vec<RequestFinished> = (0..900).map(request).collect();
+        // (run start after T0, step start, end of sending, step end), ms: each shard started
+        // its run and its step at its own time, all on the wall clock.
+        let placement = [
+            (0, 2_000, 12_000, 12_500),
+            (300, 2_100, 12_100, 12_600),
+            (50, 1_800, 11_800, 12_400),
+        ];
+        let shards: Vec<(String, ResultsDocument)> = (0..3u32)
+            .map(|s| {
+                let (run, start, send_end, end) = placement[s as usize];
+                let window = StepWindow {
+                    start: start * MS,
+                    send_end: send_end * MS,
+                    end: end * MS,
+                };
+                let d = doc_at(&third(&all, s), 10.0, Some((s, 3)), T0 + run, window);
+                (format!("s{s}.json"), d)
+            })
+            .collect();
+        let merged = merge(&shards, false).unwrap();
+        let m = &merged.results[0];
+        // Placed after T0: shard 2 starts the step first (50 + 1 800), shard 1 ends it last
+        // (300 + 12 600) and stops sending last (300 + 12 100).
+        assert_eq!(merged.start_time, shards[0].1.start_time);
+        assert_eq!(m.start_ms, Some(1_850));
+        assert_eq!(m.duration_ms, 12_900 - 1_850);
+        assert_eq!(m.send_duration_ms, 12_400 - 1_850);
+        let total = |f: fn(&StepResult) -> u64| -> u64 {
+            shards.iter().map(|(_, d)| f(&d.results[0])).sum()
+        };
+        assert_eq!(m.total_tokens, total(|s| s.total_tokens));
+        assert_eq!(m.successful_requests, total(|s| s.successful_requests));
+        assert_eq!(
+            m.token_throughput_secs,
+            total(|s| s.total_tokens) as f64 / 11.05
+        );
+        assert_rates_are_counts_over_the_window(m);
+
+        // The merged document is a valid results document, with the step placed.
+        let schema: serde_json::Value = serde_json::from_str(RESULTS_SCHEMA).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let value = serde_json::to_value(&merged).unwrap();
+        assert!(validator.is_valid(&value));
+        assert_eq!(value["results"][0]["start_ms"], 1_850);
+    }
+
+    #[test]
+    fn steps_without_a_start_merge_as_started_together() {
+        // Results written before steps carried `start_ms`.
+        let all: Vec<RequestFinished> = (0..90).map(request).collect();
+        let shards: Vec<(String, ResultsDocument)> = (0..2u32)
+            .map(|s| {
+                let mut d = doc(&third(&all, s), 10.0, Some((s, 2)));
+                d.results[0].start_ms = None;
+                d.results[0].duration_ms += u64::from(s) * 700;
+                (format!("s{s}.json"), d)
+            })
+            .collect();
+        let m = &merge(&shards, false).unwrap().results[0];
+        assert_eq!(m.start_ms, None);
+        assert_eq!(m.duration_ms, 11_200);
+        assert_eq!(m.send_duration_ms, 10_000);
+        assert_rates_are_counts_over_the_window(m);
     }
 
     #[test]
@@ -557,12 +713,10 @@ mod tests {
         let whole = doc(&all, 30.0, None);
         let shards: Vec<(String, ResultsDocument)> = (0..3u32)
             .map(|s| {
-                let part: Vec<_> = all
-                    .iter()
-                    .filter(|r| r.scheduled_at / (10 * MS) % 3 == u64::from(s))
-                    .cloned()
-                    .collect();
-                (format!("s{s}.json"), doc(&part, 10.0, Some((s, 3))))
+                (
+                    format!("s{s}.json"),
+                    doc(&third(&all, s), 10.0, Some((s, 3))),
+                )
             })
             .collect();
         let merged = merge(&shards, false).unwrap();

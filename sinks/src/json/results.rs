@@ -46,6 +46,11 @@ pub struct StepResult {
     pub prompt_tokens_sent: u64,
     /// `StepInfo::index`: measured steps count from 1.
     pub step: u32,
+    /// When the step started, whole milliseconds after the document's `start_time`: with
+    /// `duration_ms`, it places the step on the wall clock, so that a merge finds the window
+    /// its shards covered together. Null only in a file merged from results that lacked it.
+    #[serde(default)]
+    pub start_ms: Option<u64>,
     pub kind: StepKind,
     pub inter_chunk_latency_ms: Summary,
     pub queue_delay_ms: Summary,
