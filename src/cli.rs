@@ -104,7 +104,7 @@ pub struct RunArgs {
     #[arg(short, long, env, default_value = "128")]
     pub max_vus: u64,
     /// Duration of each benchmark step (e.g. 120s, 2m)
-    #[arg(short, long, env, default_value = "120s", value_parser = parse_duration)]
+    #[arg(short, long, env, default_value = "120s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub duration: Duration,
     /// Request rates per second: --rates 1,5 or --rates 1 --rates 5; without --benchmark-kind
     /// they run as the rate benchmark
@@ -121,7 +121,7 @@ pub struct RunArgs {
     #[arg(short, long, env, default_value = "sweep", value_parser = ["throughput", "rate", "sweep"], ignore_case = true)]
     pub benchmark_kind: String,
     /// Warmup before the benchmark, never part of the results (0s: none)
-    #[arg(short, long, env, default_value = "30s", value_parser = parse_duration)]
+    #[arg(short, long, env, default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub warmup: Duration,
     /// Base URL of the OpenAI-compatible server; /v1/... is appended to any path it has
     #[arg(short, long, env, default_value = "http://localhost:8000")]
@@ -181,10 +181,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub workers: Option<usize>,
     /// Time a request may take before it ends as a timeout
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub request_timeout: Duration,
     /// After SIGINT/SIGTERM, time in-flight requests get to finish before they are cancelled
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub shutdown_grace: Duration,
     /// Folder for the results
     #[arg(long, default_value = "results")]
@@ -225,7 +225,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub queue_when_saturated: bool,
     /// Open loop: grow the rate linearly from 0 over this first part of each step (e.g. 30s)
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub ramp_up: Duration,
     /// https://: also trust the CA certificates in this PEM file (private CAs)
     #[arg(long)]
@@ -237,18 +237,19 @@ pub struct RunArgs {
     /// before any output (backoff 100 ms, doubling); retried attempts are counted apart
     #[arg(long, default_value = "0")]
     pub retries: u32,
-    /// Serve Prometheus metrics on http://IP:PORT/metrics during the run, e.g. 127.0.0.1:9464
-    #[arg(long, value_name = "IP:PORT")]
+    /// Serve Prometheus metrics on http://HOST:PORT/metrics during the run, e.g. 127.0.0.1:9464
+    /// or localhost:9464 (a host name is resolved once: its first IPv4 address, else its first)
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
     pub prometheus_listen: Option<std::net::SocketAddr>,
     /// With --prometheus-listen: keep serving this long after the run so the last scrape sees the
     /// final values (Ctrl-C ends it at once)
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub prometheus_linger: Duration,
     /// Push metrics to this Prometheus Pushgateway (http://host:port) while the run goes and at its end
     #[arg(long, value_name = "URL")]
     pub prometheus_pushgateway: Option<String>,
     /// How often to push to the Pushgateway
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub prometheus_push_interval: Duration,
     /// Export one OTLP span per request to this collector (base URL, e.g. http://127.0.0.1:4318)
     /// and send a W3C traceparent header with each request; OTEL_EXPORTER_OTLP_ENDPOINT or
@@ -299,9 +300,65 @@ const DEMO_MAX_VUS: u64 = 64;
 const DEMO_PROMPT: &str = "num_tokens=200,min_tokens=200,max_tokens=200,variance=0";
 const DEMO_DECODE: &str = "num_tokens=64,min_tokens=64,max_tokens=64,variance=0";
 
+/// A duration of 0 or more. The flags taking one accept a leading hyphen, so that `-d -5s`
+/// reaches this message instead of being read as an unknown flag `-5`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
+    if negative(s) {
+        return Err(format!(
+            "'{s}' is negative: a duration is 0s or more; e.g. 30s, 2m, 1h"
+        ));
+    }
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("'{s}' is not a duration ({e}); e.g. 30s, 2m, 1h"))
+}
+
+/// A duration above 0 (a step, a timeout, an interval).
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = if negative(s) {
+        Duration::ZERO
+    } else {
+        parse_duration(s)?
+    };
+    if d.is_zero() {
+        return Err(format!(
+            "'{s}': the duration must be positive; e.g. 30s, 2m, 1h"
+        ));
+    }
+    Ok(d)
+}
+
+/// A duration with a minus sign, e.g. `-5s`.
+fn negative(s: &str) -> bool {
+    s.trim()
+        .strip_prefix('-')
+        .is_some_and(|m| humantime::parse_duration(m.trim()).is_ok())
+}
+
+/// `IP:PORT` or `HOST:PORT`, a host name resolved now (IPv4 first: what `localhost` scrapes
+/// usually reach).
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let t = s.trim();
+    if let Ok(addr) = t.parse() {
+        return Ok(addr);
+    }
+    if t.rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(format!(
+            "'{s}' is not HOST:PORT or IP:PORT; e.g. 127.0.0.1:9464"
+        ));
+    }
+    let addrs: Vec<std::net::SocketAddr> = t
+        .to_socket_addrs()
+        .map_err(|e| format!("'{s}': cannot resolve the host ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("'{s}': the host has no address"))
 }
 
 /// A secret from a file: trimmed, never echoed in an error.
@@ -612,6 +669,7 @@ fn run_sim(args: SimArgs) -> i32 {
     };
     match crate::sim::run_cli(args.config, Some(tokenizer)) {
         Ok(()) => 0,
+        Err(e) if crate::sim::is_config_error(&e) => fail(&RunError::Config(e.to_string())),
         Err(e) => fail(&RunError::Internal(format!("simulated server: {e}"))),
     }
 }
@@ -804,6 +862,48 @@ mod tests {
         ] {
             let err = parse(&args).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_are_positive_where_zero_means_nothing() {
+        for (args, needle) in [
+            (vec!["-d", "-5s"], "the duration must be positive"),
+            (vec!["-d", "0s"], "the duration must be positive"),
+            (vec!["--request-timeout", "0s"], "must be positive"),
+            (
+                vec!["--prometheus-push-interval", "-1s"],
+                "must be positive",
+            ),
+            (vec!["-w", "-1s"], "negative"),
+            (vec!["--shutdown-grace", "-1s"], "negative"),
+            (vec!["-d", "--rates"], "not a duration"),
+        ] {
+            let err = parse(&args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+        let c = parse(&[
+            "-w",
+            "0s",
+            "--shutdown-grace",
+            "0s",
+            "--prometheus-linger",
+            "0s",
+        ]);
+        let c = c.unwrap();
+        assert!(c.warmup.is_zero() && c.shutdown_grace.is_zero());
+    }
+
+    #[test]
+    fn listen_addresses_take_host_names() {
+        let c = parse(&["--prometheus-listen", "localhost:9464"]).unwrap();
+        let addr = c.prometheus_listen.unwrap();
+        assert!(addr.ip().is_loopback() && addr.port() == 9464, "{addr}");
+        let c = parse(&["--prometheus-listen", "[::1]:9464"]).unwrap();
+        assert_eq!(c.prometheus_listen.unwrap().to_string(), "[::1]:9464");
+        for bad in ["localhost", "9464", ":9464", "localhost:x"] {
+            let err = parse(&["--prometheus-listen", bad]).unwrap_err();
+            assert!(err.contains("HOST:PORT"), "{bad}: {err}");
         }
     }
 

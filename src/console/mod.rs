@@ -6,11 +6,13 @@
 //! The sink is best-effort and cheap: the Recorder forwards each completed event to it on the
 //! sink arbiter, and it only updates counters and two histograms (`state.rs`). The terminal is
 //! drawn by its own thread (`ui.rs`) from a snapshot taken twice a second; no per-request data is
-//! ever copied.
+//! ever copied. A frame (`view.rs`) fits any terminal size without cutting a figure (`fit.rs`).
 
 pub mod capture;
+mod fit;
 pub mod state;
 pub mod ui;
+pub mod view;
 
 use std::io::IsTerminal;
 use std::sync::Arc;

@@ -22,7 +22,7 @@ mod server;
 
 pub use config::{MsRange, SimConfig};
 pub use record::{SimRecord, SimStats};
-pub use server::{run_cli, SimServer};
+pub use server::{is_config_error, run_cli, SimServer};
 
 #[cfg(test)]
 mod tests;

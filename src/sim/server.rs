@@ -885,9 +885,10 @@ impl SimServer {
     /// Binds host:port (port 0 = a free port), serves on a dedicated OS thread running its own
     /// actix System (so it never shares an event loop with the load generator), and returns once
     /// the socket accepts connections. `tokenizer` counts prompt tokens (None: bytes/4).
+    /// Bad flags, an address that cannot be listened on and unreadable TLS files are
+    /// configuration errors ([`is_config_error`]).
     pub fn start(cfg: SimConfig, tokenizer: Option<Arc<Tokenizer>>) -> io::Result<SimServer> {
-        cfg.validate()
-            .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+        cfg.validate().map_err(config_error)?;
         let shared = Arc::new(Shared::new(cfg, tokenizer));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_shared = shared.clone();
@@ -1012,10 +1013,13 @@ fn serve_thread(shared: Arc<Shared>, ready: std::sync::mpsc::Sender<Ready>) {
         .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE_SECS);
+        let listen = |e: io::Error| config_error(format!("cannot listen on {host}:{port}: {e}"));
         let bound = match tls {
-            Ok(Some(tls)) => bound.bind_rustls_0_23((host.as_str(), port), tls),
-            Ok(None) => bound.bind((host.as_str(), port)),
-            Err(e) => Err(e),
+            Ok(Some(tls)) => bound
+                .bind_rustls_0_23((host.as_str(), port), tls)
+                .map_err(listen),
+            Ok(None) => bound.bind((host.as_str(), port)).map_err(listen),
+            Err(e) => Err(config_error(format!("--tls-cert/--tls-key: {e}"))),
         };
         let server = match bound {
             Ok(server) => server,
@@ -1036,6 +1040,18 @@ fn serve_thread(shared: Arc<Shared>, ready: std::sync::mpsc::Sender<Ready>) {
             log::error!("simulated server: {err}");
         }
     });
+}
+
+/// An error of the server's configuration (flags, an address that cannot be listened on, TLS
+/// files), told apart from the machine's failures by its kind: see [`is_config_error`].
+fn config_error(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.into())
+}
+
+/// Whether an error of [`SimServer::start`] or [`run_cli`] is the configuration's (the `sim`
+/// subcommand exits 2 for it, as the benchmark does) rather than the machine's.
+pub fn is_config_error(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidInput
 }
 
 /// `--tls-cert` + `--tls-key` (PEM): serve HTTPS.
