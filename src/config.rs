@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -152,6 +153,24 @@ pub struct RunConfig {
     pub trace: Option<PathBuf>,
     /// Trace arrivals come this many times faster than recorded.
     pub trace_speedup: f64,
+    /// Tests only: live sinks started besides the configured ones.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub extra_sinks: ExtraSinks,
+}
+
+/// Starts a live sink in the run's registry (the hook of [`RunConfig::extra_sinks`]).
+pub type StartSink = Arc<dyn Fn(&mut sinks::live::SinkRegistry) + Send + Sync>;
+
+/// Live sinks a test adds to a run (e.g. a deliberately slow one).
+#[doc(hidden)]
+#[derive(Clone, Default)]
+pub struct ExtraSinks(pub Vec<StartSink>);
+
+impl std::fmt::Debug for ExtraSinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExtraSinks({})", self.0.len())
+    }
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -213,6 +232,7 @@ impl RunConfig {
             ramp_up: Duration::ZERO,
             ca_cert: None,
             insecure: false,
+            extra_sinks: ExtraSinks::default(),
             retries: 0,
             otlp_endpoint: None,
             otlp_protocol: sinks::otlp::OtlpProtocol::Http,

@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use actix_rt::Arbiter;
+use sinks::handover::{RecorderHandle, HANDOVER_CAPACITY};
 use sinks::recorder::{Recorder, RecorderConfig};
 use tokio::sync::oneshot;
 
@@ -181,7 +182,8 @@ async fn start(
             cfg.output_dir.display()
         ))
     })?;
-    // Sinks run on their own arbiter, never on the request arbiters.
+    // The Recorder runs on an arbiter of its own and each live sink on another, never on the
+    // request arbiters.
     let sink_arbiter = Arbiter::new();
     // Live values no event carries (in flight, users, phase, event-loop lag), for the metrics.
     let gauges = Arc::new(sinks::prometheus::LiveGauges::new(cfg.workers.max(1)));
@@ -190,15 +192,13 @@ async fn start(
         gauges: &gauges,
         shutdown: &shutdown,
     };
-    let live_sinks = outputs::start_live_sinks(&cfg, &run_ctx, &sink_arbiter.handle())?;
+    let started = outputs::start_sinks(&cfg, &run_ctx, recorder)?;
     let linger = outputs::Linger::new(&cfg, &shutdown);
-    let mut recorder = recorder;
-    recorder.set_slo(cfg.slo);
-    for sink in &live_sinks {
-        recorder.subscribe(sink.events.clone());
-    }
-    let recorder = recorder.start_in_arbiter(&sink_arbiter.handle());
-    abort.set(Some(recorder.clone()));
+    let recorder = RecorderHandle::new(
+        started.recorder.start_in_arbiter(&sink_arbiter.handle()),
+        HANDOVER_CAPACITY,
+    );
+    abort.set(Some(recorder.addr().clone()));
 
     let shared = Arc::new(RequestShared {
         url,
@@ -210,7 +210,7 @@ async fn start(
         keep_alive,
         retry: request::retry::RetryPolicy {
             max: cfg.retries,
-            report: Some(recorder.clone().recipient()),
+            report: Some(recorder.addr().clone().recipient()),
         },
     });
     let workers = Arc::new(Workers::start(cfg.workers, settings.clone()));
@@ -223,7 +223,7 @@ async fn start(
         workers,
         scheduler: Arbiter::new(),
         recorder,
-        live_sinks,
+        live_sinks: started.live,
         gauges,
         settings,
         arrivals: workload.arrivals.clone(),
@@ -246,6 +246,7 @@ async fn start(
         Lingering {
             linger,
             sink_arbiter,
+            sink_threads: started.threads,
         },
     ))
 }
@@ -255,11 +256,13 @@ async fn start(
 struct Lingering {
     linger: outputs::Linger,
     sink_arbiter: Arbiter,
+    sink_threads: sinks::live::SinkThreads,
 }
 
 impl Lingering {
     async fn linger_and_stop(self) {
         self.linger.wait().await;
+        self.sink_threads.stop();
         self.sink_arbiter.stop();
         let _ = self.sink_arbiter.join();
     }

@@ -1,15 +1,16 @@
-//! The live sinks a run's configuration asks for (metrics, traces, console), started on the
-//! sink arbiter and subscribed to the Recorder.
+//! The sink registry of a run: the results (the Recorder, which also writes the requests log)
+//! and every live sink the configuration asks for — metrics, traces, the console — each started
+//! on an arbiter of its own behind its buffer, and subscribed to the Recorder.
 //!
-//! Adding one: build it from `RunConfig` here, start it on `arbiter`, and return it as a
-//! `LiveSink` (see `sinks/README.md`). The results file (the Recorder) is always on.
+//! Adding a live sink: implement `sinks::live::Sink`, then start it here from `RunConfig` with
+//! `registry.start(buffer, make)` (see `sinks/README.md`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_rt::ArbiterHandle;
-use sinks::live::LiveSink;
+use sinks::live::{SinkRegistry, SinkSet, SinkThreads};
 use sinks::prometheus::{LiveGauges, PrometheusConfig};
+use sinks::recorder::Recorder;
 
 use crate::config::RunConfig;
 use crate::exit::RunError;
@@ -25,16 +26,44 @@ pub struct RunContext<'a> {
     pub shutdown: &'a Shutdown,
 }
 
-/// Starts every live sink `cfg` turns on. A sink that cannot start (e.g. a port in use) is a
+/// A run's sinks, started: the Recorder (not yet started: the caller puts it on its arbiter),
+/// subscribed to the live sinks, and the live sinks' threads.
+pub struct Sinks {
+    pub recorder: Recorder,
+    pub live: SinkSet,
+    pub threads: SinkThreads,
+}
+
+/// Builds every sink `cfg` turns on. A sink that cannot start (e.g. a port in use) is a
 /// configuration error: the run has not begun, nothing is lost.
-pub fn start_live_sinks(
+pub fn start_sinks(
     cfg: &RunConfig,
     run: &RunContext<'_>,
-    arbiter: &ArbiterHandle,
-) -> Result<Vec<LiveSink>, RunError> {
-    let mut sinks = Vec::new();
+    mut recorder: Recorder,
+) -> Result<Sinks, RunError> {
+    recorder.set_slo(cfg.slo);
+    let mut registry = SinkRegistry::new();
+    let started = start_live_sinks(cfg, run, &mut registry);
+    let (live, threads) = registry.into_parts();
+    if let Err(e) = started {
+        threads.stop();
+        return Err(e);
+    }
+    recorder.subscribe(&live);
+    Ok(Sinks {
+        recorder,
+        live,
+        threads,
+    })
+}
+
+fn start_live_sinks(
+    cfg: &RunConfig,
+    run: &RunContext<'_>,
+    registry: &mut SinkRegistry,
+) -> Result<(), RunError> {
     if let Some(prom) = prometheus_config(cfg, run.model) {
-        let started = sinks::prometheus::start(prom, run.gauges.clone(), arbiter)
+        let started = sinks::prometheus::start(prom, run.gauges.clone(), registry)
             .map_err(RunError::Config)?;
         if let Some(addr) = started.listening {
             eprintln!(
@@ -42,37 +71,33 @@ pub fn start_live_sinks(
                 cfg.run_id
             );
         }
-        sinks.push(started.sink);
     }
     if let Some(otlp) = otlp_config(cfg, run.model) {
         let where_ = otlp
             .exporter_endpoint()
             .unwrap_or_else(|| "the OTEL_EXPORTER_OTLP_* endpoint".into());
-        let started = sinks::otlp::start(otlp, arbiter).map_err(RunError::Config)?;
+        let started = sinks::otlp::start(otlp, registry).map_err(RunError::Config)?;
         eprintln!("[{}] OTLP traces to {where_}", cfg.run_id);
-        let stats = started.stats.clone();
-        run.gauges.attach_traces(stats.clone());
-        sinks.push(started.sink.with_report(std::sync::Arc::new(move || {
-            use std::sync::atomic::Ordering::Relaxed;
-            serde_json::json!({
-                "spans_exported": stats.exported.load(Relaxed),
-                "spans_dropped": stats.dropped.load(Relaxed),
-                "spans_failed": stats.failed.load(Relaxed),
-            })
-        })));
+        run.gauges.attach_traces(started.stats.clone());
+    }
+    for start in &cfg.extra_sinks.0 {
+        start(registry);
     }
     // Last, so the lines above are printed before the console captures stderr.
     if crate::console::wanted(cfg) {
         let title = format!("inference-benchmarker → {}", run.model);
-        match crate::console::start(title, run.gauges.clone(), run.shutdown.clone(), arbiter) {
-            Ok(sink) => sinks.push(sink),
+        let console = crate::console::start(title, run.gauges.clone(), run.shutdown.clone());
+        match console {
+            Ok(make) => {
+                registry.start(sinks::live::BufferConfig::drop_newest(), make);
+            }
             Err(e) => eprintln!(
                 "[{}] no live console ({e}): plain progress lines",
                 cfg.run_id
             ),
         }
     }
-    Ok(sinks)
+    Ok(())
 }
 
 /// Whether traces are on: `--otlp-endpoint`, or the standard endpoint variables.

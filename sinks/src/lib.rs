@@ -5,10 +5,14 @@
 //! - [`aggregate`]: one step's events → [`StepResult`] (pure).
 //! - [`json`]: the results document, its JSON Schema, the requests log.
 //! - [`recorder`]: the `Recorder` actor that ties them together on a sink arbiter.
+//! - [`handover`]: how a request hands its record to the Recorder without waiting for it.
+//! - [`live`]: the live sink contract ([`live::Sink`]), their buffers and registry.
+//! - [`testing`]: the contract as a test every sink's tests call.
 
 pub mod aggregate;
 pub mod event;
 pub mod generator;
+pub mod handover;
 pub mod json;
 pub mod live;
 pub mod otlp;
@@ -17,13 +21,14 @@ pub mod recorder;
 pub mod slo;
 pub mod stats;
 pub mod steady;
+pub mod testing;
 
 pub use aggregate::StepAggregator;
 pub use json::{
     results_file_name, ResultsDocument, RunStatus, StepResult, SystemInfo, RESULTS_SCHEMA,
 };
 pub use recorder::{
-    FinishStep, Flush, RecordDropped, RecordRequest, Recorder, RecorderConfig, StartStep,
+    FinishStep, Flush, HandOver, RecordDropped, RecordRequest, Recorder, RecorderConfig, StartStep,
     TokenCounter,
 };
 pub use stats::{LatencyHistogram, Summary};

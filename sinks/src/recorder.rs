@@ -3,8 +3,9 @@
 //! sink arbiter of the caller's choosing, never on a request arbiter (it
 //! tokenizes pending outputs and writes files).
 //!
-//! Protocol: `StartStep` → `RecordRequest` / `RecordDropped` (callers
-//! `send().await` them: backpressure, nothing lost) → `FinishStep` (replies with
+//! Protocol: `StartStep` → `HandOver` (a request's record, through
+//! [`RecorderHandle`](crate::handover::RecorderHandle): bounded, lossless, the request waits for
+//! room only) / `RecordRequest` / `RecordDropped` → `FinishStep` (replies with
 //! the step's result once it is on disk) → … → `Flush` (final write, replies with
 //! the results path). Step 0 is the warmup: it feeds the `warmup` counts and its
 //! `FinishStep` reply, never the results.
@@ -19,7 +20,7 @@ use crate::json::report::{ResultsDocument, RunStatus, SystemInfo};
 use crate::json::requests_log::{requests_log_path, RequestsLog};
 use crate::json::results::StepResult;
 use crate::json::results_file_name;
-use crate::live::SinkEvent;
+use crate::live::{LiveSink, SinkSet};
 use crate::slo::Slo;
 use actix::prelude::*;
 use std::collections::BTreeMap;
@@ -59,6 +60,15 @@ pub struct RecorderConfig {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct RecordRequest(pub RequestFinished);
+
+/// A finished request, handed over by a request that does not wait for the reply: `slot` is
+/// its place in the handover's bounded queue, freed once the record is counted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HandOver {
+    pub record: RequestFinished,
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
 
 /// An arrival the scheduler could not start.
 #[derive(Message, Debug)]
@@ -126,8 +136,8 @@ pub struct Recorder {
     log_error: Option<String>,
     /// Events for a step that was not open (never started or already finished).
     unrouted: u64,
-    /// Live sinks: every event goes on to them once the Recorder has completed it.
-    subscribers: Vec<Recipient<SinkEvent>>,
+    /// Live sinks: every event goes on to their buffers once the Recorder has completed it.
+    subscribers: Vec<LiveSink>,
     run_started: Arc<RunStarted>,
     /// Objectives every step's goodput is measured against (`--slo`).
     slo: Option<Slo>,
@@ -176,18 +186,22 @@ impl Recorder {
         self.slo = slo;
     }
 
-    /// Adds a live sink; it first receives `Event::RunStarted`, then every event in order.
-    pub fn subscribe(&mut self, sink: Recipient<SinkEvent>) {
-        self.subscribers.push(sink);
+    /// Adds the live sinks; each first receives `Event::RunStarted`, then every event in order.
+    pub fn subscribe(&mut self, sinks: &SinkSet) {
+        self.subscribers.extend(sinks.iter().cloned());
     }
 
-    fn forward(&self, event: impl FnOnce() -> Event) {
+    /// Offers the event to every live sink's buffer. A full `Block` buffer suspends the Recorder
+    /// (`ctx.wait`) until there is room, so no later event overtakes it.
+    fn forward(&self, ctx: &mut Context<Self>, event: impl FnOnce() -> Event) {
         if self.subscribers.is_empty() {
             return;
         }
         let event = event();
         for s in &self.subscribers {
-            s.do_send(SinkEvent(event.clone()));
+            if let Some(room) = s.offer(event.clone()) {
+                ctx.wait(actix::fut::wrap_future(room));
+            }
         }
     }
 
@@ -214,7 +228,7 @@ impl Recorder {
         }
     }
 
-    fn record_request(&mut self, mut r: RequestFinished) {
+    fn record_request(&mut self, ctx: &mut Context<Self>, mut r: RequestFinished) {
         if r.step == WARMUP_STEP {
             // Counting warmup output would only cost tokenizer time.
             r.output_text = None;
@@ -230,7 +244,7 @@ impl Recorder {
             Some(agg) => agg.record(&r),
             None => self.unrouted(r.step, "request"),
         }
-        self.forward(|| Event::Request(Arc::new(r)));
+        self.forward(ctx, || Event::Request(Arc::new(r)));
     }
 
     fn log_request(&mut self, r: &RequestFinished) {
@@ -358,24 +372,33 @@ fn free_results_path(dir: &Path, label: &str, unix_secs: u64) -> PathBuf {
 impl Actor for Recorder {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         let run = self.run_started.clone();
-        self.forward(|| Event::RunStarted(run));
+        self.forward(ctx, || Event::RunStarted(run));
     }
 }
 
 impl Handler<RecordRequest> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordRequest, _: &mut Context<Self>) {
-        self.record_request(msg.0);
+    fn handle(&mut self, msg: RecordRequest, ctx: &mut Context<Self>) {
+        self.record_request(ctx, msg.0);
+    }
+}
+
+impl Handler<HandOver> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: HandOver, ctx: &mut Context<Self>) {
+        self.record_request(ctx, msg.record);
+        drop(msg.slot);
     }
 }
 
 impl Handler<RecordDropped> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordDropped, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: RecordDropped, ctx: &mut Context<Self>) {
         let d = msg.0;
         if d.step != WARMUP_STEP {
             match self.steps.get_mut(&d.step) {
@@ -383,7 +406,7 @@ impl Handler<RecordDropped> for Recorder {
                 None => self.unrouted(d.step, "dropped arrival"),
             }
         }
-        self.forward(|| Event::Dropped(d));
+        self.forward(ctx, || Event::Dropped(d));
     }
 }
 
@@ -430,7 +453,7 @@ impl Handler<RecordQueued> for Recorder {
 impl Handler<StartStep> for Recorder {
     type Result = ();
 
-    fn handle(&mut self, msg: StartStep, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: StartStep, ctx: &mut Context<Self>) {
         let info = msg.0;
         if self.steps.contains_key(&info.index) {
             log::warn!(
@@ -439,7 +462,7 @@ impl Handler<StartStep> for Recorder {
             );
             return;
         }
-        self.forward(|| Event::StepStarted(Arc::new(info.clone())));
+        self.forward(ctx, || Event::StepStarted(Arc::new(info.clone())));
         self.steps
             .insert(info.index, StepAggregator::new(info).with_slo(self.slo));
     }
@@ -448,10 +471,10 @@ impl Handler<StartStep> for Recorder {
 impl Handler<FinishStep> for Recorder {
     type Result = Option<StepResult>;
 
-    fn handle(&mut self, msg: FinishStep, _: &mut Context<Self>) -> Option<StepResult> {
+    fn handle(&mut self, msg: FinishStep, ctx: &mut Context<Self>) -> Option<StepResult> {
         let (step, window) = (msg.step, msg.window);
         let result = self.finish_step(msg);
-        self.forward(|| Event::StepFinished { step, window });
+        self.forward(ctx, || Event::StepFinished { step, window });
         result
     }
 }
@@ -722,15 +745,11 @@ mod tests {
     /// Collects what a live sink receives.
     struct Collector(std::sync::Arc<parking_lot::Mutex<Vec<String>>>);
 
-    impl Actor for Collector {
-        type Context = Context<Self>;
-    }
+    impl crate::live::Sink for Collector {
+        const NAME: &'static str = "collector";
 
-    impl Handler<SinkEvent> for Collector {
-        type Result = ();
-
-        fn handle(&mut self, msg: SinkEvent, _: &mut Context<Self>) {
-            let name = match msg.0 {
+        fn on_event(&mut self, event: &Event, _: &mut crate::live::SinkContext<Self>) {
+            let name = match event {
                 Event::RunStarted(r) => format!("run {}", r.run_id),
                 Event::StepStarted(s) => format!("start {}", s.index),
                 Event::Request(r) => format!("request {} {}", r.id, r.output_tokens),
@@ -739,6 +758,14 @@ mod tests {
             };
             self.0.lock().push(name);
         }
+
+        fn flush(
+            &mut self,
+            _: RunStatus,
+            _: &mut crate::live::SinkContext<Self>,
+        ) -> crate::live::FlushFuture<Self> {
+            crate::live::flushed(Ok(()))
+        }
     }
 
     #[actix_rt::test]
@@ -746,8 +773,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut recorder = Recorder::new(config(dir.path(), false), Arc::new(Words)).unwrap();
         let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let collector = Collector(seen.clone()).start();
-        recorder.subscribe(collector.clone().recipient());
+        let mut registry = crate::live::SinkRegistry::new();
+        let s = seen.clone();
+        registry.start(crate::live::BufferConfig::block(), move || Collector(s));
+        let (live, threads) = registry.into_parts();
+        recorder.subscribe(&live);
         let arbiter = Arbiter::new();
         let addr = recorder.start_in_arbiter(&arbiter.handle());
         addr.send(StartStep(step(1, StepKind::Rate))).await.unwrap();
@@ -772,13 +802,10 @@ mod tests {
         })
         .await
         .unwrap();
-        // The collector runs on this thread's arbiter: let it drain its mailbox.
-        for _ in 0..100 {
-            if seen.lock().len() >= 5 {
-                break;
-            }
-            actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        // The flush comes through the sink's buffer after every event it was given.
+        let reports = live.flush_all(RunStatus::Completed).await;
+        assert_eq!(reports["collector"]["events_delivered"], 5);
+        assert_eq!(reports["collector"]["dropped_events"], 0);
         assert_eq!(
             *seen.lock(),
             vec![
@@ -791,5 +818,6 @@ mod tests {
             "the output count is completed before the event goes on"
         );
         arbiter.stop();
+        threads.stop();
     }
 }

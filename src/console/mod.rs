@@ -3,8 +3,9 @@
 //! throughput-vs-rate chart, the log). With `--no-console`, without a terminal, or with `CI`
 //! set, the run prints its plain progress lines instead (what it always prints to stderr).
 //!
-//! The sink is best-effort and cheap: the Recorder forwards each completed event to it on the
-//! sink arbiter, and it only updates counters and two histograms (`state.rs`). The terminal is
+//! The sink is best-effort and cheap: the Recorder offers each completed event to its buffer
+//! (`DropNewest`: a view never slows the run), and on its own arbiter it only updates counters
+//! and two histograms (`state.rs`). The terminal is
 //! drawn by its own thread (`ui.rs`) from a snapshot taken twice a second; no per-request data is
 //! ever copied. A frame (`view.rs`) fits any terminal size without cutting a figure (`fit.rs`).
 
@@ -18,9 +19,10 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::prelude::*;
 use parking_lot::Mutex;
-use sinks::live::{LiveSink, SinkEvent, SinkFlush};
+use sinks::event::Event;
+use sinks::json::report::RunStatus;
+use sinks::live::{flushed, FlushFuture, Sink, SinkContext};
 use sinks::prometheus::LiveGauges;
 
 use crate::config::RunConfig;
@@ -48,40 +50,29 @@ pub struct ConsoleSink {
     ui: Option<Ui>,
 }
 
-impl Actor for ConsoleSink {
-    type Context = Context<Self>;
-}
+impl Sink for ConsoleSink {
+    const NAME: &'static str = "console";
 
-impl Handler<SinkEvent> for ConsoleSink {
-    type Result = ();
-
-    fn handle(&mut self, msg: SinkEvent, _: &mut Context<Self>) {
-        self.state.lock().apply(&msg.0, Instant::now());
+    fn on_event(&mut self, event: &Event, _: &mut SinkContext<Self>) {
+        self.state.lock().apply(event, Instant::now());
     }
-}
 
-impl Handler<SinkFlush> for ConsoleSink {
-    type Result = Result<(), String>;
-
-    /// At the end of the run the terminal is given back before the summary is printed.
-    fn handle(&mut self, msg: SinkFlush, _: &mut Context<Self>) -> Self::Result {
-        if msg.last {
-            if let Some(mut ui) = self.ui.take() {
-                ui.finish();
-            }
+    /// The terminal is given back before the summary is printed.
+    fn flush(&mut self, _: RunStatus, _: &mut SinkContext<Self>) -> FlushFuture<Self> {
+        if let Some(mut ui) = self.ui.take() {
+            ui.finish();
         }
-        Ok(())
+        flushed(Ok(()))
     }
 }
 
-/// Takes over the terminal and starts the sink on `arbiter`. An error (e.g. the terminal
-/// refuses raw mode) leaves the run on plain progress lines.
+/// Takes over the terminal; returns the sink for the registry to start. An error (e.g. the
+/// terminal refuses raw mode) leaves the run on plain progress lines.
 pub fn start(
     title: String,
     gauges: Arc<LiveGauges>,
     shutdown: Shutdown,
-    arbiter: &actix_rt::ArbiterHandle,
-) -> std::io::Result<LiveSink> {
+) -> std::io::Result<impl FnOnce() -> ConsoleSink + Send + 'static> {
     let state = Arc::new(Mutex::new(LiveState::new()));
     let ui = Ui::start(UiContext {
         state: state.clone(),
@@ -93,8 +84,7 @@ pub fn start(
         state,
         ui: Some(ui),
     };
-    let addr = ConsoleSink::start_in_arbiter(arbiter, move |_| sink);
-    Ok(LiveSink::of("console", &addr))
+    Ok(move || sink)
 }
 
 #[cfg(test)]
@@ -107,5 +97,16 @@ mod tests {
         assert!(!decide(true, true, false), "--no-console");
         assert!(!decide(false, false, false), "no terminal");
         assert!(!decide(false, true, true), "CI set");
+    }
+
+    /// Without a terminal: the sink's state only (the UI thread is not started).
+    #[actix_rt::test]
+    async fn keeps_the_sink_contract() {
+        let state = Arc::new(Mutex::new(LiveState::new()));
+        let s = state.clone();
+        let outcome =
+            sinks::testing::check_sink_contract(move || ConsoleSink { state: s, ui: None }).await;
+        assert_eq!(outcome.flush, Ok(()));
+        assert_eq!(outcome.report["dropped_events"], 0);
     }
 }

@@ -22,9 +22,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use actix_rt::Arbiter;
 use sinks::event::{StepKind, StepWindow};
+use sinks::handover::RecorderHandle;
 use sinks::json::report::RunStatus;
 use sinks::json::StepResult;
-use sinks::live::{LiveSink, SinkFlush};
+use sinks::live::SinkSet;
 use sinks::prometheus::Phase;
 use sinks::recorder::{FinishStep, Flush, RecordGenerator, RecordSinkReports, Recorder, StartStep};
 use tokio::sync::oneshot;
@@ -62,9 +63,10 @@ pub struct Engine {
     /// Runs the rate tickers, away from the request arbiters so arrivals are not delayed by
     /// stream handling.
     pub scheduler: Arbiter,
-    pub recorder: Addr<Recorder>,
+    /// The recorder's address and the requests' handover queue into it.
+    pub recorder: RecorderHandle,
     /// Subscribed to the recorder; flushed after it, each waited for.
-    pub live_sinks: Vec<LiveSink>,
+    pub live_sinks: SinkSet,
     /// Live values for the metrics (phase, in flight, users); the trackers write them.
     pub gauges: Arc<sinks::prometheus::LiveGauges>,
     pub settings: ClientSettings,
@@ -123,8 +125,7 @@ impl Engine {
                 None
             }
         };
-        self.flush_live_sinks().await;
-        self.record_sink_reports().await;
+        self.flush_live_sinks(status).await;
         self.scheduler.stop();
         let workers = Arc::try_unwrap(self.workers).ok();
         if let Some(w) = workers {
@@ -312,24 +313,6 @@ impl Engine {
         .await
     }
 
-    /// Sinks' own accounts (e.g. spans dropped), known only after their final flush, go into
-    /// the results too: the file is rewritten with them.
-    async fn record_sink_reports(&self) {
-        let reports: serde_json::Map<String, serde_json::Value> = self
-            .live_sinks
-            .iter()
-            .filter_map(|s| s.report.as_ref().map(|r| (s.name.to_string(), r())))
-            .collect();
-        if reports.is_empty() {
-            return;
-        }
-        match self.recorder.send(RecordSinkReports(reports)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => log::error!("sink reports not written: {e}"),
-            Err(e) => log::error!("the recorder is gone: {e}"),
-        }
-    }
-
     /// Waits for the end of the step's sending window, checking a few times a second whether
     /// the step should end early (saturated or failing server). Returns the reason if it did.
     async fn watch_sending(
@@ -374,15 +357,16 @@ impl Engine {
         }
     }
 
-    /// Every live sink pushes out what it holds; a failing sink is reported, never fatal (the
-    /// results file is already written).
-    async fn flush_live_sinks(&self) {
-        for sink in &self.live_sinks {
-            match sink.flush.send(SinkFlush { last: true }).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => log::error!("{} sink: final flush failed: {e}", sink.name),
-                Err(e) => log::error!("{} sink stopped before its final flush: {e}", sink.name),
-            }
+    /// Every live sink pushes out what it holds (a failing sink is reported, never fatal: the
+    /// results file is already written); then their reports, and the handover's, known only
+    /// now, go into the results, which are rewritten.
+    async fn flush_live_sinks(&self, status: RunStatus) {
+        let mut reports = self.live_sinks.flush_all(status).await;
+        reports.insert("results".into(), self.recorder.report());
+        match self.recorder.send(RecordSinkReports(reports)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::error!("sink reports not written: {e}"),
+            Err(e) => log::error!("the recorder is gone: {e}"),
         }
     }
 

@@ -9,9 +9,8 @@ pub mod virtual_user;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use actix::Addr;
 use sinks::event::Nanos;
-use sinks::recorder::Recorder;
+use sinks::handover::RecorderHandle;
 
 use crate::request::client::{Job, PreparedBody, RequestShared};
 use crate::workers::ClientSettings;
@@ -76,7 +75,7 @@ pub struct StepContext {
     pub shared: Arc<RequestShared>,
     pub pool: Arc<RequestPool>,
     pub tracker: Arc<StepTracker>,
-    pub recorder: Addr<Recorder>,
+    pub recorder: RecorderHandle,
     pub settings: ClientSettings,
 }
 

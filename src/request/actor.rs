@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use sinks::recorder::{RecordRequest, Recorder};
+use sinks::handover::RecorderHandle;
 
 use crate::load::tracker::Ending;
 use crate::load::StepContext;
@@ -40,7 +40,8 @@ impl Actor for Request {
 }
 
 /// Executes a job, hands its record to the recorder, and only then counts it out of the step:
-/// when a step's tracker is idle, every record of the step is in the recorder.
+/// when a step's tracker is idle, every record of the step is in the recorder's queue, ahead of
+/// the step's `FinishStep`.
 pub async fn run_one(step: &StepContext, job: Job) -> Ending {
     let client = workers::client(&step.settings);
     let record = execute(&client, &step.shared, job).await;
@@ -50,9 +51,8 @@ pub async fn run_one(step: &StepContext, job: Job) -> Ending {
     ending
 }
 
-/// Lossless: waits until the recorder accepted the record (backpressure).
-pub async fn publish(recorder: &Addr<Recorder>, record: sinks::event::RequestFinished) {
-    if let Err(e) = recorder.send(RecordRequest(record)).await {
-        log::error!("the recorder is gone; a request record was lost: {e}");
-    }
+/// Lossless, and not on the recorder's clock: waits only while the handover queue is full,
+/// never for the recorder's work on the record (see `sinks::handover`).
+pub async fn publish(recorder: &RecorderHandle, record: sinks::event::RequestFinished) {
+    recorder.hand_over(record).await;
 }

@@ -2,8 +2,8 @@
 //! exports them in batches. Best-effort by design: spans wait in a bounded queue; a span that
 //! does not fit (the collector is slow or down) is dropped and counted, an export that fails
 //! counts its spans as failed. Nothing here ever waits on a request, and no request waits on it:
-//! the Recorder forwards events with `do_send` and this actor's work per event is building one
-//! span.
+//! its buffer drops rather than block (`BufferPolicy::DropNewest`, counted in
+//! `sinks.otlp.dropped_events`), and its work per event is building one span.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_rt::ArbiterHandle;
 use opentelemetry::trace::SpanContext;
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{
@@ -21,7 +20,8 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use opentelemetry_sdk::Resource;
 
 use crate::event::{Event, Nanos, StepInfo};
-use crate::live::{LiveSink, SinkEvent, SinkFlush};
+use crate::json::report::RunStatus;
+use crate::live::{BufferConfig, FlushFuture, LiveSink, Running, Sink, SinkContext, SinkRegistry};
 use crate::otlp::config::{OtlpConfig, OtlpProtocol, DEFAULT_SERVICE_NAME};
 use crate::otlp::span::{request_span, run_span, span_context, step_span};
 
@@ -124,10 +124,10 @@ fn build_exporter(cfg: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter, 
     Ok(exporter)
 }
 
-/// Starts the sink on `arbiter`. The endpoint is checked here; the exporter is built on the
-/// arbiter (its runtime), and if that fails every span is counted as failed and the final flush
-/// reports the error.
-pub fn start(cfg: OtlpConfig, arbiter: &ArbiterHandle) -> Result<Started, String> {
+/// Starts the sink in `registry`. The endpoint is checked here; the exporter is built on the
+/// sink's arbiter (its runtime), and if that fails every span is counted as failed and the final
+/// flush reports the error.
+pub fn start(cfg: OtlpConfig, registry: &mut SinkRegistry) -> Result<Started, String> {
     if let Some(e) = &cfg.endpoint {
         if !(e.starts_with("http://") || e.starts_with("https://")) {
             return Err(format!(
@@ -141,11 +141,8 @@ pub fn start(cfg: OtlpConfig, arbiter: &ArbiterHandle) -> Result<Started, String
     }
     let stats = Arc::new(OtlpStats::default());
     let st = stats.clone();
-    let addr = OtlpSink::start_in_arbiter(arbiter, move |_| OtlpSink::new(cfg, st));
-    Ok(Started {
-        sink: LiveSink::of("otlp", &addr),
-        stats,
-    })
+    let sink = registry.start(BufferConfig::drop_newest(), move || OtlpSink::new(cfg, st));
+    Ok(Started { sink, stats })
 }
 
 pub struct OtlpSink {
@@ -165,7 +162,8 @@ pub struct OtlpSink {
 }
 
 impl OtlpSink {
-    fn new(cfg: OtlpConfig, stats: Arc<OtlpStats>) -> OtlpSink {
+    /// Call on the sink's arbiter (gRPC channels start in its runtime).
+    pub fn new(cfg: OtlpConfig, stats: Arc<OtlpStats>) -> OtlpSink {
         let exporter = build_exporter(&cfg).map(|e| Arc::new(tokio::sync::Mutex::new(e)));
         if let Err(e) = &exporter {
             log::error!("{e}: no spans will be exported");
@@ -202,7 +200,7 @@ impl OtlpSink {
         self.steps.get(&step).map(|(_, c)| c.clone())
     }
 
-    fn on_event(&mut self, event: Event) {
+    fn observe(&mut self, event: &Event) {
         match event {
             Event::RunStarted(run) => self.anchor = run.anchor_unix_nanos,
             Event::StepStarted(info) => {
@@ -210,19 +208,19 @@ impl OtlpSink {
                     .expect("1.0 is a valid ratio")
                     .next_context();
                 let ctx = span_context(self.run.trace_id().to_bytes(), ids.span_id);
-                self.steps.insert(info.index, (info, ctx));
+                self.steps.insert(info.index, (info.clone(), ctx));
             }
             Event::Request(req) => {
                 self.last_end = self.last_end.max(req.end_at);
                 let link = self.step_context(req.step);
-                if let Some(span) = request_span(&self.cfg, self.anchor, &req, link) {
+                if let Some(span) = request_span(&self.cfg, self.anchor, req, link) {
                     self.enqueue(span);
                 }
             }
             Event::StepFinished { step, window } => {
                 self.last_end = self.last_end.max(window.end);
-                if let Some((info, ctx)) = self.steps.get(&step) {
-                    let span = step_span(&self.cfg, self.anchor, &self.run, ctx, info, window);
+                if let Some((info, ctx)) = self.steps.get(step) {
+                    let span = step_span(&self.cfg, self.anchor, &self.run, ctx, info, *window);
                     self.enqueue(span);
                 }
             }
@@ -236,7 +234,7 @@ impl OtlpSink {
     }
 
     /// Exports one batch in the background, unless one is already going.
-    fn export_next(&mut self, ctx: &mut Context<Self>) {
+    fn export_next(&mut self, ctx: &mut SinkContext<Self>) {
         if self.exporting || self.queue.is_empty() {
             return;
         }
@@ -247,15 +245,15 @@ impl OtlpSink {
         self.exporting = true;
         let timeout = self.cfg.export_timeout;
         ctx.spawn(
-            export(exporter, batch, timeout)
-                .into_actor(self)
-                .map(|result, act, ctx| {
+            actix::fut::wrap_future::<_, Running<Self>>(export(exporter, batch, timeout)).map(
+                |result, act, ctx| {
                     act.exporting = false;
                     act.count(result);
                     if act.queue.len() >= act.cfg.batch_size {
                         act.export_next(ctx);
                     }
-                }),
+                },
+            ),
         );
     }
 
@@ -302,35 +300,25 @@ async fn export(exporter: Exporter, batch: Vec<SpanData>, timeout: Duration) -> 
     }
 }
 
-impl Actor for OtlpSink {
-    type Context = Context<Self>;
+impl Sink for OtlpSink {
+    const NAME: &'static str = "otlp";
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        // A bounded mailbox would drop here instead of in our queue; the Recorder uses
-        // `do_send`, so bound the work per message instead (one span built, one push).
+    fn start(&mut self, ctx: &mut SinkContext<Self>) {
         ctx.run_interval(self.cfg.export_interval, |act, ctx| act.export_next(ctx));
     }
-}
 
-impl Handler<SinkEvent> for OtlpSink {
-    type Result = ();
-
-    fn handle(&mut self, msg: SinkEvent, ctx: &mut Context<Self>) {
-        self.on_event(msg.0);
+    fn on_event(&mut self, event: &Event, ctx: &mut SinkContext<Self>) {
+        self.observe(event);
         if self.queue.len() >= self.cfg.batch_size {
             self.export_next(ctx);
         }
     }
-}
 
-impl Handler<SinkFlush> for OtlpSink {
-    type Result = ResponseActFuture<Self, Result<(), String>>;
-
-    /// Exports everything queued (and, at the end, the run span), waiting for any export already
-    /// running; gives up after two export timeouts in all, counting the rest as failed, so a dead
+    /// Exports everything queued and the run span, waiting for any export already running;
+    /// gives up after two export timeouts in all, counting the rest as failed, so a dead
     /// collector cannot hold the run's exit.
-    fn handle(&mut self, msg: SinkFlush, _ctx: &mut Context<Self>) -> Self::Result {
-        if msg.last && !self.run_exported {
+    fn flush(&mut self, _: RunStatus, _: &mut SinkContext<Self>) -> FlushFuture<Self> {
+        if !self.run_exported {
             self.run_exported = true;
             let span = run_span(&self.cfg, self.anchor, &self.run, self.last_end);
             self.enqueue(span);
@@ -342,36 +330,33 @@ impl Handler<SinkFlush> for OtlpSink {
         let exporter = self.exporter.clone();
         let timeout = self.cfg.export_timeout;
         let deadline = Instant::now() + timeout * 2;
-        Box::pin(
-            async move {
-                let mut results = Vec::new();
-                let Ok(exporter) = exporter else {
-                    return results;
-                };
-                for batch in batches {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        results.push(ExportResult {
-                            exported: 0,
-                            failed: batch.len() as u64,
-                            error: Some("flush deadline passed".into()),
-                        });
-                        continue;
-                    }
-                    results.push(export(exporter.clone(), batch, left.min(timeout)).await);
+        let exports = async move {
+            let mut results = Vec::new();
+            let Ok(exporter) = exporter else {
+                return results;
+            };
+            for batch in batches {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    results.push(ExportResult {
+                        exported: 0,
+                        failed: batch.len() as u64,
+                        error: Some("flush deadline passed".into()),
+                    });
+                    continue;
                 }
-                // Wait for a background export still running (it holds the exporter).
-                drop(exporter.lock().await);
-                results
+                results.push(export(exporter.clone(), batch, left.min(timeout)).await);
             }
-            .into_actor(self)
-            .map(move |results, act, _| {
+            // Wait for a background export still running (it holds the exporter).
+            drop(exporter.lock().await);
+            results
+        };
+        Box::pin(
+            actix::fut::wrap_future::<_, Running<Self>>(exports).map(|results, act, _| {
                 for r in results {
                     act.count(r);
                 }
-                if msg.last {
-                    eprintln!("[{}] {}", act.cfg.run_id, act.stats.summary());
-                }
+                eprintln!("[{}] {}", act.cfg.run_id, act.stats.summary());
                 if let Err(e) = &act.exporter {
                     return Err(e.clone());
                 }
@@ -382,6 +367,24 @@ impl Handler<SinkFlush> for OtlpSink {
                 }
             }),
         )
+    }
+
+    fn report(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        let s = &self.stats;
+        m.insert(
+            "spans_exported".into(),
+            s.exported.load(Ordering::Relaxed).into(),
+        );
+        m.insert(
+            "spans_dropped".into(),
+            s.dropped.load(Ordering::Relaxed).into(),
+        );
+        m.insert(
+            "spans_failed".into(),
+            s.failed.load(Ordering::Relaxed).into(),
+        );
+        m
     }
 }
 
@@ -434,29 +437,19 @@ mod tests {
         cfg.queue_capacity = 2;
         cfg.batch_size = 100;
         cfg.export_interval = Duration::from_secs(3600);
-        let arbiter = actix_rt::Arbiter::new();
-        let started = start(cfg, &arbiter.handle()).unwrap();
-        let events = &started.sink.events;
-        events
-            .send(SinkEvent(Event::RunStarted(Arc::new(RunStarted {
-                run_id: "run".into(),
-                anchor_unix_nanos: 1_700_000_000_000_000_000,
-            }))))
-            .await
-            .unwrap();
+        let mut registry = SinkRegistry::new();
+        let started = start(cfg, &mut registry).unwrap();
+        let sink = &started.sink;
+        let run = Event::RunStarted(Arc::new(RunStarted {
+            run_id: "run".into(),
+            anchor_unix_nanos: 1_700_000_000_000_000_000,
+        }));
+        assert!(sink.offer(run).is_none());
         for i in 0..5 {
-            events
-                .send(SinkEvent(Event::Request(Arc::new(request(i)))))
-                .await
-                .unwrap();
+            assert!(sink.offer(Event::Request(Arc::new(request(i)))).is_none());
         }
         let t = Instant::now();
-        let reply = started
-            .sink
-            .flush
-            .send(SinkFlush { last: true })
-            .await
-            .unwrap();
+        let reply = sink.flush(RunStatus::Completed).await.result;
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         let err = reply.unwrap_err();
         assert!(err.contains("6 spans lost"), "{err}");
@@ -469,7 +462,7 @@ mod tests {
             s.summary(),
             "OTLP traces: 0 spans exported, 4 dropped (queue full), 2 failed to export"
         );
-        arbiter.stop();
+        registry.into_parts().1.stop();
     }
 
     #[test]
@@ -478,9 +471,32 @@ mod tests {
         arbiter.block_on(async {
             let mut cfg = OtlpConfig::new("run", "m", "chat", "http://127.0.0.1:1");
             cfg.endpoint = Some("127.0.0.1:4318".into());
-            let a = actix_rt::Arbiter::new();
-            assert!(start(cfg, &a.handle()).is_err());
-            a.stop();
+            let mut registry = SinkRegistry::new();
+            assert!(start(cfg, &mut registry).is_err());
         });
+    }
+
+    /// The contract against a collector that is not there: every span is counted (as failed),
+    /// the flush answers with the loss, and the report says so.
+    #[actix_rt::test]
+    async fn keeps_the_sink_contract() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut cfg = OtlpConfig::new("run", "m", "chat", "http://127.0.0.1:1");
+        cfg.endpoint = Some(format!("http://127.0.0.1:{port}"));
+        cfg.export_timeout = Duration::from_millis(500);
+        let stats = Arc::new(OtlpStats::default());
+        let st = stats.clone();
+        let outcome = crate::testing::check_sink_contract(move || OtlpSink::new(cfg, st)).await;
+        assert!(outcome.flush.is_err(), "{:?}", outcome.flush);
+        assert_eq!(outcome.report["dropped_events"], 0);
+        let spans = ["spans_exported", "spans_dropped", "spans_failed"]
+            .iter()
+            .map(|k| outcome.report[*k].as_u64().unwrap())
+            .sum::<u64>();
+        assert!(spans > 0, "{:?}", outcome.report);
+        assert_eq!(spans, stats.exported.load(Ordering::Relaxed) + stats.lost());
     }
 }

@@ -1,20 +1,24 @@
-//! The Prometheus sink actor, on the sink arbiter: updates the metrics from the Recorder's
-//! events, pushes to the Pushgateway every `push_interval` and once more at the final flush.
-//! A failing gateway is logged and counted, never fatal.
+//! The Prometheus sink, on its arbiter: updates the metrics from the Recorder's events, pushes to
+//! the Pushgateway every `push_interval` and once more at the final flush. A failing gateway is
+//! logged and counted, never fatal.
+//!
+//! Exact: its buffer blocks (`BufferPolicy::Block`) rather than drop, so its counters equal the
+//! results; its work per event is a few counter updates, so the buffer never fills in practice.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_rt::ArbiterHandle;
 use tokio::sync::OwnedMutexGuard;
 
 use super::config::PrometheusConfig;
 use super::gauges::LiveGauges;
 use super::metrics::Metrics;
 use super::server::MetricsServer;
-use crate::live::{LiveSink, SinkEvent, SinkFlush};
+use crate::event::Event;
+use crate::json::report::RunStatus;
+use crate::live::{BufferConfig, FlushFuture, LiveSink, Sink, SinkContext, SinkRegistry};
 
 /// A push that takes longer than this has failed (the next one starts from scratch).
 const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,11 +42,11 @@ pub struct Started {
 }
 
 /// Builds the metrics, binds `/metrics` if asked (errors here are configuration errors: nothing
-/// has run yet) and starts the actor on `arbiter`.
+/// has run yet) and starts the sink in `registry`.
 pub fn start(
     cfg: PrometheusConfig,
     gauges: Arc<LiveGauges>,
-    arbiter: &ArbiterHandle,
+    registry: &mut SinkRegistry,
 ) -> Result<Started, String> {
     let metrics = Arc::new(
         Metrics::new(cfg.const_labels(), gauges).map_err(|e| format!("prometheus metrics: {e}"))?,
@@ -52,46 +56,33 @@ pub fn start(
         None => None,
     };
     let listening = server.as_ref().map(MetricsServer::addr);
-    if let Some(server) = server {
-        // `/metrics` lives as long as the sink arbiter, not the actor: the actor stops once the
-        // coordinator drops its address, but the last scrapes (the linger) come after that.
-        // Stopping the arbiter drops this task, and with it the server.
-        arbiter.spawn(async move {
-            let _server = server;
-            std::future::pending::<()>().await;
-        });
-    }
     let push_url = cfg.push_url();
-    let push_interval = cfg.push_interval.max(Duration::from_millis(100));
-    let addr = PrometheusSink::start_in_arbiter(arbiter, move |_| PrometheusSink {
-        metrics,
-        push_url,
-        push_interval,
-        client: None,
-        gate: Arc::new(tokio::sync::Mutex::new(())),
-        ticker: None,
+    let push_interval = cfg.push_interval;
+    let sink = registry.start(BufferConfig::block(), move || {
+        if let Some(server) = server {
+            // `/metrics` lives as long as the sink's arbiter, not the sink: the last scrapes
+            // (the linger) come after the final flush. Stopping the arbiter drops this task, and
+            // with it the server.
+            actix_rt::spawn(async move {
+                let _server = server;
+                std::future::pending::<()>().await;
+            });
+        }
+        PrometheusSink::new(metrics, push_url, push_interval)
     });
-    Ok(Started {
-        sink: LiveSink::of("prometheus", &addr),
-        listening,
-    })
+    Ok(Started { sink, listening })
 }
 
-impl Actor for PrometheusSink {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        if self.push_url.is_some() {
-            self.client = Some(awc::Client::builder().timeout(PUSH_TIMEOUT).finish());
-            let handle = ctx.run_interval(self.push_interval, |act, ctx| {
-                // One push at a time: a slow gateway must not pile requests up.
-                let Ok(guard) = act.gate.clone().try_lock_owned() else {
-                    return;
-                };
-                let push = act.push(std::future::ready(guard));
-                ctx.spawn(push.into_actor(act).map(|result, act, _| act.note(result)));
-            });
-            self.ticker = Some(handle);
+impl PrometheusSink {
+    /// Call on the sink's arbiter (see [`SinkRegistry::start`]).
+    pub fn new(metrics: Arc<Metrics>, push_url: Option<String>, push_interval: Duration) -> Self {
+        PrometheusSink {
+            metrics,
+            push_url,
+            push_interval: push_interval.max(Duration::from_millis(100)),
+            client: None,
+            gate: Arc::new(tokio::sync::Mutex::new(())),
+            ticker: None,
         }
     }
 }
@@ -135,39 +126,50 @@ impl PrometheusSink {
     }
 }
 
-impl Handler<SinkEvent> for PrometheusSink {
-    type Result = ();
+impl Sink for PrometheusSink {
+    const NAME: &'static str = "prometheus";
 
-    fn handle(&mut self, msg: SinkEvent, _: &mut Context<Self>) {
-        self.metrics.observe(&msg.0);
+    fn start(&mut self, ctx: &mut SinkContext<Self>) {
+        if self.push_url.is_some() {
+            self.client = Some(awc::Client::builder().timeout(PUSH_TIMEOUT).finish());
+            let handle = ctx.run_interval(self.push_interval, |act, ctx| {
+                // One push at a time: a slow gateway must not pile requests up.
+                let Ok(guard) = act.gate.clone().try_lock_owned() else {
+                    return;
+                };
+                let push = act.push(std::future::ready(guard));
+                ctx.spawn(push.into_actor(act).map(|result, act, _| act.note(result)));
+            });
+            self.ticker = Some(handle);
+        }
     }
-}
 
-impl Handler<SinkFlush> for PrometheusSink {
-    type Result = ResponseActFuture<Self, Result<(), String>>;
+    fn on_event(&mut self, event: &Event, _: &mut SinkContext<Self>) {
+        self.metrics.observe(event);
+    }
 
-    /// Pushes the values as they are now (the final ones when `last`). `/metrics` keeps serving
-    /// until the sink arbiter stops, so a scrape after the run still sees the final values.
-    fn handle(&mut self, msg: SinkFlush, ctx: &mut Context<Self>) -> Self::Result {
-        if msg.last {
-            if let Some(t) = self.ticker.take() {
-                ctx.cancel_future(t);
-            }
+    /// Pushes the final values. `/metrics` keeps serving until the sink's arbiter stops, so a
+    /// scrape after the run still sees them.
+    fn flush(&mut self, _: RunStatus, ctx: &mut SinkContext<Self>) -> FlushFuture<Self> {
+        if let Some(t) = self.ticker.take() {
+            ctx.cancel_future(t);
         }
         let push = self.push(self.gate.clone().lock_owned());
-        Box::pin(push.into_actor(self).map(|result, act, _| {
-            if result.is_err() {
-                act.metrics.push_failed();
-            }
-            result
-        }))
+        Box::pin(
+            actix::fut::wrap_future::<_, crate::live::Running<Self>>(push).map(|result, act, _| {
+                if result.is_err() {
+                    act.metrics.push_failed();
+                }
+                result
+            }),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, Outcome, RequestFinished, TokenSource};
+    use crate::event::{Outcome, RequestFinished, TokenSource};
     use std::collections::BTreeMap;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
@@ -267,23 +269,18 @@ mod tests {
                 extra_meta: BTreeMap::new(),
                 shard: None,
             };
-            let arbiter = actix_rt::Arbiter::new();
-            let started = start(cfg, Arc::new(LiveGauges::new(1)), &arbiter.handle()).unwrap();
+            let mut registry = SinkRegistry::new();
+            let started = start(cfg, Arc::new(LiveGauges::new(1)), &mut registry).unwrap();
             for o in [Outcome::Ok, Outcome::Ok, Outcome::Http5xx] {
                 let e = Event::Request(Arc::new(request(o)));
-                started.sink.events.do_send(SinkEvent(e));
+                assert!(started.sink.offer(e).is_none());
             }
-            let flushed = started
-                .sink
-                .flush
-                .send(SinkFlush { last: true })
-                .await
-                .unwrap();
+            let flushed = started.sink.flush(RunStatus::Completed).await.result;
             let addr = started.listening.unwrap();
             let scraped = actix_rt::task::spawn_blocking(move || get(addr))
                 .await
                 .unwrap();
-            arbiter.stop();
+            registry_threads(registry);
             (scraped, flushed)
         });
         assert_eq!(flushed, Ok(()));
@@ -305,5 +302,30 @@ mod tests {
         );
         assert_eq!(sample(&pushed, &ok), Some(2.0), "{pushed}");
         assert_eq!(sample(&pushed, &["outcome=\"http_5xx\""]), Some(1.0));
+    }
+
+    fn registry_threads(registry: SinkRegistry) {
+        registry.into_parts().1.stop();
+    }
+
+    /// The contract, with the counters checked against what was fed: exact, nothing dropped.
+    #[actix_rt::test]
+    async fn keeps_the_sink_contract() {
+        let gauges = Arc::new(LiveGauges::new(1));
+        let metrics = Arc::new(Metrics::new(Default::default(), gauges).unwrap());
+        let m = metrics.clone();
+        let outcome = crate::testing::check_sink_contract(move || {
+            PrometheusSink::new(m, None, Duration::from_secs(3600))
+        })
+        .await;
+        assert_eq!(outcome.flush, Ok(()));
+        assert_eq!(outcome.report["dropped_events"], 0);
+        let text = metrics.encode().unwrap();
+        let total: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("inference_benchmarker_requests_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(total, crate::testing::REQUESTS as f64, "warmup not counted");
     }
 }
