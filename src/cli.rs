@@ -513,6 +513,7 @@ impl RunArgs {
             shard: None,
             trace: self.trace,
             trace_speedup: self.trace_speedup,
+            test_hooks: Default::default(),
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;

@@ -152,6 +152,24 @@ pub struct RunConfig {
     pub trace: Option<PathBuf>,
     /// Trace arrivals come this many times faster than recorded.
     pub trace_speedup: f64,
+    /// Faults injected into our own request tasks, for the supervision tests only.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub test_hooks: TestHooks,
+}
+
+/// Test-only faults in the benchmarker's own request tasks (never set by the command line): the
+/// request numbered `k` in its step (from 0) is hit by a hook set to `n` when `(k + 1) % n == 0`,
+/// after its response ended and before its record is handed over; the first hook that hits wins.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TestHooks {
+    /// The request's task panics.
+    pub panic_every: Option<u64>,
+    /// The request's task is dropped by its supervisor.
+    pub drop_every: Option<u64>,
+    /// The request's task hangs for ever, ignoring the cancel.
+    pub hang_every: Option<u64>,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -221,6 +239,7 @@ impl RunConfig {
             shard: None,
             trace: None,
             trace_speedup: 1.0,
+            test_hooks: TestHooks::default(),
         }
     }
 

@@ -482,6 +482,7 @@ fn merge_generator<'a>(
             (a, b) => a.or(b),
         };
         o.bound |= g.bound;
+        o.restarted_users += g.restarted_users;
     }
     if let Some(o) = out.as_mut() {
         o.reasons = (!reasons.is_empty()).then(|| reasons.join(REASON_SEPARATOR));
