@@ -9,6 +9,8 @@
 //! [`supervise`] runs a task under `catch_unwind` and drops it when the step abandons its
 //! requests; before the task is dropped it leaves the reason in a thread-local note, so the
 //! guards inside it (dropped synchronously, on this thread) can say why they never finished.
+//! A guard dropped while its task unwinds from a panic cannot know the message yet: it parks
+//! itself on this thread and `supervise` counts it once the panic is caught.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -66,6 +68,15 @@ thread_local! {
     static CAUSE: RefCell<Option<Died>> = const { RefCell::new(None) };
     /// Set by a task that asks its supervisor to drop it (a test hook).
     static DROP_ASKED: Cell<bool> = const { Cell::new(false) };
+    /// Requests whose guards were dropped by a panic's unwinding, waiting for its message.
+    static UNWOUND: RefCell<Vec<Counted>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Counts the requests parked by an unwinding panic, as ended by `cause`.
+fn count_unwound(cause: Option<&Died>) {
+    for req in UNWOUND.with(|u| std::mem::take(&mut *u.borrow_mut())) {
+        req.count_unfinished(cause);
+    }
 }
 
 /// The calling task asks to be dropped by [`supervise`] at its next `Pending`.
@@ -78,7 +89,8 @@ struct ClearCause;
 
 impl Drop for ClearCause {
     fn drop(&mut self) {
-        CAUSE.with(|c| c.borrow_mut().take());
+        let cause = CAUSE.with(|c| c.borrow_mut().take());
+        count_unwound(cause.as_ref());
     }
 }
 
@@ -104,6 +116,7 @@ pub async fn supervise<F: Future>(step: &StepContext, task: F) -> Result<F::Outp
     .await;
     if let Err(died) = &result {
         CAUSE.with(|c| *c.borrow_mut() = Some(died.clone()));
+        count_unwound(Some(died));
     }
     result
 }
@@ -119,13 +132,18 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// One request of a step, counted in; see the module docs.
 pub struct InFlight {
+    /// `None` once counted out.
+    req: Option<Counted>,
+}
+
+/// What a guard knows of its request.
+struct Counted {
     step: Arc<StepContext>,
     seq: u64,
     scheduled_at: Nanos,
     /// When the request was made, just before it is sent: the sent time a dropped record has.
     begun_at: Nanos,
     prepared: Arc<PreparedBody>,
-    open: bool,
 }
 
 impl InFlight {
@@ -136,36 +154,46 @@ impl InFlight {
         prepared: &Arc<PreparedBody>,
     ) -> Self {
         InFlight {
-            seq: step.tracker.begin(),
-            begun_at: step.shared.clock.now(),
-            step: step.clone(),
-            scheduled_at,
-            prepared: prepared.clone(),
-            open: true,
+            req: Some(Counted {
+                seq: step.tracker.begin(),
+                begun_at: step.shared.clock.now(),
+                step: step.clone(),
+                scheduled_at,
+                prepared: prepared.clone(),
+            }),
         }
     }
 
     /// The request is sent with another body (an open-loop arrival taking a conversation's
     /// ready turn).
     pub fn set_body(&mut self, prepared: &Arc<PreparedBody>) {
-        self.prepared = prepared.clone();
+        if let Some(r) = &mut self.req {
+            r.prepared = prepared.clone();
+        }
     }
 
     /// The request's number within its step.
     pub fn seq(&self) -> u64 {
-        self.seq
+        self.req.as_ref().map_or(0, |r| r.seq)
     }
 
     /// The request id (sent as `x-request-id`).
     pub fn id(&self) -> String {
-        format!("{}-{}-{}", self.step.run_id, self.step.step, self.seq)
+        self.req.as_ref().map_or_else(String::new, Counted::id)
     }
 
     /// The request ended as `ending` and its record was handed to the recorder.
     pub fn finish(mut self, ending: Ending) {
-        self.open = false;
-        let how = if ending.ok { How::Normal } else { How::Failed };
-        self.count_out(ending, how);
+        if let Some(r) = self.req.take() {
+            let how = if ending.ok { How::Normal } else { How::Failed };
+            r.count_out(ending, how);
+        }
+    }
+}
+
+impl Counted {
+    fn id(&self) -> String {
+        format!("{}-{}-{}", self.step.run_id, self.step.step, self.seq)
     }
 
     fn count_out(&self, ending: Ending, how: How) {
@@ -173,7 +201,17 @@ impl InFlight {
         self.step.supervisor.do_send(ChildEnded::request(how));
     }
 
-    /// The record of a request whose task ended without one.
+    /// Publishes the record of a request whose task ended without one, and counts it out.
+    fn count_unfinished(self, cause: Option<&Died>) {
+        let (outcome, message) = Died::outcome(cause);
+        let how = cause.map_or(How::Dropped, Died::how);
+        let record = self.unfinished_record(outcome, message, self.step.shared.clock.now());
+        let ending = Ending::of(&record);
+        // Drop cannot await: the record is queued, ahead of the end the supervisor hears of.
+        self.step.recorder.do_send(RecordRequest(record));
+        self.count_out(ending, how);
+    }
+
     fn unfinished_record(&self, outcome: Outcome, error: String, now: Nanos) -> RequestFinished {
         RequestFinished {
             id: self.id(),
@@ -203,17 +241,16 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if !self.open {
+        let Some(req) = self.req.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            // Unwinding out of the task: the message is known once `supervise` caught it.
+            UNWOUND.with(|u| u.borrow_mut().push(req));
             return;
         }
         let cause = CAUSE.with(|c| c.borrow().clone());
-        let (outcome, message) = Died::outcome(cause.as_ref());
-        let how = cause.as_ref().map_or(How::Dropped, Died::how);
-        let record = self.unfinished_record(outcome, message, self.step.shared.clock.now());
-        let ending = Ending::of(&record);
-        // Drop cannot await: the record is queued, ahead of the end the supervisor hears of.
-        self.step.recorder.do_send(RecordRequest(record));
-        self.count_out(ending, how);
+        req.count_unfinished(cause.as_ref());
     }
 }
 
