@@ -267,7 +267,7 @@ impl Engine {
                         .with_ramp(self.cfg.ramp_up),
                 };
                 Sources::Ticker {
-                    schedule,
+                    schedule: Box::new(schedule),
                     plan: Saturation {
                         max_in_flight: step.vus,
                         queue: self.cfg.queue_when_saturated,

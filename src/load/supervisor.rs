@@ -146,7 +146,8 @@ pub enum Sources {
     },
     /// Open loop: one rate ticker on `arbiter` starting requests on `workers`.
     Ticker {
-        schedule: Schedule,
+        // Boxed: a schedule is far larger than the users' plan.
+        schedule: Box<Schedule>,
         plan: Saturation,
         workers: Arc<Workers>,
         arbiter: ArbiterHandle,
@@ -231,7 +232,7 @@ impl Actor for StepSupervisor {
                 self.census.source_started();
                 let c = self.ctx.clone();
                 self.ticker = Some(RateTicker::start_in_arbiter(&arbiter, move |_| {
-                    RateTicker::new(c, schedule, plan, workers)
+                    RateTicker::new(c, *schedule, plan, workers)
                 }));
             }
             None => {}
