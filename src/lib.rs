@@ -20,7 +20,11 @@ pub mod results_file;
 pub mod shard;
 pub mod shutdown;
 pub mod signals;
-pub mod sim;
+/// The simulated server, its own crate (`sim/`); re-exported so `inference_benchmarker::sim::…`
+/// paths keep working.
+pub mod sim {
+    pub use ::sim::*;
+}
 pub mod step_line;
 pub mod table;
 #[cfg(test)]
