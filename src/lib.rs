@@ -44,9 +44,9 @@ use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::config::{Endpoint, RunConfig};
-pub use crate::coordinator::RunSummary;
 use crate::coordinator::{Coordinator, Engine};
 pub use crate::exit::RunError;
+pub use crate::exit::RunSummary;
 use crate::request::client::{PreparedBody, RequestShared};
 use crate::request::openai::{chat_body, completions_body, endpoint_url};
 use crate::shutdown::{Level, Shutdown};

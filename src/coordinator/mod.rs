@@ -16,7 +16,6 @@ const MONITOR_PERIOD: std::time::Duration = std::time::Duration::from_millis(250
 /// `ended_early` of a step stopped by SIGINT/SIGTERM.
 const INTERRUPTED: &str = "interrupted by signal";
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -32,6 +31,7 @@ use tokio::sync::oneshot;
 use crate::clock::Clock;
 use crate::config::{BenchmarkKind, RunConfig};
 use crate::exit::RunError;
+use crate::exit::RunSummary;
 use crate::load::rate_ticker::{RateTicker, Saturation};
 use crate::load::schedule::Schedule;
 use crate::load::tracker::StepTracker;
@@ -43,13 +43,6 @@ use crate::workers::{ClientSettings, Workers};
 use generator::GeneratorProbe;
 use plan::{rate_step, sweep_rates, StepPlan};
 use saturation::{Limits, Monitor};
-
-/// What a finished run hands back to its caller.
-#[derive(Debug)]
-pub struct RunSummary {
-    pub results_path: PathBuf,
-    pub steps: Vec<StepResult>,
-}
 
 /// Everything the coordinator drives. Built by `lib::run` inside the actix System.
 pub struct Engine {
