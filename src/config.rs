@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::shard::Shard;
 use crate::workload::options::TokenizeOptions;
 
 /// How long a request may take before it is abandoned (the original tool had none
@@ -146,7 +147,7 @@ pub struct RunConfig {
     /// One span event per streamed chunk besides the first token's.
     pub trace_token_events: bool,
     /// This process's part of a sharded run (`--shards`); `None` when it runs the whole load.
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<Shard>,
     /// Replay this trace (JSON Lines: arrival time, input and output lengths a request) as the
     /// run's one measured step, instead of the benchmark kind's steps.
     pub trace: Option<PathBuf>,
@@ -252,5 +253,55 @@ impl RunConfig {
             Some(s) => format!("{run}-s{}", s.index),
             None => run,
         }
+    }
+}
+
+impl Shard {
+    /// Gives `cfg` this shard's part of the load: virtual users, rates, seed.
+    pub fn apply(self, cfg: &mut RunConfig) -> Result<(), String> {
+        let vus = self.part(cfg.max_vus);
+        if vus == 0 {
+            return Err(format!(
+                "--max-vus {} cannot be split over --shards {}: every shard needs at least one",
+                cfg.max_vus, self.count
+            ));
+        }
+        cfg.max_vus = vus;
+        if let Some(rates) = cfg.rates.as_mut() {
+            for r in rates.iter_mut() {
+                *r /= f64::from(self.count);
+            }
+        }
+        // Distinct prompts and arrival draws per shard, still reproducible from the one seed.
+        cfg.seed = cfg.seed.wrapping_add(u64::from(self.index));
+        cfg.shard = Some(self);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_splits_the_load() {
+        let mut cfg = RunConfig::new("http://x");
+        cfg.max_vus = 10;
+        cfg.rates = Some(vec![3.0, 30.0]);
+        cfg.seed = 7;
+        let shard = Shard { index: 2, count: 3 };
+        shard.apply(&mut cfg).unwrap();
+        assert_eq!(cfg.max_vus, 3);
+        assert_eq!(cfg.rates, Some(vec![1.0, 10.0]));
+        assert_eq!(cfg.seed, 9);
+        assert_eq!(cfg.shard, Some(shard));
+        assert_eq!(shard.label(), "shard-2-of-3");
+
+        let mut small = RunConfig::new("http://x");
+        small.max_vus = 2;
+        assert!(shard
+            .apply(&mut small)
+            .unwrap_err()
+            .contains("at least one"));
     }
 }

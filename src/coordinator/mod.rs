@@ -25,7 +25,6 @@ const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// `ended_early` of a step stopped by SIGINT/SIGTERM.
 const INTERRUPTED: &str = "interrupted by signal";
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -42,6 +41,7 @@ use tokio::sync::oneshot;
 use crate::clock::Clock;
 use crate::config::{BenchmarkKind, RunConfig};
 use crate::exit::RunError;
+use crate::exit::RunSummary;
 use crate::load::rate_ticker::Saturation;
 use crate::load::schedule::Schedule;
 use crate::load::supervisor::{Abandon, AllEnded, Close, Sources, StepEnd, StepSupervisor, Stop};
@@ -53,13 +53,6 @@ use crate::workers::{ClientSettings, Workers};
 use generator::GeneratorProbe;
 use plan::{rate_step, sweep_rates, StepPlan};
 use saturation::{Limits, Monitor};
-
-/// What a finished run hands back to its caller.
-#[derive(Debug)]
-pub struct RunSummary {
-    pub results_path: PathBuf,
-    pub steps: Vec<StepResult>,
-}
 
 /// Everything the coordinator drives. Built by `lib::run` inside the actix System.
 pub struct Engine {
