@@ -514,6 +514,7 @@ impl RunArgs {
             trace: self.trace,
             trace_speedup: self.trace_speedup,
             extra_sinks: Default::default(),
+            test_hooks: Default::default(),
         };
         if let Some(profile) = self.profile {
             apply_profile_keeping_flags(&profile, &mut cfg, m)?;

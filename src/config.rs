@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::shard::Shard;
 use crate::workload::options::TokenizeOptions;
 
 /// How long a request may take before it is abandoned (the original tool had none
@@ -147,12 +148,16 @@ pub struct RunConfig {
     /// One span event per streamed chunk besides the first token's.
     pub trace_token_events: bool,
     /// This process's part of a sharded run (`--shards`); `None` when it runs the whole load.
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<Shard>,
     /// Replay this trace (JSON Lines: arrival time, input and output lengths a request) as the
     /// run's one measured step, instead of the benchmark kind's steps.
     pub trace: Option<PathBuf>,
     /// Trace arrivals come this many times faster than recorded.
     pub trace_speedup: f64,
+    /// Faults injected into our own request tasks, for the supervision tests only.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub test_hooks: TestHooks,
     /// Tests only: live sinks started besides the configured ones.
     #[doc(hidden)]
     #[serde(skip)]
@@ -171,6 +176,20 @@ impl std::fmt::Debug for ExtraSinks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ExtraSinks({})", self.0.len())
     }
+}
+
+/// Test-only faults in the benchmarker's own request tasks (never set by the command line): the
+/// request numbered `k` in its step (from 0) is hit by a hook set to `n` when `(k + 1) % n == 0`,
+/// after its response ended and before its record is handed over; the first hook that hits wins.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TestHooks {
+    /// The request's task panics.
+    pub panic_every: Option<u64>,
+    /// The request's task is dropped by its supervisor.
+    pub drop_every: Option<u64>,
+    /// The request's task hangs for ever, ignoring the cancel.
+    pub hang_every: Option<u64>,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.
@@ -241,6 +260,7 @@ impl RunConfig {
             shard: None,
             trace: None,
             trace_speedup: 1.0,
+            test_hooks: TestHooks::default(),
         }
     }
 
@@ -253,5 +273,55 @@ impl RunConfig {
             Some(s) => format!("{run}-s{}", s.index),
             None => run,
         }
+    }
+}
+
+impl Shard {
+    /// Gives `cfg` this shard's part of the load: virtual users, rates, seed.
+    pub fn apply(self, cfg: &mut RunConfig) -> Result<(), String> {
+        let vus = self.part(cfg.max_vus);
+        if vus == 0 {
+            return Err(format!(
+                "--max-vus {} cannot be split over --shards {}: every shard needs at least one",
+                cfg.max_vus, self.count
+            ));
+        }
+        cfg.max_vus = vus;
+        if let Some(rates) = cfg.rates.as_mut() {
+            for r in rates.iter_mut() {
+                *r /= f64::from(self.count);
+            }
+        }
+        // Distinct prompts and arrival draws per shard, still reproducible from the one seed.
+        cfg.seed = cfg.seed.wrapping_add(u64::from(self.index));
+        cfg.shard = Some(self);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_splits_the_load() {
+        let mut cfg = RunConfig::new("http://x");
+        cfg.max_vus = 10;
+        cfg.rates = Some(vec![3.0, 30.0]);
+        cfg.seed = 7;
+        let shard = Shard { index: 2, count: 3 };
+        shard.apply(&mut cfg).unwrap();
+        assert_eq!(cfg.max_vus, 3);
+        assert_eq!(cfg.rates, Some(vec![1.0, 10.0]));
+        assert_eq!(cfg.seed, 9);
+        assert_eq!(cfg.shard, Some(shard));
+        assert_eq!(shard.label(), "shard-2-of-3");
+
+        let mut small = RunConfig::new("http://x");
+        small.max_vus = 2;
+        assert!(shard
+            .apply(&mut small)
+            .unwrap_err()
+            .contains("at least one"));
     }
 }

@@ -3,6 +3,15 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use sinks::json::StepResult;
+
+/// What a finished run hands back to its caller.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub results_path: PathBuf,
+    pub steps: Vec<StepResult>,
+}
+
 #[derive(Debug)]
 pub enum RunError {
     /// Bad arguments or configuration (files, options, tokenizer, dataset).
@@ -27,7 +36,7 @@ pub enum RunError {
     /// The run completed but missed a `--threshold`; the results are at `results`.
     ThresholdsFailed {
         failures: Vec<String>,
-        summary: Box<crate::coordinator::RunSummary>,
+        summary: Box<RunSummary>,
     },
     /// Stopped by SIGINT/SIGTERM; what was measured is at `results`.
     Interrupted { results: Option<PathBuf> },

@@ -20,7 +20,11 @@ pub mod results_file;
 pub mod shard;
 pub mod shutdown;
 pub mod signals;
-pub mod sim;
+/// The simulated server, its own crate (`sim/`); re-exported so `inference_benchmarker::sim::…`
+/// paths keep working.
+pub mod sim {
+    pub use ::sim::*;
+}
 pub mod step_line;
 pub mod table;
 #[cfg(test)]
@@ -41,9 +45,9 @@ use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::config::{Endpoint, RunConfig};
-pub use crate::coordinator::RunSummary;
 use crate::coordinator::{Coordinator, Engine};
 pub use crate::exit::RunError;
+pub use crate::exit::RunSummary;
 use crate::request::client::{PreparedBody, RequestShared};
 use crate::request::openai::{chat_body, completions_body, endpoint_url};
 use crate::shutdown::{Level, Shutdown};

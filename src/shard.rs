@@ -1,11 +1,10 @@
 //! Scale-out: one benchmark spread over N generator processes (`--shards N --shard-index I`, the
 //! index defaulting to Kubernetes' `JOB_COMPLETION_INDEX`). Each shard applies 1/N of the load
 //! with a seed of its own, labels what it exports, and writes its own results file; `merge`
-//! joins the files into one exact result. Pure logic.
+//! joins the files into one exact result. Pure logic; `Shard::apply`, which gives a `RunConfig` its
+//! part, is in `config.rs` (the configuration depends on this type, not the other way).
 
 use serde::Serialize;
-
-use crate::config::RunConfig;
 
 /// Which part of a sharded run this process is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -43,27 +42,6 @@ impl Shard {
     pub fn label(self) -> String {
         format!("shard-{}-of-{}", self.index, self.count)
     }
-
-    /// Gives `cfg` this shard's part of the load: virtual users, rates, seed.
-    pub fn apply(self, cfg: &mut RunConfig) -> Result<(), String> {
-        let vus = self.part(cfg.max_vus);
-        if vus == 0 {
-            return Err(format!(
-                "--max-vus {} cannot be split over --shards {}: every shard needs at least one",
-                cfg.max_vus, self.count
-            ));
-        }
-        cfg.max_vus = vus;
-        if let Some(rates) = cfg.rates.as_mut() {
-            for r in rates.iter_mut() {
-                *r /= f64::from(self.count);
-            }
-        }
-        // Distinct prompts and arrival draws per shard, still reproducible from the one seed.
-        cfg.seed = cfg.seed.wrapping_add(u64::from(self.index));
-        cfg.shard = Some(self);
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -89,27 +67,5 @@ mod tests {
         assert_eq!(Shard::new(1, 0), Ok(None));
         assert_eq!(Shard::new(1, 4), Ok(None));
         assert_eq!(Shard::new(3, 1), Ok(Some(Shard { index: 1, count: 3 })));
-    }
-
-    #[test]
-    fn apply_splits_the_load() {
-        let mut cfg = RunConfig::new("http://x");
-        cfg.max_vus = 10;
-        cfg.rates = Some(vec![3.0, 30.0]);
-        cfg.seed = 7;
-        let shard = Shard { index: 2, count: 3 };
-        shard.apply(&mut cfg).unwrap();
-        assert_eq!(cfg.max_vus, 3);
-        assert_eq!(cfg.rates, Some(vec![1.0, 10.0]));
-        assert_eq!(cfg.seed, 9);
-        assert_eq!(cfg.shard, Some(shard));
-        assert_eq!(shard.label(), "shard-2-of-3");
-
-        let mut small = RunConfig::new("http://x");
-        small.max_vus = 2;
-        assert!(shard
-            .apply(&mut small)
-            .unwrap_err()
-            .contains("at least one"));
     }
 }

@@ -39,10 +39,13 @@ pub enum Outcome {
     ProtocolError,
     /// Still in flight when the run was stopped (signal or shutdown deadline).
     Cancelled,
+    /// Our own fault, not the server's: the request's task panicked or was dropped before it
+    /// ended (the message says which). Counted so that no request is ever lost.
+    InternalError,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Ok,
         Outcome::ConnectError,
         Outcome::TimeoutBeforeFirstToken,
@@ -53,6 +56,7 @@ impl Outcome {
         Outcome::StreamBroken,
         Outcome::ProtocolError,
         Outcome::Cancelled,
+        Outcome::InternalError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +71,7 @@ impl Outcome {
             Outcome::StreamBroken => "stream_broken",
             Outcome::ProtocolError => "protocol_error",
             Outcome::Cancelled => "cancelled",
+            Outcome::InternalError => "internal_error",
         }
     }
 

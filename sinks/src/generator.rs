@@ -52,6 +52,8 @@ pub struct GeneratorStats {
     /// Event-loop lag of the worker arbiters: the worst of any worker in each sampling window.
     pub lag_ms_p99: f64,
     pub lag_ms_max: f64,
+    /// Virtual users whose task died (a panic outside a request) and were started again.
+    pub restarted_users: u64,
 }
 
 /// The generator's health in a step's results.
@@ -70,6 +72,10 @@ pub struct GeneratorHealth {
     /// string, not a list: a step entry holds no list, so that the original tool's dashboard
     /// (pandas, one row per step) reads it.
     pub reasons: Option<String>,
+    /// Virtual users restarted after their task died (a bug of ours, never the server's); 0
+    /// in files written before it was counted.
+    #[serde(default)]
+    pub restarted_users: u64,
 }
 
 impl GeneratorHealth {
@@ -110,6 +116,7 @@ impl GeneratorHealth {
             schedule_lateness_ms_p99: lateness_ms_p99,
             bound: !reasons.is_empty(),
             reasons: (!reasons.is_empty()).then(|| reasons.join(REASON_SEPARATOR)),
+            restarted_users: stats.restarted_users,
         }
     }
 }
@@ -125,6 +132,7 @@ mod tests {
             cores: 2,
             lag_ms_p99: lag_p99,
             lag_ms_max: lag_p99 * 2.0,
+            restarted_users: 0,
         }
     }
 

@@ -38,6 +38,7 @@ impl GeneratorProbe {
             cores: self.cores,
             lag_ms_p99: lag.p99,
             lag_ms_max: lag.max,
+            restarted_users: 0,
         }
     }
 }

@@ -1,8 +1,13 @@
 //! The `Coordinator` actor runs a benchmark: warmup, then its steps, then drain and flush.
 //!
+//! Each step's sources run under a `StepSupervisor` (load/supervisor.rs): the coordinator tells
+//! it when sending ends and asks it when every child has ended.
+//!
 //! Shutdown order (end of run or signal): stop the schedulers → drain in-flight requests up to
-//! the grace period, then cancel the rest (they report themselves `cancelled`) → final flush of
-//! the recorder, waiting for its reply → stop the arbiters.
+//! the grace period, then cancel the rest (they report themselves `cancelled`) → requests that
+//! ignore the cancel for [`CANCEL_WAIT`] are abandoned (dropped, each counted `cancelled` by its
+//! guard) → after [`ABANDON_WAIT`] more the step closes whatever is left → final flush of the
+//! recorder, waiting for its reply → stop the arbiters.
 
 pub mod generator;
 pub mod health;
@@ -13,16 +18,20 @@ pub mod saturation;
 
 /// How often a running step's counters are checked for saturation.
 const MONITOR_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long requests get to end after the cancel before they are abandoned.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long abandoned requests get to report their end before the step closes without them.
+const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// `ended_early` of a step stopped by SIGINT/SIGTERM.
 const INTERRUPTED: &str = "interrupted by signal";
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use actix_rt::Arbiter;
 use sinks::event::{StepKind, StepWindow};
 use sinks::handover::RecorderHandle;
+use sinks::generator::GeneratorStats;
 use sinks::json::report::RunStatus;
 use sinks::json::StepResult;
 use sinks::live::SinkSet;
@@ -33,10 +42,11 @@ use tokio::sync::oneshot;
 use crate::clock::Clock;
 use crate::config::{BenchmarkKind, RunConfig};
 use crate::exit::RunError;
-use crate::load::rate_ticker::{RateTicker, Saturation};
+use crate::exit::RunSummary;
+use crate::load::rate_ticker::Saturation;
 use crate::load::schedule::Schedule;
+use crate::load::supervisor::{Abandon, AllEnded, Close, Sources, StepEnd, StepSupervisor, Stop};
 use crate::load::tracker::StepTracker;
-use crate::load::virtual_user::VirtualUser;
 use crate::load::{RequestPool, StepContext};
 use crate::request::client::RequestShared;
 use crate::shutdown::{Level, Shutdown};
@@ -44,13 +54,6 @@ use crate::workers::{ClientSettings, Workers};
 use generator::GeneratorProbe;
 use plan::{rate_step, sweep_rates, StepPlan};
 use saturation::{Limits, Monitor};
-
-/// What a finished run hands back to its caller.
-#[derive(Debug)]
-pub struct RunSummary {
-    pub results_path: PathBuf,
-    pub steps: Vec<StepResult>,
-}
 
 /// Everything the coordinator drives. Built by `lib::run` inside the actix System.
 pub struct Engine {
@@ -241,29 +244,15 @@ impl Engine {
             self.gauges.clone(),
             step.rate.is_none(),
         ));
-        let ctx = Arc::new(StepContext {
-            step: index,
-            run_id: self.cfg.request_id_prefix().into(),
-            shared: self.shared.clone(),
-            pool: self.pool.clone(),
-            tracker: tracker.clone(),
-            recorder: self.recorder.clone(),
-            settings: self.settings.clone(),
-        });
         let start = self.clock.now();
         let send_until = start + step.duration.as_nanos() as u64;
-        match step.rate {
-            None => {
-                for _ in 0..step.vus {
-                    tracker.source_started();
-                    let (c, until) = (ctx.clone(), self.clock.instant(send_until));
-                    VirtualUser::start_in_arbiter(&self.workers.next(), move |_| {
-                        VirtualUser::new(c, until)
-                    });
-                }
-            }
+        let sources = match step.rate {
+            None => Sources::Users {
+                count: step.vus,
+                send_until: self.clock.instant(send_until),
+                workers: self.workers.clone(),
+            },
             Some(rate) => {
-                tracker.source_started();
                 // Each step its own reproducible stream of arrivals.
                 let seed = self.cfg.seed ^ (u64::from(index) << 32);
                 let schedule = match &step.replay {
@@ -271,23 +260,44 @@ impl Engine {
                     None => Schedule::new(self.cfg.arrival, start, send_until, rate, seed)
                         .with_ramp(self.cfg.ramp_up),
                 };
-                let plan = Saturation {
-                    max_in_flight: step.vus,
-                    queue: self.cfg.queue_when_saturated,
-                };
-                let (c, w) = (ctx.clone(), self.workers.clone());
-                RateTicker::start_in_arbiter(&self.scheduler.handle(), move |_| {
-                    RateTicker::new(c, schedule, plan, w)
-                });
+                Sources::Ticker {
+                    schedule: Box::new(schedule),
+                    plan: Saturation {
+                        max_in_flight: step.vus,
+                        queue: self.cfg.queue_when_saturated,
+                    },
+                    workers: self.workers.clone(),
+                    arbiter: self.scheduler.handle(),
+                }
             }
-        }
+        };
+        let supervisor = StepSupervisor::create(|sup| {
+            let ctx = Arc::new(StepContext {
+                step: index,
+                run_id: self.cfg.request_id_prefix().into(),
+                shared: self.shared.clone(),
+                pool: self.pool.clone(),
+                tracker: tracker.clone(),
+                recorder: self.recorder.clone(),
+                settings: self.settings.clone(),
+                supervisor: sup.address().recipient(),
+                hooks: self.cfg.test_hooks,
+            });
+            StepSupervisor::new(ctx, sources)
+        });
         let mut probe = GeneratorProbe::start(&self.gauges);
         let stopped_early = self
             .watch_sending(step, start, send_until, &tracker, &mut probe)
             .await;
         let send_end = self.clock.now().min(send_until);
+        // At the window's natural end the sources stop on their own (a queued backlog is still
+        // served); told to stop, they end now.
+        if stopped_early.is_some() || self.shutdown.is_stopping() {
+            supervisor.do_send(Stop);
+        }
         self.gauges.set_phase(Phase::Drain);
-        self.drain(&tracker).await;
+        let end = self.drain(&supervisor, &tracker).await;
+        supervisor.do_send(Close);
         self.gauges.set_phase(Phase::Idle);
         let window = StepWindow {
             start,
@@ -300,7 +310,10 @@ impl Engine {
             None => None,
         };
         let wall = window.end.saturating_sub(window.start) as f64 / 1e9;
-        let stats = probe.finish(wall);
+        let stats = GeneratorStats {
+            restarted_users: end.restarted_users,
+            ..probe.finish(wall)
+        };
         send(&self.recorder, RecordGenerator { step: index, stats }).await?;
         send(
             &self.recorder,
@@ -342,7 +355,6 @@ impl Engine {
                     let t = self.clock.now().saturating_sub(start) as f64 / 1e9;
                     if let Some(reason) = monitor.observe(t, tracker.progress()) {
                         log::warn!("step {} ends early: {reason}", step.id());
-                        tracker.stop_sending();
                         return Some(reason);
                     }
                 }
@@ -370,17 +382,21 @@ impl Engine {
         }
     }
 
-    /// Waits until every request of the step has ended. Once a stop was asked for, waits at most
-    /// the grace period, then cancels what is left (each cancelled request still reports).
-    async fn drain(&self, tracker: &StepTracker) {
-        let idle = tracker.wait_idle();
-        tokio::pin!(idle);
+    /// Waits until the supervisor says every child of the step has ended. Once a stop was asked
+    /// for, waits at most the grace period, then cancels what is left (each cancelled request
+    /// still reports); requests that ignore the cancel are abandoned after [`CANCEL_WAIT`] (each
+    /// counted once, `cancelled`, by its guard), and the step closes after [`ABANDON_WAIT`] more
+    /// whatever is left: the drain is bounded.
+    async fn drain(&self, supervisor: &Addr<StepSupervisor>, tracker: &StepTracker) -> StepEnd {
+        let all = supervisor.send(AllEnded);
+        tokio::pin!(all);
+        let ended = |r: Result<StepEnd, MailboxError>| r.unwrap_or_default();
         tokio::select! {
-            _ = &mut idle => return,
+            r = &mut all => return ended(r),
             _ = self.shutdown.reached(Level::Stop) => {}
         }
         tokio::select! {
-            _ = &mut idle => return,
+            r = &mut all => return ended(r),
             _ = tokio::time::sleep(self.cfg.shutdown_grace) => {}
         }
         log::warn!(
@@ -389,7 +405,25 @@ impl Engine {
             humantime::format_duration(self.cfg.shutdown_grace)
         );
         self.shutdown.raise(Level::Cancel);
-        idle.await;
+        tokio::select! {
+            r = &mut all => return ended(r),
+            _ = tokio::time::sleep(CANCEL_WAIT) => {}
+        }
+        log::warn!(
+            "{} requests ignored the cancel for {}: abandoning them (counted cancelled)",
+            tracker.in_flight(),
+            humantime::format_duration(CANCEL_WAIT)
+        );
+        supervisor.do_send(Abandon);
+        tokio::select! {
+            r = &mut all => return ended(r),
+            _ = tokio::time::sleep(ABANDON_WAIT) => {}
+        }
+        log::error!(
+            "{} requests never reported their end: the step closes without them",
+            tracker.in_flight()
+        );
+        StepEnd::default()
     }
 }
 

@@ -30,12 +30,13 @@ use parking_lot::Mutex;
 use sinks::event::Nanos;
 
 use crate::config::{Endpoint, RunConfig};
-use crate::request::actor::{publish, run_one};
+use crate::request::actor::{hand_over, run_one};
 use crate::request::client::{execute_turn, Job, PreparedBody};
 use crate::request::openai::{chat_body, completions_body, Message};
 use crate::workers;
 use crate::workload::{PreparedRequest, UserTurn, Workload};
 
+use super::in_flight::InFlight;
 use super::tracker::Ending;
 use super::{RequestPool, StepContext};
 
@@ -140,29 +141,29 @@ pub fn pool(
 /// The closed loop's next unit of work: a single request, or a whole conversation, its first
 /// request scheduled at `ready_at` (when the user became ready). Returns how the last request
 /// ended.
-pub async fn send_next(step: &StepContext, send_until: Instant, ready_at: Nanos) -> Ending {
+pub async fn send_next(step: &Arc<StepContext>, send_until: Instant, ready_at: Nanos) -> Ending {
     let (body, script) = step.pool.next_entry();
-    let job = step.job_with(ready_at, body);
+    let first = step.job_with(ready_at, body);
     match (step.pool.chat(), script) {
         (Some(plan), Some(script)) if !script.later_turns.is_empty() => {
-            walk(step, plan, &script, job, send_until).await
+            walk(step, plan, &script, first, send_until).await
         }
-        _ => run_one(step, job).await,
+        _ => run_one(step, first.0, first.1).await,
     }
 }
 
 /// Sends a conversation's turns one after the other (module docs).
 async fn walk(
-    step: &StepContext,
+    step: &Arc<StepContext>,
     plan: &ChatPlan,
     script: &Arc<PreparedRequest>,
-    first: Job,
+    first: (Job, InFlight),
     send_until: Instant,
 ) -> Ending {
     let mut session = Session::new(script.clone());
     let mut job = first;
     loop {
-        let (ending, answer) = run_turn(step, job).await;
+        let (ending, answer) = run_turn(step, job.0, job.1).await;
         let Some((answer, answer_tokens)) = answer else {
             plan.stats.ended_by_failure.fetch_add(1, Ordering::Relaxed);
             return ending;
@@ -182,26 +183,27 @@ async fn walk(
 
 /// The open loop's request for one arrival (module docs): the next turn of a ready session,
 /// else the first turn of the conversation the job's body starts.
-pub async fn send_arrival(step: &StepContext, mut job: Job) {
+pub async fn send_arrival(step: &StepContext, mut job: Job, mut guard: InFlight) {
     let Some(plan) = step.pool.chat() else {
-        run_one(step, job).await;
+        run_one(step, job, guard).await;
         return;
     };
     let ready = plan.ready.lock().pop_front();
     let session = match ready {
         Some(r) => {
+            guard.set_body(&r.body);
             job.prepared = r.body;
             r.session
         }
         None => match plan.script_of(&job.prepared) {
             Some(script) if !script.later_turns.is_empty() => Session::new(script),
             _ => {
-                run_one(step, job).await;
+                run_one(step, job, guard).await;
                 return;
             }
         },
     };
-    let Some((answer, answer_tokens)) = run_turn(step, job).await.1 else {
+    let Some((answer, answer_tokens)) = run_turn(step, job, guard).await.1 else {
         plan.stats.ended_by_failure.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -259,13 +261,15 @@ impl Session {
 
 /// Runs one turn as `run_one` does, returning how it ended and, when it ended well, its answer
 /// and its output tokens.
-async fn run_turn(step: &StepContext, job: Job) -> (Ending, Option<(String, u64)>) {
+async fn run_turn(
+    step: &StepContext,
+    job: Job,
+    guard: InFlight,
+) -> (Ending, Option<(String, u64)>) {
     let client = workers::client(&step.settings);
     let (record, answer) = execute_turn(&client, &step.shared, job).await;
-    let ending = Ending::of(&record);
     let tokens = record.output_tokens;
-    publish(&step.recorder, record).await;
-    step.tracker.end(ending);
+    let ending = hand_over(step, record, guard).await;
     (ending, ending.ok.then_some((answer, tokens)))
 }
 

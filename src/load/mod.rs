@@ -1,20 +1,29 @@
-//! The load models: closed loop (`VirtualUser`s) and open loop (`RateTicker` starting `Request`s).
+//! The load models: closed loop (`VirtualUser`s) and open loop (`RateTicker` starting `Request`s),
+//! each step's sources supervised by a `StepSupervisor`.
 
 pub mod conversation;
+pub mod flag;
+pub mod in_flight;
+pub mod inject;
 pub mod rate_ticker;
 pub mod schedule;
+pub mod supervisor;
 pub mod tracker;
 pub mod virtual_user;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use actix::Recipient;
 use sinks::event::Nanos;
 use sinks::handover::RecorderHandle;
 
+use crate::config::TestHooks;
 use crate::request::client::{Job, PreparedBody, RequestShared};
 use crate::workers::ClientSettings;
 use crate::workload::PreparedRequest;
+use in_flight::InFlight;
+use supervisor::ChildEnded;
 use tracker::StepTracker;
 
 /// The prompts of the run, handed out in turn.
@@ -77,16 +86,20 @@ pub struct StepContext {
     pub tracker: Arc<StepTracker>,
     pub recorder: RecorderHandle,
     pub settings: ClientSettings,
+    /// Hears of every request's end (its `InFlight` guard sends it).
+    pub supervisor: Recipient<ChildEnded>,
+    pub hooks: TestHooks,
 }
 
 impl StepContext {
-    /// Counts a new request in and names it; the id is sent as `x-request-id`.
-    pub fn job(&self, scheduled_at: Nanos) -> Job {
+    /// Counts a new request in and names it; the id is sent as `x-request-id`. The guard must
+    /// go with the job into the request's task (it counts the request out).
+    pub fn job(self: &Arc<Self>, scheduled_at: Nanos) -> (Job, InFlight) {
         self.job_with(scheduled_at, self.pool.next())
     }
 
     /// The job of the step's `k`-th open-loop arrival.
-    pub fn arrival_job(&self, scheduled_at: Nanos, k: usize) -> Job {
+    pub fn arrival_job(self: &Arc<Self>, scheduled_at: Nanos, k: usize) -> (Job, InFlight) {
         let pool = &self.pool;
         if pool.in_arrival_order {
             self.job_with(scheduled_at, pool.bodies[k % pool.bodies.len()].clone())
@@ -96,13 +109,18 @@ impl StepContext {
     }
 
     /// As [`job`](Self::job), for a body the caller built (a conversation's later turn).
-    pub fn job_with(&self, scheduled_at: Nanos, prepared: Arc<PreparedBody>) -> Job {
-        let seq = self.tracker.begin();
-        Job {
-            id: format!("{}-{}-{}", self.run_id, self.step, seq),
+    pub fn job_with(
+        self: &Arc<Self>,
+        scheduled_at: Nanos,
+        prepared: Arc<PreparedBody>,
+    ) -> (Job, InFlight) {
+        let guard = InFlight::begin(self, scheduled_at, &prepared);
+        let job = Job {
+            id: guard.id(),
             step: self.step,
             scheduled_at,
             prepared,
-        }
+        };
+        (job, guard)
     }
 }

@@ -1,16 +1,22 @@
-//! Open loop: at each scheduled arrival, start a `Request` actor on a worker arbiter. An arrival
+//! Open loop: at each scheduled arrival, the `RateTicker` actor starts a `Request` actor on a
+//! worker arbiter, until its schedule ends or its supervisor tells it to `Stop`. An arrival
 //! that finds `max_vus` requests in flight is counted as dropped (k6's `dropped_iterations`), or,
 //! with `--queue-when-saturated`, waits for a free slot in arrival order: its wait then counts
 //! into its from-schedule latencies (it keeps its scheduled time). Nothing is skipped silently.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use futures_util::FutureExt;
 use sinks::event::{ArrivalDropped, ArrivalQueued, Nanos};
 use sinks::recorder::{RecordDropped, RecordQueued};
 
+use super::flag::Flag;
+use super::in_flight::panic_message;
 use super::schedule::Schedule;
+use super::supervisor::{Child, ChildEnded, How, Stop};
 use super::StepContext;
 use crate::request::actor::Request;
 use crate::shutdown::Level;
@@ -29,10 +35,12 @@ pub struct RateTicker {
     schedule: Option<Schedule>,
     plan: Saturation,
     workers: Arc<Workers>,
+    /// Raised by `Stop`; the ticking task ends at once.
+    stop: Arc<Flag>,
+    how: How,
 }
 
 impl RateTicker {
-    /// The caller counts the ticker in with `tracker.source_started()` before starting it.
     pub fn new(
         ctx: Arc<StepContext>,
         schedule: Schedule,
@@ -44,6 +52,8 @@ impl RateTicker {
             schedule: Some(schedule),
             plan,
             workers,
+            stop: Arc::default(),
+            how: How::Normal,
         }
     }
 }
@@ -54,15 +64,39 @@ impl Actor for RateTicker {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let step = self.ctx.clone();
         let Some(schedule) = self.schedule.take() else {
+            ctx.stop();
             return;
         };
         let plan = self.plan;
-        let workers = self.workers.clone();
-        let fut = async move {
-            tick(&step, schedule, plan, &workers).await;
-            step.tracker.source_ended();
-        };
-        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
+        let (workers, told_to_stop) = (self.workers.clone(), self.stop.clone());
+        // A panic ends the ticking (not the scheduler arbiter) and is reported as such.
+        let fut =
+            AssertUnwindSafe(
+                async move { tick(&step, schedule, plan, &workers, &told_to_stop).await },
+            )
+            .catch_unwind();
+        ctx.spawn(fut.into_actor(self).map(|ended, ticker, ctx| {
+            if let Err(p) = ended {
+                log::error!("the rate ticker panicked: {}", panic_message(p.as_ref()));
+                ticker.how = How::Panicked;
+            }
+            ctx.stop()
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.ctx.supervisor.do_send(ChildEnded {
+            child: Child::Ticker,
+            how: self.how,
+        });
+    }
+}
+
+impl Handler<Stop> for RateTicker {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, _: &mut Context<Self>) {
+        self.stop.raise();
     }
 }
 
@@ -71,12 +105,13 @@ async fn tick(
     mut schedule: Schedule,
     plan: Saturation,
     workers: &Workers,
+    told_to_stop: &Flag,
 ) {
     let clock = step.shared.clock;
     let tracker = &step.tracker;
     let stop = step.shared.shutdown.reached(Level::Stop);
     tokio::pin!(stop);
-    let step_stop = tracker.sending_stop();
+    let step_stop = told_to_stop.raised();
     tokio::pin!(step_stop);
     // Arrivals that came due while the cap was full (queue mode), oldest first, with their
     // number in the step.

@@ -1,13 +1,16 @@
-//! Counts a step's requests in flight and its active schedulers, so the coordinator knows when
-//! every request of the step has ended and been recorded (nothing is left behind at a boundary),
-//! and lets it end the step's sending early (saturation, error rate) without stopping the run.
+//! A step's progress counters (cheap atomics the saturation monitor and the rate ticker's
+//! in-flight cap read) and its two one-way flags: sending stopped early (saturation, error rate)
+//! and requests abandoned (still running after the cancel). When the step's requests have
+//! *ended* is learned by messages (`supervisor.rs`), not from these counters.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sinks::prometheus::LiveGauges;
 
 use tokio::sync::Notify;
+
+use super::flag::Flag;
 
 #[derive(Default)]
 pub struct StepTracker {
@@ -22,11 +25,12 @@ pub struct StepTracker {
     dropped: AtomicU64,
     /// Arrivals due but waiting for a free slot (`--queue-when-saturated`).
     waiting: AtomicU64,
-    /// Virtual users or rate tickers still running.
-    sources: AtomicU64,
-    idle: Notify,
-    stop_sending: AtomicBool,
-    stopped: Notify,
+    /// Woken at each request end: a queued arrival may take the freed slot.
+    freed: Notify,
+    stop_sending: Flag,
+    /// Raised when the drain gives up on requests that outlived the cancel: each still running
+    /// is dropped and counts itself cancelled (`in_flight.rs`).
+    abandon: Flag,
     /// The run's live gauges (metrics), and whether this step's sources are virtual users.
     live: Option<(Arc<LiveGauges>, bool)>,
 }
@@ -95,8 +99,9 @@ impl StepTracker {
         self.started.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A request ended and its record was accepted by the recorder.
-    pub fn end(&self, ending: Ending) {
+    /// A request ended and its record was handed to the recorder (called by its `InFlight`
+    /// guard only, so exactly once per request).
+    pub(super) fn end(&self, ending: Ending) {
         let counter = if ending.ok {
             &self.ended_ok
         } else {
@@ -121,7 +126,7 @@ impl StepTracker {
             g.request_ended();
         }
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.idle.notify_waiters();
+        self.freed.notify_waiters();
     }
 
     /// An arrival could not start (the in-flight cap was reached).
@@ -146,102 +151,73 @@ impl StepTracker {
         self.waiting.store(n, Ordering::Relaxed);
     }
 
-    /// Resolves at the next request end (or source end); enable it before checking a condition.
+    /// Resolves at the next request end; enable it before checking a condition.
     pub fn ended(&self) -> tokio::sync::futures::Notified<'_> {
-        self.idle.notified()
+        self.freed.notified()
     }
 
-    /// Ends the step's sending window now; in-flight requests still run to their end.
-    pub fn stop_sending(&self) {
-        self.stop_sending.store(true, Ordering::Release);
-        self.stopped.notify_waiters();
+    /// Ends the step's sending window now; in-flight requests still run to their end. Only the
+    /// step's supervisor calls it (it also tells each source by message).
+    pub(super) fn stop_sending(&self) {
+        self.stop_sending.raise();
     }
 
     pub fn sending_stopped(&self) -> bool {
-        self.stop_sending.load(Ordering::Acquire)
+        self.stop_sending.is_raised()
     }
 
-    /// Resolves once `stop_sending` was called.
-    pub async fn sending_stop(&self) {
-        loop {
-            let notified = self.stopped.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.sending_stopped() {
-                return;
-            }
-            notified.await;
-        }
+    /// Drops every request still running; each counts itself cancelled.
+    pub(super) fn abandon(&self) {
+        self.abandon.raise();
     }
 
-    pub fn source_started(&self) {
+    pub fn abandoned(&self) -> bool {
+        self.abandon.is_raised()
+    }
+
+    /// Resolves once the step's requests are abandoned.
+    pub async fn abandoning(&self) {
+        self.abandon.raised().await
+    }
+
+    /// The live gauge of virtual users (the supervisor counts its users itself).
+    pub fn user_started(&self) {
         if let Some((g, true)) = &self.live {
             g.user_started();
         }
-        self.sources.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub fn source_ended(&self) {
+    pub fn user_ended(&self) {
         if let Some((g, true)) = &self.live {
             g.user_ended();
         }
-        self.sources.fetch_sub(1, Ordering::AcqRel);
-        self.idle.notify_waiters();
     }
 
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    fn is_idle(&self) -> bool {
-        self.sources.load(Ordering::Acquire) == 0 && self.in_flight() == 0
-    }
-
-    /// Resolves once no source runs and no request is in flight.
-    pub async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            // Registered before the check, so a wake-up between check and await is not lost.
-            notified.as_mut().enable();
-            if self.is_idle() {
-                return;
-            }
-            notified.await;
-        }
+    /// Requests begun so far in the step.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Acquire)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::time::Duration;
 
-    #[actix_rt::test]
-    async fn waits_for_sources_and_requests() {
-        let t = Arc::new(StepTracker::new());
-        t.source_started();
+    #[test]
+    fn counts_begun_and_ended_requests() {
+        let t = StepTracker::new();
         assert_eq!(t.begin(), 0);
         assert_eq!(t.begin(), 1);
-        let t2 = t.clone();
-        let waiter = actix_rt::spawn(async move { t2.wait_idle().await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished());
-        t.source_ended();
         t.end(ending(true, Some(200)));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished(), "one request is still in flight");
-        t.end(ending(false, Some(503)));
-        tokio::time::timeout(Duration::from_secs(2), waiter)
-            .await
-            .expect("idle after the last request")
-            .unwrap();
         let p = t.progress();
-        assert_eq!(
-            (p.started, p.in_flight, p.ended_ok, p.ended_failed),
-            (2, 0, 1, 1)
-        );
+        assert_eq!((p.started, p.in_flight, p.ended_ok), (2, 1, 1));
+        t.end(ending(false, Some(503)));
+        let p = t.progress();
+        assert_eq!((p.in_flight, p.ended_failed), (0, 1));
     }
 
     fn ending(ok: bool, http_status: Option<u16>) -> Ending {
@@ -270,20 +246,5 @@ mod tests {
             "overload is measured"
         );
         assert_eq!(ending(false, Some(422)).rejected(), Some(422));
-    }
-
-    #[actix_rt::test]
-    async fn stop_sending_wakes_the_waiters() {
-        let t = Arc::new(StepTracker::new());
-        let t2 = t.clone();
-        let waiter = actix_rt::spawn(async move { t2.sending_stop().await });
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(!waiter.is_finished() && !t.sending_stopped());
-        t.stop_sending();
-        tokio::time::timeout(Duration::from_secs(2), waiter)
-            .await
-            .expect("woken")
-            .unwrap();
-        assert!(t.sending_stopped());
     }
 }

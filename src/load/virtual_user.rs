@@ -1,5 +1,5 @@
-//! Closed loop: a virtual user sends a request, streams it to the end, and sends the next one
-//! until the step's sending window closes.
+//! Closed loop: a virtual user actor sends a request, streams it to the end, and sends the next
+//! one until the step's sending window closes or its supervisor tells it to `Stop`.
 //!
 //! A user whose request failed in under [`FAST_FAILURE`] pauses [`FAST_FAILURE_PAUSE`] before
 //! its next one: a failure that fast is a refusal (a closed port, an error status sent before
@@ -11,27 +11,87 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use sinks::event::Nanos;
 
 use super::conversation;
+use super::in_flight::supervise;
+use super::supervisor::{Child, ChildEnded, How, Stop};
 use super::tracker::Ending;
 use super::StepContext;
-use crate::shutdown::Level;
 
 /// A failure faster than this was refused, not served.
 pub const FAST_FAILURE: Duration = Duration::from_millis(10);
 /// How long a user waits after such a failure: at most 10 refused requests a second per user.
 pub const FAST_FAILURE_PAUSE: Duration = Duration::from_millis(100);
 
+/// A user sends its units of work (a request, or a whole conversation) one after the other, each
+/// a supervised task; between two it handles its supervisor's `Stop`.
 pub struct VirtualUser {
     ctx: Arc<StepContext>,
     /// No request starts at or after this instant.
     send_until: Instant,
+    /// Told to stop: ends once its current unit of work ended.
+    stop: bool,
+    busy: bool,
+    /// How it ended, reported to the supervisor when it stops.
+    how: How,
 }
 
 impl VirtualUser {
-    /// The caller counts the user in with `tracker.source_started()` before starting it.
     pub fn new(ctx: Arc<StepContext>, send_until: Instant) -> Self {
-        VirtualUser { ctx, send_until }
+        VirtualUser {
+            ctx,
+            send_until,
+            stop: false,
+            busy: false,
+            how: How::Normal,
+        }
+    }
+
+    fn sending(&self) -> bool {
+        let step = &self.ctx;
+        !self.stop
+            && Instant::now() < self.send_until
+            && !step.shared.shutdown.is_stopping()
+            && !step.tracker.sending_stopped()
+    }
+
+    /// The next unit of work, after `pause` if the last one was refused at once. The user is
+    /// ready now: that is the next request's scheduled time, so a pause shows in its queue delay.
+    fn next(&mut self, ctx: &mut Context<Self>, pause: Option<Duration>) {
+        if !self.sending() {
+            ctx.stop();
+            return;
+        }
+        let ready_at = self.ctx.shared.clock.now();
+        match pause {
+            Some(p) => {
+                ctx.run_later(p, move |user, ctx| user.send(ctx, ready_at));
+            }
+            None => self.send(ctx, ready_at),
+        }
+    }
+
+    fn send(&mut self, ctx: &mut Context<Self>, ready_at: Nanos) {
+        if !self.sending() {
+            ctx.stop();
+            return;
+        }
+        self.busy = true;
+        let (step, until) = (self.ctx.clone(), self.send_until);
+        let unit =
+            async move { supervise(&step, conversation::send_next(&step, until, ready_at)).await };
+        ctx.spawn(unit.into_actor(self).map(|ended, user, ctx| {
+            user.busy = false;
+            match ended {
+                Ok(last) => user.next(ctx, pause_after(&last)),
+                // Its requests counted themselves; the supervisor decides whether to restart it.
+                Err(died) => {
+                    user.how = died.how();
+                    ctx.stop();
+                }
+            }
+        }));
     }
 }
 
@@ -45,35 +105,28 @@ impl Actor for VirtualUser {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let step = self.ctx.clone();
-        let send_until = self.send_until;
-        let sending = move |step: &StepContext| {
-            Instant::now() < send_until
-                && !step.shared.shutdown.is_stopping()
-                && !step.tracker.sending_stopped()
-        };
-        let fut = async move {
-            let mut pause = None;
-            while sending(&step) {
-                // Closed loop: the user is ready now, so it is scheduled now (a multi-turn
-                // conversation is walked to its end here).
-                let ready_at = step.shared.clock.now();
-                if let Some(p) = pause {
-                    tokio::select! {
-                        _ = tokio::time::sleep(p) => {}
-                        _ = step.shared.shutdown.reached(Level::Stop) => {}
-                        _ = step.tracker.sending_stop() => {}
-                    }
-                    if !sending(&step) {
-                        break;
-                    }
-                }
-                let last = conversation::send_next(&step, send_until, ready_at).await;
-                pause = pause_after(&last);
-            }
-            step.tracker.source_ended();
-        };
-        ctx.spawn(fut.into_actor(self).map(|_, _, ctx| ctx.stop()));
+        self.ctx.tracker.user_started();
+        self.next(ctx, None);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.ctx.tracker.user_ended();
+        self.ctx.supervisor.do_send(ChildEnded {
+            child: Child::User,
+            how: self.how,
+        });
+    }
+}
+
+impl Handler<Stop> for VirtualUser {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        self.stop = true;
+        // A unit of work in flight runs to its end (stopping now would drop it); a pause ends.
+        if !self.busy {
+            ctx.stop();
+        }
     }
 }
 

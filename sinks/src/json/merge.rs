@@ -8,27 +8,13 @@
 mod window;
 
 use self::window::{unix_ms, Window};
-use super::report::{ResultsDocument, RunStatus, WarmupSummary};
+use super::report::{MergedInput, ResultsDocument, RunStatus, WarmupSummary};
 use super::results::{OutputTokens, StepConfig, StepResult};
 use crate::aggregate::Histograms;
 use crate::generator::{GeneratorHealth, REASON_SEPARATOR};
 use crate::slo::Goodput;
 use crate::steady::SteadyState;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// One input of a merged document.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MergedInput {
-    /// The file as named on the command line.
-    pub file: String,
-    pub run_id: String,
-    /// `config.shard.index` of a shard's results; null for an unsharded run.
-    pub shard: Option<u64>,
-    pub status: RunStatus,
-    pub hostname: String,
-    pub steps: usize,
-}
 
 /// The configuration keys every shard of one run shares (the load's part, the seed and the
 /// shard itself differ by design).
@@ -482,6 +468,7 @@ fn merge_generator<'a>(
             (a, b) => a.or(b),
         };
         o.bound |= g.bound;
+        o.restarted_users += g.restarted_users;
     }
     if let Some(o) = out.as_mut() {
         o.reasons = (!reasons.is_empty()).then(|| reasons.join(REASON_SEPARATOR));

@@ -7,8 +7,8 @@ pub mod requests_log;
 pub mod results;
 
 pub use report::{
-    results_file_name, sanitize_label, write_atomically, ResultsDocument, RunStatus, SystemInfo,
-    WarmupSummary,
+    results_file_name, sanitize_label, write_atomically, MergedInput, ResultsDocument, RunStatus,
+    SystemInfo, WarmupSummary,
 };
 pub use requests_log::{requests_log_path, RequestLogLine, RequestsLog};
 pub use results::{OutputTokens, StepConfig, StepHistograms, StepResult};

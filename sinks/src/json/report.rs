@@ -169,7 +169,7 @@ pub struct ResultsDocument {
     pub sinks: serde_json::Map<String, serde_json::Value>,
     /// A merged document (`merge`): the results files it was made from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub merged_from: Vec<super::merge::MergedInput>,
+    pub merged_from: Vec<MergedInput>,
 }
 
 impl ResultsDocument {
@@ -204,6 +204,19 @@ impl ResultsDocument {
         bytes.push(b'\n');
         write_atomically(path, &bytes)
     }
+}
+
+/// One input of a merged document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergedInput {
+    /// The file as named on the command line.
+    pub file: String,
+    pub run_id: String,
+    /// `config.shard.index` of a shard's results; null for an unsharded run.
+    pub shard: Option<u64>,
+    pub status: RunStatus,
+    pub hostname: String,
+    pub steps: usize,
 }
 
 /// Writes `<name>.tmp` beside `path`, fsyncs it, renames it over `path`, and

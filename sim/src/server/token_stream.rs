@@ -1,0 +1,232 @@
+//! The SSE body of a streaming response: engine emissions become events, stamped as they are
+//! handed to actix (the record's "sent" time); mid-stream faults strike here.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::HttpResponse;
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::engine::Emission;
+use crate::fault::{Fault, HUGE_LINE_BYTES};
+use crate::openai::{token_text, Endpoint, ResponseFormat, Usage, DONE_EVENT};
+use crate::record::InFlight;
+
+use super::handlers::text_salt;
+use super::{Plan, Shared, DRIP_PAUSE};
+
+pub(super) fn stream_response(
+    rx: UnboundedReceiver<Emission>,
+    format: ResponseFormat,
+    plan: &Plan,
+    shared: &Shared,
+    log: InFlight,
+) -> HttpResponse {
+    let stream = TokenStream {
+        role_pending: format.endpoint() == Endpoint::Chat,
+        rx,
+        format,
+        include_usage: plan.request.include_usage,
+        salt: text_salt(shared),
+        stashed: None,
+        phase: Phase::Tokens,
+        usage: Usage {
+            prompt_tokens: plan.prompt_tokens,
+            ..Usage::default()
+        },
+        log,
+        fault: plan.fault,
+        tokens: 0,
+        queued: std::collections::VecDeque::new(),
+        pause: None,
+        strip_data: false,
+    };
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .streaming(stream)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Tokens,
+    Usage,
+    Done,
+    End,
+}
+
+/// The SSE body of a streaming response.
+struct TokenStream {
+    rx: UnboundedReceiver<Emission>,
+    format: ResponseFormat,
+    include_usage: bool,
+    /// Chat: the role-only event goes out with the first token, as in vLLM.
+    role_pending: bool,
+    /// The first token, held while the role event is yielded.
+    stashed: Option<Emission>,
+    salt: u64,
+    phase: Phase,
+    usage: Usage,
+    /// Dropped with the stream: a client that goes away is still accounted for.
+    log: InFlight,
+    /// A fault still to strike (mid-stream faults fire once, after their token count).
+    fault: Option<Fault>,
+    tokens: u32,
+    /// Event pieces still to send (injected events, slow-drip pieces).
+    queued: std::collections::VecDeque<Bytes>,
+    /// A pause before the next item (stall, slow drip).
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The next token event goes out without its `data:` field name (missing-data).
+    strip_data: bool,
+}
+
+impl TokenStream {
+    fn next_token(&mut self, cx: &mut Context<'_>) -> Poll<Option<Emission>> {
+        match self.stashed.take() {
+            Some(emission) => Poll::Ready(Some(emission)),
+            None => self.rx.poll_recv(cx),
+        }
+    }
+
+    fn token_event(&mut self, emission: Emission) -> Bytes {
+        // Stamped as it is handed to actix: the "actually sent" time of the record.
+        self.log.tokens_sent(1, Instant::now());
+        self.tokens += 1;
+        self.usage.completion_tokens += 1;
+        self.usage.cached_tokens = emission.cached_tokens;
+        if emission.finish.is_some() {
+            self.phase = if self.include_usage {
+                Phase::Usage
+            } else {
+                Phase::Done
+            };
+        }
+        let text = token_text(self.salt, emission.index);
+        if let Some(record) = self.log.record() {
+            record.text_sent(text);
+        }
+        let event = self.format.token_event(text, emission.finish);
+        if std::mem::take(&mut self.strip_data) {
+            // An unknown SSE field to a client: the token is silently skipped.
+            return Bytes::from(event.replacen("data: ", "", 1));
+        }
+        Bytes::from(event)
+    }
+
+    /// A mid-stream fault whose time has come. `Err`: abort the connection now.
+    fn strike(&mut self) -> Result<(), io::Error> {
+        let Some(fault) = self.fault.filter(|f| f.after() == Some(self.tokens)) else {
+            return Ok(());
+        };
+        self.fault = None;
+        match fault {
+            Fault::DropMidStream(_) => {
+                self.log.finish(Some(Instant::now()), false);
+                return Err(io::Error::other("injected fault: connection dropped mid-stream"));
+            }
+            Fault::Stall { ms, .. } => {
+                self.pause = Some(Box::pin(tokio::time::sleep(Duration::from_millis(ms))));
+            }
+            Fault::BadJson(_) => self
+                .queued
+                .push_back(Bytes::from_static(b"data: {\"choices\": [{\"delta\": {\"content\": \n\n")),
+            Fault::NonUtf8(_) => self
+                .queued
+                .push_back(Bytes::from_static(b"data: {\"choices\": \xff\xfe\xfd}\n\n")),
+            Fault::HugeLine(_) => {
+                let mut line = Vec::with_capacity(HUGE_LINE_BYTES + 8);
+                line.extend_from_slice(b"data: ");
+                line.resize(HUGE_LINE_BYTES, b'a');
+                line.extend_from_slice(b"\n\n");
+                self.queued.push_back(Bytes::from(line));
+            }
+            Fault::ErrorEvent(_) => self.queued.push_back(Bytes::from_static(
+                b"data: {\"error\": {\"message\": \"injected fault: the engine failed mid-stream\", \"type\": \"InternalServerError\", \"code\": 500}}\n\n",
+            )),
+            Fault::MissingData(_) => self.strip_data = true,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The next event of the normal stream.
+    fn next_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let event = match self.phase {
+            Phase::Tokens => match self.next_token(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    // The engine stopped (server shutting down): end the body without [DONE].
+                    self.phase = Phase::End;
+                    self.log.finish(Some(Instant::now()), false);
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(emission)) if self.role_pending => {
+                    self.role_pending = false;
+                    self.stashed = Some(emission);
+                    Bytes::from(self.format.role_event())
+                }
+                Poll::Ready(Some(emission)) => self.token_event(emission),
+            },
+            Phase::Usage => {
+                self.phase = Phase::Done;
+                Bytes::from(self.format.usage_event(self.usage))
+            }
+            Phase::Done => {
+                self.phase = Phase::End;
+                self.log.finish(Some(Instant::now()), true);
+                Bytes::from_static(DONE_EVENT.as_bytes())
+            }
+            // The body stays open until the client lets go.
+            Phase::End if self.fault == Some(Fault::OpenAfterDone) => return Poll::Pending,
+            Phase::End => return Poll::Ready(None),
+        };
+        Poll::Ready(Some(event))
+    }
+}
+
+impl Stream for TokenStream {
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(pause) = this.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.pause = None;
+        }
+        if let Some(piece) = this.queued.pop_front() {
+            if this.fault == Some(Fault::SlowDrip) && !this.queued.is_empty() {
+                this.pause = Some(Box::pin(tokio::time::sleep(DRIP_PAUSE)));
+            }
+            return Poll::Ready(Some(Ok(piece)));
+        }
+        if let Err(e) = this.strike() {
+            this.phase = Phase::End;
+            return Poll::Ready(Some(Err(e)));
+        }
+        if this.pause.is_some() || !this.queued.is_empty() {
+            // A stall or an injected event came first.
+            return Pin::new(this).poll_next(cx);
+        }
+        match this.next_event(cx) {
+            Poll::Ready(Some(event)) if this.fault == Some(Fault::SlowDrip) => {
+                // Three pieces, cut inside the event, 2 ms apart.
+                let third = (event.len() / 3).max(1);
+                let mut rest = event;
+                while rest.len() > third {
+                    this.queued.push_back(rest.split_to(third));
+                }
+                this.queued.push_back(rest);
+                Pin::new(this).poll_next(cx)
+            }
+            other => other.map(|e| e.map(Ok)),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The streaming request bodies (chat and completions), serialized once per prompt.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// One chat message, as sent in `messages`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// Both endpoints' streaming request, in one shape: exactly one of
+/// `messages` / `prompt` is set.
+#[derive(Serialize)]
+struct RequestBody<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<&'a [Message]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    stream: bool,
+    /// Asks for the final usage chunk: the server's token counts are exact,
+    /// ours are an estimate.
+    stream_options: StreamOptions,
+    /// vLLM, TGI and llama.cpp extension; only sent when asked for, since
+    /// strict servers (OpenAI) reject unknown fields, and only with a `max_tokens`: without
+    /// one, a server that honours it generates to the model's context limit.
+    #[serde(skip_serializing_if = "is_false")]
+    ignore_eos: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl RequestBody<'_> {
+    fn to_bytes(&self) -> Bytes {
+        // Strings, numbers and booleans only: serializing cannot fail.
+        let json = serde_json::to_vec(self).expect("a request body always serializes");
+        Bytes::from(json)
+    }
+}
+
+/// A streaming `/v1/chat/completions` body. Built once per prepared prompt,
+/// so sending only clones the `Bytes`.
+pub fn chat_body(
+    model: &str,
+    messages: &[Message],
+    max_tokens: Option<u64>,
+    ignore_eos: bool,
+) -> Bytes {
+    RequestBody {
+        model,
+        messages: Some(messages),
+        prompt: None,
+        max_tokens,
+        stream: true,
+        stream_options: StreamOptions {
+            include_usage: true,
+        },
+        ignore_eos: ignore_eos && max_tokens.is_some(),
+    }
+    .to_bytes()
+}
+
+/// A streaming `/v1/completions` body (see [`chat_body`]).
+pub fn completions_body(
+    model: &str,
+    prompt: &str,
+    max_tokens: Option<u64>,
+    ignore_eos: bool,
+) -> Bytes {
+    RequestBody {
+        model,
+        messages: None,
+        prompt: Some(prompt),
+        max_tokens,
+        stream: true,
+        stream_options: StreamOptions {
+            include_usage: true,
+        },
+        ignore_eos: ignore_eos && max_tokens.is_some(),
+    }
+    .to_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn parse(body: &Bytes) -> Value {
+        serde_json::from_slice(body).expect("valid JSON body")
+    }
+
+    fn messages() -> Vec<Message> {
+        vec![
+            Message {
+                role: "system".into(),
+                content: "Be brief.".into(),
+            },
+            Message {
+                role: "user".into(),
+                content: "Say \"hi\"\nin 2 languages: é, 日本".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn chat_body_with_every_option() {
+        let body = chat_body(
+            "meta-llama/Llama-3.1-8B-Instruct",
+            &messages(),
+            Some(128),
+            true,
+        );
+        assert_eq!(
+            parse(&body),
+            json!({
+                "model": "meta-llama/Llama-3.1-8B-Instruct",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Say \"hi\"\nin 2 languages: é, 日本"},
+                ],
+                "max_tokens": 128,
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "ignore_eos": true,
+            })
+        );
+        // Compact, in a stable key order.
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.starts_with(
+            r#"{"model":"meta-llama/Llama-3.1-8B-Instruct","messages":[{"role":"system""#
+        ));
+        assert!(text.ends_with(r#""max_tokens":128,"stream":true,"stream_options":{"include_usage":true},"ignore_eos":true}"#));
+    }
+
+    #[test]
+    fn chat_body_omits_unset_options() {
+        let body = chat_body("m", &messages()[..1], None, false);
+        assert_eq!(
+            parse(&body),
+            json!({
+                "model": "m",
+                "messages": [{"role": "system", "content": "Be brief."}],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            })
+        );
+        let empty = chat_body("m", &[], Some(0), false);
+        assert_eq!(parse(&empty)["messages"], json!([]));
+        assert_eq!(parse(&empty)["max_tokens"], json!(0));
+    }
+
+    #[test]
+    fn completions_body_uses_prompt() {
+        assert_eq!(
+            parse(&completions_body(
+                "tiny",
+                "Once upon a time",
+                Some(16),
+                true
+            )),
+            json!({
+                "model": "tiny",
+                "prompt": "Once upon a time",
+                "max_tokens": 16,
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "ignore_eos": true,
+            })
+        );
+        let unbounded = parse(&completions_body("tiny", "x", None, true));
+        assert!(
+            unbounded.get("ignore_eos").is_none(),
+            "ignore_eos without max_tokens would generate to the context limit"
+        );
+        let bare = parse(&completions_body("tiny", "", None, false));
+        assert_eq!(bare["prompt"], json!(""));
+        assert!(bare.get("max_tokens").is_none() && bare.get("ignore_eos").is_none());
+        assert!(bare.get("messages").is_none());
+    }
+
+    #[test]
+    fn message_round_trips() {
+        let m = messages();
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Message>>(&json).unwrap(), m);
+    }
+}

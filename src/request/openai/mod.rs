@@ -1,0 +1,22 @@
+//! The OpenAI wire format: endpoint URLs, request bodies, and the data of
+//! each streamed event (chat and completions), as vLLM, TGI, SGLang, llama.cpp
+//! and OpenAI itself send them.
+//!
+//! Pure: no I/O, no actix. [`StreamState::on_data`] runs for every streamed
+//! chunk, so chunks are parsed into borrowed structs (strings stay slices of
+//! the event's data unless they carry JSON escapes) and `choices` is folded
+//! while it is read instead of being collected into a `Vec`.
+
+mod body;
+mod chunk;
+mod error_message;
+mod stream;
+mod url;
+
+pub use body::{chat_body, completions_body, Message};
+pub use error_message::{error_message, MAX_ERROR_MESSAGE_BYTES};
+pub use stream::{DataKind, ProtocolError, ProtocolErrorKind, StreamState, Usage};
+pub use url::{endpoint_url, models_url};
+
+#[cfg(test)]
+mod stream_tests;
