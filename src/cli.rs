@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// Virtual users (throughput step) and the cap on requests in flight (rate steps)
     #[arg(short, long, env, default_value = "128")]
     pub max_vus: u64,
+    /// Start the throughput step with this many virtual users instead of --max-vus (live
+    /// control can scale them up to --max-vus)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub vus: Option<u64>,
     /// Duration of each benchmark step (e.g. 120s, 2m)
     #[arg(short, long, env, default_value = "120s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub duration: Duration,
@@ -241,6 +245,10 @@ pub struct RunArgs {
     /// or localhost:9464 (a host name is resolved once: its first IPv4 address, else its first)
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
     pub prometheus_listen: Option<std::net::SocketAddr>,
+    /// Accept live-control commands on http://HOST:PORT (loopback only, e.g. 127.0.0.1:9470):
+    /// POST /pause, /resume, /users, /rate, /end-step; GET /status. Off by default
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
+    pub control_listen: Option<std::net::SocketAddr>,
     /// With --prometheus-listen: keep serving this long after the run so the last scrape sees the
     /// final values (Ctrl-C ends it at once)
     #[arg(long, default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
@@ -453,6 +461,7 @@ impl RunArgs {
             tokenizer_name: self.tokenizer_name,
             model_name: self.model_name,
             max_vus: self.max_vus,
+            vus: self.vus,
             duration: self.duration,
             rates: self.rates,
             num_rates: self.num_rates,
@@ -491,6 +500,7 @@ impl RunArgs {
             max_error_rate: (self.max_error_rate < 1.0).then_some(self.max_error_rate),
             stop_when_saturated: !self.no_saturation_stop,
             prometheus_listen: self.prometheus_listen,
+            control_listen: self.control_listen,
             prometheus_linger: self.prometheus_linger,
             prometheus_pushgateway: self.prometheus_pushgateway,
             prometheus_push_interval: self.prometheus_push_interval,

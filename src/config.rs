@@ -55,6 +55,9 @@ pub struct RunConfig {
     /// Sent as `model`; resolved from the server's `/v1/models` when not given.
     pub model_name: Option<String>,
     pub max_vus: u64,
+    /// Closed-loop steps start with this many virtual users instead of `max_vus` (live control
+    /// scales them up to `max_vus`).
+    pub vus: Option<u64>,
     #[serde(with = "humantime_serde_compat")]
     pub duration: Duration,
     pub rates: Option<Vec<f64>>,
@@ -112,6 +115,8 @@ pub struct RunConfig {
     /// Serve Prometheus `/metrics` on this address during the run (loopback unless the user
     /// binds elsewhere).
     pub prometheus_listen: Option<std::net::SocketAddr>,
+    /// Live control over HTTP on this loopback address (off by default).
+    pub control_listen: Option<std::net::SocketAddr>,
     /// With `prometheus_listen`: keep serving this long after the run, so the last scrape sees
     /// the final values.
     #[serde(with = "humantime_serde_compat")]
@@ -211,6 +216,7 @@ impl RunConfig {
             tokenizer_name: None,
             model_name: None,
             max_vus: 128,
+            vus: None,
             duration: Duration::from_secs(120),
             rates: None,
             num_rates: 10,
@@ -241,6 +247,7 @@ impl RunConfig {
             max_error_rate: Some(DEFAULT_MAX_ERROR_RATE),
             stop_when_saturated: true,
             prometheus_listen: None,
+            control_listen: None,
             // Two scrapes at Prometheus's default 15 s interval.
             prometheus_linger: Duration::from_secs(30),
             prometheus_pushgateway: None,

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod compare;
 pub mod config;
 pub mod console;
+pub mod control;
 pub mod coordinator;
 pub mod exit;
 pub mod limits;
@@ -191,10 +192,26 @@ async fn start(
     let sink_arbiter = Arbiter::new();
     // Live values no event carries (in flight, users, phase, event-loop lag), for the metrics.
     let gauges = Arc::new(sinks::prometheus::LiveGauges::new(cfg.workers.max(1)));
+    // The Coordinator's address exists before the Coordinator: the console's keys and the
+    // control endpoint send to it from the start.
+    let coordinator = Context::<Coordinator>::new();
+    let controls = control::Controls::default();
+    let control_server = match cfg.control_listen {
+        Some(addr) => Some(
+            control::server::ControlServer::start(
+                addr,
+                coordinator.address().recipient(),
+                controls.clone(),
+            )
+            .map_err(RunError::Config)?,
+        ),
+        None => None,
+    };
     let run_ctx = outputs::RunContext {
         model: &model,
         gauges: &gauges,
         shutdown: &shutdown,
+        control: coordinator.address().recipient(),
     };
     let started = outputs::start_sinks(&cfg, &run_ctx, recorder)?;
     let linger = outputs::Linger::new(&cfg, &shutdown);
@@ -231,15 +248,19 @@ async fn start(
         gauges,
         settings,
         arrivals: workload.arrivals.clone(),
+        controls,
         cfg,
     };
     let (tx, rx) = oneshot::channel();
-    Coordinator::new(engine, tx).start();
+    coordinator.run(Coordinator::new(engine, tx));
     let result = rx.await.unwrap_or_else(|_| {
         Err(RunError::Internal(
             "the coordinator stopped without a result".into(),
         ))
     });
+    if let Some(server) = control_server {
+        server.stop().await;
+    }
     // The results are final: a second signal from now on only exits.
     abort.set(None);
     if let Some(note) = pool.chat().and_then(|c| c.summary()) {

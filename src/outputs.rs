@@ -24,6 +24,8 @@ pub struct RunContext<'a> {
     pub gauges: &'a Arc<LiveGauges>,
     /// The run's stop signal (the console's `q` raises it).
     pub shutdown: &'a Shutdown,
+    /// The Coordinator, for the console's live-control keys.
+    pub control: actix::Recipient<crate::control::Control>,
 }
 
 /// A run's sinks, started: the Recorder (not yet started: the caller puts it on its arbiter),
@@ -86,7 +88,12 @@ fn start_live_sinks(
     // Last, so the lines above are printed before the console captures stderr.
     if crate::console::wanted(cfg) {
         let title = format!("inference-benchmarker → {}", run.model);
-        let console = crate::console::start(title, run.gauges.clone(), run.shutdown.clone());
+        let console = crate::console::start(
+            title,
+            run.gauges.clone(),
+            run.shutdown.clone(),
+            Some(run.control.clone()),
+        );
         match console {
             Ok(make) => {
                 registry.start(sinks::live::BufferConfig::drop_newest(), make);

@@ -264,7 +264,67 @@ pub enum Event {
     StepStarted(Arc<StepInfo>),
     Request(Arc<RequestFinished>),
     Dropped(ArrivalDropped),
-    StepFinished { step: u32, window: StepWindow },
+    StepFinished {
+        step: u32,
+        window: StepWindow,
+    },
+    /// Someone changed the running load by hand (live control).
+    Control(ControlEvent),
+}
+
+/// A manual change to the running load (`--control-listen`, the console's keys): published to
+/// every sink so that no one mistakes it for the server's behaviour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlEvent {
+    /// When it took effect (ns since the run's anchor).
+    pub at: Nanos,
+    pub step: u32,
+    pub action: ControlAction,
+    /// The new value: virtual users for `set_users`, requests per second for `set_rate`.
+    pub value: Option<f64>,
+    /// Who asked: `http` or `console`.
+    pub source: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlAction {
+    Pause,
+    Resume,
+    SetUsers,
+    SetRate,
+    EndStep,
+}
+
+impl ControlAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlAction::Pause => "pause",
+            ControlAction::Resume => "resume",
+            ControlAction::SetUsers => "set_users",
+            ControlAction::SetRate => "set_rate",
+            ControlAction::EndStep => "end_step",
+        }
+    }
+
+    pub const ALL: [ControlAction; 5] = [
+        ControlAction::Pause,
+        ControlAction::Resume,
+        ControlAction::SetUsers,
+        ControlAction::SetRate,
+        ControlAction::EndStep,
+    ];
+}
+
+impl std::fmt::Display for ControlEvent {
+    /// `set_users 32 (http)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.action.as_str())?;
+        if let Some(v) = self.value {
+            write!(f, " {v}")?;
+        }
+        write!(f, " ({})", self.source)
+    }
 }
 
 /// Identity of a run, given to every sink before anything else.

@@ -395,6 +395,26 @@ impl Handler<HandOver> for Recorder {
     }
 }
 
+/// A live-control change: into the document's `control` list, then to the live sinks.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RecordControl(pub crate::event::ControlEvent);
+
+/// Control changes a document keeps: each is one manual action, so this is never reached by
+/// people; a script hammering the endpoint cannot grow the document without bound.
+pub const MAX_CONTROL_RECORDS: usize = 10_000;
+
+impl Handler<RecordControl> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordControl, ctx: &mut Context<Self>) {
+        if self.doc.control.len() < MAX_CONTROL_RECORDS {
+            self.doc.control.push((&msg.0).into());
+        }
+        self.forward(ctx, || Event::Control(msg.0));
+    }
+}
+
 impl Handler<RecordDropped> for Recorder {
     type Result = ();
 
@@ -755,6 +775,7 @@ mod tests {
                 Event::Request(r) => format!("request {} {}", r.id, r.output_tokens),
                 Event::Dropped(d) => format!("dropped {}", d.step),
                 Event::StepFinished { step, .. } => format!("finish {step}"),
+                Event::Control(c) => format!("control {c}"),
             };
             self.0.lock().push(name);
         }

@@ -72,6 +72,7 @@ pub fn start(
     title: String,
     gauges: Arc<LiveGauges>,
     shutdown: Shutdown,
+    control: Option<actix::Recipient<crate::control::Control>>,
 ) -> std::io::Result<impl FnOnce() -> ConsoleSink + Send + 'static> {
     let state = Arc::new(Mutex::new(LiveState::new()));
     let ui = Ui::start(UiContext {
@@ -79,6 +80,7 @@ pub fn start(
         gauges,
         shutdown,
         title,
+        control,
     })?;
     let sink = ConsoleSink {
         state,

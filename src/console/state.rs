@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use sinks::event::{Event, StepKind};
+use sinks::event::{ControlAction, Event, StepKind};
 use sinks::stats::LatencyHistogram;
 
 /// Lines of captured log output kept for the view.
@@ -182,6 +182,12 @@ impl LiveState {
                 if let Some(s) = self.step_mut(*step) {
                     s.finished_secs = Some(window.end.saturating_sub(window.start) as f64 / 1e9);
                     s.done = Some(step_snapshot(s, now));
+                }
+            }
+            // The coordinator prints the change into the log; the step shows its new rate.
+            Event::Control(c) => {
+                if let (Some(s), ControlAction::SetRate) = (self.step_mut(c.step), c.action) {
+                    s.rate = c.value;
                 }
             }
         }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use actix::Recipient;
 use parking_lot::Mutex;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
@@ -24,6 +25,7 @@ use sinks::prometheus::LiveGauges;
 use super::capture::StderrCapture;
 use super::state::{LiveState, Snapshot};
 use super::view::{self, View};
+use crate::control::{Command, Control};
 use crate::shutdown::{Level, Shutdown};
 
 /// Whether a console owns the terminal now (raw mode, alternate screen).
@@ -49,6 +51,20 @@ pub struct UiContext {
     pub gauges: Arc<LiveGauges>,
     pub shutdown: Shutdown,
     pub title: String,
+    /// Where the live-control keys go (the Coordinator actor).
+    pub control: Option<Recipient<Control>>,
+}
+
+/// The live-control command a key asks for: p pauses or resumes, + and - scale the load by a
+/// quarter, e ends the step.
+fn control_key(code: KeyCode) -> Option<Command> {
+    match code {
+        KeyCode::Char('p') => Some(Command::TogglePause),
+        KeyCode::Char('+') | KeyCode::Char('=') => Some(Command::Scale { up: true }),
+        KeyCode::Char('-') => Some(Command::Scale { up: false }),
+        KeyCode::Char('e') => Some(Command::EndStep),
+        _ => None,
+    }
 }
 
 /// The running console thread.
@@ -157,6 +173,14 @@ fn run(guard: &mut TerminalGuard, ctx: &UiContext, stop: &AtomicBool) {
                     if let Ok(TermEvent::Key(k)) = event::read() {
                         let ctrl_c = k.code == KeyCode::Char('c')
                             && k.modifiers.contains(KeyModifiers::CONTROL);
+                        let command = control_key(k.code).filter(|_| k.kind == KeyEventKind::Press);
+                        if let (Some(command), Some(to)) = (command, &ctx.control) {
+                            // The coordinator prints what changed, or why nothing did.
+                            to.do_send(Control {
+                                command,
+                                source: "console",
+                            });
+                        }
                         if k.kind == KeyEventKind::Press && (ctrl_c || k.code == KeyCode::Char('q'))
                         {
                             presses += 1;

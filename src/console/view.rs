@@ -161,7 +161,11 @@ fn inner_width(area: Rect) -> usize {
 
 fn draw_header(f: &mut Frame, v: &View, area: Rect) {
     let (status, short, color) = match v.level {
-        Level::Running => ("q / Ctrl-C: stop the run", SHORT_STATUS[0], Color::DarkGray),
+        Level::Running => (
+            "q / Ctrl-C: stop the run · p: pause · +/-: load · e: end step",
+            SHORT_STATUS[0],
+            Color::DarkGray,
+        ),
         Level::Stop => (
             "stopping: in-flight requests finish (q again: cancel them)",
             SHORT_STATUS[1],

@@ -1,7 +1,9 @@
 //! The `Coordinator` actor runs a benchmark: warmup, then its steps, then drain and flush.
 //!
 //! Each step's sources run under a `StepSupervisor` (load/supervisor.rs): the coordinator tells
-//! it when sending ends and asks it when every child has ended.
+//! it when sending ends and asks it when every child has ended. The actor itself handles live
+//! control (`Control`): it checks a command against the step sending now, has the step's
+//! supervisor carry it out, and records the change as an event.
 //!
 //! Shutdown order (end of run or signal): stop the schedulers → drain in-flight requests up to
 //! the grace period, then cancel the rest (they report themselves `cancelled`) → requests that
@@ -24,23 +26,29 @@ const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// `ended_early` of a step stopped by SIGINT/SIGTERM.
 const INTERRUPTED: &str = "interrupted by signal";
+/// `ended_early` of a step ended by live control (not saturation: the sweep goes on).
+pub const ENDED_BY_CONTROL: &str = "ended by hand (end_step)";
 
 use std::sync::Arc;
 
 use actix::prelude::*;
 use actix_rt::Arbiter;
-use sinks::event::{StepKind, StepWindow};
-use sinks::handover::RecorderHandle;
+use sinks::event::{ControlEvent, StepKind, StepWindow};
 use sinks::generator::GeneratorStats;
+use sinks::handover::RecorderHandle;
 use sinks::json::report::RunStatus;
 use sinks::json::StepResult;
 use sinks::live::SinkSet;
 use sinks::prometheus::Phase;
-use sinks::recorder::{FinishStep, Flush, RecordGenerator, RecordSinkReports, Recorder, StartStep};
-use tokio::sync::oneshot;
+use sinks::recorder::{
+    FinishStep, Flush, RecordControl, RecordGenerator, RecordSinkReports, Recorder, StartStep,
+};
+use tokio::sync::{oneshot, watch};
 
 use crate::clock::Clock;
 use crate::config::{BenchmarkKind, RunConfig};
+use crate::control::command::{Mode, StepControl};
+use crate::control::{Control, Controls, LiveStep};
 use crate::exit::RunError;
 use crate::exit::RunSummary;
 use crate::load::rate_ticker::Saturation;
@@ -75,16 +83,24 @@ pub struct Engine {
     pub settings: ClientSettings,
     /// Trace replay: arrival offsets of the workload's requests, in their order.
     pub arrivals: Option<Arc<[sinks::event::Nanos]>>,
+    /// The step live control acts on, opened and closed by `run_step`.
+    pub controls: Controls,
 }
 
 pub struct Coordinator {
     engine: Option<Engine>,
     reply: Option<oneshot::Sender<Result<RunSummary, RunError>>>,
+    controls: Controls,
+    clock: Clock,
+    recorder: Addr<Recorder>,
 }
 
 impl Coordinator {
     pub fn new(engine: Engine, reply: oneshot::Sender<Result<RunSummary, RunError>>) -> Self {
         Coordinator {
+            controls: engine.controls.clone(),
+            clock: engine.clock,
+            recorder: engine.recorder.addr().clone(),
             engine: Some(engine),
             reply: Some(reply),
         }
@@ -99,12 +115,33 @@ impl Actor for Coordinator {
             return;
         };
         let fut = async move { engine.run().await };
-        ctx.wait(fut.into_actor(self).map(|result, act, ctx| {
+        // Spawned, not waited for: the actor handles `Control` while the run goes on.
+        ctx.spawn(fut.into_actor(self).map(|result, act, ctx| {
             if let Some(reply) = act.reply.take() {
                 let _ = reply.send(result);
             }
             ctx.stop();
         }));
+    }
+}
+
+impl Handler<Control> for Coordinator {
+    type Result = Result<ControlEvent, String>;
+
+    fn handle(&mut self, msg: Control, _: &mut Context<Self>) -> Self::Result {
+        let (step, (action, value)) = self.controls.apply(msg.command)?;
+        let event = ControlEvent {
+            at: self.clock.now(),
+            step,
+            action,
+            value,
+            source: msg.source.to_string(),
+        };
+        // Printed (the console shows it in its log) and recorded: a manual change is never
+        // mistaken for the server's behaviour.
+        eprintln!("control: step {step}: {event}");
+        self.recorder.do_send(RecordControl(event.clone()));
+        Ok(event)
     }
 }
 
@@ -202,7 +239,11 @@ impl Engine {
             if step.kind == StepKind::Warmup {
                 continue;
             }
-            if let (Some(rate), Some(_)) = (step.rate, &result.ended_early) {
+            let saturated = result
+                .ended_early
+                .as_deref()
+                .is_some_and(|why| why != ENDED_BY_CONTROL);
+            if let (Some(rate), true) = (step.rate, saturated) {
                 // Saturated (or failing) at this rate: higher rates would only grind on.
                 let skipped = queue
                     .iter()
@@ -285,10 +326,21 @@ impl Engine {
             });
             StepSupervisor::new(ctx, sources)
         });
+        let mode = match (step.rate, &step.replay) {
+            (None, _) => Mode::Closed {
+                users: step.vus,
+                max: self.cfg.max_vus,
+            },
+            (Some(_), Some(_)) => Mode::Replay,
+            (Some(rate), None) => Mode::Open { rate },
+        };
+        let (live, control) = LiveStep::new(StepControl::new(index, mode), supervisor.clone());
+        self.controls.open(live);
         let mut probe = GeneratorProbe::start(&self.gauges);
         let stopped_early = self
-            .watch_sending(step, start, send_until, &tracker, &mut probe)
+            .watch_sending(step, (start, send_until), &tracker, &mut probe, control)
             .await;
+        self.controls.close();
         let send_end = self.clock.now().min(send_until);
         // At the window's natural end the sources stop on their own (a queued backlog is still
         // served); told to stop, they end now.
@@ -328,16 +380,20 @@ impl Engine {
 
     /// Waits for the end of the step's sending window, checking a few times a second whether
     /// the step should end early (saturated or failing server). Returns the reason if it did.
+    /// Live control ends the step (`end_step`), or changes it: the server is then judged afresh
+    /// from the change, and not at all while paused.
     async fn watch_sending(
         &self,
         step: &StepPlan,
-        start: u64,
-        send_until: u64,
+        (start, send_until): (u64, u64),
         tracker: &StepTracker,
         probe: &mut GeneratorProbe,
+        mut control: watch::Receiver<StepControl>,
     ) -> Option<String> {
-        let mut monitor = Monitor::new(step.rate, step.duration.as_secs_f64(), self.limits())
+        let duration = step.duration.as_secs_f64();
+        let mut monitor = Monitor::new(step.rate, duration, self.limits())
             .not_before(self.cfg.ramp_up.as_secs_f64());
+        let mut paused = false;
         let window_end = tokio::time::sleep_until(self.clock.instant(send_until).into());
         tokio::pin!(window_end);
         let stop = self.shutdown.reached(Level::Stop);
@@ -350,9 +406,25 @@ impl Engine {
                 biased;
                 _ = &mut window_end => return None,
                 _ = &mut stop => return None,
+                Ok(()) = control.changed() => {
+                    let now = *control.borrow_and_update();
+                    if now.ending {
+                        return Some(ENDED_BY_CONTROL.to_string());
+                    }
+                    paused = now.paused;
+                    let offered = match now.mode {
+                        Mode::Open { rate } => Some(rate),
+                        Mode::Closed { .. } | Mode::Replay => None,
+                    };
+                    let t = self.clock.now().saturating_sub(start) as f64 / 1e9;
+                    monitor = Monitor::new(offered, duration, self.limits()).not_before(t + saturation::MIN_WINDOW_SECS);
+                }
                 _ = ticks.tick() => {
                     probe.sample(&self.gauges);
                     let t = self.clock.now().saturating_sub(start) as f64 / 1e9;
+                    if paused {
+                        continue;
+                    }
                     if let Some(reason) = monitor.observe(t, tracker.progress()) {
                         log::warn!("step {} ends early: {reason}", step.id());
                         return Some(reason);

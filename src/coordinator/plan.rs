@@ -81,7 +81,8 @@ pub fn initial_steps(
     }
     let throughput = StepPlan {
         kind: StepKind::Throughput,
-        vus: cfg.max_vus,
+        // --vus starts fewer users than the most live control may scale to.
+        vus: cfg.vus.map_or(cfg.max_vus, |v| v.clamp(1, cfg.max_vus)),
         rate: None,
         duration: cfg.duration,
         arrival: Arrival::Constant,

@@ -12,11 +12,12 @@ use actix::prelude::*;
 use futures_util::FutureExt;
 use sinks::event::{ArrivalDropped, ArrivalQueued, Nanos};
 use sinks::recorder::{RecordDropped, RecordQueued};
+use tokio::sync::watch;
 
 use super::flag::Flag;
 use super::in_flight::panic_message;
 use super::schedule::Schedule;
-use super::supervisor::{Child, ChildEnded, How, Stop};
+use super::supervisor::{Child, ChildEnded, How, Pause, Resume, SetRate, Stop};
 use super::StepContext;
 use crate::request::actor::Request;
 use crate::shutdown::Level;
@@ -37,7 +38,16 @@ pub struct RateTicker {
     workers: Arc<Workers>,
     /// Raised by `Stop`; the ticking task ends at once.
     stop: Arc<Flag>,
+    /// Live control's pause and rate, read by the ticking task.
+    pace: watch::Sender<Pace>,
     how: How,
+}
+
+/// What live control set: paused, and the rate arrivals come at (None: the schedule's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Pace {
+    pub paused: bool,
+    pub rate: Option<f64>,
 }
 
 impl RateTicker {
@@ -53,6 +63,7 @@ impl RateTicker {
             plan,
             workers,
             stop: Arc::default(),
+            pace: watch::channel(Pace::default()).0,
             how: How::Normal,
         }
     }
@@ -69,12 +80,16 @@ impl Actor for RateTicker {
         };
         let plan = self.plan;
         let (workers, told_to_stop) = (self.workers.clone(), self.stop.clone());
+        let pace = self.pace.subscribe();
         // A panic ends the ticking (not the scheduler arbiter) and is reported as such.
-        let fut =
-            AssertUnwindSafe(
-                async move { tick(&step, schedule, plan, &workers, &told_to_stop).await },
-            )
-            .catch_unwind();
+        let fut = AssertUnwindSafe(async move {
+            let control = Control {
+                stop: &told_to_stop,
+                pace,
+            };
+            tick(&step, schedule, plan, &workers, control).await
+        })
+        .catch_unwind();
         ctx.spawn(fut.into_actor(self).map(|ended, ticker, ctx| {
             if let Err(p) = ended {
                 log::error!("the rate ticker panicked: {}", panic_message(p.as_ref()));
@@ -100,19 +115,56 @@ impl Handler<Stop> for RateTicker {
     }
 }
 
+impl Handler<Pause> for RateTicker {
+    type Result = ();
+
+    fn handle(&mut self, _: Pause, _: &mut Context<Self>) {
+        self.pace.send_modify(|p| p.paused = true);
+    }
+}
+
+impl Handler<Resume> for RateTicker {
+    type Result = ();
+
+    fn handle(&mut self, _: Resume, _: &mut Context<Self>) {
+        self.pace.send_modify(|p| p.paused = false);
+    }
+}
+
+impl Handler<SetRate> for RateTicker {
+    type Result = ();
+
+    fn handle(&mut self, SetRate(rate): SetRate, _: &mut Context<Self>) {
+        self.pace.send_modify(|p| p.rate = Some(rate));
+    }
+}
+
+/// What tells the ticking task to stop or change pace.
+struct Control<'a> {
+    stop: &'a Flag,
+    pace: watch::Receiver<Pace>,
+}
+
 async fn tick(
     step: &Arc<StepContext>,
     mut schedule: Schedule,
     plan: Saturation,
     workers: &Workers,
-    told_to_stop: &Flag,
+    mut control: Control<'_>,
 ) {
     let clock = step.shared.clock;
     let tracker = &step.tracker;
     let stop = step.shared.shutdown.reached(Level::Stop);
     tokio::pin!(stop);
-    let step_stop = told_to_stop.raised();
+    let step_stop = control.stop.raised();
     tokio::pin!(step_stop);
+    // A paused schedule's end still ends the ticking: nothing else would.
+    let schedule_end = tokio::time::sleep_until(clock.instant(schedule.end()).into());
+    tokio::pin!(schedule_end);
+    let mut pace = Pace::default();
+    // Where the schedule stood when it was paused (operational time).
+    let mut paused_at_op = 0.0;
+    let mut pace_open = true;
     // Arrivals that came due while the cap was full (queue mode), oldest first, with their
     // number in the step.
     let mut backlog: VecDeque<(Nanos, usize)> = VecDeque::new();
@@ -137,8 +189,25 @@ async fn tick(
             biased;
             _ = &mut stop => break,
             _ = &mut step_stop => break,
+            _ = &mut schedule_end, if pace.paused => break,
+            changed = control.pace.changed(), if pace_open => {
+                if changed.is_err() {
+                    pace_open = false;
+                    continue;
+                }
+                let now = clock.now();
+                let asked = *control.pace.borrow_and_update();
+                if asked.paused && !pace.paused {
+                    paused_at_op = schedule.op_at(now);
+                } else if !asked.paused {
+                    let op = if pace.paused { paused_at_op } else { schedule.op_at(now) };
+                    let rate = asked.rate.unwrap_or(schedule.rate());
+                    next = next.and(schedule.continue_at(now, op, rate));
+                }
+                pace = asked;
+            }
             _ = &mut freed, if !backlog.is_empty() => {}
-            _ = tokio::time::sleep_until(clock.instant(coarse_deadline(next)).into()), if next.is_some() => {
+            _ = tokio::time::sleep_until(clock.instant(coarse_deadline(next)).into()), if next.is_some() && !pace.paused => {
                 let at = next.take().unwrap_or(0);
                 wait_precisely(&clock, at);
                 let k = seq;

@@ -79,6 +79,11 @@ pub struct Schedule {
     next_op: f64,
     /// Trace replay: the arrivals' offsets from the start, and how many were handed out.
     replay: Option<(Arc<[Nanos]>, usize)>,
+    /// Live control changed the pace: from `t0` seconds after the start, operational time goes
+    /// on from `op0` at `rate` (the ramp, if any, is over).
+    segment: Option<(f64, f64)>,
+    /// Operational time of the arrival handed out last (not sent yet when the pace changes).
+    pending_op: f64,
 }
 
 impl Schedule {
@@ -102,6 +107,8 @@ impl Schedule {
             rng: StdRng::seed_from_u64(seed),
             next_op: 0.0,
             replay: None,
+            segment: None,
+            pending_op: 0.0,
         }
     }
 
@@ -119,8 +126,52 @@ impl Schedule {
         self
     }
 
+    /// When sending ends (exclusive).
+    pub fn end(&self) -> Nanos {
+        self.end
+    }
+
+    /// The arrival rate now, per second (after the ramp).
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Expected arrivals from the start until `now`: Λ(now).
+    pub fn op_at(&self, now: Nanos) -> f64 {
+        let t = now.saturating_sub(self.start) as f64 / 1e9;
+        if let Some((t0, op0)) = self.segment {
+            if t >= t0 {
+                return op0 + self.rate * (t - t0);
+            }
+        }
+        if t < self.ramp_secs {
+            self.rate * t * t / (2.0 * self.ramp_secs)
+        } else {
+            self.rate * self.ramp_secs / 2.0 + self.rate * (t - self.ramp_secs)
+        }
+    }
+
+    /// Live control: from `now` on, arrivals go on from operational time `op` at `rate` per
+    /// second (a rate change continues from Λ(now); a resume from where the pause left it, so
+    /// the paused time sends nothing and is not made up). Returns the arrival handed out last,
+    /// not sent yet, at its new time (None if that is past the end).
+    pub fn continue_at(&mut self, now: Nanos, op: f64, rate: f64) -> Option<Nanos> {
+        if !(rate.is_finite() && rate > 0.0) || self.replay.is_some() {
+            return None;
+        }
+        self.rate = rate;
+        self.segment = Some((now.saturating_sub(self.start) as f64 / 1e9, op));
+        let at = self.start as f64 + (self.seconds_at(self.pending_op.max(op)) * 1e9).round();
+        (at < self.end as f64).then_some(at as Nanos)
+    }
+
     /// Seconds after the start at which `op` arrivals are expected: Λ⁻¹(op).
     fn seconds_at(&self, op: f64) -> f64 {
+        if let Some((t0, op0)) = self.segment {
+            if op >= op0 {
+                return t0 + (op - op0) / self.rate;
+            }
+        }
         let ramp_arrivals = self.rate * self.ramp_secs / 2.0;
         if op < ramp_arrivals {
             (2.0 * self.ramp_secs * op / self.rate).sqrt()
@@ -145,6 +196,7 @@ impl Schedule {
         }
         // Constant spacing steps by exactly 1 (k arrivals at exactly k/rate: no accumulated
         // rounding); random processes draw their gap. The first arrival is at the start.
+        self.pending_op = self.next_op;
         self.next_op += match &self.gaps {
             Gaps::Constant => 1.0,
             Gaps::Exp(d) => d.sample(&mut self.rng),
@@ -167,6 +219,43 @@ mod tests {
     use super::*;
 
     const HOUR: Nanos = 3_600_000_000_000;
+    const SEC: Nanos = 1_000_000_000;
+
+    #[test]
+    fn a_rate_change_continues_from_now_at_the_new_rate() {
+        // 10/s from 0: arrivals at 0, 0.1, ... ; at 1.05 s the rate becomes 20/s.
+        let mut s = Schedule::new(Arrival::Constant, 0, 10 * SEC, 10.0, 1);
+        let mut last = 0;
+        while last < SEC + SEC / 20 {
+            last = s.next_arrival().unwrap();
+        }
+        assert_eq!(last, SEC + SEC / 10, "the arrival due at 1.1 s is pending");
+        let now = SEC + SEC / 20;
+        let op = s.op_at(now);
+        assert!((op - 10.5).abs() < 1e-9, "{op}");
+        // The pending arrival (op 11) comes 0.5 expected arrivals after now, at 20/s: 25 ms.
+        assert_eq!(s.continue_at(now, op, 20.0), Some(now + SEC / 40));
+        assert_eq!(s.next_arrival(), Some(now + SEC / 40 + SEC / 20));
+    }
+
+    #[test]
+    fn a_pause_sends_nothing_and_makes_nothing_up() {
+        let mut s = Schedule::new(Arrival::Constant, 0, 10 * SEC, 10.0, 1);
+        for _ in 0..3 {
+            s.next_arrival(); // 0, 0.1 and 0.2 s
+        }
+        // Paused at 0.15 s (op 1.5), resumed at 5.15 s: the arrival due at 0.2 s comes 50 ms
+        // after the resume, then every 100 ms again.
+        let op = s.op_at(SEC * 15 / 100);
+        let resume = SEC * 515 / 100;
+        assert_eq!(s.continue_at(resume, op, 10.0), Some(resume + SEC / 20));
+        assert_eq!(s.next_arrival(), Some(resume + SEC / 20 + SEC / 10));
+        assert_eq!(
+            s.continue_at(10 * SEC, s.op_at(10 * SEC), 10.0),
+            None,
+            "past the end"
+        );
+    }
 
     fn gaps_secs(arrival: Arrival, rate: f64, n: usize) -> Vec<f64> {
         let times: Vec<Nanos> = Schedule::new(arrival, 0, HOUR * 1000, rate, 42)

@@ -62,6 +62,27 @@ impl ChildEnded {
 #[rtype(result = "()")]
 pub struct Stop;
 
+/// Live control: stop starting requests until `Resume` (requests in flight run to their end).
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Pause;
+
+/// Live control: send again after a `Pause`.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Resume;
+
+/// Live control, closed loop: run this many virtual users (the surplus finish their current
+/// request and stop; new ones start now).
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct SetUsers(pub u64);
+
+/// Live control, open loop: arrivals at this rate from now on.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct SetRate(pub f64);
+
 /// Drop every request still running (they ignored the cancel); each counts itself cancelled.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -161,6 +182,8 @@ pub struct StepSupervisor {
     user_plan: Option<(Instant, Arc<Workers>)>,
     users: Vec<Addr<VirtualUser>>,
     ticker: Option<Addr<RateTicker>>,
+    /// Paused by live control: users started meanwhile start paused.
+    paused: bool,
     census: Census,
     waiting: Vec<oneshot::Sender<StepEnd>>,
 }
@@ -173,6 +196,7 @@ impl StepSupervisor {
             user_plan: None,
             users: Vec::new(),
             ticker: None,
+            paused: false,
             census: Census::default(),
             waiting: Vec::new(),
         }
@@ -182,10 +206,32 @@ impl StepSupervisor {
         let Some((until, workers)) = &self.user_plan else {
             return;
         };
-        let (c, until) = (self.ctx.clone(), *until);
-        let addr =
-            VirtualUser::start_in_arbiter(&workers.next(), move |_| VirtualUser::new(c, until));
+        let (c, until, paused) = (self.ctx.clone(), *until, self.paused);
+        let addr = VirtualUser::start_in_arbiter(&workers.next(), move |_| {
+            VirtualUser::new(c, until).paused(paused)
+        });
         self.users.push(addr);
+    }
+
+    /// Users running and not told to stop.
+    fn live_users(&mut self) -> &mut Vec<Addr<VirtualUser>> {
+        self.users.retain(Addr::connected);
+        &mut self.users
+    }
+
+    /// Tells every source `msg`.
+    fn tell_sources<M>(&mut self, msg: M)
+    where
+        M: Message<Result = ()> + Send + Clone + 'static,
+        VirtualUser: Handler<M>,
+        RateTicker: Handler<M>,
+    {
+        for user in self.live_users() {
+            user.do_send(msg.clone());
+        }
+        if let Some(t) = &self.ticker {
+            t.do_send(msg);
+        }
     }
 
     fn still_sending(&self) -> bool {
@@ -270,11 +316,52 @@ impl Handler<Stop> for StepSupervisor {
 
     fn handle(&mut self, _: Stop, _: &mut Context<Self>) {
         self.ctx.tracker.stop_sending();
-        for user in &self.users {
-            user.do_send(Stop);
+        self.tell_sources(Stop);
+    }
+}
+
+impl Handler<Pause> for StepSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Pause, _: &mut Context<Self>) {
+        self.paused = true;
+        self.tell_sources(Pause);
+    }
+}
+
+impl Handler<Resume> for StepSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Resume, _: &mut Context<Self>) {
+        self.paused = false;
+        self.tell_sources(Resume);
+    }
+}
+
+impl Handler<SetUsers> for StepSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, SetUsers(n): SetUsers, _: &mut Context<Self>) {
+        let running = self.live_users().len() as u64;
+        for _ in running..n {
+            self.census.source_started();
+            self.start_user();
         }
+        // The newest users go first; each ends normally (not restarted) after its request.
+        for _ in n..running {
+            if let Some(user) = self.users.pop() {
+                user.do_send(Stop);
+            }
+        }
+    }
+}
+
+impl Handler<SetRate> for StepSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetRate, _: &mut Context<Self>) {
         if let Some(t) = &self.ticker {
-            t.do_send(Stop);
+            t.do_send(msg);
         }
     }
 }

@@ -15,7 +15,7 @@ use sinks::event::Nanos;
 
 use super::conversation;
 use super::in_flight::supervise;
-use super::supervisor::{Child, ChildEnded, How, Stop};
+use super::supervisor::{Child, ChildEnded, How, Pause, Resume, Stop};
 use super::tracker::Ending;
 use super::StepContext;
 
@@ -33,6 +33,10 @@ pub struct VirtualUser {
     /// Told to stop: ends once its current unit of work ended.
     stop: bool,
     busy: bool,
+    /// Paused by live control: sends nothing until resumed.
+    paused: bool,
+    /// Waiting for a resume, ready to send.
+    parked: bool,
     /// How it ended, reported to the supervisor when it stops.
     how: How,
 }
@@ -44,8 +48,28 @@ impl VirtualUser {
             send_until,
             stop: false,
             busy: false,
+            paused: false,
+            parked: false,
             how: How::Normal,
         }
+    }
+
+    /// Starts paused (a user added while its step is paused).
+    pub fn paused(mut self, paused: bool) -> Self {
+        self.paused = paused;
+        self
+    }
+
+    /// Waits for a resume; stops at the window's end if none comes (nothing else would wake
+    /// it: the window's natural end sends no `Stop`).
+    fn park(&mut self, ctx: &mut Context<Self>) {
+        self.parked = true;
+        let left = self.send_until.saturating_duration_since(Instant::now());
+        ctx.run_later(left, |user, ctx| {
+            if user.parked {
+                ctx.stop();
+            }
+        });
     }
 
     fn sending(&self) -> bool {
@@ -75,6 +99,10 @@ impl VirtualUser {
     fn send(&mut self, ctx: &mut Context<Self>, ready_at: Nanos) {
         if !self.sending() {
             ctx.stop();
+            return;
+        }
+        if self.paused {
+            self.park(ctx);
             return;
         }
         self.busy = true;
@@ -126,6 +154,28 @@ impl Handler<Stop> for VirtualUser {
         // A unit of work in flight runs to its end (stopping now would drop it); a pause ends.
         if !self.busy {
             ctx.stop();
+        }
+    }
+}
+
+impl Handler<Pause> for VirtualUser {
+    type Result = ();
+
+    /// Its request in flight runs to its end; the next one waits for `Resume`.
+    fn handle(&mut self, _: Pause, _: &mut Context<Self>) {
+        self.paused = true;
+    }
+}
+
+impl Handler<Resume> for VirtualUser {
+    type Result = ();
+
+    /// Sends at once if it was waiting; ready now, so the pause is not its queue delay.
+    fn handle(&mut self, _: Resume, ctx: &mut Context<Self>) {
+        self.paused = false;
+        if std::mem::take(&mut self.parked) {
+            let now = self.ctx.shared.clock.now();
+            self.send(ctx, now);
         }
     }
 }

@@ -170,6 +170,36 @@ pub struct ResultsDocument {
     /// A merged document (`merge`): the results files it was made from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<MergedInput>,
+    /// Manual changes to the load during the run (live control), in order. At the top level,
+    /// not in the steps: a step entry holds no list (the original tool's dashboard reads each
+    /// one as a single table row).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control: Vec<ControlRecord>,
+}
+
+/// One live-control change, as the results document records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlRecord {
+    /// Milliseconds since the run's start (as the requests log's times).
+    pub time_ms: f64,
+    /// The step it changed (its `index`).
+    pub step: u32,
+    pub action: crate::event::ControlAction,
+    /// Virtual users (`set_users`) or requests per second (`set_rate`); null otherwise.
+    pub value: Option<f64>,
+    pub source: String,
+}
+
+impl From<&crate::event::ControlEvent> for ControlRecord {
+    fn from(e: &crate::event::ControlEvent) -> Self {
+        ControlRecord {
+            time_ms: e.at as f64 / 1e6,
+            step: e.step,
+            action: e.action,
+            value: e.value,
+            source: e.source.clone(),
+        }
+    }
 }
 
 impl ResultsDocument {
@@ -194,6 +224,7 @@ impl ResultsDocument {
             warmup: WarmupSummary::default(),
             sinks: serde_json::Map::new(),
             merged_from: Vec::new(),
+            control: Vec::new(),
         }
     }
 

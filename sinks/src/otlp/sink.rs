@@ -19,7 +19,7 @@ use opentelemetry_otlp::{
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use opentelemetry_sdk::Resource;
 
-use crate::event::{Event, Nanos, StepInfo};
+use crate::event::{ControlEvent, Event, Nanos, StepInfo};
 use crate::json::report::RunStatus;
 use crate::live::{BufferConfig, FlushFuture, LiveSink, Running, Sink, SinkContext, SinkRegistry};
 use crate::otlp::config::{OtlpConfig, OtlpProtocol, DEFAULT_SERVICE_NAME};
@@ -151,7 +151,8 @@ pub struct OtlpSink {
     stats: Arc<OtlpStats>,
     anchor: u128,
     run: SpanContext,
-    steps: HashMap<u32, (Arc<StepInfo>, SpanContext)>,
+    /// Each step's info, span context and the control changes made during it (its span's events).
+    steps: HashMap<u32, (Arc<StepInfo>, SpanContext, Vec<ControlEvent>)>,
     queue: VecDeque<SpanData>,
     /// A background export is running: the timer does not start another.
     exporting: bool,
@@ -197,7 +198,7 @@ impl OtlpSink {
     }
 
     fn step_context(&mut self, step: u32) -> Option<SpanContext> {
-        self.steps.get(&step).map(|(_, c)| c.clone())
+        self.steps.get(&step).map(|(_, c, _)| c.clone())
     }
 
     fn observe(&mut self, event: &Event) {
@@ -208,7 +209,8 @@ impl OtlpSink {
                     .expect("1.0 is a valid ratio")
                     .next_context();
                 let ctx = span_context(self.run.trace_id().to_bytes(), ids.span_id);
-                self.steps.insert(info.index, (info.clone(), ctx));
+                self.steps
+                    .insert(info.index, (info.clone(), ctx, Vec::new()));
             }
             Event::Request(req) => {
                 self.last_end = self.last_end.max(req.end_at);
@@ -219,12 +221,24 @@ impl OtlpSink {
             }
             Event::StepFinished { step, window } => {
                 self.last_end = self.last_end.max(window.end);
-                if let Some((info, ctx)) = self.steps.get(step) {
-                    let span = step_span(&self.cfg, self.anchor, &self.run, ctx, info, *window);
+                if let Some((info, ctx, control)) = self.steps.get(step) {
+                    let span = step_span(
+                        &self.cfg,
+                        self.anchor,
+                        &self.run,
+                        ctx,
+                        (info, control),
+                        *window,
+                    );
                     self.enqueue(span);
                 }
             }
             Event::Dropped(_) => {}
+            Event::Control(c) => {
+                if let Some(step) = self.steps.get_mut(&c.step) {
+                    step.2.push(c.clone());
+                }
+            }
         }
     }
 

@@ -15,7 +15,9 @@ use opentelemetry::trace::{
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use crate::event::{Nanos, Outcome, RequestFinished, StepInfo, StepWindow, TraceContext};
+use crate::event::{
+    ControlEvent, Nanos, Outcome, RequestFinished, StepInfo, StepWindow, TraceContext,
+};
 use crate::otlp::config::{OtlpConfig, SCOPE_NAME};
 
 /// Our attributes' namespace.
@@ -221,7 +223,7 @@ pub fn step_span(
     anchor_unix_nanos: u128,
     run: &SpanContext,
     own: &SpanContext,
-    step: &StepInfo,
+    (step, control): (&StepInfo, &[ControlEvent]),
     window: StepWindow,
 ) -> SpanData {
     let mut attributes = vec![
@@ -246,11 +248,29 @@ pub fn step_span(
         end_time: wall(anchor_unix_nanos, window.end.max(window.start)),
         attributes,
         dropped_attributes_count: 0,
-        events: SpanEvents::default(),
+        events: span_events(control_events(anchor_unix_nanos, control)),
         links: SpanLinks::default(),
         status: Status::Unset,
         instrumentation_scope: scope(),
     }
+}
+
+/// Live-control changes made during a step, as events of its span (name `control`), so a trace
+/// viewer shows a manual change where it happened.
+fn control_events(anchor_unix_nanos: u128, control: &[ControlEvent]) -> Vec<Event> {
+    control
+        .iter()
+        .map(|c| {
+            let mut attributes = vec![
+                KeyValue::new(ns_key("control.action"), c.action.as_str()),
+                KeyValue::new(ns_key("control.source"), c.source.clone()),
+            ];
+            if let Some(v) = c.value {
+                attributes.push(KeyValue::new(ns_key("control.value"), v));
+            }
+            Event::new("control", wall(anchor_unix_nanos, c.at), attributes, 0)
+        })
+        .collect()
 }
 
 /// The run's span: the root of the run's trace.
@@ -453,7 +473,7 @@ mod tests {
             send_end: 20,
             end: 30,
         };
-        let s = step_span(&cfg(), 0, &run, &own, &info, w);
+        let s = step_span(&cfg(), 0, &run, &own, (&info, &[]), w);
         assert_eq!(s.parent_span_id, run.span_id());
         assert_eq!(s.span_context.trace_id(), run.trace_id());
         assert_eq!(s.name, "step constant@2.00req/s");

@@ -15,7 +15,9 @@ use prometheus::{
 
 use super::gauges::{LiveGauges, Phase};
 use super::read_counters::ReadCounter;
-use crate::event::{Event, Outcome, RequestFinished, StepInfo, StepKind};
+use crate::event::{
+    ControlAction, ControlEvent, Event, Outcome, RequestFinished, StepInfo, StepKind,
+};
 
 /// Every name starts with this.
 pub const PREFIX: &str = "inference_benchmarker";
@@ -54,6 +56,8 @@ pub struct Metrics {
     phase: IntGaugeVec,
     lag: GaugeVec,
     push_failures: IntCounter,
+    control_paused: IntGauge,
+    control_changes: IntCounterVec,
     current_step: parking_lot::Mutex<Option<(String, String)>>,
 }
 
@@ -149,6 +153,17 @@ impl Metrics {
                 name("pushgateway_failures_total"),
                 "Pushes to the Pushgateway that failed.",
             )?,
+            control_paused: IntGauge::new(
+                name("control_paused"),
+                "1 while sending is paused by hand (live control), else 0.",
+            )?,
+            control_changes: IntCounterVec::new(
+                Opts::new(
+                    name("control_changes_total"),
+                    "Manual changes to the running load (live control), by action: a step in their increase is a change made by someone, not by the server.",
+                ),
+                &["action"],
+            )?,
             current_step: parking_lot::Mutex::new(None),
             registry,
             gauges,
@@ -175,6 +190,8 @@ impl Metrics {
         r.register(Box::new(self.phase.clone()))?;
         r.register(Box::new(self.lag.clone()))?;
         r.register(Box::new(self.push_failures.clone()))?;
+        r.register(Box::new(self.control_paused.clone()))?;
+        r.register(Box::new(self.control_changes.clone()))?;
         let gauges = self.gauges.clone();
         r.register(Box::new(ReadCounter::new(
             &name("trace_spans_total"),
@@ -202,6 +219,9 @@ impl Metrics {
         for p in Phase::ALL {
             self.phase.with_label_values(&[p.as_str()]);
         }
+        for a in ControlAction::ALL {
+            self.control_changes.with_label_values(&[a.as_str()]);
+        }
         for w in 0..self.gauges.workers() {
             self.lag.with_label_values(&[&w.to_string()]);
         }
@@ -210,16 +230,34 @@ impl Metrics {
     /// Updates the metrics from one event.
     pub fn observe(&self, event: &Event) {
         match event {
-            Event::RunStarted(_) | Event::StepFinished { .. } => {}
+            Event::RunStarted(_) => {}
+            Event::StepFinished { .. } => self.control_paused.set(0),
             Event::StepStarted(info) => self.step_started(info),
             Event::Request(r) if r.step != 0 => self.request(r),
             Event::Request(_) => {}
             Event::Dropped(d) if d.step != 0 => self.dropped.inc(),
             Event::Dropped(_) => {}
+            Event::Control(c) => self.control(c),
+        }
+    }
+
+    /// The offered-rate gauge follows a rate set by hand; the users gauge follows the users
+    /// themselves (LiveGauges).
+    fn control(&self, c: &ControlEvent) {
+        self.control_changes
+            .with_label_values(&[c.action.as_str()])
+            .inc();
+        match c.action {
+            ControlAction::Pause => self.control_paused.set(1),
+            ControlAction::Resume => self.control_paused.set(0),
+            ControlAction::SetRate => self.offered_rate.set(c.value.unwrap_or(0.0)),
+            ControlAction::SetUsers | ControlAction::EndStep => {}
         }
     }
 
     fn step_started(&self, info: &StepInfo) {
+        // Every step starts sending, whatever the one before was left at.
+        self.control_paused.set(0);
         self.offered_rate.set(match info.kind {
             StepKind::Rate => info.rate.unwrap_or(0.0),
             StepKind::Warmup | StepKind::Throughput => 0.0,

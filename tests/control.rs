@@ -1,0 +1,222 @@
+//! Live control end to end: a 30 s closed-loop step started with 8 users, scaled to 32 at 10 s
+//! and paused from 20 s to 25 s over `--control-listen`. The change must show in the server's
+//! own record of request arrivals, in the results' `control` list and in the Prometheus gauges.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use inference_benchmarker::config::BenchmarkKind;
+use inference_benchmarker::sim::{SimConfig, SimServer};
+use inference_benchmarker::RunError;
+use serde_json::Value;
+
+/// A loopback port free now (the run binds it a moment later).
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// One HTTP/1.1 request; (status, body).
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn unix_nanos(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// The value of the first sample of `name` in a Prometheus exposition.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+fn wait_until(t: Instant) {
+    if let Some(d) = t.checked_duration_since(Instant::now()) {
+        std::thread::sleep(d);
+    }
+}
+
+#[test]
+fn a_running_step_is_scaled_paused_and_resumed_by_hand() {
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(50.0),
+            fixed_itl_ms: Some(5.0),
+            record: true,
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .expect("simulated server starts");
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = BenchmarkKind::Throughput;
+    cfg.duration = Duration::from_secs(30);
+    cfg.max_vus = 32;
+    cfg.vus = Some(8);
+    cfg.decode_options = Some(inference_benchmarker::workload::options::TokenizeOptions::fixed(20));
+    let (control, metrics) = (free_port(), free_port());
+    cfg.control_listen = Some(control);
+    cfg.prometheus_listen = Some(metrics);
+    cfg.prometheus_linger = Duration::ZERO;
+    let run = std::thread::spawn(move || inference_benchmarker::run(cfg));
+
+    // The step has started once /status names it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let start = loop {
+        assert!(Instant::now() < deadline, "the step never started");
+        if let Ok(s) = TcpStream::connect(control) {
+            drop(s);
+            let (_, body) = http(control, "GET", "/status", "");
+            let v: Value = serde_json::from_str(&body).unwrap_or_default();
+            if v["step"].is_u64() {
+                assert_eq!(v["users"], 8, "{v}");
+                break Instant::now();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    // Refused commands change nothing and say why.
+    let (code, body) = http(control, "POST", "/rate", "5");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("closed loop"), "{body}");
+    let (code, body) = http(control, "POST", "/users", "33");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("--max-vus 32"), "{body}");
+    let (code, body) = http(control, "POST", "/users", "many");
+    assert_eq!(code, 400, "{body}");
+
+    let mut at = Vec::new();
+    let mut command = |secs: u64, path: &str, body: &str| {
+        wait_until(start + Duration::from_secs(secs));
+        let (code, reply) = http(control, "POST", path, body);
+        assert_eq!(code, 200, "{path}: {reply}");
+        at.push(unix_nanos(SystemTime::now()));
+    };
+    command(10, "/users", "32");
+    let (_, status) = http(control, "GET", "/status", "");
+    assert!(status.contains(r#""users":32"#), "{status}");
+    command(20, "/pause", "");
+    wait_until(start + Duration::from_secs(22));
+    let (_, scrape) = http(metrics, "GET", "/metrics", "");
+    assert_eq!(sample(&scrape, "inference_benchmarker_control_paused"), 1.0);
+    command(25, "/resume", "");
+    wait_until(start + Duration::from_secs(27));
+    let (_, scrape) = http(metrics, "GET", "/metrics", "");
+    assert_eq!(sample(&scrape, "inference_benchmarker_control_paused"), 0.0);
+    assert_eq!(
+        sample(
+            &scrape,
+            "inference_benchmarker_control_changes_total{action=\"set_users\""
+        ),
+        1.0
+    );
+
+    let summary = run.join().unwrap().expect("the run completes");
+    let doc = common::validated(&summary.results_path);
+    let step = &doc["results"][0];
+    assert_eq!(step["failed_requests"], 0, "{step}");
+
+    // The results name every change, in order, at the times it was made.
+    let control: Vec<(String, Value)> = doc["control"]
+        .as_array()
+        .expect("a control list")
+        .iter()
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap().to_string(),
+                c["value"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        control,
+        vec![
+            ("set_users".to_string(), Value::from(32.0)),
+            ("pause".to_string(), Value::Null),
+            ("resume".to_string(), Value::Null),
+        ]
+    );
+    let times: Vec<f64> = doc["control"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["time_ms"].as_f64().unwrap() - step["start_ms"].as_f64().unwrap_or(0.0))
+        .collect();
+    for (t, want) in times.iter().zip([10_000.0, 20_000.0, 25_000.0]) {
+        assert!(
+            (t - want).abs() < 1_000.0,
+            "change at {t} ms, asked at {want}"
+        );
+    }
+
+    // The server saw it: arrivals per second, from its own record.
+    let arrivals: Vec<u128> = sim
+        .records()
+        .into_iter()
+        .filter(|r| !r.request_id.as_deref().unwrap_or("").ends_with("preflight"))
+        .map(|r| r.received_at_unix_nanos)
+        .collect();
+    let first = *arrivals.iter().min().unwrap();
+    let last = *arrivals.iter().max().unwrap();
+    let secs = |s: f64| (s * 1e9) as u128;
+    let rate = |from: u128, to: u128| {
+        let n = arrivals.iter().filter(|&&a| a >= from && a < to).count();
+        n as f64 / ((to - from) as f64 / 1e9)
+    };
+    let (users, pause, resume) = (at[0], at[1], at[2]);
+    let eight = rate(first + secs(2.0), users);
+    let thirty_two = rate(users + secs(2.0), pause);
+    let paused = rate(pause + secs(0.3), resume);
+    let resumed = rate(resume + secs(1.0), last);
+    assert!(eight > 10.0, "8 users sent {eight:.1} req/s");
+    let ratio = thirty_two / eight;
+    assert!(
+        (3.0..5.0).contains(&ratio),
+        "32 users sent {thirty_two:.1} req/s, 8 users {eight:.1}: ratio {ratio:.2}"
+    );
+    assert_eq!(paused, 0.0, "requests arrived while paused");
+    assert!(
+        resumed / eight > 3.0,
+        "after the resume {resumed:.1} req/s, 8 users {eight:.1}"
+    );
+    sim.stop();
+}
+
+#[test]
+fn the_control_endpoint_listens_on_loopback_only() {
+    let sim = SimServer::start(SimConfig::default(), None).expect("simulated server starts");
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.control_listen = Some("0.0.0.0:0".parse().unwrap());
+    match inference_benchmarker::run(cfg) {
+        Err(RunError::Config(e)) => assert!(e.contains("loopback"), "{e}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+    sim.stop();
+}
