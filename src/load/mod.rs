@@ -6,6 +6,7 @@ pub mod flag;
 pub mod in_flight;
 pub mod inject;
 pub mod rate_ticker;
+pub mod request_actor;
 pub mod schedule;
 pub mod supervisor;
 pub mod tracker;

@@ -18,7 +18,7 @@ use super::in_flight::panic_message;
 use super::schedule::Schedule;
 use super::supervisor::{Child, ChildEnded, How, Stop};
 use super::StepContext;
-use crate::request::actor::Request;
+use crate::load::request_actor::Request;
 use crate::shutdown::Level;
 use crate::workers::Workers;
 
