@@ -7,7 +7,7 @@
 #[unsafe(link_section = ".init_array")]
 static COMMIT_MEMORY_ON_DEMAND: extern "C" fn() = {
     extern "C" fn init() {
-        inference_benchmarker::limits::commit_memory_on_demand();
+        inference_benchmarker::runtime::limits::commit_memory_on_demand();
     }
     init
 };

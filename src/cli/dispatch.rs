@@ -5,8 +5,8 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use super::commands::{Cli, Command, CompareArgs, MergeArgs, ReportArgs, SimArgs};
 use super::run_args::RunArgs;
-use crate::exit::RunError;
-use crate::shutdown::Shutdown;
+use crate::runtime::exit::RunError;
+use crate::runtime::shutdown::Shutdown;
 use crate::sim::{SimConfig, SimServer};
 
 /// The binary's whole life: parse, run, report. Returns the process exit code.
@@ -54,7 +54,7 @@ fn run_sim(args: SimArgs) -> i32 {
 }
 
 fn run_report(args: ReportArgs) -> i32 {
-    match crate::report::write_report(&args.results, &args.output) {
+    match crate::offline::report::write_report(&args.results, &args.output) {
         Ok(()) => {
             println!("report: {}", args.output.display());
             0
@@ -68,14 +68,14 @@ fn run_report(args: ReportArgs) -> i32 {
 const REGRESSION_EXIT: i32 = 5;
 
 fn run_compare(args: CompareArgs) -> i32 {
-    let docs = crate::compare::load(&args.base)
-        .and_then(|b| crate::compare::load(&args.new).map(|n| (b, n)));
+    let docs = crate::offline::compare::load(&args.base)
+        .and_then(|b| crate::offline::compare::load(&args.new).map(|n| (b, n)));
     let (base, new) = match docs {
         Ok(d) => d,
         Err(e) => return fail(&RunError::Config(e)),
     };
-    let cmp = crate::compare::compare(&base, &new, args.tolerance);
-    print!("{}", crate::compare::render(&cmp));
+    let cmp = crate::offline::compare::compare(&base, &new, args.tolerance);
+    print!("{}", crate::offline::compare::render(&cmp));
     if args.fail_on_regression && cmp.regressions() > 0 {
         REGRESSION_EXIT
     } else {
@@ -84,7 +84,7 @@ fn run_compare(args: CompareArgs) -> i32 {
 }
 
 fn run_merge(args: MergeArgs) -> i32 {
-    match crate::merge::merge_files(&args.results, &args.output, args.force) {
+    match crate::offline::merge::merge_files(&args.results, &args.output, args.force) {
         Ok(summary) => {
             println!("{summary}");
             0

@@ -107,7 +107,7 @@ impl RunArgs {
         if self.demo {
             apply_demo_defaults(&mut cfg, m)?;
         }
-        if let Some(shard) = crate::shard::Shard::new(self.shards, self.shard_index)? {
+        if let Some(shard) = crate::config::shard::Shard::new(self.shards, self.shard_index)? {
             shard.apply(&mut cfg)?;
         }
         validate(&cfg)?;
@@ -140,7 +140,7 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     if cfg.rates.is_some() && cfg.benchmark_kind != BenchmarkKind::Rate {
         return Err(format!(
             "--rates runs rate steps, but --benchmark-kind is {}: give -b rate, or leave -b out",
-            crate::results_file::original_kind(cfg.benchmark_kind).to_ascii_lowercase()
+            crate::outputs::results_file::original_kind(cfg.benchmark_kind).to_ascii_lowercase()
         ));
     }
     if cfg.insecure {
@@ -150,7 +150,7 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
         return Err("--ramp-up must be shorter than --duration".into());
     }
     for t in &cfg.thresholds {
-        t.parse::<crate::thresholds::Threshold>()?;
+        t.parse::<crate::offline::thresholds::Threshold>()?;
     }
     if cfg.workers == 0 {
         return Err("--workers must be at least 1".into());

@@ -24,7 +24,7 @@ use sinks::live::{LiveSink, SinkEvent, SinkFlush};
 use sinks::prometheus::LiveGauges;
 
 use crate::config::RunConfig;
-use crate::shutdown::Shutdown;
+use crate::runtime::shutdown::Shutdown;
 use state::LiveState;
 use ui::{Ui, UiContext};
 

@@ -33,7 +33,7 @@ use crate::config::{Endpoint, RunConfig};
 use crate::load::request_actor::{hand_over, run_one};
 use crate::request::client::{execute_turn, Job, PreparedBody};
 use crate::request::openai::{chat_body, completions_body, Message};
-use crate::workers;
+use crate::runtime::workers;
 use crate::workload::{PreparedRequest, UserTurn, Workload};
 
 use super::in_flight::InFlight;

@@ -21,7 +21,7 @@ use sinks::recorder::Recorder;
 
 use crate::config::TestHooks;
 use crate::request::client::{Job, PreparedBody, RequestShared};
-use crate::workers::ClientSettings;
+use crate::runtime::workers::ClientSettings;
 use crate::workload::PreparedRequest;
 use in_flight::InFlight;
 use supervisor::ChildEnded;
