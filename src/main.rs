@@ -1,7 +1,7 @@
 //! Thin: parse the command line, run, map the outcome to the process exit code.
 
 /// Runs before `main` (and before the first allocation reserves mimalloc's first arena), as a
-/// constructor: see `limits::commit_memory_on_demand`.
+/// constructor: see `runtime::limits::commit_memory_on_demand`.
 #[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]

@@ -1,5 +1,5 @@
 //! The run's configuration, as the command line (or a test) gives it.
-//! Pure data: `cli.rs` builds it, `lib::run` consumes it.
+//! Pure data: `cli/` builds it, `lib::run` consumes it.
 
 pub mod shard;
 
