@@ -4,36 +4,20 @@
 //! the command line and maps errors to exit codes.
 
 pub mod cli;
-pub mod clock;
-pub mod compare;
 pub mod config;
 pub mod console;
 pub mod control;
 pub mod coordinator;
-pub mod exit;
-pub mod limits;
 pub mod load;
-pub mod merge;
+pub mod offline;
 pub mod outputs;
-pub mod report;
 pub mod request;
-pub mod results_file;
-pub mod shard;
-pub mod shutdown;
-pub mod signals;
+pub mod runtime;
 /// The simulated server, its own crate (`sim/`); re-exported so `inference_benchmarker::sim::…`
 /// paths keep working.
 pub mod sim {
     pub use ::sim::*;
 }
-pub mod step_line;
-pub mod table;
-#[cfg(test)]
-mod test_fixtures;
-pub mod text;
-pub mod thresholds;
-pub mod tls;
-pub mod workers;
 pub mod workload;
 
 use std::sync::Arc;
@@ -44,15 +28,18 @@ use sinks::handover::{RecorderHandle, HANDOVER_CAPACITY};
 use sinks::recorder::{Recorder, RecorderConfig};
 use tokio::sync::oneshot;
 
-use crate::clock::Clock;
 use crate::config::{Endpoint, RunConfig};
-use crate::coordinator::{Coordinator, Engine};
-pub use crate::exit::RunError;
-pub use crate::exit::RunSummary;
+use crate::coordinator::{signals, Coordinator, Engine};
+use crate::offline::{report, table, thresholds};
+use crate::outputs::results_file;
 use crate::request::client::{PreparedBody, RequestShared};
 use crate::request::openai::{chat_body, completions_body, endpoint_url};
-use crate::shutdown::{Level, Shutdown};
-use crate::workers::{ClientSettings, Workers};
+use crate::runtime::clock::Clock;
+pub use crate::runtime::exit::RunError;
+pub use crate::runtime::exit::RunSummary;
+use crate::runtime::shutdown::{Level, Shutdown};
+use crate::runtime::workers::{ClientSettings, Workers};
+use crate::runtime::{limits, tls, workers};
 use crate::workload::Workload;
 
 /// Runs a benchmark to its end. Blocks the calling thread (it runs its own actix System).
@@ -207,14 +194,14 @@ async fn start(
         ),
         None => None,
     };
-    let run_ctx = outputs::RunContext {
+    let run_ctx = outputs::live_sinks::RunContext {
         model: &model,
         gauges: &gauges,
         shutdown: &shutdown,
         control: coordinator.address().recipient(),
     };
-    let started = outputs::start_sinks(&cfg, &run_ctx, recorder)?;
-    let linger = outputs::Linger::new(&cfg, &shutdown);
+    let started = outputs::live_sinks::start_sinks(&cfg, &run_ctx, recorder)?;
+    let linger = outputs::live_sinks::Linger::new(&cfg, &shutdown);
     let recorder = RecorderHandle::new(
         started.recorder.start_in_arbiter(&sink_arbiter.handle()),
         HANDOVER_CAPACITY,
@@ -227,7 +214,7 @@ async fn start(
         timeout: cfg.request_timeout,
         clock,
         shutdown: shutdown.clone(),
-        tracing: outputs::trace_sampler(&cfg),
+        tracing: outputs::live_sinks::trace_sampler(&cfg),
         keep_alive,
         retry: request::retry::RetryPolicy {
             max: cfg.retries,
@@ -279,7 +266,7 @@ async fn start(
 /// What a run that got under way leaves up after its outcome: the sinks' arbiter, so that
 /// `/metrics` can keep serving the final values (`--prometheus-linger`) after the summary.
 struct Lingering {
-    linger: outputs::Linger,
+    linger: outputs::live_sinks::Linger,
     sink_arbiter: Arbiter,
     sink_threads: sinks::live::SinkThreads,
 }

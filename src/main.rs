@@ -1,13 +1,13 @@
 //! Thin: parse the command line, run, map the outcome to the process exit code.
 
 /// Runs before `main` (and before the first allocation reserves mimalloc's first arena), as a
-/// constructor: see `limits::commit_memory_on_demand`.
+/// constructor: see `runtime::limits::commit_memory_on_demand`.
 #[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static COMMIT_MEMORY_ON_DEMAND: extern "C" fn() = {
     extern "C" fn init() {
-        inference_benchmarker::limits::commit_memory_on_demand();
+        inference_benchmarker::runtime::limits::commit_memory_on_demand();
     }
     init
 };

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use inference_benchmarker::config::shard::Shard;
 use inference_benchmarker::config::BenchmarkKind;
-use inference_benchmarker::shard::Shard;
 use inference_benchmarker::sim::{SimConfig, SimServer};
 use serde_json::Value;
 
@@ -112,7 +112,7 @@ fn merged(sim: &SimServer, work: &Path, out: &Path) -> Value {
     }
     std::fs::create_dir_all(out).unwrap();
     let path = out.join("merged.json");
-    inference_benchmarker::merge::merge_files(&files, &path, false).expect("merge");
+    inference_benchmarker::offline::merge::merge_files(&files, &path, false).expect("merge");
     common::validated(&path)
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inference_benchmarker::config::{BenchmarkKind, RunConfig};
-use inference_benchmarker::shutdown::{Level, Shutdown};
+use inference_benchmarker::runtime::shutdown::{Level, Shutdown};
 use inference_benchmarker::sim::{SimConfig, SimServer};
 use prometheus_support as ps;
 use serde_json::Value;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use inference_benchmarker::config::{BenchmarkKind, RunConfig, TestHooks};
-use inference_benchmarker::shutdown::{Level, Shutdown};
+use inference_benchmarker::runtime::shutdown::{Level, Shutdown};
 use inference_benchmarker::sim::{SimConfig, SimServer};
 use inference_benchmarker::RunError;
 

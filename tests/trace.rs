@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use inference_benchmarker::exit::RunError;
+use inference_benchmarker::runtime::exit::RunError;
 use inference_benchmarker::sim::{SimConfig, SimServer};
 use inference_benchmarker::workload::tokenizer;
 

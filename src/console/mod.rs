@@ -26,7 +26,7 @@ use sinks::live::{flushed, FlushFuture, Sink, SinkContext};
 use sinks::prometheus::LiveGauges;
 
 use crate::config::RunConfig;
-use crate::shutdown::Shutdown;
+use crate::runtime::shutdown::Shutdown;
 use state::LiveState;
 use ui::{Ui, UiContext};
 

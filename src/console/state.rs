@@ -49,7 +49,7 @@ impl Percentiles {
     /// One of these percentiles with `digits` decimals, or "–" before the first value.
     pub fn show(&self, v: f64, digits: usize) -> String {
         if self.count == 0 {
-            crate::table::MISSING.into()
+            crate::offline::table::MISSING.into()
         } else {
             format!("{v:.digits$}")
         }

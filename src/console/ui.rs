@@ -26,7 +26,7 @@ use super::capture::StderrCapture;
 use super::state::{LiveState, Snapshot};
 use super::view::{self, View};
 use crate::control::{Command, Control};
-use crate::shutdown::{Level, Shutdown};
+use crate::runtime::shutdown::{Level, Shutdown};
 
 /// Whether a console owns the terminal now (raw mode, alternate screen).
 static ACTIVE: AtomicBool = AtomicBool::new(false);

@@ -15,7 +15,7 @@ use ratatui::Frame;
 
 use super::fit::{self, Need};
 use super::state::{Snapshot, StepSnapshot};
-use crate::shutdown::Level;
+use crate::runtime::shutdown::Level;
 
 /// What a frame shows.
 pub struct View<'a> {
@@ -609,7 +609,7 @@ mod tests {
                 || cell
                     .split_once('/')
                     .is_some_and(|(a, b)| number(a) && number(b))
-                || cell == crate::table::MISSING;
+                || cell == crate::offline::table::MISSING;
             assert!(ok, "{cell:?} in {row:?} is not a whole figure:\n{text}");
         }
         let header = screen

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::exit::RunError;
 use crate::request::openai::{error_message, models_url};
+use crate::runtime::exit::RunError;
 
 /// How long the pre-flight check waits for the server.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);

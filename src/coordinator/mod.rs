@@ -17,6 +17,8 @@ pub mod keep_alive;
 pub mod plan;
 pub mod preflight;
 pub mod saturation;
+pub mod signals;
+pub mod step_line;
 
 /// How often a running step's counters are checked for saturation.
 const MONITOR_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
@@ -45,20 +47,20 @@ use sinks::recorder::{
 };
 use tokio::sync::{oneshot, watch};
 
-use crate::clock::Clock;
 use crate::config::{BenchmarkKind, RunConfig};
 use crate::control::command::{Mode, StepControl};
 use crate::control::{Control, Controls, LiveStep};
-use crate::exit::RunError;
-use crate::exit::RunSummary;
 use crate::load::rate_ticker::Saturation;
 use crate::load::schedule::Schedule;
 use crate::load::supervisor::{Abandon, AllEnded, Close, Sources, StepEnd, StepSupervisor, Stop};
 use crate::load::tracker::StepTracker;
 use crate::load::{RequestPool, StepContext};
 use crate::request::client::RequestShared;
-use crate::shutdown::{Level, Shutdown};
-use crate::workers::{ClientSettings, Workers};
+use crate::runtime::clock::Clock;
+use crate::runtime::exit::RunError;
+use crate::runtime::exit::RunSummary;
+use crate::runtime::shutdown::{Level, Shutdown};
+use crate::runtime::workers::{ClientSettings, Workers};
 use generator::GeneratorProbe;
 use plan::{rate_step, sweep_rates, StepPlan};
 use saturation::{Limits, Monitor};
@@ -220,7 +222,7 @@ impl Engine {
             if result.total_requests > 0 && result.successful_requests == 0 {
                 return Err(RunError::AllFailed {
                     step: result.id.clone(),
-                    reason: crate::step_line::failure_summary(&result),
+                    reason: crate::coordinator::step_line::failure_summary(&result),
                     results: None,
                 });
             }
@@ -232,7 +234,10 @@ impl Engine {
             if let Some(why) = over {
                 return Err(RunError::ErrorRate {
                     step: result.id.clone(),
-                    reason: format!("{why}; {}", crate::step_line::failure_summary(&result)),
+                    reason: format!(
+                        "{why}; {}",
+                        crate::coordinator::step_line::failure_summary(&result)
+                    ),
                     results: None,
                 });
             }
@@ -253,7 +258,11 @@ impl Engine {
                 if skipped > 0 {
                     eprintln!(
                         "  {} skipped: the server is saturated",
-                        crate::text::count(skipped as u64, "higher rate step", "higher rate steps")
+                        crate::runtime::text::count(
+                            skipped as u64,
+                            "higher rate step",
+                            "higher rate steps"
+                        )
                     );
                 }
             }
@@ -274,7 +283,7 @@ impl Engine {
             "[{}] step {} starts: {}",
             self.cfg.run_id,
             index,
-            crate::step_line::starting(step)
+            crate::coordinator::step_line::starting(step)
         );
         send(&self.recorder, StartStep(info)).await?;
         self.gauges.set_phase(match step.kind {
@@ -512,7 +521,7 @@ where
 }
 
 fn report_step(r: &StepResult) {
-    for line in crate::step_line::lines(r) {
+    for line in crate::coordinator::step_line::lines(r) {
         eprintln!("{line}");
     }
 }

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use crate::exit::RunError;
 use crate::request::openai::error_message;
+use crate::runtime::exit::RunError;
 
 /// How long the pre-flight request waits for the response head. A cold server may take long
 /// over its first request; no answer within this time is a warning, not a refusal.

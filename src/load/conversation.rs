@@ -30,10 +30,10 @@ use parking_lot::Mutex;
 use sinks::event::Nanos;
 
 use crate::config::{Endpoint, RunConfig};
-use crate::request::actor::{hand_over, run_one};
+use crate::load::request_actor::{hand_over, run_one};
 use crate::request::client::{execute_turn, Job, PreparedBody};
 use crate::request::openai::{chat_body, completions_body, Message};
-use crate::workers;
+use crate::runtime::workers;
 use crate::workload::{PreparedRequest, UserTurn, Workload};
 
 use super::in_flight::InFlight;

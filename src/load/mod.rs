@@ -6,6 +6,7 @@ pub mod flag;
 pub mod in_flight;
 pub mod inject;
 pub mod rate_ticker;
+pub mod request_actor;
 pub mod schedule;
 pub mod supervisor;
 pub mod tracker;
@@ -20,7 +21,7 @@ use sinks::handover::RecorderHandle;
 
 use crate::config::TestHooks;
 use crate::request::client::{Job, PreparedBody, RequestShared};
-use crate::workers::ClientSettings;
+use crate::runtime::workers::ClientSettings;
 use crate::workload::PreparedRequest;
 use in_flight::InFlight;
 use supervisor::ChildEnded;

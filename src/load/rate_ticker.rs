@@ -19,9 +19,9 @@ use super::in_flight::panic_message;
 use super::schedule::Schedule;
 use super::supervisor::{Child, ChildEnded, How, Pause, Resume, SetRate, Stop};
 use super::StepContext;
-use crate::request::actor::Request;
-use crate::shutdown::Level;
-use crate::workers::Workers;
+use crate::load::request_actor::Request;
+use crate::runtime::shutdown::Level;
+use crate::runtime::workers::Workers;
 
 /// The in-flight cap and what happens to an arrival that finds it full.
 #[derive(Clone, Copy, Debug)]
@@ -241,7 +241,7 @@ fn coarse_deadline(next: Option<Nanos>) -> Nanos {
 
 /// Blocks until `at` with the OS's high-resolution sleep. At most `EARLY_WAKE_NS`, on the
 /// scheduler arbiter, whose thread runs only the rate tickers: no request waits on it.
-fn wait_precisely(clock: &crate::clock::Clock, at: Nanos) {
+fn wait_precisely(clock: &crate::runtime::clock::Clock, at: Nanos) {
     let now = clock.now();
     if at > now {
         std::thread::sleep(std::time::Duration::from_nanos(at - now));

@@ -16,7 +16,7 @@ use super::rate_ticker::{RateTicker, Saturation};
 use super::schedule::Schedule;
 use super::virtual_user::VirtualUser;
 use super::StepContext;
-use crate::workers::Workers;
+use crate::runtime::workers::Workers;
 
 /// Which kind of child ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

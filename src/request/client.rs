@@ -13,10 +13,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use sinks::event::{Nanos, Outcome, RequestFinished, TokenSource};
 
-use crate::clock::Clock;
 use crate::request::openai::{error_message, DataKind, StreamState};
 use crate::request::sse::{SseDecoder, SseError};
-use crate::shutdown::{Level, Shutdown};
+use crate::runtime::clock::Clock;
+use crate::runtime::shutdown::{Level, Shutdown};
 use sinks::recorder::RecordRetried;
 
 /// How long the body may stay open after `[DONE]` (its end normally comes in the same read).

@@ -1,6 +1,5 @@
 //! One HTTP call: building the OpenAI request, parsing the SSE stream, stamping times.
 
-pub mod actor;
 pub mod base_url;
 pub mod client;
 pub mod openai;

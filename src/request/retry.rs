@@ -8,7 +8,7 @@ use actix::Recipient;
 use sinks::event::{Outcome, RequestFinished};
 use sinks::recorder::RecordRetried;
 
-use crate::shutdown::Shutdown;
+use crate::runtime::shutdown::Shutdown;
 
 /// First backoff; it doubles with each attempt.
 const BASE_BACKOFF: Duration = Duration::from_millis(100);

@@ -95,7 +95,7 @@ pub struct TraceSource {
     /// `--trace-speedup`: arrivals come this many times faster than recorded.
     pub speedup: f64,
     /// A shard replays every `count`-th request of the trace, from its `index`.
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<crate::config::shard::Shard>,
 }
 
 impl WorkloadConfig {

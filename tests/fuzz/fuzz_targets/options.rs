@@ -4,9 +4,9 @@
 
 use inference_benchmarker::cli::parse_key_values;
 use inference_benchmarker::config::Endpoint;
+use inference_benchmarker::offline::thresholds::Threshold;
 use inference_benchmarker::request::openai::endpoint_url;
 use inference_benchmarker::sim::fault::{Fault, FaultRule};
-use inference_benchmarker::thresholds::Threshold;
 use inference_benchmarker::workload::options::TokenizeOptions;
 use libfuzzer_sys::fuzz_target;
 

@@ -25,7 +25,7 @@ pub fn load_runs(paths: &[PathBuf]) -> Result<Vec<html::Run>, String> {
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| p.display().to_string()),
-                doc: crate::compare::load(p)?,
+                doc: crate::offline::compare::load(p)?,
             })
         })
         .collect()
@@ -59,7 +59,7 @@ pub fn markdown(doc: &ResultsDocument) -> String {
         doc.start_time,
         doc.end_time,
         format!("{:?}", doc.status).to_lowercase(),
-        crate::table::render(&doc.results)
+        crate::offline::table::render(&doc.results)
     )
 }
 
@@ -74,7 +74,7 @@ pub struct RunOutputs {
 /// results file; returns the paths written. Reads the file back, so what the report shows is
 /// exactly what was saved.
 pub fn write_run_outputs(results: &Path, what: RunOutputs) -> Result<Vec<PathBuf>, String> {
-    let doc = crate::compare::load(results)?;
+    let doc = crate::offline::compare::load(results)?;
     let mut written = Vec::new();
     let md = beside(results, "md");
     write_file(&md, markdown(&doc).as_bytes())?;

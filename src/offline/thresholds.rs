@@ -120,8 +120,8 @@ impl Unit {
             Unit::Share => format!("{}%", trim(v * 100.0)),
             Unit::RequestsPerSecond => format!("{} req/s", trim(v)),
             Unit::TokensPerSecond => format!("{} tokens/s", trim(v)),
-            Unit::Requests => crate::text::count(v as u64, "request", "requests"),
-            Unit::Arrivals => crate::text::count(v as u64, "arrival", "arrivals"),
+            Unit::Requests => crate::runtime::text::count(v as u64, "request", "requests"),
+            Unit::Arrivals => crate::runtime::text::count(v as u64, "arrival", "arrivals"),
         }
     }
 }

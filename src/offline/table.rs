@@ -108,7 +108,7 @@ pub fn render(results: &[StepResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_fixtures::step;
+    use crate::offline::test_fixtures::step;
 
     #[test]
     fn dropped_arrivals_count_in_the_error_and_ok_columns() {

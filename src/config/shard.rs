@@ -2,7 +2,7 @@
 //! index defaulting to Kubernetes' `JOB_COMPLETION_INDEX`). Each shard applies 1/N of the load
 //! with a seed of its own, labels what it exports, and writes its own results file; `merge`
 //! joins the files into one exact result. Pure logic; `Shard::apply`, which gives a `RunConfig` its
-//! part, is in `config.rs` (the configuration depends on this type, not the other way).
+//! part, is in `config/mod.rs` (the configuration depends on this type, not the other way).
 
 use serde::Serialize;
 

@@ -228,7 +228,7 @@ mod tests {
         // A given run id names the file; a shard adds its part.
         cfg.run_id = "nightly 7".into();
         cfg.run_id_names_file = true;
-        cfg.shard = crate::shard::Shard::new(3, 1).unwrap();
+        cfg.shard = crate::config::shard::Shard::new(3, 1).unwrap();
         assert_eq!(file_label(&cfg, "served"), "nightly 7_shard-1-of-3");
         assert_eq!(
             sinks::json::results_file_name(&file_label(&cfg, "served"), 0),

@@ -19,7 +19,7 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path, force: bool) -> Result<Str
     }
     let docs = inputs
         .iter()
-        .map(|p| crate::compare::load(p).map(|d| (p.display().to_string(), d)))
+        .map(|p| crate::offline::compare::load(p).map(|d| (p.display().to_string(), d)))
         .collect::<Result<Vec<_>, _>>()?;
     let merged = sinks::json::merge::merge(&docs, force)?;
     let mut bytes = serde_json::to_vec_pretty(&merged).map_err(|e| e.to_string())?;
@@ -27,7 +27,7 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path, force: bool) -> Result<Str
     write_atomically(output, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     let requests: u64 = merged.results.iter().map(|s| s.total_requests).sum();
-    let count = crate::text::count;
+    let count = crate::runtime::text::count;
     Ok(format!(
         "merged {}: {}, {} → {}",
         count(docs.len() as u64, "file", "files"),

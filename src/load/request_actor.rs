@@ -15,7 +15,7 @@ use crate::load::inject;
 use crate::load::tracker::Ending;
 use crate::load::StepContext;
 use crate::request::client::{execute, Job};
-use crate::workers;
+use crate::runtime::workers;
 
 pub struct Request {
     job: Option<(Job, InFlight)>,

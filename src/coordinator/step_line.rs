@@ -5,7 +5,7 @@ use sinks::json::StepResult;
 use sinks::Summary;
 
 use crate::coordinator::plan::StepPlan;
-use crate::text::count;
+use crate::runtime::text::count;
 
 /// What a step is about to do, for its `step N starts: …` line.
 pub fn starting(step: &StepPlan) -> String {
@@ -64,7 +64,7 @@ pub fn lines(r: &StepResult) -> Vec<String> {
 
 fn p50(s: &Summary, digits: usize) -> String {
     s.known(s.p50).map_or_else(
-        || crate::table::MISSING.into(),
+        || crate::offline::table::MISSING.into(),
         |v| format!("{v:.digits$} ms"),
     )
 }
@@ -87,7 +87,7 @@ pub fn failure_summary(r: &StepResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_fixtures::step;
+    use crate::offline::test_fixtures::step;
 
     #[test]
     fn dropped_arrivals_are_in_the_line() {

@@ -1,5 +1,7 @@
 //! The run's configuration, as the command line (or a test) gives it.
-//! Pure data: `cli.rs` builds it, `lib::run` consumes it.
+//! Pure data: `cli/` builds it, `lib::run` consumes it.
+
+pub mod shard;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::shard::Shard;
+use crate::config::shard::Shard;
 use crate::workload::options::TokenizeOptions;
 
 /// How long a request may take before it is abandoned (the original tool had none

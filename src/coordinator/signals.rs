@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use sinks::json::report::RunStatus;
 use sinks::recorder::{Flush, Recorder};
 
-use crate::shutdown::{Level, Shutdown};
+use crate::runtime::shutdown::{Level, Shutdown};
 
 /// How long the second signal waits for that last write before exiting anyway.
 const ABORT_WRITE_LIMIT: Duration = Duration::from_secs(3);

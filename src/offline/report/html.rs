@@ -228,7 +228,7 @@ fn summary_table(run: &Run) -> String {
 fn p50_p99(s: &Summary, digits: usize) -> String {
     match s.known(s.p50) {
         Some(p50) => format!("{p50:.digits$} / {:.digits$}", s.p99),
-        None => crate::table::MISSING.into(),
+        None => crate::offline::table::MISSING.into(),
     }
 }
 

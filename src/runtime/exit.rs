@@ -84,7 +84,11 @@ impl fmt::Display for RunError {
             RunError::ThresholdsFailed { failures, summary } => write!(
                 f,
                 "{} failed; results written to {}\n  {}",
-                crate::text::count(failures.len() as u64, "threshold check", "threshold checks"),
+                crate::runtime::text::count(
+                    failures.len() as u64,
+                    "threshold check",
+                    "threshold checks"
+                ),
                 summary.results_path.display(),
                 failures.join("\n  ")
             ),

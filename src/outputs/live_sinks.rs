@@ -13,8 +13,8 @@ use sinks::prometheus::{LiveGauges, PrometheusConfig};
 use sinks::recorder::Recorder;
 
 use crate::config::RunConfig;
-use crate::exit::RunError;
-use crate::shutdown::{Level, Shutdown};
+use crate::runtime::exit::RunError;
+use crate::runtime::shutdown::{Level, Shutdown};
 
 /// What the sinks may need beyond the configuration, known once the run is about to start.
 pub struct RunContext<'a> {

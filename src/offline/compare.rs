@@ -296,7 +296,7 @@ pub fn load(path: &Path) -> Result<ResultsDocument, String> {
 
 fn format_value(v: Option<f64>, unit: &str) -> String {
     let Some(v) = v else {
-        return crate::table::MISSING.into();
+        return crate::offline::table::MISSING.into();
     };
     let digits = if v.abs() >= 100.0 { 1 } else { 2 };
     format!("{v:.digits$} {unit}")
@@ -361,7 +361,7 @@ pub fn render(cmp: &Comparison) -> String {
     let _ = writeln!(
         out,
         "{} beyond {:.1}% tolerance",
-        crate::text::count(n as u64, "regression", "regressions"),
+        crate::runtime::text::count(n as u64, "regression", "regressions"),
         cmp.tolerance * 100.0
     );
     out
@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn a_missing_figure_is_no_data_not_minus_100_percent() {
-        use crate::test_fixtures::step;
+        use crate::offline::test_fixtures::step;
         let pair = compare_step(&step(5, 0, 0), &step(0, 5, 0), 0.1);
         let ttft = pair
             .changes
@@ -450,7 +450,7 @@ mod tests {
 
     /// A step of `kind` at `rate` (open loop) named for `arrival`.
     fn named(kind: sinks::event::StepKind, arrival: &str, rate: Option<f64>) -> StepResult {
-        let mut s = crate::test_fixtures::step(5, 0, 0);
+        let mut s = crate::offline::test_fixtures::step(5, 0, 0);
         s.kind = kind;
         s.offered_rate = rate;
         s.arrival = rate.map(|_| arrival.to_string());
