@@ -194,6 +194,9 @@ fn a_running_step_is_scaled_paused_and_resumed_by_hand() {
     let thirty_two = rate(users + secs(2.0), pause);
     let paused = rate(pause + secs(0.3), resume);
     let resumed = rate(resume + secs(1.0), last);
+    eprintln!(
+        "arrivals/s: 8 users {eight:.1}, 32 users {thirty_two:.1}, paused {paused}, resumed {resumed:.1}"
+    );
     assert!(eight > 10.0, "8 users sent {eight:.1} req/s");
     let ratio = thirty_two / eight;
     assert!(
