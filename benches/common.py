@@ -5,7 +5,8 @@ import shutil
 import socket
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "inference-benchmarker")
+# IB_BIN runs another build (e.g. the one before a change, for a before/after comparison).
+BIN = os.environ.get("IB_BIN") or os.path.join(ROOT, "target", "release", "inference-benchmarker")
 
 
 def free_port():
