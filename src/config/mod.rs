@@ -1,6 +1,8 @@
 //! The run's configuration, as the command line (or a test) gives it.
 //! Pure data: `cli/` builds it, `lib::run` consumes it.
 
+pub mod arrival;
+pub mod options;
 pub mod shard;
 
 use std::collections::BTreeMap;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::shard::Shard;
-use crate::workload::options::TokenizeOptions;
+use options::TokenizeOptions;
 
 /// How long a request may take before it is abandoned (the original tool had none
 /// beyond awc/reqwest defaults; awc's own 5 s default is disabled).
@@ -108,7 +110,7 @@ pub struct RunConfig {
     /// oldest exchanges are dropped (and counted) until they do.
     pub max_context_tokens: Option<u64>,
     /// How open-loop arrivals are spaced (constant by default, as the original tool).
-    pub arrival: crate::load::schedule::Arrival,
+    pub arrival: arrival::Arrival,
     /// End a step, and the run (exit code 4), when more than this share (0..1) of its finished
     /// requests failed; `None` (or 1.0): no limit.
     pub max_error_rate: Option<f64>,
@@ -245,7 +247,7 @@ impl RunConfig {
             csv: false,
             seed: 0,
             max_context_tokens: None,
-            arrival: crate::load::schedule::Arrival::Constant,
+            arrival: arrival::Arrival::Constant,
             max_error_rate: Some(DEFAULT_MAX_ERROR_RATE),
             stop_when_saturated: true,
             prometheus_listen: None,

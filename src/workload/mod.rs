@@ -18,7 +18,8 @@ mod cut;
 pub mod dataset;
 mod from_dataset;
 pub mod hub;
-pub mod options;
+/// Length options are configuration (`config/options.rs`); kept here under their old path.
+pub use crate::config::options;
 pub mod profiles;
 mod requests;
 pub mod synthetic;
