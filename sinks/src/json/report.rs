@@ -163,8 +163,8 @@ pub struct ResultsDocument {
     pub version: String,
     pub status: RunStatus,
     pub warmup: WarmupSummary,
-    /// Live sinks' own accounts (e.g. `otlp`: spans exported, dropped, failed), after their
-    /// final flush.
+    /// After the live sinks' final flush, by sink: each one's buffer counts and own account (e.g.
+    /// `otlp`: spans exported, dropped, failed), and `results` (the handover's waits).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub sinks: serde_json::Map<String, serde_json::Value>,
     /// A merged document (`merge`): the results files it was made from.

@@ -52,7 +52,9 @@ pub trait Sink: Unpin + Sized + 'static {
     fn on_event(&mut self, event: &Event, ctx: &mut SinkContext<Self>);
 
     /// The run is over with `status`: push out everything held, release what the sink holds
-    /// (the terminal, timers), then resolve — bounded in time, never a panic. No event follows.
+    /// (the terminal, timers), then resolve — bounded in time, never a panic. No event follows
+    /// (one offered later is counted as dropped). While the returned future is pending, the
+    /// sink's timers and spawned work keep running, so it may wait for an export under way.
     fn flush(&mut self, status: RunStatus, ctx: &mut SinkContext<Self>) -> FlushFuture<Self>;
 
     /// The sink's own account of the run (e.g. spans exported), read after its flush and written

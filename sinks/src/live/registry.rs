@@ -95,6 +95,7 @@ mod tests {
     use super::*;
     use crate::event::Event;
     use crate::live::{flushed, BufferPolicy, FlushFuture, SinkContext};
+    use actix::AsyncContext;
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::{Duration, Instant};
 
@@ -115,6 +116,56 @@ mod tests {
 
     fn events(n: usize) -> Vec<Event> {
         crate::testing::sample_run().into_iter().take(n).collect()
+    }
+
+    /// Flushes by waiting for its own background work, as OTLP (an export under way) and
+    /// Prometheus (a push under way) do: that work holds a lock the flush needs.
+    struct Busy(Arc<tokio::sync::Mutex<()>>);
+
+    impl Sink for Busy {
+        const NAME: &'static str = "busy";
+
+        fn on_event(&mut self, _: &Event, ctx: &mut SinkContext<Self>) {
+            let lock = self.0.clone();
+            ctx.spawn(actix::fut::wrap_future(async move {
+                let _held = lock.lock().await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }));
+        }
+
+        fn flush(&mut self, _: RunStatus, _: &mut SinkContext<Self>) -> FlushFuture<Self> {
+            let lock = self.0.clone();
+            Box::pin(actix::fut::wrap_future(async move {
+                drop(lock.lock().await);
+                Ok(())
+            }))
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_flush_that_waits_for_the_sinks_background_work_answers() {
+        let mut registry = SinkRegistry::new();
+        let sink = registry.start(BufferConfig::drop_newest(), || {
+            Busy(Arc::new(tokio::sync::Mutex::new(())))
+        });
+        for e in events(3) {
+            assert!(sink.offer(e).is_none());
+        }
+        // Let the background work start and take the lock.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let t = Instant::now();
+        let reply = tokio::time::timeout(Duration::from_secs(5), sink.flush(RunStatus::Completed))
+            .await
+            .expect("the flush answers");
+        assert!(reply.result.is_ok(), "{:?}", reply.result);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        // Nothing reaches the sink after its flush: counted instead.
+        assert!(sink.offer(events(1).remove(0)).is_none());
+        let again = sink.flush(RunStatus::Completed).await;
+        assert!(again.result.is_err());
+        assert_eq!(again.report["events_delivered"], 3);
+        assert_eq!(again.report["dropped_events"], 1);
+        registry.into_parts().1.stop();
     }
 
     #[actix_rt::test]

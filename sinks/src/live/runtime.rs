@@ -36,6 +36,8 @@ pub struct Running<S: Sink> {
     sink: S,
     buffer: BufferConfig,
     stats: Arc<BufferStats>,
+    /// The final flush has been asked for: no event reaches the sink after it.
+    flushed: bool,
 }
 
 impl<S: Sink> Deref for Running<S> {
@@ -67,6 +69,7 @@ pub(crate) fn start<S: Sink>(
             sink: make(),
             buffer,
             stats,
+            flushed: false,
         }
     });
 }
@@ -82,16 +85,29 @@ impl<S: Sink> Actor for Running<S> {
 impl<S: Sink> StreamHandler<Item> for Running<S> {
     fn handle(&mut self, item: Item, ctx: &mut Context<Self>) {
         match item {
+            Item::Event(_) if self.flushed => {
+                // Nothing follows the final flush: an event offered after it is counted, unseen.
+                self.stats.dropped.fetch_add(1, Relaxed);
+            }
             Item::Event(event) => {
                 let t = Instant::now();
                 self.sink.on_event(&event, ctx);
                 self.stats.note_event_time(t.elapsed());
                 self.stats.delivered.fetch_add(1, Relaxed);
             }
+            Item::Flush(_, reply) if self.flushed => {
+                let _ = reply.send(FlushReply {
+                    result: Err("flushed twice".into()),
+                    report: self.stats.report(self.buffer),
+                });
+            }
             Item::Flush(status, reply) => {
+                self.flushed = true;
                 let flush = self.sink.flush(status, ctx);
-                // `wait`: nothing else is handled until the flush is done.
-                ctx.wait(flush.map(move |result, act, _| {
+                // `spawn`, not `wait`: while a `wait` is pending actix polls nothing else the
+                // actor spawned, and a flush that waits for the sink's own background work (an
+                // export or a push under way, holding a lock) would wait forever.
+                ctx.spawn(flush.map(move |result, act, _| {
                     let mut report = act.sink.report();
                     report.extend(act.stats.report(act.buffer));
                     let _ = reply.send(FlushReply { result, report });
