@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::event::{
-    ArrivalDropped, Event, Outcome, RequestFinished, RunStarted, StepInfo, StepKind, StepWindow,
-    TokenSource,
+    ArrivalDropped, ControlAction, ControlEvent, Event, Outcome, RequestFinished, RunStarted,
+    StepInfo, StepKind, StepWindow, TokenSource,
 };
 use crate::json::report::RunStatus;
 use crate::live::{BufferConfig, Sink, SinkRegistry};
@@ -123,6 +123,25 @@ pub fn sample_run() -> Vec<Event> {
             step,
             scheduled_at: start + 5 * MS,
         }));
+        // Live control in the measured step: a pause, the resume, a new rate.
+        if step == 1 {
+            for (k, (action, value)) in [
+                (ControlAction::Pause, None),
+                (ControlAction::Resume, None),
+                (ControlAction::SetRate, Some(12.5)),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                events.push(Event::Control(ControlEvent {
+                    at: start + (300 + 100 * k as u64) * MS,
+                    step,
+                    action,
+                    value,
+                    source: "http".into(),
+                }));
+            }
+        }
         events.push(Event::StepFinished {
             step,
             window: StepWindow {

@@ -473,7 +473,20 @@ mod tests {
             send_end: 20,
             end: 30,
         };
-        let s = step_span(&cfg(), 0, &run, &own, (&info, &[]), w);
+        let pause = ControlEvent {
+            at: 15,
+            step: info.index,
+            action: crate::event::ControlAction::Pause,
+            value: None,
+            source: "console".into(),
+        };
+        let s = step_span(&cfg(), 0, &run, &own, (&info, &[pause]), w);
+        let events = &s.events.events;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].name, "control");
+        assert!(events[0].attributes.iter().any(|kv| kv.key.as_str()
+            == "inference_benchmarker.control.action"
+            && kv.value.as_str() == "pause"));
         assert_eq!(s.parent_span_id, run.span_id());
         assert_eq!(s.span_context.trace_id(), run.trace_id());
         assert_eq!(s.name, "step constant@2.00req/s");

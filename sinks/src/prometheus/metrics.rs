@@ -387,6 +387,50 @@ mod tests {
     }
 
     #[test]
+    fn control_changes_show_as_a_gauge_and_a_counter() {
+        let m = metrics();
+        let control = |action, value| {
+            Event::Control(ControlEvent {
+                at: 1,
+                step: 1,
+                action,
+                value,
+                source: "http".into(),
+            })
+        };
+        m.observe(&control(ControlAction::Pause, None));
+        let text = m.encode().unwrap();
+        let paused = r#"inference_benchmarker_control_paused{run_id="r1"}"#;
+        assert_eq!(value(&text, paused), 1.0);
+        m.observe(&control(ControlAction::Resume, None));
+        m.observe(&control(ControlAction::SetRate, Some(12.5)));
+        let text = m.encode().unwrap();
+        assert_eq!(value(&text, paused), 0.0);
+        assert_eq!(
+            value(
+                &text,
+                r#"inference_benchmarker_offered_rate_requests_per_second{run_id="r1"}"#
+            ),
+            12.5
+        );
+        let changes = |a: &str| {
+            value(
+                &text,
+                &format!(
+                    r#"inference_benchmarker_control_changes_total{{action="{a}",run_id="r1"}}"#
+                ),
+            )
+        };
+        assert_eq!(changes("pause"), 1.0);
+        assert_eq!(changes("set_rate"), 1.0);
+        assert_eq!(
+            changes("end_step"),
+            0.0,
+            "every action's series exists from the start"
+        );
+    }
+
+    #[test]
     fn trace_spans_are_never_counted_twice_by_concurrent_expositions() {
         let gauges = Arc::new(LiveGauges::new(1));
         let stats = Arc::new(crate::otlp::OtlpStats::default());
