@@ -330,7 +330,7 @@ impl Engine {
                 tracker: tracker.clone(),
                 recorder: self.recorder.clone(),
                 settings: self.settings.clone(),
-                supervisor: sup.address().recipient(),
+                supervisor: sup.address(),
                 hooks: self.cfg.test_hooks,
             });
             StepSupervisor::new(ctx, sources)

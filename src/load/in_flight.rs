@@ -4,7 +4,7 @@
 //! [`InFlight::finish`] when its record was handed over, or else by the guard's `Drop` — the
 //! task panicked, was dropped, or was abandoned after the cancel — which publishes a failed
 //! record for it (`internal_error`, or `cancelled` when abandoned) with what the guard knows.
-//! Either way the step's supervisor hears of the end by one `ChildEnded` message.
+//! Either way the step's supervisor hears of the end, in a batch of ends (`load/ends.rs`).
 //!
 //! [`supervise`] runs a task under `catch_unwind` and drops it when the step abandons its
 //! requests; before the task is dropped it leaves the reason in a thread-local note, so the
@@ -22,7 +22,7 @@ use futures_util::FutureExt;
 use sinks::event::{Nanos, Outcome, RequestFinished, TokenSource};
 use sinks::recorder::RecordRequest;
 
-use super::supervisor::{ChildEnded, How};
+use super::supervisor::How;
 use super::tracker::Ending;
 use super::StepContext;
 use crate::request::client::PreparedBody;
@@ -198,7 +198,7 @@ impl Counted {
 
     fn count_out(&self, ending: Ending, how: How) {
         self.step.tracker.end(ending);
-        self.step.supervisor.do_send(ChildEnded::request(how));
+        super::ends::report(&self.step, how);
     }
 
     /// Publishes the record of a request whose task ended without one, and counts it out.

@@ -2,6 +2,7 @@
 //! each step's sources supervised by a `StepSupervisor`.
 
 pub mod conversation;
+pub mod ends;
 pub mod flag;
 pub mod in_flight;
 pub mod inject;
@@ -15,7 +16,7 @@ pub mod virtual_user;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use actix::Recipient;
+use actix::Addr;
 use sinks::event::Nanos;
 use sinks::handover::RecorderHandle;
 
@@ -24,7 +25,7 @@ use crate::request::client::{Job, PreparedBody, RequestShared};
 use crate::runtime::workers::ClientSettings;
 use crate::workload::PreparedRequest;
 use in_flight::InFlight;
-use supervisor::ChildEnded;
+use supervisor::StepSupervisor;
 use tracker::StepTracker;
 
 /// The prompts of the run, handed out in turn.
@@ -88,7 +89,7 @@ pub struct StepContext {
     pub recorder: RecorderHandle,
     pub settings: ClientSettings,
     /// Hears of every request's end (its `InFlight` guard sends it).
-    pub supervisor: Recipient<ChildEnded>,
+    pub supervisor: Addr<StepSupervisor>,
     pub hooks: TestHooks,
 }
 

@@ -1,5 +1,6 @@
 //! The `StepSupervisor` actor: starts a step's sources (virtual users or the rate ticker), hears
-//! every child's end by a `ChildEnded` message (each user, the ticker, each request), restarts a
+//! every child's end by a message (`ChildEnded` from each user and the ticker, `RequestsEnded`
+//! for the requests, batched per worker thread: `load/ends.rs`), restarts a
 //! user whose task died while the step is still sending, tells its sources to stop by message,
 //! and answers `AllEnded` once every child it started, and every request they began, ended.
 //!
@@ -12,6 +13,7 @@ use actix::prelude::*;
 use actix_rt::ArbiterHandle;
 use tokio::sync::oneshot;
 
+use super::ends::RequestsEnded;
 use super::rate_ticker::{RateTicker, Saturation};
 use super::schedule::Schedule;
 use super::virtual_user::VirtualUser;
@@ -23,7 +25,6 @@ use crate::runtime::workers::Workers;
 pub enum Child {
     User,
     Ticker,
-    Request,
 }
 
 /// How a child ended.
@@ -45,15 +46,6 @@ pub enum How {
 pub struct ChildEnded {
     pub child: Child,
     pub how: How,
-}
-
-impl ChildEnded {
-    pub fn request(how: How) -> Self {
-        ChildEnded {
-            child: Child::Request,
-            how,
-        }
-    }
 }
 
 /// End the step's sending now (window over, early end, signal): sent by the coordinator to the
@@ -124,13 +116,6 @@ impl Census {
     /// (policy: a user whose task died is restarted while the step still sends).
     pub fn on_end(&mut self, ended: ChildEnded, still_sending: bool) -> bool {
         match ended.child {
-            Child::Request => {
-                self.requests_ended += 1;
-                if matches!(ended.how, How::Panicked | How::Dropped) {
-                    self.end.died_requests += 1;
-                }
-                false
-            }
             Child::Ticker => {
                 self.sources = self.sources.saturating_sub(1);
                 false
@@ -145,6 +130,12 @@ impl Census {
                 false
             }
         }
+    }
+
+    /// Requests that ended (reported in batches, see `load/ends.rs`).
+    pub fn on_requests(&mut self, ends: RequestsEnded) {
+        self.requests_ended += ends.total();
+        self.end.died_requests += ends.died;
     }
 
     /// No source runs and every request begun (`started`, final once no source runs) ended.
@@ -290,14 +281,12 @@ impl Handler<ChildEnded> for StepSupervisor {
     type Result = ();
 
     fn handle(&mut self, ended: ChildEnded, _: &mut Context<Self>) {
-        if ended.child != Child::Request {
-            log::debug!(
-                "step {}: a {:?} ended ({:?})",
-                self.ctx.step,
-                ended.child,
-                ended.how
-            );
-        }
+        log::debug!(
+            "step {}: a {:?} ended ({:?})",
+            self.ctx.step,
+            ended.child,
+            ended.how
+        );
         let still_sending = self.still_sending();
         if self.census.on_end(ended, still_sending) {
             log::warn!(
@@ -307,6 +296,15 @@ impl Handler<ChildEnded> for StepSupervisor {
             );
             self.start_user();
         }
+        self.reply_if_all_ended();
+    }
+}
+
+impl Handler<RequestsEnded> for StepSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, ends: RequestsEnded, _: &mut Context<Self>) {
+        self.census.on_requests(ends);
         self.reply_if_all_ended();
     }
 }
@@ -407,10 +405,10 @@ mod tests {
         let mut c = Census::default();
         c.source_started();
         assert!(!c.all_ended(0));
-        assert!(!c.on_end(ended(Child::Request, How::Normal), true));
+        c.on_requests(RequestsEnded::one(How::Normal));
         assert!(!c.on_end(ended(Child::Ticker, How::Normal), false));
         assert!(!c.all_ended(2), "one request still running");
-        c.on_end(ended(Child::Request, How::Panicked), false);
+        c.on_requests(RequestsEnded::one(How::Panicked));
         assert!(c.all_ended(2));
         assert_eq!(c.end().died_requests, 1);
     }
