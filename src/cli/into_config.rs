@@ -122,6 +122,9 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     if cfg.max_vus == 0 {
         return Err("--max-vus must be at least 1".into());
     }
+    if let Some(addr) = cfg.control_listen {
+        crate::control::server::loopback_only(addr)?;
+    }
     if cfg.duration.is_zero() {
         return Err("--duration must be more than 0s".into());
     }

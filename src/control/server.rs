@@ -33,12 +33,7 @@ impl ControlServer {
         coordinator: Recipient<Control>,
         controls: Controls,
     ) -> Result<ControlServer, String> {
-        if !addr.ip().is_loopback() {
-            return Err(format!(
-                "--control-listen {addr}: only a loopback address (127.0.0.1 or [::1]) is allowed, \
-                 since whoever reaches it changes the load"
-            ));
-        }
+        loopback_only(addr)?;
         let listener = TcpListener::bind(addr)
             .map_err(|e| format!("--control-listen: cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -70,6 +65,18 @@ impl ControlServer {
 
     pub async fn stop(self) {
         self.handle.stop(true).await;
+    }
+}
+
+/// The endpoint changes the load and has no authentication: loopback only.
+pub fn loopback_only(addr: SocketAddr) -> Result<(), String> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(format!(
+            "--control-listen {addr}: only a loopback address (127.0.0.1 or [::1]) is allowed, \
+             since whoever reaches it changes the load"
+        ))
     }
 }
 
