@@ -103,3 +103,19 @@ fn prometheus_listen_takes_a_host_name() {
         assert_config_error(&out, bad);
     }
 }
+
+#[test]
+fn the_control_endpoint_is_refused_off_loopback_before_anything_starts() {
+    // Port 9 has no server: the refusal comes from the flags, before any request.
+    let out = common::benchmark()
+        .args([
+            "-u",
+            "http://127.0.0.1:9",
+            "-n",
+            "--control-listen",
+            "0.0.0.0:9470",
+        ])
+        .output()
+        .unwrap();
+    assert_config_error(&out, "loopback");
+}
