@@ -11,6 +11,10 @@
 //! With `--record-file` the records are written (JSON Lines, atomically) once the server has
 //! stopped: by `SimServer::stop`/`close`/drop, hence also on SIGINT/SIGTERM in `run_cli`.
 //!
+//! `/metrics` (and `/dcgm/metrics`) are rendered by `crate::metrics` from counters updated where
+//! things happen (the engine loop at each step start, the bodies as they send tokens) and gauges
+//! read from the engine under its lock at scrape time.
+//!
 //! Here: the shared state, `SimServer` (its thread, TLS, stop) and `run_cli`; the routes and
 //! what each request gets are in `handlers.rs`, when tokens are due in `pacing.rs`, the SSE body
 //! in `token_stream.rs`.

@@ -241,6 +241,9 @@ fn timing_modes_count_the_requests_being_streamed() {
     });
     let s = scrape(addr, "/metrics");
     assert_eq!(vllm(&s, "num_requests_waiting"), 0.0);
+    // The same page in process.
+    let in_process = parse_exposition(&server.metrics_text()).unwrap();
+    assert_eq!(vllm(&in_process, "num_requests_running"), 3.0);
     assert_eq!(vllm(&s, "prompt_tokens_total"), 6.0);
     assert!(vllm(&s, "kv_cache_usage_perc") > 0.0);
     drop(streams);
