@@ -18,6 +18,10 @@
 //!   sequences hold (prompt + generated so far) over `--kv-cache-tokens`, at most 1 (the model
 //!   does not preempt, so `vllm:num_preemptions_total` stays 0).
 //!
+//! Every request the server serves counts, the benchmarker's pre-flight probes included (as on a
+//! real server; only the per-request records leave probes out). A request cut short counts the
+//! tokens it sent but no success and no E2E.
+//!
 //! The GPU: utilization is the batch of the step in progress over `--slots` (0 when the engine
 //! is idle; timing modes: requests being produced over `--slots`, at most 1) — a load measure,
 //! not DCGM's "a kernel was running" fraction, which saturates much earlier. Power is
