@@ -133,3 +133,47 @@ fn a_short_step_reports_its_steady_throughput() {
     let doc = common::validated(&summary.results_path);
     assert!(doc["results"][0]["steady_state"]["request_rate"].is_number());
 }
+
+/// `--slice-duration`: a step's slices tile its window and add up to it.
+#[test]
+fn slices_of_a_step_add_up_to_the_step() {
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(20.0),
+            fixed_itl_ms: Some(5.0),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .expect("simulated server starts");
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = inference_benchmarker::config::BenchmarkKind::Rate;
+    cfg.rates = Some(vec![20.0, 40.0]);
+    cfg.duration = Duration::from_secs(4);
+    cfg.slice_duration = Some(Duration::from_secs(1));
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    sim.stop();
+    let doc = common::validated(&summary.results_path);
+    let slices = doc["slices"].as_array().expect("a slices list");
+    for (i, step) in doc["results"].as_array().unwrap().iter().enumerate() {
+        let index = step["step"].as_u64().unwrap();
+        let mine: Vec<&serde_json::Value> = slices
+            .iter()
+            .filter(|s| s["step"].as_u64() == Some(index))
+            .collect();
+        assert_eq!(mine.len(), 4, "step {i}: 4 s in 1 s slices");
+        let sum = |k: &str| mine.iter().map(|s| s[k].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(sum("total_requests"), step["total_requests"].as_u64().unwrap());
+        assert_eq!(sum("output_tokens"), step["total_tokens"].as_u64().unwrap());
+        let start = step["start_ms"].as_f64().unwrap();
+        assert!((mine[0]["start_ms"].as_f64().unwrap() - start).abs() < 1.0, "{start}");
+        for pair in mine.windows(2) {
+            assert_eq!(pair[0]["end_ms"], pair[1]["start_ms"], "slices tile the step");
+        }
+        let rate = step["offered_rate"].as_f64().unwrap();
+        let middle = mine[1]["request_rate"].as_f64().unwrap();
+        assert!((middle - rate).abs() <= rate * 0.15, "{middle} req/s at {rate}");
+        assert!(mine[1]["time_to_first_token_ms"]["p50"].as_f64().unwrap() >= 20.0);
+    }
+}

@@ -148,14 +148,17 @@ mod tests {
         let recorder = Recorder::new(cfg, Arc::new(Slow)).unwrap();
         let handle = RecorderHandle::new(recorder.start_in_arbiter(&arbiter.handle()), 4);
         handle
-            .send(StartStep(StepInfo {
-                index: 1,
-                id: "s".into(),
-                kind: StepKind::Rate,
-                max_vus: 1,
-                rate: Some(1.0),
-                duration_secs: 1.0,
-            }))
+            .send(StartStep(
+                StepInfo {
+                    index: 1,
+                    id: "s".into(),
+                    kind: StepKind::Rate,
+                    max_vus: 1,
+                    rate: Some(1.0),
+                    duration_secs: 1.0,
+                },
+                0,
+            ))
             .await
             .unwrap();
         let t = Instant::now();

@@ -12,7 +12,7 @@
 
 use crate::aggregate::StepAggregator;
 use crate::event::{
-    ArrivalDropped, ArrivalQueued, Event, RequestFinished, RunStarted, StepInfo, StepWindow,
+    ArrivalDropped, ArrivalQueued, Event, Nanos, RequestFinished, RunStarted, StepInfo, StepWindow,
     TokenSource,
 };
 use crate::generator::GeneratorStats;
@@ -21,6 +21,7 @@ use crate::json::requests_log::{requests_log_path, RequestsLog};
 use crate::json::results::StepResult;
 use crate::json::results_file_name;
 use crate::live::{LiveSink, SinkSet};
+use crate::slices::{SliceRecord, Slicer};
 use crate::slo::Slo;
 use actix::prelude::*;
 use std::collections::BTreeMap;
@@ -104,7 +105,7 @@ pub struct RecordQueued(pub ArrivalQueued);
 /// A step is about to start.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct StartStep(pub StepInfo);
+pub struct StartStep(pub StepInfo, pub Nanos);
 
 /// A step is over (all its requests recorded): aggregate, write, reply.
 /// Replies `None` for a step that was never started; the warmup's result is
@@ -141,7 +142,14 @@ pub struct Recorder {
     run_started: Arc<RunStarted>,
     /// Objectives every step's goodput is measured against (`--slo`).
     slo: Option<Slo>,
+    /// `--slice-duration` (ns), and each running step's slices.
+    slice_width: Option<Nanos>,
+    slicers: BTreeMap<u32, Slicer>,
+    slices_capped: bool,
 }
+
+/// Slices a document keeps: one small record each (a week at 1m); beyond, a warning.
+pub const MAX_SLICES: usize = 10_080;
 
 impl Recorder {
     /// Creates the output folder, picks the results file name and writes the
@@ -178,12 +186,35 @@ impl Recorder {
             subscribers: Vec::new(),
             run_started,
             slo: None,
+            slice_width: None,
+            slicers: BTreeMap::new(),
+            slices_capped: false,
         })
     }
 
     /// Measures every step's goodput against these objectives.
     pub fn set_slo(&mut self, slo: Option<Slo>) {
         self.slo = slo;
+    }
+
+    /// Summarize every measured step per slice of `width` too (`--slice-duration`).
+    pub fn set_slice_duration(&mut self, width: Option<std::time::Duration>) {
+        self.slice_width = width.map(|w| w.as_nanos().min(u128::from(u64::MAX)) as Nanos);
+    }
+
+    /// Slices complete now go into the document (bounded: see [`MAX_SLICES`]).
+    fn keep_slices(&mut self, slices: Vec<SliceRecord>) {
+        for s in slices {
+            if self.doc.slices.len() < MAX_SLICES {
+                self.doc.slices.push(s);
+            } else if !self.slices_capped {
+                self.slices_capped = true;
+                log::warn!(
+                    "more than {MAX_SLICES} slices: later ones are left out of the results \
+                     (a longer --slice-duration keeps them all)"
+                );
+            }
+        }
     }
 
     /// Adds the live sinks; each first receives `Event::RunStarted`, then every event in order.
@@ -244,6 +275,10 @@ impl Recorder {
             Some(agg) => agg.record(&r),
             None => self.unrouted(r.step, "request"),
         }
+        if let Some(slicer) = self.slicers.get_mut(&r.step) {
+            let done = slicer.record(&r);
+            self.keep_slices(done);
+        }
         self.forward(ctx, || Event::Request(Arc::new(r)));
     }
 
@@ -287,6 +322,10 @@ impl Recorder {
             return None;
         };
         let result = agg.finish(msg.window, msg.ended_early);
+        if let Some(mut slicer) = self.slicers.remove(&msg.step) {
+            let rest = slicer.finish(msg.window.end);
+            self.keep_slices(rest);
+        }
         if msg.step == WARMUP_STEP {
             // The warmup's figures go back to the coordinator (a warmup where every request
             // failed stops the run) but never into the results.
@@ -320,6 +359,10 @@ impl Recorder {
             }
             .to_string();
             self.doc.results.push(agg.finish(window, Some(reason)));
+            if let Some(mut slicer) = self.slicers.remove(&step) {
+                let rest = slicer.finish(window.end);
+                self.keep_slices(rest);
+            }
         }
     }
 
@@ -474,7 +517,7 @@ impl Handler<StartStep> for Recorder {
     type Result = ();
 
     fn handle(&mut self, msg: StartStep, ctx: &mut Context<Self>) {
-        let info = msg.0;
+        let (info, start) = (msg.0, msg.1);
         if self.steps.contains_key(&info.index) {
             log::warn!(
                 "step {} started twice; keeping what it recorded",
@@ -483,6 +526,11 @@ impl Handler<StartStep> for Recorder {
             return;
         }
         self.forward(ctx, || Event::StepStarted(Arc::new(info.clone())));
+        if let (Some(width), true) = (self.slice_width, info.index != WARMUP_STEP) {
+            let planned = (info.duration_secs * 1e9) as Nanos;
+            self.slicers
+                .insert(info.index, Slicer::new(info.index, start, width, planned));
+        }
         self.steps
             .insert(info.index, StepAggregator::new(info).with_slo(self.slo));
     }
@@ -602,7 +650,7 @@ mod tests {
         let arbiter = Arbiter::new();
         let addr = recorder.start_in_arbiter(&arbiter.handle());
 
-        addr.send(StartStep(step(0, StepKind::Warmup)))
+        addr.send(StartStep(step(0, StepKind::Warmup), 0))
             .await
             .unwrap();
         addr.send(RecordRequest(request("w", 0, 0))).await.unwrap();
@@ -621,7 +669,7 @@ mod tests {
             .expect("the warmup's figures come back");
         assert_eq!((warmup.total_requests, warmup.step), (1, 0));
 
-        addr.send(StartStep(step(1, StepKind::Throughput)))
+        addr.send(StartStep(step(1, StepKind::Throughput), 0))
             .await
             .unwrap();
         addr.send(RecordRequest(request("a", 1, 1_000 * MS)))
@@ -708,7 +756,7 @@ mod tests {
         let recorder = Recorder::new(config(dir.path(), false), Arc::new(Words)).unwrap();
         assert!(recorder.requests_log_path().is_none());
         let addr = recorder.start();
-        addr.send(StartStep(step(1, StepKind::Throughput)))
+        addr.send(StartStep(step(1, StepKind::Throughput), 0))
             .await
             .unwrap();
         addr.send(RecordRequest(request("a", 1, 10 * MS)))
@@ -801,7 +849,9 @@ mod tests {
         recorder.subscribe(&live);
         let arbiter = Arbiter::new();
         let addr = recorder.start_in_arbiter(&arbiter.handle());
-        addr.send(StartStep(step(1, StepKind::Rate))).await.unwrap();
+        addr.send(StartStep(step(1, StepKind::Rate), 0))
+            .await
+            .unwrap();
         let mut pending = request("a", 1, 0);
         pending.output_text = Some("three words here".into());
         addr.send(RecordRequest(pending)).await.unwrap();

@@ -82,6 +82,7 @@ impl RunArgs {
             slo: self.slo.as_deref().map(str::parse).transpose()?,
             queue_when_saturated: self.queue_when_saturated,
             ramp_up: self.ramp_up,
+            slice_duration: self.slice_duration,
             ca_cert: self.ca_cert,
             insecure: self.insecure,
             retries: self.retries,

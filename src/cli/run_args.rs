@@ -149,6 +149,10 @@ pub struct RunArgs {
     /// Open loop: grow the rate linearly from 0 over this first part of each step (e.g. 30s)
     #[arg(long, default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub ramp_up: Duration,
+    /// Also summarize each step per slice of this length (e.g. 1m), for long soaks: latency
+    /// percentiles, throughput and errors per slice in the results' `slices`
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub slice_duration: Option<Duration>,
     /// https://: also trust the CA certificates in this PEM file (private CAs)
     #[arg(long)]
     pub ca_cert: Option<PathBuf>,

@@ -139,6 +139,9 @@ pub struct RunConfig {
     /// Open loop: the rate grows linearly from 0 over this first part of each step.
     #[serde(with = "humantime_serde_compat")]
     pub ramp_up: Duration,
+    /// Also summarize each step per slice of this length (`slices` in the results).
+    #[serde(serialize_with = "humantime_serde_compat::optional")]
+    pub slice_duration: Option<Duration>,
     /// PEM certificates of a private CA, trusted besides the system's roots.
     pub ca_cert: Option<PathBuf>,
     /// Accept any server certificate (self-signed test servers).
@@ -209,6 +212,13 @@ mod humantime_serde_compat {
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
+
+    pub fn optional<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 impl RunConfig {
@@ -260,6 +270,7 @@ impl RunConfig {
             slo: None,
             queue_when_saturated: false,
             ramp_up: Duration::ZERO,
+            slice_duration: None,
             ca_cert: None,
             insecure: false,
             extra_sinks: ExtraSinks::default(),

@@ -285,7 +285,9 @@ impl Engine {
             index,
             crate::coordinator::step_line::starting(step)
         );
-        send(&self.recorder, StartStep(info)).await?;
+        // The step's start: its window, its arrivals and its slices count from here.
+        let start = self.clock.now();
+        send(&self.recorder, StartStep(info, start)).await?;
         self.gauges.set_phase(match step.kind {
             StepKind::Warmup => Phase::Warmup,
             StepKind::Throughput | StepKind::Rate => Phase::Step,
@@ -294,7 +296,6 @@ impl Engine {
             self.gauges.clone(),
             step.rate.is_none(),
         ));
-        let start = self.clock.now();
         let send_until = start + step.duration.as_nanos() as u64;
         let sources = match step.rate {
             None => Sources::Users {

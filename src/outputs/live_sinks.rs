@@ -44,6 +44,7 @@ pub fn start_sinks(
     mut recorder: Recorder,
 ) -> Result<Sinks, RunError> {
     recorder.set_slo(cfg.slo);
+    recorder.set_slice_duration(cfg.slice_duration);
     let mut registry = SinkRegistry::new();
     let started = start_live_sinks(cfg, run, &mut registry);
     let (live, threads) = registry.into_parts();

@@ -175,6 +175,10 @@ pub struct ResultsDocument {
     /// one as a single table row).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub control: Vec<ControlRecord>,
+    /// `--slice-duration`: each measured step summarized per slice, in order (top level, as
+    /// `control`: a step entry holds no list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slices: Vec<crate::slices::SliceRecord>,
 }
 
 /// One live-control change, as the results document records it.
@@ -225,6 +229,7 @@ impl ResultsDocument {
             sinks: serde_json::Map::new(),
             merged_from: Vec::new(),
             control: Vec::new(),
+            slices: Vec::new(),
         }
     }
 
