@@ -39,6 +39,13 @@ pub const DEFAULT_MEAN_OUTPUT_TOKENS: f64 = 64.0;
 pub const DEFAULT_MAX_MODEL_LEN: u64 = 32_768;
 /// Default cap on kept per-request records (beyond it they are counted, not kept).
 pub const DEFAULT_RECORD_CAP: usize = 1_000_000;
+/// Default KV cache capacity in tokens (`vllm:kv_cache_usage_perc`): 32 slots × 4,096 tokens, so
+/// a full batch of ordinary requests stays well below 1.
+pub const DEFAULT_KV_CACHE_TOKENS: u64 = 131_072;
+/// Default power of the simulated GPU when idle, in watts (`--gpu-metrics`).
+pub const DEFAULT_GPU_IDLE_WATTS: f64 = 60.0;
+/// Default power of the simulated GPU at full utilization, in watts (`--gpu-metrics`).
+pub const DEFAULT_GPU_MAX_WATTS: f64 = 400.0;
 /// Default RNG seed (output lengths, ids): runs are reproducible unless told otherwise.
 pub const DEFAULT_SEED: u64 = 0;
 
@@ -148,6 +155,25 @@ pub struct SimConfig {
     /// The PEM private key of --tls-cert
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// KV cache capacity in tokens, for `vllm:kv_cache_usage_perc` on /metrics: the tokens the
+    /// running sequences hold (prompt + generated so far) over this, at most 1 (no preemption
+    /// is modelled)
+    #[arg(long, default_value_t = DEFAULT_KV_CACHE_TOKENS)]
+    pub kv_cache_tokens: u64,
+    /// Serve GET /dcgm/metrics like NVIDIA's dcgm-exporter, one simulated GPU (gpu="0",
+    /// UUID="GPU-sim-0"): DCGM_FI_DEV_GPU_UTIL (%) = the batch of the engine step in progress
+    /// over --slots (0 when idle; timing modes: requests being produced over --slots, at most
+    /// 100), DCGM_FI_DEV_POWER_USAGE (W) = idle + (max − idle) × utilization,
+    /// DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION (mJ since start) = the exact integral of that power,
+    /// DCGM_FI_DEV_FB_USED (MiB) = a 16 GiB model footprint + 128 KiB per KV cache token in use
+    #[arg(long)]
+    pub gpu_metrics: bool,
+    /// --gpu-metrics: power of the idle GPU, in watts
+    #[arg(long, default_value_t = DEFAULT_GPU_IDLE_WATTS)]
+    pub gpu_idle_watts: f64,
+    /// --gpu-metrics: power at full utilization, in watts
+    #[arg(long, default_value_t = DEFAULT_GPU_MAX_WATTS)]
+    pub gpu_max_watts: f64,
 }
 
 impl Default for SimConfig {
@@ -178,6 +204,10 @@ impl Default for SimConfig {
             faults: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            kv_cache_tokens: DEFAULT_KV_CACHE_TOKENS,
+            gpu_metrics: false,
+            gpu_idle_watts: DEFAULT_GPU_IDLE_WATTS,
+            gpu_max_watts: DEFAULT_GPU_MAX_WATTS,
         }
     }
 }
@@ -285,6 +315,17 @@ impl SimConfig {
         positive_int("--slots", self.slots)?;
         positive_int("--block-size-bytes", self.block_size_bytes)?;
         positive_int("--default-max-tokens", self.default_max_tokens as usize)?;
+        if self.kv_cache_tokens == 0 {
+            return Err("--kv-cache-tokens must be at least 1".into());
+        }
+        non_negative("--gpu-idle-watts", self.gpu_idle_watts)?;
+        non_negative("--gpu-max-watts", self.gpu_max_watts)?;
+        if self.gpu_idle_watts > self.gpu_max_watts {
+            return Err(format!(
+                "--gpu-idle-watts ({}) must not be above --gpu-max-watts ({})",
+                self.gpu_idle_watts, self.gpu_max_watts
+            ));
+        }
         if self.model_name.is_empty() {
             return Err("--model-name must not be empty".into());
         }
@@ -358,6 +399,14 @@ impl SimConfig {
     /// Whether per-request records are kept (`--record`, or `--record-file`).
     pub fn keeps_records(&self) -> bool {
         self.record || self.record_file.is_some()
+    }
+
+    /// The `--gpu-metrics` power model.
+    pub fn power_model(&self) -> crate::metrics::PowerModel {
+        crate::metrics::PowerModel {
+            idle_watts: self.gpu_idle_watts,
+            max_watts: self.gpu_max_watts,
+        }
     }
 
     /// Bound of the waiting queue (None: unbounded).
@@ -581,6 +630,18 @@ mod tests {
             SimConfig {
                 default_max_tokens: 100,
                 max_model_len: 50,
+                ..Default::default()
+            },
+            SimConfig {
+                kv_cache_tokens: 0,
+                ..Default::default()
+            },
+            SimConfig {
+                gpu_idle_watts: 500.0,
+                ..Default::default()
+            },
+            SimConfig {
+                gpu_max_watts: f64::NAN,
                 ..Default::default()
             },
         ];

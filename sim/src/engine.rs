@@ -153,7 +153,23 @@ pub struct Step {
     pub admitted: usize,
     /// Uncached prompt tokens prefilled in this step.
     pub prefill_tokens: u64,
+    /// Prompt tokens of the sequences admitted in this step (cached or not).
+    pub admitted_prompt_tokens: u64,
+    /// Prompt tokens looked up in the prefix cache in this step (0 when the cache is disabled).
+    pub cache_queried_tokens: u64,
+    /// Of those, tokens found in the cache (served without prefill).
+    pub cache_hit_tokens: u64,
     pub emissions: Vec<Emission>,
+}
+
+/// What the admissions of one step did.
+#[derive(Clone, Copy, Debug, Default)]
+struct Admission {
+    count: usize,
+    prefill_tokens: u64,
+    prompt_tokens: u64,
+    cache_queried_tokens: u64,
+    cache_hit_tokens: u64,
 }
 
 #[derive(Debug)]
@@ -194,16 +210,22 @@ impl Engine {
         &self.params
     }
 
-    #[cfg(test)]
-    /// Sequences in the batch.
+    /// Sequences in the batch (admitted, not finished).
     pub fn running_len(&self) -> usize {
         self.running.len()
     }
 
-    #[cfg(test)]
     /// Sequences waiting for a slot.
     pub fn waiting_len(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// Tokens held in the KV cache by the running sequences: prompt + tokens generated so far.
+    pub fn kv_tokens(&self) -> u64 {
+        self.running
+            .iter()
+            .map(|s| s.req.prompt_tokens + u64::from(s.emitted))
+            .sum()
     }
 
     /// True when there is nothing to step.
@@ -254,35 +276,43 @@ impl Engine {
         if self.is_idle() {
             return None;
         }
-        let (admitted, prefill_tokens) = self.admit();
+        let admission = self.admit();
         let batch = self.running.len();
-        let duration = self.params.step_time(batch, prefill_tokens);
+        let duration = self.params.step_time(batch, admission.prefill_tokens);
         let emissions = self.running.iter_mut().map(emit_one).collect();
         self.running.retain(|s| s.emitted < s.target);
         Some(Step {
             duration,
             batch,
-            admitted,
-            prefill_tokens,
+            admitted: admission.count,
+            prefill_tokens: admission.prefill_tokens,
+            admitted_prompt_tokens: admission.prompt_tokens,
+            cache_queried_tokens: admission.cache_queried_tokens,
+            cache_hit_tokens: admission.cache_hit_tokens,
             emissions,
         })
     }
 
-    /// Moves waiting sequences into free slots (FIFO); returns (count, uncached prompt tokens).
-    fn admit(&mut self) -> (usize, u64) {
-        let mut admitted = 0;
-        let mut prefill = 0u64;
+    /// Moves waiting sequences into free slots (FIFO), looking their prompts up in the cache.
+    fn admit(&mut self) -> Admission {
+        let mut admission = Admission::default();
+        let cache_on = self.params.cache_blocks > 0;
         while self.running.len() < self.params.slots {
             let Some(mut seq) = self.waiting.pop_front() else {
                 break;
             };
             let hit_blocks = self.cache.lookup_and_insert(&seq.req.prompt_blocks);
             seq.cached_tokens = cached_tokens(&seq.req, hit_blocks, self.params.block_size_bytes);
-            prefill += seq.req.prompt_tokens - seq.cached_tokens;
-            admitted += 1;
+            admission.count += 1;
+            admission.prefill_tokens += seq.req.prompt_tokens - seq.cached_tokens;
+            admission.prompt_tokens += seq.req.prompt_tokens;
+            if cache_on {
+                admission.cache_queried_tokens += seq.req.prompt_tokens;
+                admission.cache_hit_tokens += seq.cached_tokens;
+            }
             self.running.push(seq);
         }
-        (admitted, prefill)
+        admission
     }
 }
 
@@ -416,6 +446,45 @@ mod tests {
             tokens - warm.prefill_tokens
         );
         assert_eq!(cold.emissions[0].cached_tokens, 0);
+        // The step's counts: every prompt token queried, the cached ones hit.
+        assert_eq!(
+            (cold.admitted_prompt_tokens, cold.cache_queried_tokens),
+            (tokens, tokens)
+        );
+        assert_eq!(cold.cache_hit_tokens, 0);
+        assert_eq!(warm.cache_queried_tokens, tokens);
+        assert_eq!(warm.cache_hit_tokens, tokens - warm.prefill_tokens);
+
+        // Cache disabled: nothing queried.
+        let mut off = Engine::new(
+            EngineParams {
+                cache_blocks: 0,
+                ..params(4)
+            },
+            1,
+        );
+        off.submit(exact(prompt, 1)).unwrap();
+        let step = off.step().unwrap();
+        assert_eq!(
+            (step.admitted_prompt_tokens, step.cache_queried_tokens),
+            (tokens, 0)
+        );
+    }
+
+    #[test]
+    fn kv_tokens_are_prompt_plus_generated_of_running() {
+        let mut engine = Engine::new(params(1), 1);
+        engine.submit(exact("abcdefgh", 3)).unwrap(); // 2 prompt tokens
+        engine.submit(exact("abcd", 3)).unwrap(); // waits: holds nothing
+        assert_eq!(engine.kv_tokens(), 0);
+        engine.step();
+        assert_eq!(engine.kv_tokens(), 2 + 1);
+        engine.step();
+        assert_eq!(engine.kv_tokens(), 2 + 2);
+        engine.step(); // the first finishes and leaves; the second waits for the next step
+        assert_eq!(engine.kv_tokens(), 0);
+        engine.step();
+        assert_eq!(engine.kv_tokens(), 1 + 1);
     }
 
     #[test]

@@ -9,12 +9,15 @@
 //! It is the target of `--demo` and of most tests, and a ground truth for our own measurement
 //! error: with `record` on it keeps, per request, when each token was handed to the response
 //! body (`record.rs`); with `record_file` it also writes those records as JSON Lines when it
-//! stops (`benches/timing.py` joins them with the generator's requests log). Configuration and
-//! the model's defaults: `config.rs`.
+//! stops (`benches/timing.py` joins them with the generator's requests log). It also serves
+//! vLLM's Prometheus series at `/metrics` and, with `--gpu-metrics`, a DCGM-exporter-like GPU
+//! with a power model at `/dcgm/metrics` (`metrics.rs`). Configuration and the model's
+//! defaults: `config.rs`.
 
 mod config;
 mod engine;
 pub mod fault;
+mod metrics;
 mod openai;
 mod prefix_cache;
 mod record;

@@ -741,3 +741,5 @@ fn stop_and_drop_are_clean() {
     let err = SimServer::start(invalid, None).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+mod metrics;

@@ -1,5 +1,5 @@
 //! The routes: each request is decided (served, rejected, or an injected fault), planned and
-//! answered, streaming or not; `/v1/models`, `/health`, 404.
+//! answered, streaming or not; `/v1/models`, `/health`, `/metrics`, `/dcgm/metrics`, 404.
 
 use std::io;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::engine::{Emission, LengthRequest};
 use crate::fault::{self, Fault};
+use crate::metrics::{RequestTracker, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 use crate::openai::{
     parse_request, received_messages, resolve_max_tokens, token_text, ApiError, Endpoint, Prompt,
     ResponseFormat, Usage,
@@ -213,13 +214,15 @@ async fn generate(
                     Err(err) => reject(log, &err),
                     Ok(rx) => {
                         let format = response_format(&shared, endpoint, log.record());
+                        let tracker = shared.metrics.track(received);
                         // wrong-content-type: the JSON body of a non-streaming answer.
                         let stream =
                             plan.request.stream && plan.fault != Some(Fault::WrongContentType);
                         if stream {
-                            stream_response(rx, format, &plan, &shared, log)
+                            stream_response(rx, format, &plan, &shared, (log, tracker))
                         } else {
-                            collect_response(rx, format, &plan, &shared, &mut log).await
+                            let sent = (&mut log, tracker);
+                            collect_response(rx, format, &plan, &shared, sent).await
                         }
                     }
                 },
@@ -274,7 +277,7 @@ async fn collect_response(
     format: ResponseFormat,
     plan: &Plan,
     shared: &Shared,
-    log: &mut InFlight,
+    (log, mut tracker): (&mut InFlight, RequestTracker),
 ) -> HttpResponse {
     let salt = text_salt(shared);
     let mut text = String::new();
@@ -305,6 +308,8 @@ async fn collect_response(
     let body = format.full_body(&text, finish, usage);
     let now = Instant::now();
     log.tokens_sent(usage.completion_tokens, now);
+    tracker.tokens_sent(usage.completion_tokens, now);
+    tracker.finished(finish, now);
     log.finish(Some(now), true);
     HttpResponse::Ok()
         .content_type("application/json")
@@ -328,6 +333,24 @@ async fn models(shared: web::Data<Shared>) -> HttpResponse {
     }))
 }
 
+/// vLLM's Prometheus series (always on).
+async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(METRICS_CONTENT_TYPE)
+        .body(shared.vllm_metrics())
+}
+
+/// The DCGM-exporter-like GPU (`--gpu-metrics`; 404 otherwise).
+async fn dcgm_metrics(shared: web::Data<Shared>) -> HttpResponse {
+    if !shared.cfg.gpu_metrics {
+        return not_found().await;
+    }
+    let kv_tokens = shared.gauges().kv_tokens;
+    HttpResponse::Ok()
+        .content_type(METRICS_CONTENT_TYPE)
+        .body(shared.metrics.render_dcgm(&shared.hostname, kv_tokens))
+}
+
 async fn health() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
@@ -341,5 +364,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/completions", web::post().to(completions))
         .route("/v1/models", web::get().to(models))
         .route("/health", web::get().to(health))
+        .route("/metrics", web::get().to(metrics))
+        .route("/dcgm/metrics", web::get().to(dcgm_metrics))
         .default_service(web::to(not_found));
 }

@@ -34,6 +34,7 @@ use tokio::sync::Notify;
 use crate::config::{FixedTiming, RandomTiming, SimConfig};
 use crate::engine::{Emission, Engine, EngineParams, LengthRequest, SeqId};
 use crate::fault::{Fault, FaultRule};
+use crate::metrics::Metrics;
 use crate::openai::{ApiError, GenerationRequest};
 use crate::record::{write_records_jsonl, Recorder, SimRecord, SimStats};
 
@@ -123,6 +124,10 @@ struct Shared {
     rng: Mutex<StdRng>,
     /// `--fault` rules (validated by `SimConfig::validate` before the server starts).
     faults: Vec<FaultRule>,
+    /// `/metrics` and `/dcgm/metrics`.
+    metrics: Arc<Metrics>,
+    /// The `Hostname` label of `/dcgm/metrics`.
+    hostname: String,
 }
 
 impl Shared {
@@ -144,7 +149,15 @@ impl Shared {
                 wake: Notify::new(),
             })),
         };
+        let metrics = Metrics::new(
+            &cfg.model_name,
+            cfg.kv_cache_tokens,
+            cfg.slots,
+            cfg.power_model(),
+        );
         Shared {
+            metrics: Arc::new(metrics),
+            hostname: crate::metrics::hostname(),
             recorder: Arc::new(Recorder::new(cfg.keeps_records(), cfg.record_cap)),
             // A different stream from the engine's so ids do not shift output lengths.
             rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed1d)),
@@ -152,6 +165,26 @@ impl Shared {
             mode,
             faults: cfg.fault_rules().unwrap_or_default(),
             cfg,
+        }
+    }
+
+    /// The `/metrics` page, gauges read now.
+    fn vllm_metrics(&self) -> String {
+        self.metrics.render_vllm(self.gauges())
+    }
+
+    /// The gauges: the engine's state, or the timing modes' producers.
+    fn gauges(&self) -> crate::metrics::Gauges {
+        match &self.mode {
+            Mode::Engine(handle) => {
+                let state = handle.state.lock();
+                crate::metrics::Gauges {
+                    running: state.engine.running_len() as u64,
+                    waiting: state.engine.waiting_len() as u64,
+                    kv_tokens: state.engine.kv_tokens(),
+                }
+            }
+            Mode::Fixed(_) | Mode::Random(..) => self.metrics.producing_gauges(),
         }
     }
 
@@ -256,6 +289,11 @@ impl SimServer {
         format!("{scheme}://{addr}")
     }
 
+    /// The `/metrics` page now (as a scrape would get it).
+    pub fn metrics_text(&self) -> String {
+        self.shared.vllm_metrics()
+    }
+
     /// Copies of the kept records (empty unless recording).
     pub fn records(&self) -> Vec<SimRecord> {
         self.shared.recorder.records()
@@ -316,7 +354,7 @@ fn serve_thread(shared: Arc<Shared>, ready: std::sync::mpsc::Sender<Ready>) {
     let system = actix_rt::System::new();
     system.block_on(async move {
         if let Mode::Engine(handle) = &shared.mode {
-            actix_rt::spawn(engine_loop(handle.clone()));
+            actix_rt::spawn(engine_loop(handle.clone(), shared.metrics.clone()));
         }
         let (host, port, workers) = (shared.cfg.host.clone(), shared.cfg.port, shared.cfg.workers);
         let tls = tls_config(&shared.cfg);

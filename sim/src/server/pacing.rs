@@ -10,18 +10,26 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::config::{DurationRange, FixedTiming, RandomTiming};
 use crate::engine::{sample_output_len, Emission, FinishReason, SeqRequest};
+use crate::metrics::{Metrics, Producing};
 use crate::openai::ApiError;
 
 use super::{EngineHandle, Mode, Plan, Shared, MAX_STEP_LAG};
 
 /// The engine loop: one step at a time, on absolute deadlines.
-pub(super) async fn engine_loop(handle: Arc<EngineHandle>) {
+/// Step starts and idleness go to `metrics` (admissions, the GPU's utilization) at once.
+pub(super) async fn engine_loop(handle: Arc<EngineHandle>, metrics: Arc<Metrics>) {
     let mut next_start: Option<Instant> = None;
     loop {
         let step = {
             let mut state = handle.state.lock();
             state.prune_disconnected();
-            state.engine.step()
+            let step = state.engine.step();
+            // Under the lock: a scrape never sees the batch without its admissions' counts.
+            match &step {
+                Some(step) => metrics.on_step_start(step, Instant::now()),
+                None => metrics.on_engine_idle(Instant::now()),
+            }
+            step
         };
         let Some(step) = step else {
             next_start = None;
@@ -94,6 +102,7 @@ async fn timed_producer(
     tx: UnboundedSender<Emission>,
     mut schedule: TokenSchedule,
     (len, finish): (u32, FinishReason),
+    mut producing: Producing,
 ) {
     for index in 0..len {
         let Some(due) = schedule.due(index) else {
@@ -112,6 +121,7 @@ async fn timed_producer(
         if tx.send(emission).is_err() {
             return;
         }
+        producing.token();
     }
 }
 
@@ -162,5 +172,6 @@ fn spawn_timed(
         shared.cfg.mean_output_tokens,
         &mut shared.rng.lock(),
     );
-    actix_rt::spawn(timed_producer(tx, schedule, len));
+    let producing = shared.metrics.start_producing(plan.prompt_tokens);
+    actix_rt::spawn(timed_producer(tx, schedule, len, producing));
 }

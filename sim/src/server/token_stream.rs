@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::engine::Emission;
 use crate::fault::{Fault, HUGE_LINE_BYTES};
+use crate::metrics::RequestTracker;
 use crate::openai::{token_text, Endpoint, ResponseFormat, Usage, DONE_EVENT};
 use crate::record::InFlight;
 
@@ -26,9 +27,10 @@ pub(super) fn stream_response(
     format: ResponseFormat,
     plan: &Plan,
     shared: &Shared,
-    log: InFlight,
+    (log, tracker): (InFlight, RequestTracker),
 ) -> HttpResponse {
     let stream = TokenStream {
+        tracker,
         role_pending: format.endpoint() == Endpoint::Chat,
         rx,
         format,
@@ -75,6 +77,8 @@ struct TokenStream {
     usage: Usage,
     /// Dropped with the stream: a client that goes away is still accounted for.
     log: InFlight,
+    /// The `/metrics` account of the tokens sent.
+    tracker: RequestTracker,
     /// A fault still to strike (mid-stream faults fire once, after their token count).
     fault: Option<Fault>,
     tokens: u32,
@@ -96,7 +100,12 @@ impl TokenStream {
 
     fn token_event(&mut self, emission: Emission) -> Bytes {
         // Stamped as it is handed to actix: the "actually sent" time of the record.
-        self.log.tokens_sent(1, Instant::now());
+        let now = Instant::now();
+        self.log.tokens_sent(1, now);
+        self.tracker.tokens_sent(1, now);
+        if let Some(reason) = emission.finish {
+            self.tracker.finished(reason, now);
+        }
         self.tokens += 1;
         self.usage.completion_tokens += 1;
         self.usage.cached_tokens = emission.cached_tokens;
