@@ -78,6 +78,17 @@ impl RunArgs {
             prometheus_linger: self.prometheus_linger,
             prometheus_pushgateway: self.prometheus_pushgateway,
             prometheus_push_interval: self.prometheus_push_interval,
+            server_metrics: self.server_metrics,
+            no_server_metrics: self.no_server_metrics,
+            server_metrics_interval: self.server_metrics_interval,
+            server_metrics_filter: match self.server_metrics_filter {
+                Some(f) => {
+                    sinks::server_metrics::compile_filter(&f)
+                        .map_err(|e| format!("--server-metrics-filter: {e}"))?;
+                    Some(f)
+                }
+                None => None,
+            },
             thresholds: self.thresholds,
             slo: self.slo.as_deref().map(str::parse).transpose()?,
             queue_when_saturated: self.queue_when_saturated,

@@ -362,6 +362,16 @@ fn merge_step(
         first_error: steps.iter().find_map(|s| s.first_error.clone()),
         goodput: merge_goodput(&steps, window),
         generator: merge_generator(parts.iter().map(|(i, s)| (label(*i), s.generator.as_ref()))),
+        // Every shard scraped the same server over (nearly) the same window: its view is the
+        // whole server's, not a shard's, so the first shard's stands (not a sum), and only the
+        // energy per token is taken again over the merged step's tokens.
+        server_metrics: steps
+            .iter()
+            .find_map(|s| s.server_metrics.clone())
+            .map(|mut m| {
+                m.derive(total_tokens);
+                m
+            }),
         histograms: hist.encode(),
         shards: Some(
             parts

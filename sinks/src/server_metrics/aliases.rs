@@ -106,7 +106,10 @@ pub const ALIASES: &[Alias] = &[
         Counter,
         "preemptions",
         Sum,
-        &["vllm:num_preemptions_total", "sglang:num_retracted_reqs_total"],
+        &[
+            "vllm:num_preemptions_total",
+            "sglang:num_retracted_reqs_total",
+        ],
     ),
     a(
         "prompt_tokens",
@@ -276,10 +279,24 @@ mod tests {
 
     #[test]
     fn names_map_to_their_key_and_engine() {
-        assert_eq!(alias_of("vllm:gpu_cache_usage_perc").unwrap().key, "kv_cache_usage");
-        assert_eq!(alias_of("sglang:token_usage").unwrap().combine, Combine::Mean);
-        assert_eq!(alias_of("llamacpp:tokens_predicted_total").unwrap().key, "generation_tokens");
-        assert_eq!(alias_of("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION").unwrap().kind, Kind::Counter);
+        assert_eq!(
+            alias_of("vllm:gpu_cache_usage_perc").unwrap().key,
+            "kv_cache_usage"
+        );
+        assert_eq!(
+            alias_of("sglang:token_usage").unwrap().combine,
+            Combine::Mean
+        );
+        assert_eq!(
+            alias_of("llamacpp:tokens_predicted_total").unwrap().key,
+            "generation_tokens"
+        );
+        assert_eq!(
+            alias_of("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION")
+                .unwrap()
+                .kind,
+            Kind::Counter
+        );
         assert!(alias_of("vllm:cache_config_info").is_none());
         assert_eq!(engine_of("llamacpp:requests_processing"), Some("llamacpp"));
         assert_eq!(engine_of("DCGM_FI_DEV_GPU_UTIL"), None);

@@ -127,6 +127,11 @@ impl<'de> Deserialize<'de> for Buckets {
     }
 }
 
+/// `--server-metrics-filter`: a regex over series names.
+pub fn compile_filter(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(pattern).map_err(|e| e.to_string())
+}
+
 impl ServerMetrics {
     /// The figures derived from the series: the prefix-cache hit rate, and joules per output
     /// token of `output_tokens` (the step's, or a merged step's).

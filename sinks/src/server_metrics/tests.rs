@@ -79,7 +79,9 @@ fn dcgm(util: (u32, u32), energy_mj: (u64, u64)) -> String {
 
 fn window(endpoints: usize, filter: Option<&str>) -> MetricsWindow {
     MetricsWindow::new(
-        (0..endpoints).map(|i| format!("http://e{i}/metrics")).collect(),
+        (0..endpoints)
+            .map(|i| format!("http://e{i}/metrics"))
+            .collect(),
         filter.map(|f| regex::Regex::new(f).unwrap()),
     )
 }
@@ -152,7 +154,10 @@ fn vllm_step_window() {
         panic!()
     };
     assert_eq!((*mean, *max, *samples), (Some(6.0), Some(8.0), 2));
-    assert_eq!((source.as_str(), unit.as_str()), ("vllm:num_requests_running", "requests"));
+    assert_eq!(
+        (source.as_str(), unit.as_str()),
+        ("vllm:num_requests_running", "requests")
+    );
     assert!(close(get(&m, "kv_cache_usage").mean(), 0.5));
     let SeriesSummary::Counter {
         increase,
@@ -199,7 +204,10 @@ fn the_filter_keeps_unknown_series_by_name() {
     let m = w.finish(0);
     assert_eq!(
         m.other.keys().collect::<Vec<_>>(),
-        ["python_gc_objects_collected_total", "vllm:cache_config_info"]
+        [
+            "python_gc_objects_collected_total",
+            "vllm:cache_config_info"
+        ]
     );
     assert_eq!(
         m.other["python_gc_objects_collected_total"].increase(),
@@ -222,8 +230,14 @@ fn a_counter_reset_adds_the_new_value() {
     );
     let m = w.finish(0);
     assert_eq!(m.engine.as_deref(), Some("llamacpp"));
-    assert_eq!(get(&m, "prompt_tokens").increase(), Some(50.0 + 30.0 + 20.0));
-    assert_eq!(get(&m, "generation_tokens").increase(), Some(200.0 + 40.0 + 50.0));
+    assert_eq!(
+        get(&m, "prompt_tokens").increase(),
+        Some(50.0 + 30.0 + 20.0)
+    );
+    assert_eq!(
+        get(&m, "generation_tokens").increase(),
+        Some(200.0 + 40.0 + 50.0)
+    );
     assert!(close(get(&m, "requests_running").mean(), 9.0 / 4.0));
     assert!(close(get(&m, "requests_waiting").mean(), 1.0));
     assert!(close(get(&m, "kv_cache_usage").mean(), 0.5));
@@ -232,7 +246,14 @@ fn a_counter_reset_adds_the_new_value() {
 #[test]
 fn a_histogram_reset_starts_from_zero() {
     let mut w = window(1, None);
-    run(&mut w, &[(0.0, &sglang(5, 0)), (1.0, &sglang(8, 0)), (2.0, &sglang(2, 0))]);
+    run(
+        &mut w,
+        &[
+            (0.0, &sglang(5, 0)),
+            (1.0, &sglang(8, 0)),
+            (2.0, &sglang(2, 0)),
+        ],
+    );
     let m = w.finish(0);
     let SeriesSummary::Histogram { count, .. } = get(&m, "ttft_seconds") else {
         panic!()
@@ -318,7 +339,9 @@ fn an_old_and_a_new_name_are_not_counted_twice() {
 
 #[test]
 fn gauge_memory_is_bounded_and_quantiles_stay_fair() {
-    let text = |v: usize| format!("# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running {v}\n");
+    let text = |v: usize| {
+        format!("# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running {v}\n")
+    };
     let mut w = window(1, None);
     let n = RESERVOIR * 4;
     for i in 0..n {
@@ -345,7 +368,10 @@ fn quantile_helpers() {
     let b = [(1.0, 10.0), (2.0, 20.0), (f64::INFINITY, 20.0)];
     assert!(close(histogram_quantile(&b, 0.25), 0.5));
     assert!(close(histogram_quantile(&b, 0.75), 1.5));
-    assert_eq!(histogram_quantile(&[(1.0, 0.0), (f64::INFINITY, 0.0)], 0.5), None);
+    assert_eq!(
+        histogram_quantile(&[(1.0, 0.0), (f64::INFINITY, 0.0)], 0.5),
+        None
+    );
 }
 
 #[test]

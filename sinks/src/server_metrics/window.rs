@@ -10,7 +10,7 @@ use regex::Regex;
 
 use super::aliases::{self, Combine, Kind};
 use super::parse::{Scrape, Value};
-use super::{Buckets, ServerMetrics, SeriesSummary};
+use super::{Buckets, SeriesSummary, ServerMetrics};
 
 /// Gauge samples kept for the quantiles: beyond this (34 minutes at 1 s) a uniform sample of
 /// them (reservoir sampling).
@@ -19,7 +19,7 @@ pub const RESERVOIR: usize = 2048;
 /// How `other` series (kept by `--server-metrics-filter`) combine across label sets.
 const OTHER_COMBINE: Combine = Combine::Sum;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct GaugeAgg {
     sum: f64,
     n: u64,
@@ -59,7 +59,7 @@ impl GaugeAgg {
 }
 
 /// The increase of one monotonic series so far, resets included.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct CounterTrack {
     last: f64,
     increase: f64,
@@ -73,7 +73,7 @@ impl CounterTrack {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct HistTrack {
     last: Vec<(f64, f64)>,
     last_count: f64,
@@ -111,14 +111,14 @@ impl HistTrack {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Agg {
     Gauge(GaugeAgg),
     Counter(HashMap<(usize, String), CounterTrack>),
     Histogram(HashMap<(usize, String), HistTrack>),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Track {
     known: bool,
     source: BTreeSet<String>,
@@ -128,7 +128,7 @@ struct Track {
 }
 
 /// One step's scrapes of every endpoint, aggregated as they come.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MetricsWindow {
     endpoints: Vec<String>,
     filter: Option<Regex>,
@@ -219,7 +219,11 @@ impl MetricsWindow {
                     }
                     (a.key.to_string(), true, a.unit, a.combine, a.kind)
                 }
-                None if self.filter.as_ref().is_some_and(|f| f.is_match(&family.name)) => {
+                None if self
+                    .filter
+                    .as_ref()
+                    .is_some_and(|f| f.is_match(&family.name)) =>
+                {
                     (family.name.clone(), false, "", OTHER_COMBINE, family.kind)
                 }
                 None => continue,
