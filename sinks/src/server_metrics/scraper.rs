@@ -138,7 +138,12 @@ impl Scraper {
         }
     }
 
-    fn apply(&mut self, (id, seq, t, round): (u64, u64, f64, Round)) {
+    fn apply(&mut self, round: (u64, u64, f64, Round)) {
+        self.apply_as(round, true);
+    }
+
+    /// `sample`: false for the step's baseline round (its gauges are not the step's).
+    fn apply_as(&mut self, (id, seq, t, round): (u64, u64, f64, Round), sample: bool) {
         for (e, r) in &round {
             if let (Err(why), false) = (r, self.warned[*e]) {
                 self.warned[*e] = true;
@@ -157,7 +162,11 @@ impl Scraper {
         };
         let view: Vec<(usize, Option<&Scrape>)> =
             round.iter().map(|(e, r)| (*e, r.as_ref().ok())).collect();
-        window.observe(t, &view);
+        if sample {
+            window.observe(t, &view);
+        } else {
+            window.observe_baseline(t, &view);
+        }
     }
 }
 
@@ -187,7 +196,11 @@ impl Handler<BeginStep> for Scraper {
             self.cfg.endpoints.clone(),
             self.cfg.filter.clone(),
         ));
-        Box::pin(self.round().into_actor(self).map(|r, act, _| act.apply(r)))
+        Box::pin(
+            self.round()
+                .into_actor(self)
+                .map(|r, act, _| act.apply_as(r, false)),
+        )
     }
 }
 

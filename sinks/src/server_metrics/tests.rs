@@ -312,15 +312,20 @@ fn failed_scrapes_are_counted_and_the_next_answer_is_the_baseline() {
 }
 
 #[test]
-fn gauges_stop_at_the_end_of_sending() {
+fn gauges_stop_at_the_end_of_sending_and_the_baseline_is_no_sample() {
     let mut w = window(1, None);
     let (a, b) = (parse(VLLM_A).unwrap(), parse(VLLM_B).unwrap());
-    w.observe(0.0, &[(0, Some(&a))]);
+    w.observe_baseline(0.0, &[(0, Some(&b))]);
+    w.observe(0.5, &[(0, Some(&a))]);
     w.close_gauges();
     w.observe(1.0, &[(0, Some(&b))]);
     let m = w.finish(0);
     assert!(close(get(&m, "requests_running").mean(), 4.0));
-    assert_eq!(get(&m, "generation_tokens").increase(), Some(1000.0));
+    // b → a → b: the counter went down and up again (a restart).
+    assert_eq!(
+        get(&m, "generation_tokens").increase(),
+        Some(8000.0 + 1000.0)
+    );
 }
 
 #[test]

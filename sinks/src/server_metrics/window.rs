@@ -165,6 +165,16 @@ impl MetricsWindow {
 
     /// One round: every endpoint scraped at about `t` seconds, `None` for each that failed.
     pub fn observe(&mut self, t: f64, round: &[(usize, Option<&Scrape>)]) {
+        self.observe_round(t, round, true);
+    }
+
+    /// The step's first round, taken before its first request: the counters' baseline, not a
+    /// gauge sample (the load has not started).
+    pub fn observe_baseline(&mut self, t: f64, round: &[(usize, Option<&Scrape>)]) {
+        self.observe_round(t, round, false);
+    }
+
+    fn observe_round(&mut self, t: f64, round: &[(usize, Option<&Scrape>)], sample: bool) {
         let mut gauges: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut answered = false;
         for &(e, scrape) in round {
@@ -181,7 +191,7 @@ impl MetricsWindow {
             let (first, _) = self.span.unwrap_or((t, t));
             self.span = Some((first, t));
         }
-        if !self.gauges_open {
+        if !(self.gauges_open && sample) {
             return;
         }
         for (key, values) in gauges {
