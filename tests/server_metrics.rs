@@ -163,7 +163,7 @@ fn an_endpoint_that_does_not_answer_turns_scraping_off() {
     let sim = engine_sim();
     actix_rt::System::new().block_on(async {
         let client = awc::Client::default();
-        let mut cfg = RunConfig::new(&format!("{}/nothing-here", sim.url()));
+        let mut cfg = RunConfig::new(format!("{}/nothing-here", sim.url()));
         let started = inference_benchmarker::outputs::server_metrics::start(&cfg, &client).await;
         assert!(started.is_none(), "404: off");
         cfg.url = "http://127.0.0.1:9".into();
