@@ -51,6 +51,20 @@ fn a_closed_loop_step_matches_the_servers_own_counts() {
     let out = tempfile::tempdir().unwrap();
     let summary = inference_benchmarker::run(closed_loop(&sim.url(), out.path())).unwrap();
     let records = sim.records();
+    // What a scrape costs us beyond the GET: parsing the sim's page and aggregating it (a
+    // debug build: an upper bound).
+    let text = sim.metrics_text();
+    let mut w = sinks::server_metrics::MetricsWindow::new(vec!["m".into()], None);
+    let t = std::time::Instant::now();
+    for i in 0..100 {
+        let s = sinks::server_metrics::parse::parse(&text).unwrap();
+        w.observe(f64::from(i), &[(0, Some(&s))]);
+    }
+    eprintln!(
+        "one scrape of {} bytes: {:?} to parse and aggregate",
+        text.len(),
+        t.elapsed() / 100
+    );
     sim.stop();
     let doc = common::validated(&summary.results_path);
     let step = &summary.steps[0];
