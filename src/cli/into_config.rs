@@ -224,6 +224,33 @@ mod tests {
     }
 
     #[test]
+    fn server_metrics_flags() {
+        let c = parse(&[]).unwrap();
+        assert!(c.server_metrics.is_empty() && !c.no_server_metrics);
+        assert_eq!(c.server_metrics_interval, Duration::from_secs(1));
+        assert_eq!(c.server_metrics_filter, None);
+        let c = parse(&[
+            "--server-metrics",
+            "http://decode:8000/metrics",
+            "--server-metrics",
+            "http://gpu:9400/metrics",
+            "--server-metrics-interval",
+            "250ms",
+            "--server-metrics-filter",
+            "^node_",
+            "--no-server-metrics",
+        ])
+        .unwrap();
+        assert_eq!(c.server_metrics.len(), 2);
+        assert!(c.no_server_metrics);
+        assert_eq!(c.server_metrics_interval, Duration::from_millis(250));
+        assert_eq!(c.server_metrics_filter.as_deref(), Some("^node_"));
+        assert!(parse(&["--server-metrics-interval", "0s"]).is_err());
+        let bad = parse(&["--server-metrics-filter", "("]).unwrap_err();
+        assert!(bad.contains("--server-metrics-filter"), "{bad}");
+    }
+
+    #[test]
     fn short_forms_and_rates() {
         let c = parse(&[
             "-m",

@@ -670,7 +670,11 @@ mod tests {
             .collect();
         let merged = merge(&shards, false).unwrap();
         let m = merged.results[0].server_metrics.as_ref().expect("kept");
-        assert_eq!(m.series["gpu_energy"].increase(), Some(1000.0), "not summed");
+        assert_eq!(
+            m.series["gpu_energy"].increase(),
+            Some(1000.0),
+            "not summed"
+        );
         let tokens = merged.results[0].total_tokens as f64;
         assert_eq!(m.joules_per_output_token, Some(1.0 / tokens));
     }
