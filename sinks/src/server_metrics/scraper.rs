@@ -247,3 +247,10 @@ impl ScraperHandle {
         self.arbiter.stop();
     }
 }
+
+/// A run that fails before its coordinator starts drops the handle: its thread ends too.
+impl Drop for ScraperHandle {
+    fn drop(&mut self) {
+        self.arbiter.stop();
+    }
+}
