@@ -131,7 +131,9 @@ pub struct RunConfig {
     #[serde(with = "humantime_serde_compat")]
     pub prometheus_push_interval: Duration,
     /// Server metrics (issue 17): scrape `<url>/metrics` (unless `no_server_metrics`) and these
-    /// endpoints during the run, each step's window in its results' `server_metrics`.
+    /// endpoints during the run, each step's window in its results' `server_metrics`. Not
+    /// serialized: such a URL may carry credentials (each step names its endpoints without them).
+    #[serde(skip)]
     pub server_metrics: Vec<String>,
     pub no_server_metrics: bool,
     #[serde(with = "humantime_serde_compat")]

@@ -31,7 +31,10 @@ pub async fn start(cfg: &RunConfig, client: &awc::Client) -> Option<ScraperHandl
     }
     for url in &cfg.server_metrics {
         if let Err(why) = scraper::scrape(client, url, timeout).await {
-            log::warn!("server metrics: {url} not available yet ({why}): scraped all the same");
+            log::warn!(
+                "server metrics: {} not available yet ({why}): scraped all the same",
+                scraper::without_credentials(url)
+            );
         }
         endpoints.push(url.clone());
     }

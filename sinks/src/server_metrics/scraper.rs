@@ -74,7 +74,30 @@ pub async fn scrape(client: &awc::Client, url: &str, timeout: Duration) -> Resul
         })
 }
 
-/// Opens step `step`'s window with a scrape.
+/// `url` without the `user:password@` part, as written in the results.
+pub fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn credentials_are_not_written() {
+    assert_eq!(
+        without_credentials("http://u:p@h:9400/metrics"),
+        "http://h:9400/metrics"
+    );
+    assert_eq!(without_credentials("http://h/a@b"), "http://h/a@b");
+    assert_eq!(without_credentials("h:1"), "h:1");
+}
+
+/// Opens a step's window with a scrape.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct BeginStep;
@@ -149,7 +172,7 @@ impl Scraper {
                 self.warned[*e] = true;
                 log::warn!(
                     "server metrics: {} failed ({why}); later failures are counted in each step's server_metrics.failed_scrapes",
-                    self.cfg.endpoints[*e]
+                    without_credentials(&self.cfg.endpoints[*e])
                 );
             }
         }
@@ -193,7 +216,11 @@ impl Handler<BeginStep> for Scraper {
     fn handle(&mut self, _: BeginStep, _: &mut Context<Self>) -> Self::Result {
         self.window_id += 1;
         self.window = Some(MetricsWindow::new(
-            self.cfg.endpoints.clone(),
+            self.cfg
+                .endpoints
+                .iter()
+                .map(|u| without_credentials(u))
+                .collect(),
             self.cfg.filter.clone(),
         ));
         Box::pin(
