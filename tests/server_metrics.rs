@@ -22,6 +22,7 @@ fn engine_sim() -> SimServer {
             // part of its time at the server on a busy test machine.
             decode_step_ms: 25.0,
             record: true,
+            gpu_metrics: true,
             ..SimConfig::default()
         },
         None,
@@ -49,7 +50,10 @@ fn series<'a>(m: &'a ServerMetrics, key: &str) -> &'a SeriesSummary {
 fn a_closed_loop_step_matches_the_servers_own_counts() {
     let sim = engine_sim();
     let out = tempfile::tempdir().unwrap();
-    let summary = inference_benchmarker::run(closed_loop(&sim.url(), out.path())).unwrap();
+    let mut cfg = closed_loop(&sim.url(), out.path());
+    // The sim's dcgm-exporter page: a second endpoint.
+    cfg.server_metrics = vec![format!("{}/dcgm/metrics", sim.url())];
+    let summary = inference_benchmarker::run(cfg).unwrap();
     let records = sim.records();
     // What a scrape costs us beyond the GET: parsing the sim's page and aggregating it (a
     // debug build: an upper bound).
@@ -69,7 +73,22 @@ fn a_closed_loop_step_matches_the_servers_own_counts() {
     let doc = common::validated(&summary.results_path);
     let step = &summary.steps[0];
     let m = step.server_metrics.as_ref().expect("scraped");
-    assert_eq!(m.engine.as_deref(), Some("vllm"));
+    assert_eq!(m.engine.as_deref(), Some("vllm"), "DCGM is no engine");
+    assert_eq!(m.endpoints.matches("metrics").count(), 2, "{}", m.endpoints);
+    // The GPU: busy (the batch is full), its power between idle and full, its energy per token.
+    let util = series(m, "gpu_utilization").mean().unwrap();
+    assert!(util > 50.0 && util <= 100.0, "{util} %");
+    let power = series(m, "gpu_power").mean().unwrap();
+    let (idle, max) = (
+        SimConfig::default().gpu_idle_watts,
+        SimConfig::default().gpu_max_watts,
+    );
+    assert!(idle < power && power <= max, "{power} W");
+    let joules = series(m, "gpu_energy").increase().unwrap() / 1000.0;
+    assert_eq!(
+        m.joules_per_output_token,
+        Some(joules / step.total_tokens as f64)
+    );
     assert_eq!(m.failed_scrapes, 0, "{m:#?}");
     assert!(m.scrapes >= 20, "every 100 ms over 3 s: {}", m.scrapes);
     assert!(step.total_requests > 0 && step.failed_requests == 0);
