@@ -138,6 +138,7 @@ async fn start(
         checked = coordinator::preflight::check_request(&probe, &url, authorization.as_deref(), &preflight_id, tiny.clone()) => checked?,
         _ = shutdown.reached(Level::Stop) => return Err(RunError::Interrupted { results: None }),
     }
+    let server_metrics = outputs::server_metrics::start(&cfg, &probe).await;
     drop(probe);
     let keep_alive = probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &tiny).await;
     let mut pool = load::conversation::pool(&cfg, &model, &workload, bodies);
@@ -236,6 +237,7 @@ async fn start(
         settings,
         arrivals: workload.arrivals.clone(),
         controls,
+        server_metrics,
         cfg,
     };
     let (tx, rx) = oneshot::channel();

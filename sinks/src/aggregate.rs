@@ -33,6 +33,7 @@ pub struct StepAggregator {
     /// Requests and output tokens that met every objective of `slo`.
     good: (u64, u64),
     generator: Option<GeneratorStats>,
+    server_metrics: Option<crate::server_metrics::MetricsWindow>,
 }
 
 /// A step's latency histograms; they travel in the results (`StepResult::histograms`) so that
@@ -108,12 +109,18 @@ impl StepAggregator {
             slo: None,
             good: (0, 0),
             generator: None,
+            server_metrics: None,
         }
     }
 
     /// The generator's own measurements over the step (from the coordinator).
     pub fn generator(&mut self, stats: GeneratorStats) {
         self.generator = Some(stats);
+    }
+
+    /// The server's metrics over the step (from the scraper, via the coordinator).
+    pub fn server_metrics(&mut self, window: crate::server_metrics::MetricsWindow) {
+        self.server_metrics = Some(window);
     }
 
     /// Also measures goodput against these objectives.
@@ -312,6 +319,10 @@ impl StepAggregator {
                 let late = open_loop.then(|| self.hist.queue_delay.summary().p99);
                 GeneratorHealth::judge(g, late)
             }),
+            server_metrics: self
+                .server_metrics
+                .as_ref()
+                .map(|w| w.finish(c.output_tokens)),
             histograms: self.hist.encode(),
             shards: None,
         }

@@ -18,6 +18,7 @@ pub mod live;
 pub mod otlp;
 pub mod prometheus;
 pub mod recorder;
+pub mod server_metrics;
 pub mod slices;
 pub mod slo;
 pub mod stats;

@@ -84,6 +84,14 @@ pub struct RecordGenerator {
     pub stats: GeneratorStats,
 }
 
+/// The server's metrics over a step (`--server-metrics`); sent before its `FinishStep`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RecordServerMetrics {
+    pub step: u32,
+    pub window: crate::server_metrics::MetricsWindow,
+}
+
 /// A failed attempt that was retried (`--retries`): counted apart from requests.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -479,6 +487,16 @@ impl Handler<RecordGenerator> for Recorder {
     fn handle(&mut self, msg: RecordGenerator, _: &mut Context<Self>) {
         if let Some(agg) = self.steps.get_mut(&msg.step) {
             agg.generator(msg.stats);
+        }
+    }
+}
+
+impl Handler<RecordServerMetrics> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordServerMetrics, _: &mut Context<Self>) {
+        if let Some(agg) = self.steps.get_mut(&msg.step) {
+            agg.server_metrics(msg.window);
         }
     }
 }

@@ -78,6 +78,17 @@ impl RunArgs {
             prometheus_linger: self.prometheus_linger,
             prometheus_pushgateway: self.prometheus_pushgateway,
             prometheus_push_interval: self.prometheus_push_interval,
+            server_metrics: self.server_metrics,
+            no_server_metrics: self.no_server_metrics,
+            server_metrics_interval: self.server_metrics_interval,
+            server_metrics_filter: match self.server_metrics_filter {
+                Some(f) => {
+                    sinks::server_metrics::compile_filter(&f)
+                        .map_err(|e| format!("--server-metrics-filter: {e}"))?;
+                    Some(f)
+                }
+                None => None,
+            },
             thresholds: self.thresholds,
             slo: self.slo.as_deref().map(str::parse).transpose()?,
             queue_when_saturated: self.queue_when_saturated,
@@ -214,6 +225,33 @@ mod tests {
         assert_eq!(c.request_timeout, crate::config::DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(c.shutdown_grace, crate::config::DEFAULT_SHUTDOWN_GRACE);
         assert_eq!(c.run_id.len(), 7);
+    }
+
+    #[test]
+    fn server_metrics_flags() {
+        let c = parse(&[]).unwrap();
+        assert!(c.server_metrics.is_empty() && !c.no_server_metrics);
+        assert_eq!(c.server_metrics_interval, Duration::from_secs(1));
+        assert_eq!(c.server_metrics_filter, None);
+        let c = parse(&[
+            "--server-metrics",
+            "http://decode:8000/metrics",
+            "--server-metrics",
+            "http://gpu:9400/metrics",
+            "--server-metrics-interval",
+            "250ms",
+            "--server-metrics-filter",
+            "^node_",
+            "--no-server-metrics",
+        ])
+        .unwrap();
+        assert_eq!(c.server_metrics.len(), 2);
+        assert!(c.no_server_metrics);
+        assert_eq!(c.server_metrics_interval, Duration::from_millis(250));
+        assert_eq!(c.server_metrics_filter.as_deref(), Some("^node_"));
+        assert!(parse(&["--server-metrics-interval", "0s"]).is_err());
+        let bad = parse(&["--server-metrics-filter", "("]).unwrap_err();
+        assert!(bad.contains("--server-metrics-filter"), "{bad}");
     }
 
     #[test]

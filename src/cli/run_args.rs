@@ -181,6 +181,21 @@ pub struct RunArgs {
     /// How often to push to the Pushgateway
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub prometheus_push_interval: Duration,
+    /// Also scrape this Prometheus endpoint during the run (repeatable): a separate
+    /// prefill/decode worker, a DCGM exporter, a node exporter. `<url>/metrics` is scraped by
+    /// default; each step's window goes into its results' `server_metrics`
+    #[arg(long, value_name = "URL")]
+    pub server_metrics: Vec<String>,
+    /// Scrape no server metrics (each step's `server_metrics` is null)
+    #[arg(long)]
+    pub no_server_metrics: bool,
+    /// How often to scrape the server's metrics
+    #[arg(long, default_value = "1s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    pub server_metrics_interval: Duration,
+    /// Also keep the server's series whose name matches this regex (unknown series are dropped
+    /// by default), in `server_metrics.other`
+    #[arg(long, value_name = "REGEX")]
+    pub server_metrics_filter: Option<String>,
     /// Export one OTLP span per request to this collector (base URL, e.g. http://127.0.0.1:4318)
     /// and send a W3C traceparent header with each request; OTEL_EXPORTER_OTLP_ENDPOINT or
     /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT also turn this on

@@ -130,6 +130,16 @@ pub struct RunConfig {
     pub prometheus_pushgateway: Option<String>,
     #[serde(with = "humantime_serde_compat")]
     pub prometheus_push_interval: Duration,
+    /// Server metrics (issue 17): scrape `<url>/metrics` (unless `no_server_metrics`) and these
+    /// endpoints during the run, each step's window in its results' `server_metrics`. Not
+    /// serialized: such a URL may carry credentials (each step names its endpoints without them).
+    #[serde(skip)]
+    pub server_metrics: Vec<String>,
+    pub no_server_metrics: bool,
+    #[serde(with = "humantime_serde_compat")]
+    pub server_metrics_interval: Duration,
+    /// Unknown series whose name matches are kept (`server_metrics.other`); none without it.
+    pub server_metrics_filter: Option<String>,
     /// Pass/fail gates every measured step must meet (`p99(ttft)<800ms`, `error_rate<1%`).
     pub thresholds: Vec<String>,
     /// Per-request objectives for goodput (`--slo ttft=500ms,itl=50ms,e2e=30s`).
@@ -266,6 +276,10 @@ impl RunConfig {
             prometheus_linger: Duration::from_secs(30),
             prometheus_pushgateway: None,
             prometheus_push_interval: Duration::from_secs(5),
+            server_metrics: Vec::new(),
+            no_server_metrics: false,
+            server_metrics_interval: Duration::from_secs(1),
+            server_metrics_filter: None,
             thresholds: Vec::new(),
             slo: None,
             queue_when_saturated: false,

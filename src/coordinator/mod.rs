@@ -43,8 +43,10 @@ use sinks::json::StepResult;
 use sinks::live::SinkSet;
 use sinks::prometheus::Phase;
 use sinks::recorder::{
-    FinishStep, Flush, RecordControl, RecordGenerator, RecordSinkReports, Recorder, StartStep,
+    FinishStep, Flush, RecordControl, RecordGenerator, RecordServerMetrics, RecordSinkReports,
+    Recorder, StartStep,
 };
+use sinks::server_metrics::scraper::{BeginStep, EndSending, EndStep, ScraperHandle};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::{BenchmarkKind, RunConfig};
@@ -87,6 +89,8 @@ pub struct Engine {
     pub arrivals: Option<Arc<[sinks::event::Nanos]>>,
     /// The step live control acts on, opened and closed by `run_step`.
     pub controls: Controls,
+    /// Scrapes the server's metrics (none when off); marks each step's window.
+    pub server_metrics: Option<ScraperHandle>,
 }
 
 pub struct Coordinator {
@@ -169,6 +173,9 @@ impl Engine {
         };
         self.flush_live_sinks(status).await;
         self.scheduler.stop();
+        if let Some(s) = &self.server_metrics {
+            s.stop();
+        }
         let workers = Arc::try_unwrap(self.workers).ok();
         if let Some(w) = workers {
             w.stop();
@@ -285,6 +292,8 @@ impl Engine {
             index,
             crate::coordinator::step_line::starting(step)
         );
+        // The counters' baseline, before the step's first request.
+        self.mark(BeginStep).await;
         // The step's start: its window, its arrivals and its slices count from here.
         let start = self.clock.now();
         send(&self.recorder, StartStep(info, start)).await?;
@@ -357,6 +366,8 @@ impl Engine {
         if stopped_early.is_some() || self.shutdown.is_stopping() {
             supervisor.do_send(Stop);
         }
+        // The gauges' last sample: they describe the sending window.
+        self.mark(EndSending).await;
         self.gauges.set_phase(Phase::Drain);
         let end = self.drain(&supervisor, &tracker).await;
         supervisor.do_send(Close);
@@ -377,6 +388,17 @@ impl Engine {
             ..probe.finish(wall)
         };
         send(&self.recorder, RecordGenerator { step: index, stats }).await?;
+        // The counters' last value: every request of the step has ended.
+        if let Some(window) = self.mark(EndStep).await.flatten() {
+            send(
+                &self.recorder,
+                RecordServerMetrics {
+                    step: index,
+                    window,
+                },
+            )
+            .await?;
+        }
         send(
             &self.recorder,
             FinishStep {
@@ -442,6 +464,18 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A scrape of the server's metrics now, waited for (the scraper bounds it by its timeout);
+    /// None when scraping is off or the scraper is gone.
+    async fn mark<M>(&self, msg: M) -> Option<M::Result>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        sinks::server_metrics::scraper::Scraper: Handler<M>,
+    {
+        let scraper = self.server_metrics.as_ref()?;
+        scraper.addr.send(msg).await.ok()
     }
 
     fn limits(&self) -> Limits {

@@ -5,3 +5,4 @@
 
 pub mod live_sinks;
 pub mod results_file;
+pub mod server_metrics;

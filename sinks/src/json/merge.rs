@@ -362,6 +362,16 @@ fn merge_step(
         first_error: steps.iter().find_map(|s| s.first_error.clone()),
         goodput: merge_goodput(&steps, window),
         generator: merge_generator(parts.iter().map(|(i, s)| (label(*i), s.generator.as_ref()))),
+        // Every shard scraped the same server over (nearly) the same window: its view is the
+        // whole server's, not a shard's, so the first shard's stands (not a sum), and only the
+        // energy per token is taken again over the merged step's tokens.
+        server_metrics: steps
+            .iter()
+            .find_map(|s| s.server_metrics.clone())
+            .map(|mut m| {
+                m.derive(total_tokens);
+                m
+            }),
         histograms: hist.encode(),
         shards: Some(
             parts
@@ -623,6 +633,50 @@ mod tests {
         let m = &merged.results[0];
         assert_eq!(m.duration_ms, 12_500);
         assert_rates_are_counts_over_the_window(m);
+    }
+
+    #[test]
+    fn the_first_shard_s_server_metrics_stand_with_energy_over_the_merged_tokens() {
+        use crate::server_metrics::{SeriesSummary, ServerMetrics};
+        let all: Vec<RequestFinished> = (0..90).map(request).collect();
+        let metrics = |energy_mj: f64| ServerMetrics {
+            endpoints: "http://h/metrics".into(),
+            engine: Some("vllm".into()),
+            scrapes: 3,
+            failed_scrapes: 0,
+            series: [(
+                "gpu_energy".to_string(),
+                SeriesSummary::Counter {
+                    source: "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION".into(),
+                    unit: "mJ".into(),
+                    increase: energy_mj,
+                    rate_per_s: None,
+                },
+            )]
+            .into(),
+            prefix_cache_hit_rate: None,
+            joules_per_output_token: None,
+            other: Default::default(),
+        };
+        let shards: Vec<(String, ResultsDocument)> = (0..3u32)
+            .map(|s| {
+                let mut d = doc(&third(&all, s), 10.0, Some((s, 3)));
+                // Shard 0 scraped nothing (off); shards 1 and 2 saw the same server.
+                if s > 0 {
+                    d.results[0].server_metrics = Some(metrics(1000.0 * f64::from(s)));
+                }
+                (format!("s{s}.json"), d)
+            })
+            .collect();
+        let merged = merge(&shards, false).unwrap();
+        let m = merged.results[0].server_metrics.as_ref().expect("kept");
+        assert_eq!(
+            m.series["gpu_energy"].increase(),
+            Some(1000.0),
+            "not summed"
+        );
+        let tokens = merged.results[0].total_tokens as f64;
+        assert_eq!(m.joules_per_output_token, Some(1.0 / tokens));
     }
 
     #[test]

@@ -88,6 +88,10 @@ pub struct StepResult {
     /// The generator's own CPU, event-loop lag and schedule lateness, and whether it limited the step.
     #[serde(default)]
     pub generator: Option<crate::generator::GeneratorHealth>,
+    /// The server's own view of the step, scraped from its Prometheus endpoint(s); null when
+    /// scraping is off (and in files written before it existed).
+    #[serde(default)]
+    pub server_metrics: Option<crate::server_metrics::ServerMetrics>,
     pub histograms: StepHistograms,
     /// A merged step (`merge`): the inputs that had it, joined with ", " (a string: a step
     /// entry holds no list); absent in a single run's results.

@@ -1,0 +1,64 @@
+//! Which server-metrics endpoints a run scrapes (`--server-metrics`, `<url>/metrics` by
+//! default), checked once before the run, and the scraper started for them.
+
+use std::time::Duration;
+
+use sinks::server_metrics::scraper::{self, ScraperConfig, ScraperHandle};
+
+use crate::config::RunConfig;
+
+/// The default endpoint: `/metrics` beside the API's `/v1`, on the base URL.
+pub fn default_endpoint(base_url: &str) -> String {
+    format!("{}/metrics", base_url.trim_end_matches('/'))
+}
+
+/// Probes each endpoint once. The default one that does not answer Prometheus (a 404, a
+/// refused connection, another kind of answer) is left out with one line on stderr; one given
+/// with `--server-metrics` is kept with a warning (it may come up later: its failures are
+/// counted in each step). None when nothing is left to scrape, or scraping is off.
+pub async fn start(cfg: &RunConfig, client: &awc::Client) -> Option<ScraperHandle> {
+    if cfg.no_server_metrics {
+        return None;
+    }
+    let timeout = scraper::timeout_for(cfg.server_metrics_interval).max(Duration::from_secs(1));
+    let mut endpoints = Vec::new();
+    let default = default_endpoint(&cfg.url);
+    if !cfg.server_metrics.contains(&default) {
+        match scraper::scrape(client, &default, timeout).await {
+            Ok(_) => endpoints.push(default),
+            Err(why) => eprintln!("server metrics: {default} not available ({why}): off"),
+        }
+    }
+    for url in &cfg.server_metrics {
+        if let Err(why) = scraper::scrape(client, url, timeout).await {
+            log::warn!(
+                "server metrics: {} not available yet ({why}): scraped all the same",
+                scraper::without_credentials(url)
+            );
+        }
+        endpoints.push(url.clone());
+    }
+    if endpoints.is_empty() {
+        return None;
+    }
+    let filter = cfg
+        .server_metrics_filter
+        .as_deref()
+        .and_then(|f| sinks::server_metrics::compile_filter(f).ok());
+    Some(ScraperHandle::start(ScraperConfig {
+        endpoints,
+        interval: cfg.server_metrics_interval,
+        filter,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_endpoint_is_beside_v1() {
+        assert_eq!(
+            super::default_endpoint("http://h:8000/"),
+            "http://h:8000/metrics"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! Server metrics against the simulated server's vLLM-format `/metrics`: each step's window
+//! matches what the step received, exactly for counters; scraping off, or an endpoint that does
+//! not answer, leaves `server_metrics` null and the run whole.
+
+mod common;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use inference_benchmarker::config::{BenchmarkKind, RunConfig};
+use inference_benchmarker::sim::{SimConfig, SimServer};
+use sinks::server_metrics::{SeriesSummary, ServerMetrics};
+
+const SLOTS: usize = 4;
+const USERS: u64 = 8;
+
+fn engine_sim() -> SimServer {
+    SimServer::start(
+        SimConfig {
+            slots: SLOTS,
+            // Slow enough that the moments a request spends between the engine and the socket
+            // (entering the queue, writing [DONE]), which the gauges cannot see, stay a small
+            // part of its time at the server on a busy test machine.
+            decode_step_ms: 25.0,
+            record: true,
+            gpu_metrics: true,
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap()
+}
+
+fn closed_loop(url: &str, out: &std::path::Path) -> RunConfig {
+    let mut cfg = common::config(url, out);
+    cfg.benchmark_kind = BenchmarkKind::Throughput;
+    // No warmup: nothing but the step (and the pre-flight requests before its first scrape)
+    // reaches the server.
+    cfg.warmup = Duration::ZERO;
+    cfg.max_vus = USERS;
+    cfg.duration = Duration::from_secs(3);
+    cfg.server_metrics_interval = Duration::from_millis(100);
+    cfg
+}
+
+fn series<'a>(m: &'a ServerMetrics, key: &str) -> &'a SeriesSummary {
+    m.series.get(key).unwrap_or_else(|| panic!("{key}: {m:#?}"))
+}
+
+#[test]
+fn a_closed_loop_step_matches_the_servers_own_counts() {
+    let sim = engine_sim();
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = closed_loop(&sim.url(), out.path());
+    // The sim's dcgm-exporter page: a second endpoint.
+    cfg.server_metrics = vec![format!("{}/dcgm/metrics", sim.url())];
+    let summary = inference_benchmarker::run(cfg).unwrap();
+    let records = sim.records();
+    // What a scrape costs us beyond the GET: parsing the sim's page and aggregating it (a
+    // debug build: an upper bound).
+    let text = sim.metrics_text();
+    let mut w = sinks::server_metrics::MetricsWindow::new(vec!["m".into()], None);
+    let t = std::time::Instant::now();
+    for i in 0..100 {
+        let s = sinks::server_metrics::parse::parse(&text).unwrap();
+        w.observe(f64::from(i), &[(0, Some(&s))]);
+    }
+    eprintln!(
+        "one scrape of {} bytes: {:?} to parse and aggregate",
+        text.len(),
+        t.elapsed() / 100
+    );
+    sim.stop();
+    let doc = common::validated(&summary.results_path);
+    let step = &summary.steps[0];
+    let m = step.server_metrics.as_ref().expect("scraped");
+    assert_eq!(m.engine.as_deref(), Some("vllm"), "DCGM is no engine");
+    assert_eq!(m.endpoints.matches("metrics").count(), 2, "{}", m.endpoints);
+    // The GPU: busy (the batch is full), its power between idle and full, its energy per token.
+    let util = series(m, "gpu_utilization").mean().unwrap();
+    assert!(util > 50.0 && util <= 100.0, "{util} %");
+    let power = series(m, "gpu_power").mean().unwrap();
+    let (idle, max) = (
+        SimConfig::default().gpu_idle_watts,
+        SimConfig::default().gpu_max_watts,
+    );
+    assert!(idle < power && power <= max, "{power} W");
+    let joules = series(m, "gpu_energy").increase().unwrap() / 1000.0;
+    assert_eq!(
+        m.joules_per_output_token,
+        Some(joules / step.total_tokens as f64)
+    );
+    assert_eq!(m.failed_scrapes, 0, "{m:#?}");
+    assert!(m.scrapes >= 20, "every 100 ms over 3 s: {}", m.scrapes);
+    assert!(step.total_requests > 0 && step.failed_requests == 0);
+
+    // Counters: exactly what the step received.
+    assert_eq!(
+        series(m, "generation_tokens").increase(),
+        Some(step.total_tokens as f64),
+        "{m:#?}"
+    );
+    assert_eq!(
+        series(m, "prompt_tokens").increase(),
+        Some(step.output_tokens.server_prompt_tokens as f64)
+    );
+    assert_eq!(
+        series(m, "requests_finished").increase(),
+        Some(step.successful_requests as f64)
+    );
+    // The prefix cache: what the server reported request by request (`cached_tokens`).
+    let cached = step.output_tokens.server_cached_tokens as f64;
+    assert_eq!(series(m, "prefix_cache_hits").increase(), Some(cached));
+    let queries = series(m, "prefix_cache_queries").increase().unwrap();
+    assert_eq!(queries, step.output_tokens.server_prompt_tokens as f64);
+    assert_eq!(m.prefix_cache_hit_rate, Some(cached / queries));
+    let SeriesSummary::Histogram { count, buckets, .. } = series(m, "ttft_seconds") else {
+        panic!("{m:#?}")
+    };
+    assert_eq!(*count, step.successful_requests as f64);
+    assert_eq!(buckets.0.last().map(|b| b.1), Some(*count));
+
+    // Gauges over the sending window: the sim's requests in flight, from its own record of
+    // each request's arrival and end.
+    let start_time = doc["start_time"].as_str().unwrap();
+    let anchor = humantime::parse_rfc3339(start_time)
+        .unwrap()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as f64;
+    let from = anchor + step.start_ms.unwrap() as f64 * 1e6;
+    let to = from + step.send_duration_ms as f64 * 1e6;
+    // (arrival, first token, end) of each request of the step, by the sim's record.
+    let spans: Vec<(f64, f64, f64)> = records
+        .iter()
+        .filter(|r| {
+            r.request_id
+                .as_deref()
+                .is_some_and(|id| !id.contains("preflight"))
+        })
+        .map(|r| {
+            let a = r.received_at_unix_nanos as f64;
+            let us = |o: Option<u32>| o.map_or(f64::INFINITY, |us| a + f64::from(us) * 1e3);
+            (a, us(r.ttft_us), us(r.end_us))
+        })
+        .collect();
+    // Every millisecond of the window: requests at the server; at most SLOTS of them, the
+    // most the batch can run; and those decoding (first token sent, not ended), the least it
+    // ran (a request also runs during its prefill, and a finished one's slot stays empty
+    // until the next engine step admits the next).
+    let (mut at_server, mut most, mut least, mut n) = (0.0, 0.0, 0.0, 0.0);
+    let mut t = from;
+    while t < to {
+        let k = spans.iter().filter(|(a, _, e)| *a <= t && t < *e).count();
+        at_server += k as f64;
+        most += k.min(SLOTS) as f64;
+        least += spans.iter().filter(|(_, f, e)| *f <= t && t < *e).count() as f64;
+        n += 1.0;
+        t += 1e6;
+    }
+    let (in_flight, most, least) = (at_server / n, most / n, least / n);
+    let running = series(m, "requests_running").mean().unwrap();
+    let waiting_mean = series(m, "requests_waiting").mean().unwrap();
+    eprintln!("gauges: running {running} + waiting {waiting_mean}; at the server {in_flight}, batch between {least} and {most}");
+    let waiting = series(m, "requests_waiting").mean().unwrap();
+    assert!(
+        ((running + waiting) / in_flight - 1.0).abs() < 0.05,
+        "running {running} + waiting {waiting} vs {in_flight} in flight at the server"
+    );
+    assert!(
+        least * 0.95 <= running && running <= most * 1.05,
+        "running {running}: between {least} decoding and {most} (slots or requests there)"
+    );
+    assert!(waiting > 0.0, "{USERS} users queue for {SLOTS} slots");
+}
+
+#[test]
+fn no_server_metrics_writes_null() {
+    let sim = engine_sim();
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = closed_loop(&sim.url(), out.path());
+    cfg.duration = Duration::from_secs(1);
+    cfg.no_server_metrics = true;
+    let summary = inference_benchmarker::run(cfg).unwrap();
+    sim.stop();
+    let doc = common::validated(&summary.results_path);
+    assert!(doc["results"][0]["server_metrics"].is_null(), "{doc:#}");
+    assert!(doc["results"][0]
+        .as_object()
+        .unwrap()
+        .contains_key("server_metrics"));
+}
+
+/// The default endpoint answers 404, or nothing: off before the run, whose steps say null.
+#[test]
+fn an_endpoint_that_does_not_answer_turns_scraping_off() {
+    let sim = engine_sim();
+    actix_rt::System::new().block_on(async {
+        let client = awc::Client::default();
+        let mut cfg = RunConfig::new(format!("{}/nothing-here", sim.url()));
+        let started = inference_benchmarker::outputs::server_metrics::start(&cfg, &client).await;
+        assert!(started.is_none(), "404: off");
+        cfg.url = "http://127.0.0.1:9".into();
+        let started = inference_benchmarker::outputs::server_metrics::start(&cfg, &client).await;
+        assert!(started.is_none(), "refused: off");
+        // Given explicitly, an endpoint that does not answer yet is kept (warned about).
+        cfg.server_metrics = vec!["http://127.0.0.1:9/metrics".into()];
+        let started = inference_benchmarker::outputs::server_metrics::start(&cfg, &client).await;
+        assert!(started.is_some(), "explicit: kept");
+        started.unwrap().stop();
+    });
+    // A whole run whose only extra endpoint fails: counted per step, never fatal.
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = closed_loop(&sim.url(), out.path());
+    cfg.duration = Duration::from_secs(1);
+    cfg.server_metrics = vec!["http://127.0.0.1:9/metrics".into()];
+    let summary = inference_benchmarker::run(cfg).unwrap();
+    let url = sim.url();
+    sim.stop();
+    common::validated(&summary.results_path);
+    let m = summary.steps[0].server_metrics.as_ref().unwrap();
+    assert!(m.failed_scrapes >= 3, "{m:#?}");
+    assert!(m.scrapes >= 3, "{m:#?}");
+    assert_eq!(
+        m.endpoints,
+        format!("{url}/metrics, http://127.0.0.1:9/metrics")
+    );
+}
