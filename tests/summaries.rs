@@ -164,16 +164,28 @@ fn slices_of_a_step_add_up_to_the_step() {
             .collect();
         assert_eq!(mine.len(), 4, "step {i}: 4 s in 1 s slices");
         let sum = |k: &str| mine.iter().map(|s| s[k].as_u64().unwrap()).sum::<u64>();
-        assert_eq!(sum("total_requests"), step["total_requests"].as_u64().unwrap());
+        assert_eq!(
+            sum("total_requests"),
+            step["total_requests"].as_u64().unwrap()
+        );
         assert_eq!(sum("output_tokens"), step["total_tokens"].as_u64().unwrap());
         let start = step["start_ms"].as_f64().unwrap();
-        assert!((mine[0]["start_ms"].as_f64().unwrap() - start).abs() < 1.0, "{start}");
+        assert!(
+            (mine[0]["start_ms"].as_f64().unwrap() - start).abs() < 1.0,
+            "{start}"
+        );
         for pair in mine.windows(2) {
-            assert_eq!(pair[0]["end_ms"], pair[1]["start_ms"], "slices tile the step");
+            assert_eq!(
+                pair[0]["end_ms"], pair[1]["start_ms"],
+                "slices tile the step"
+            );
         }
         let rate = step["offered_rate"].as_f64().unwrap();
         let middle = mine[1]["request_rate"].as_f64().unwrap();
-        assert!((middle - rate).abs() <= rate * 0.15, "{middle} req/s at {rate}");
+        assert!(
+            (middle - rate).abs() <= rate * 0.15,
+            "{middle} req/s at {rate}"
+        );
         assert!(mine[1]["time_to_first_token_ms"]["p50"].as_f64().unwrap() >= 20.0);
     }
 }
