@@ -104,6 +104,11 @@ fn run_benchmark(args: RunArgs, matches: &ArgMatches) -> i32 {
             Ok(s) => {
                 cfg.url = s.url();
                 eprintln!("demo: simulated server on {}", cfg.url);
+                // The whole picture offline: the engine's /metrics (scraped by default) and a
+                // simulated GPU's, for energy per token.
+                if !cfg.no_server_metrics {
+                    cfg.server_metrics.push(format!("{}/dcgm/metrics", cfg.url));
+                }
                 Some(s)
             }
             Err(e) => return fail(&e),
@@ -124,7 +129,11 @@ fn run_benchmark(args: RunArgs, matches: &ArgMatches) -> i32 {
 
 fn start_demo_server() -> Result<SimServer, RunError> {
     let tokenizer = crate::workload::tokenizer::load(None).map_err(RunError::Config)?;
-    SimServer::start(SimConfig::default(), Some(tokenizer.tokenizer))
+    let sim = SimConfig {
+        gpu_metrics: true,
+        ..SimConfig::default()
+    };
+    SimServer::start(sim, Some(tokenizer.tokenizer))
         .map_err(|e| RunError::Internal(format!("cannot start the simulated server: {e}")))
 }
 
