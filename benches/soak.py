@@ -3,9 +3,12 @@
 generator's resident memory (VmRSS) and open file descriptors.
 
 Memory must be flat after warm-up: the generator keeps no per-request state beyond the requests
-in flight (HDR histograms, counters, a streamed requests log).
+in flight (HDR histograms, counters, a streamed requests log), with the server's metrics scraped
+every second and the step summarized per time slice (--slice-duration, 1m by default): the
+summary checks that the step has one slice per minute and that they add up to it.
 
-Usage: benches/soak.py [--minutes 30] [--in-flight 500]     (build first: cargo build --release)
+Usage: benches/soak.py [--minutes 30] [--in-flight 500] [--slice-duration 1m]
+       (build first: cargo build --release)
 Prints one line per sample and a summary: RSS at 1 minute and at the end, growth in %, and the
 range of open file descriptors.
 """
@@ -30,6 +33,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--in-flight", type=int, default=500)
     ap.add_argument("--sample-seconds", type=float, default=10)
+    ap.add_argument("--slice-duration", default="1m")
     args = ap.parse_args()
     e2e = (TTFT_MS + ITL_MS * (TOKENS - 1)) / 1000.0
     rate = args.in_flight / e2e  # Little's law: in flight = rate × latency
@@ -45,7 +49,8 @@ def main():
         [BIN, "-u", f"http://127.0.0.1:{port}", "-b", "rate", "-r", f"{rate:.2f}",
          "-d", f"{int(args.minutes * 60)}s", "-w", "0s", "-m", str(args.in_flight * 4), "-n",
          "--no-saturation-stop", "--prompt-options", "num_tokens=100,min_tokens=100,max_tokens=100,variance=0",
-         "--decode-options", decode, "--dataset", "synthetic", "--save-requests", "--output-dir", out],
+         "--decode-options", decode, "--dataset", "synthetic", "--save-requests", "--output-dir", out,
+         "--slice-duration", args.slice_duration],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = []
     start = time.time()
@@ -68,6 +73,7 @@ def main():
     peak = max(s[1] for s in after_warmup)
     doc = json.load(open(next(os.path.join(out, f) for f in os.listdir(out) if f.endswith(".json"))))
     step = doc["results"][0]
+    slices = [s for s in doc.get("slices", []) if s["step"] == step["step"]]
     summary = {
         "minutes": args.minutes,
         "offered_rate": round(rate, 2),
@@ -80,6 +86,9 @@ def main():
         "fds_min": min(s[2] for s in after_warmup),
         "fds_max": max(s[2] for s in after_warmup),
         "generator_bound": (step.get("generator") or {}).get("bound"),
+        "server_metrics_scrapes": (step.get("server_metrics") or {}).get("scrapes"),
+        "slices": len(slices),
+        "slices_add_up": sum(s["total_requests"] for s in slices) == step["total_requests"],
     }
     print(json.dumps(summary, indent=2))
 
