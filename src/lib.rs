@@ -138,7 +138,10 @@ async fn start(
         checked = coordinator::preflight::check_request(&probe, &url, authorization.as_deref(), &preflight_id, tiny.clone()) => checked?,
         _ = shutdown.reached(Level::Stop) => return Err(RunError::Interrupted { results: None }),
     }
-    let server_metrics = outputs::server_metrics::start(&cfg, &probe).await;
+    // Live values no event carries (in flight, users, phase, event-loop lag, the server's queue
+    // and KV cache at the latest scrape), for the metrics and the console.
+    let gauges = Arc::new(sinks::prometheus::LiveGauges::new(cfg.workers.max(1)));
+    let server_metrics = outputs::server_metrics::start(&cfg, &probe, gauges.clone()).await;
     drop(probe);
     let keep_alive = probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &tiny).await;
     let mut pool = load::conversation::pool(&cfg, &model, &workload, bodies);
@@ -178,8 +181,6 @@ async fn start(
     // The Recorder runs on an arbiter of its own and each live sink on another, never on the
     // request arbiters.
     let sink_arbiter = Arbiter::new();
-    // Live values no event carries (in flight, users, phase, event-loop lag), for the metrics.
-    let gauges = Arc::new(sinks::prometheus::LiveGauges::new(cfg.workers.max(1)));
     // The Coordinator's address exists before the Coordinator: the console's keys and the
     // control endpoint send to it from the start.
     let coordinator = Context::<Coordinator>::new();

@@ -1,7 +1,9 @@
 //! The HTML report of recorded runs, opened in headless Chromium through chromedriver
 //! (WebDriver over loopback HTTP): no console errors, every chart drawn, a screenshot saved
 //! under the test's output folder. Also: a run writes the report, the Markdown summary and the
-//! CSV beside its results.
+//! CSV beside its results; the server panels (the simulated server's vLLM `/metrics`) and the
+//! slice panels (`--slice-duration`) are drawn for a run that has them, and absent for a run
+//! without (`--no-server-metrics`).
 
 mod common;
 
@@ -36,6 +38,17 @@ const CHARTS: [&str; 8] = [
     "e2e-cdf",
 ];
 
+/// Server panels a run against the simulated server always has (its `/metrics` has the queue,
+/// the KV cache and the TTFT histogram); the prefix-cache panel may come between the last two.
+const SERVER_CHARTS: [&str; 3] = [
+    "server-requests-vs-rate",
+    "server-kv-cache-vs-rate",
+    "server-ttft-vs-rate",
+];
+
+/// Panels of a run with `--slice-duration`.
+const SLICE_CHARTS: [&str; 3] = ["slices-ttft", "slices-itl", "slices-throughput"];
+
 fn find(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -60,9 +73,10 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     }
 }
 
-/// A demo run with `--csv`: the results and everything written beside them.
-fn recorded_run(dir: &Path, run_id: &str) -> PathBuf {
+/// A demo run with `--csv` (and `extra`): the results and everything written beside them.
+fn recorded_run(dir: &Path, run_id: &str, extra: &[&str]) -> PathBuf {
     let run = common::binary()
+        .args(extra)
         .args([
             "--demo",
             "-w",
@@ -292,8 +306,26 @@ fn output_folder() -> PathBuf {
 #[test]
 fn report_renders_in_chromium_with_every_chart() {
     let dir = tempfile::tempdir().unwrap();
-    let first = recorded_run(&dir.path().join("a"), "first");
-    let second = recorded_run(&dir.path().join("b"), "second");
+    // The first with server metrics (the default: the sim serves vLLM's /metrics) and slices,
+    // the second without either.
+    let first = recorded_run(&dir.path().join("a"), "first", &["--slice-duration", "1s"]);
+    let second = recorded_run(&dir.path().join("b"), "second", &["--no-server-metrics"]);
+    let has_metrics = |p: &Path| {
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        let steps = doc["results"].as_array().unwrap().clone();
+        (
+            steps.iter().all(|s| s["server_metrics"].is_object()),
+            steps.iter().all(|s| s["server_metrics"].is_null()),
+            doc["slices"].as_array().map_or(0, Vec::len),
+        )
+    };
+    let (all, _, slices) = has_metrics(&first);
+    assert!(
+        all && slices > 0,
+        "the first run has server metrics and slices"
+    );
+    let (_, none, slices) = has_metrics(&second);
+    assert!(none && slices == 0, "the second has neither");
 
     // The run wrote its outputs beside the results.
     for ext in ["html", "md", "csv"] {
@@ -335,8 +367,21 @@ fn report_renders_in_chromium_with_every_chart() {
     for needle in ["<script src", "<link ", "@import", "url("] {
         assert!(!text.contains(needle), "self-contained: found {needle}");
     }
-    for chart in CHARTS {
+    for chart in CHARTS.iter().chain(&SERVER_CHARTS).chain(&SLICE_CHARTS) {
         assert!(text.contains(&format!("id=\"{chart}\"")), "{chart}");
+    }
+    assert!(
+        text.contains("id=\"server-ttft-note\""),
+        "the TTFT rule is stated"
+    );
+    // The second run's own report, written at its end: as before server metrics existed.
+    let plain = second.with_extension("html");
+    let plain_text = std::fs::read_to_string(&plain).unwrap();
+    for absent in ["id=\"server-", "id=\"slices-", "Server metrics"] {
+        assert!(
+            !plain_text.contains(absent),
+            "{absent} without server metrics"
+        );
     }
 
     let profile = tempfile::tempdir().unwrap();
@@ -348,11 +393,36 @@ fn report_renders_in_chromium_with_every_chart() {
     assert_eq!(errors, Vec::<String>::new(), "console errors");
     let charts = charts.as_array().expect("chart list");
     let ids: Vec<&str> = charts.iter().filter_map(|c| c["id"].as_str()).collect();
-    assert_eq!(ids, CHARTS, "every chart, in order");
+    assert_eq!(ids[..CHARTS.len()], CHARTS, "every chart, in order");
+    let extra: Vec<&str> = ids[CHARTS.len()..]
+        .iter()
+        .copied()
+        .filter(|id| *id != "server-prefix-cache-vs-rate")
+        .collect();
+    let expected: Vec<&str> = SERVER_CHARTS.iter().chain(&SLICE_CHARTS).copied().collect();
+    assert_eq!(extra, expected, "the server and slice panels, in order");
     for c in charts {
         assert!(c["width"].as_f64().unwrap() > 100.0, "{c}");
         assert!(c["height"].as_f64().unwrap() > 100.0, "{c}");
-        assert!(c["drawn"].as_u64().unwrap() >= 2, "two runs drawn: {c}");
+        let id = c["id"].as_str().unwrap();
+        // The server and slice panels: only the first run has their data.
+        let runs = if CHARTS.contains(&id) { 2 } else { 1 };
+        assert!(
+            c["drawn"].as_u64().unwrap() >= runs,
+            "{runs} run(s) drawn: {c}"
+        );
     }
     eprintln!("screenshot: {}", shot.display());
+
+    // Without server metrics: the report's charts are exactly the ones it always had.
+    let profile = tempfile::tempdir().unwrap();
+    let (errors, charts) = load_in_chromium(&plain, &out.join("report-plain.png"), profile.path());
+    assert_eq!(errors, Vec::<String>::new(), "console errors");
+    let ids: Vec<&str> = charts
+        .as_array()
+        .expect("chart list")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(ids, CHARTS, "no server panel without server metrics");
 }

@@ -190,21 +190,54 @@ fn no_server_metrics_writes_null() {
         .contains_key("server_metrics"));
 }
 
+/// Each round's requests waiting and KV-cache usage reach the live gauges the console reads.
+#[test]
+fn the_scraper_publishes_the_queue_and_the_kv_cache_for_the_console() {
+    let sim = engine_sim();
+    actix_rt::System::new().block_on(async {
+        let client = awc::Client::default();
+        let live = std::sync::Arc::new(sinks::prometheus::LiveGauges::new(1));
+        assert_eq!(live.server_kv_cache(), None, "unknown before a scrape");
+        let cfg = RunConfig::new(sim.url());
+        let scraper =
+            inference_benchmarker::outputs::server_metrics::start(&cfg, &client, live.clone())
+                .await
+                .expect("the sim serves /metrics");
+        scraper
+            .addr
+            .send(sinks::server_metrics::scraper::BeginStep)
+            .await
+            .unwrap();
+        // The sim is idle: nothing waits, nothing is cached, and both are known.
+        assert_eq!(live.server_waiting(), Some(0.0));
+        assert_eq!(live.server_kv_cache(), Some(0.0));
+        scraper.stop();
+    });
+    sim.stop();
+}
+
 /// The default endpoint answers 404, or nothing: off before the run, whose steps say null.
 #[test]
 fn an_endpoint_that_does_not_answer_turns_scraping_off() {
     let sim = engine_sim();
     actix_rt::System::new().block_on(async {
         let client = awc::Client::default();
+        let live = std::sync::Arc::new(sinks::prometheus::LiveGauges::new(1));
         let mut cfg = RunConfig::new(format!("{}/nothing-here", sim.url()));
-        let started = inference_benchmarker::outputs::server_metrics::start(&cfg, &client).await;
+        let started =
+            inference_benchmarker::outputs::server_metrics::start(&cfg, &client, live.clone())
+                .await;
         assert!(started.is_none(), "404: off");
         cfg.url = "http://127.0.0.1:9".into();
-        let started = inference_benchmarker::outputs::server_metrics::start(&cfg, &client).await;
+        let started =
+            inference_benchmarker::outputs::server_metrics::start(&cfg, &client, live.clone())
+                .await;
         assert!(started.is_none(), "refused: off");
         // Given explicitly, an endpoint that does not answer yet is kept (warned about).
         cfg.server_metrics = vec!["http://127.0.0.1:9/metrics".into()];
-        let started = inference_benchmarker::outputs::server_metrics::start(&cfg, &client).await;
+        let started =
+            inference_benchmarker::outputs::server_metrics::start(&cfg, &client, live.clone())
+                .await;
         assert!(started.is_some(), "explicit: kept");
         started.unwrap().stop();
     });

@@ -1,6 +1,7 @@
 //! The live console: on a terminal, a full-screen view of the run (steps, progress, live
-//! throughput, TTFT/ITL percentiles, in-flight requests, dropped arrivals, errors by class, a
-//! throughput-vs-rate chart, the log). With `--no-console`, without a terminal, or with `CI`
+//! throughput, TTFT/ITL percentiles, in-flight requests, dropped arrivals, errors by class, the
+//! server's requests waiting and KV-cache usage when server metrics are scraped (the scraper
+//! stores them in `LiveGauges`), a throughput-vs-rate chart, the log). With `--no-console`, without a terminal, or with `CI`
 //! set, the run prints its plain progress lines instead (what it always prints to stderr).
 //!
 //! The sink is best-effort and cheap: the Recorder offers each completed event to its buffer

@@ -207,6 +207,10 @@ fn draw(f: &mut Frame, ctx: &UiContext, snap: &Snapshot, level: Level) {
             title: &ctx.title,
             snap,
             in_flight: ctx.gauges.in_flight(),
+            server: view::ServerNow {
+                waiting: ctx.gauges.server_waiting(),
+                kv_cache: ctx.gauges.server_kv_cache(),
+            },
             level,
         },
     );

@@ -22,13 +22,29 @@ pub struct View<'a> {
     pub title: &'a str,
     pub snap: &'a Snapshot,
     pub in_flight: u64,
+    pub server: ServerNow,
     pub level: Level,
+}
+
+/// The server's own figures at its latest scrape (server metrics), each when known.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ServerNow {
+    /// Requests waiting in the server's queue.
+    pub waiting: Option<f64>,
+    /// KV-cache usage, 0..1.
+    pub kv_cache: Option<f64>,
+}
+
+impl ServerNow {
+    fn known(&self) -> bool {
+        self.waiting.is_some() || self.kv_cache.is_some()
+    }
 }
 
 /// Side by side from this size on: the step table needs ~66 columns with every figure, the live
 /// figures ~50, and the right column 17 rows.
 const WIDE: (u16, u16) = (110, 30);
-/// Rows of the live figures: seven lines in a border.
+/// Rows of the live figures: seven lines in a border (eight with the server's line).
 const FIGURES_ROWS: u16 = 9;
 /// Rows of the progress gauge (one in a border).
 const PROGRESS_ROWS: u16 = 3;
@@ -63,10 +79,15 @@ fn draw_wide(f: &mut Frame, v: &View, area: Rect) {
     draw_steps(f, v.snap, steps);
     draw_progress(f, v.snap.current(), progress);
     let [figures, chart] =
-        Layout::vertical([Constraint::Length(FIGURES_ROWS), Constraint::Min(8)]).areas(right);
+        Layout::vertical([Constraint::Length(figures_rows(v)), Constraint::Min(8)]).areas(right);
     draw_figures(f, v, figures);
     draw_chart(f, v.snap, chart);
     draw_log(f, v.snap, log);
+}
+
+/// The live figures' rows: one more when the server's figures are known.
+fn figures_rows(v: &View) -> u16 {
+    FIGURES_ROWS + u16::from(v.server.known())
 }
 
 /// The sections of the stacked layout, top to bottom.
@@ -90,8 +111,8 @@ fn draw_stacked(f: &mut Frame, v: &View, area: Rect) {
         (
             Figures,
             Need {
-                min: FIGURES_ROWS,
-                want: FIGURES_ROWS,
+                min: figures_rows(v),
+                want: figures_rows(v),
             },
         ),
         (Steps, Need { min: 4, want: 4 }),
@@ -329,6 +350,20 @@ fn figure(label: &str, parts: Vec<String>, room: usize, more: bool) -> Option<Li
     (!rest.is_empty()).then(|| Line::from(format!("{label:<label_width$}{rest}")))
 }
 
+/// The server's queue and KV cache at its latest scrape, those known.
+fn server_figure(server: &ServerNow, room: usize) -> Option<Line<'static>> {
+    let parts: Vec<String> = [
+        server.waiting.map(|w| format!("waiting {w:.0}")),
+        server
+            .kv_cache
+            .map(|k| format!("KV cache {:.0}%", k * 100.0)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    figure("Server", parts, room, false)
+}
+
 fn draw_figures(f: &mut Frame, v: &View, area: Rect) {
     let room = inner_width(area);
     let lines: Vec<Line> = match v.snap.current() {
@@ -368,6 +403,10 @@ fn draw_figures(f: &mut Frame, v: &View, area: Rect) {
                     room,
                     false,
                 ),
+                v.server
+                    .known()
+                    .then(|| server_figure(&v.server, room))
+                    .flatten(),
                 figure("TTFT ms", percentiles(&s.ttft, 1), room, false),
                 figure("ITL ms", percentiles(&s.itl, 2), room, false),
                 figure(
@@ -510,11 +549,22 @@ mod tests {
 
     /// The screen as text lines (trailing blanks trimmed).
     fn render(width: u16, height: u16, snap: &Snapshot, level: Level) -> Vec<String> {
+        render_with(width, height, snap, level, ServerNow::default())
+    }
+
+    fn render_with(
+        width: u16,
+        height: u16,
+        snap: &Snapshot,
+        level: Level,
+        server: ServerNow,
+    ) -> Vec<String> {
         let mut term = Terminal::new(TestBackend::new(width, height)).unwrap();
         let view = View {
             title: "inference-benchmarker → simulated",
             snap,
             in_flight: 12,
+            server,
             level,
         };
         term.draw(|f| draw(f, &view)).unwrap();
@@ -553,9 +603,18 @@ mod tests {
     #[test]
     fn every_size_shows_whole_words_only() {
         let snap = sweep();
-        for level in [Level::Running, Level::Stop] {
-            let mut whole: BTreeSet<String> =
-                words(&render(300, 80, &snap, level)).into_iter().collect();
+        let known = ServerNow {
+            waiting: Some(3.0),
+            kv_cache: Some(0.87),
+        };
+        for (level, server) in [
+            (Level::Running, ServerNow::default()),
+            (Level::Stop, ServerNow::default()),
+            (Level::Running, known),
+        ] {
+            let mut whole: BTreeSet<String> = words(&render_with(300, 80, &snap, level, server))
+                .into_iter()
+                .collect();
             // What a small screen may show besides: the short status, how many steps it shows,
             // how many error classes it leaves out.
             let n = snap.steps.len();
@@ -566,7 +625,7 @@ mod tests {
                 .chain((1..=3).map(|k| format!("+{k} more")));
             whole.extend(extra.flat_map(|e| words(&[e])));
             for (w, h) in [(80, 24), (60, 20), (120, 40), (100, 30), (40, 12)] {
-                let screen = render(w, h, &snap, level);
+                let screen = render_with(w, h, &snap, level, server);
                 let text = screen.join("\n");
                 assert!(screen.len() <= usize::from(h), "{w}×{h}:\n{text}");
                 for line in &screen {
@@ -629,5 +688,47 @@ mod tests {
                 "{needle:?} missing at 80×24:\n{text}"
             );
         }
+    }
+
+    /// The server's queue and KV cache (server metrics) on their own line when known: at 80×24
+    /// beside everything the screen showed before; without them, no such line.
+    #[test]
+    fn the_servers_queue_and_kv_cache_show_when_known() {
+        let snap = sweep();
+        let plain = render(80, 24, &snap, Level::Running).join("\n");
+        assert!(!plain.contains("Server "), "{plain}");
+        let server = ServerNow {
+            waiting: Some(3.0),
+            kv_cache: Some(0.87),
+        };
+        let screen = render_with(80, 24, &snap, Level::Running, server);
+        let text = screen.join("\n");
+        let line = screen
+            .iter()
+            .find(|l| l.contains("Server "))
+            .unwrap_or_else(|| panic!("no server line:\n{text}"));
+        assert!(
+            line.contains("waiting 3") && line.contains("KV cache 87%"),
+            "{line}"
+        );
+        let current = snap.current().unwrap();
+        for needle in [
+            format!("▶ {}", current.id),
+            "TTFT ms".into(),
+            "In flight".into(),
+            "Step ".into(),
+        ] {
+            assert!(text.contains(&needle), "{needle:?} missing:\n{text}");
+        }
+        // Only the KV cache known (an engine without a queue gauge): it alone.
+        let kv_only = ServerNow {
+            waiting: None,
+            kv_cache: Some(0.5),
+        };
+        let text = render_with(80, 24, &snap, Level::Running, kv_only).join("\n");
+        assert!(
+            text.contains("KV cache 50%") && !text.contains("waiting"),
+            "{text}"
+        );
     }
 }

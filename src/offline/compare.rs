@@ -13,6 +13,8 @@ use std::path::Path;
 
 use sinks::json::{ResultsDocument, StepResult};
 
+use super::report;
+
 /// Default `--tolerance`: changes smaller than this share are noise, not regressions.
 pub const DEFAULT_TOLERANCE: f64 = 0.10;
 
@@ -92,6 +94,47 @@ const FIGURES: &[Figure] = &[
         read: error_share,
     },
 ];
+
+/// The server's own view (`server_metrics`), compared when both steps have it: shown with its
+/// relative change, never marked as a regression (more waiting or a fuller KV cache at the same
+/// load is a clue to read beside our figures, not a verdict on its own).
+const SERVER_FIGURES: &[Figure] = &[
+    Figure {
+        name: "Server waiting (mean)",
+        unit: "req",
+        better: Better::Lower,
+        read: |r| server(r, |m| m.series.get("requests_waiting")?.mean()),
+    },
+    Figure {
+        name: "Server KV cache (mean)",
+        unit: "%",
+        better: Better::Lower,
+        read: |r| server(r, |m| Some(m.series.get("kv_cache_usage")?.mean()? * 100.0)),
+    },
+    Figure {
+        name: "Server prefix-cache hits",
+        unit: "%",
+        better: Better::Higher,
+        read: |r| server(r, |m| Some(report::server::prefix_hit_rate(m)? * 100.0)),
+    },
+    Figure {
+        name: "Server TTFT p50",
+        unit: "ms",
+        better: Better::Lower,
+        read: |r| {
+            server(r, |m| {
+                report::server::histogram_ms(m, "ttft_seconds", report::server::Quantile::P50)
+            })
+        },
+    },
+];
+
+fn server(
+    r: &StepResult,
+    read: impl Fn(&sinks::server_metrics::ServerMetrics) -> Option<f64>,
+) -> Option<f64> {
+    r.server_metrics.as_ref().and_then(read)
+}
 
 /// Error rates are compared in percentage points: below this many points of increase, a
 /// change (e.g. 0 → 0.1 %) is not a regression however large its ratio.
@@ -235,21 +278,29 @@ fn is_regression(f: &Figure, base: f64, new: f64, tolerance: f64) -> bool {
 }
 
 fn compare_step(base: &StepResult, new: &StepResult, tolerance: f64) -> StepComparison {
-    let changes = FIGURES
-        .iter()
-        .map(|f| {
-            let (b, n) = ((f.read)(base), (f.read)(new));
-            let both = b.zip(n);
-            Change {
-                figure: f.name,
-                unit: f.unit,
-                base: b,
-                new: n,
-                relative: both.filter(|(b, _)| *b != 0.0).map(|(b, n)| (n - b) / b),
-                regression: both.is_some_and(|(b, n)| is_regression(f, b, n, tolerance)),
-            }
-        })
-        .collect();
+    let change = |f: &Figure, judged: bool| {
+        let (b, n) = ((f.read)(base), (f.read)(new));
+        let both = b.zip(n);
+        Change {
+            figure: f.name,
+            unit: f.unit,
+            base: b,
+            new: n,
+            relative: both.filter(|(b, _)| *b != 0.0).map(|(b, n)| (n - b) / b),
+            regression: judged && both.is_some_and(|(b, n)| is_regression(f, b, n, tolerance)),
+        }
+    };
+    let mut changes: Vec<Change> = FIGURES.iter().map(|f| change(f, true)).collect();
+    // The server's figures when both steps were scraped; each one either step lacks (e.g. no
+    // prefix cache on that engine) is left out rather than shown as "no data".
+    if base.server_metrics.is_some() && new.server_metrics.is_some() {
+        changes.extend(
+            SERVER_FIGURES
+                .iter()
+                .filter(|f| (f.read)(base).is_some() || (f.read)(new).is_some())
+                .map(|f| change(f, false)),
+        );
+    }
     StepComparison {
         base_id: base.id.clone(),
         new_id: new.id.clone(),
@@ -446,6 +497,63 @@ mod tests {
         {
             assert!(line.contains("no data") && !line.contains("-100"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_servers_own_figures_are_compared_when_both_steps_have_them() {
+        use crate::offline::test_fixtures::{server_metrics, step};
+        let (mut base, mut new) = (step(5, 0, 0), step(5, 0, 0));
+        let figures = |p: &StepComparison| -> Vec<&str> {
+            p.changes
+                .iter()
+                .map(|c| c.figure)
+                .filter(|f| f.starts_with("Server"))
+                .collect()
+        };
+        // Only one side scraped: nothing of the server's.
+        base.server_metrics = Some(server_metrics(2.0, 0.40, 0.50, 0.080));
+        assert!(figures(&compare_step(&base, &new, 0.1)).is_empty());
+        // Twice the queue, a fuller cache, fewer prefix hits, a slower server TTFT.
+        new.server_metrics = Some(server_metrics(4.0, 0.60, 0.25, 0.120));
+        let pair = compare_step(&base, &new, 0.1);
+        assert_eq!(
+            figures(&pair),
+            [
+                "Server waiting (mean)",
+                "Server KV cache (mean)",
+                "Server prefix-cache hits",
+                "Server TTFT p50"
+            ]
+        );
+        let get = |name: &str| pair.changes.iter().find(|c| c.figure == name).unwrap();
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
+        assert!(close(get("Server waiting (mean)").relative, 1.0));
+        assert!(close(get("Server KV cache (mean)").new, 60.0));
+        assert!(close(get("Server prefix-cache hits").relative, -0.5));
+        assert!(close(get("Server TTFT p50").base, 80.0));
+        assert!(close(get("Server TTFT p50").relative, 0.5));
+        assert!(
+            pair.changes
+                .iter()
+                .filter(|c| c.figure.starts_with("Server"))
+                .all(|c| !c.regression),
+            "shown, not judged"
+        );
+        let text = render(&Comparison {
+            tolerance: 0.1,
+            steps: vec![pair],
+            unmatched: Vec::new(),
+            warnings: Vec::new(),
+        });
+        let row = text
+            .lines()
+            .find(|l| l.contains("Server waiting"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            row.contains("2.00 req") && row.contains("4.00 req") && row.contains("+100.0%"),
+            "{row}"
+        );
+        assert!(text.contains("0 regressions"), "{text}");
     }
 
     /// A step of `kind` at `rate` (open loop) named for `arrival`.

@@ -67,3 +67,50 @@ pub fn step(ok: u64, failed: u64, dropped: u64) -> StepResult {
     };
     agg.finish(window, None)
 }
+
+/// A step's `server_metrics` as vLLM's would read: requests waiting and KV-cache usage (gauge
+/// means), a prefix-cache hit rate, and a TTFT histogram whose p50 is `ttft_p50_s`.
+pub fn server_metrics(
+    waiting: f64,
+    kv: f64,
+    hit_rate: f64,
+    ttft_p50_s: f64,
+) -> sinks::server_metrics::ServerMetrics {
+    use sinks::server_metrics::{Buckets, SeriesSummary, ServerMetrics};
+    let gauge = |mean: f64| SeriesSummary::Gauge {
+        source: "vllm:x".into(),
+        unit: "requests".into(),
+        mean: Some(mean),
+        max: Some(mean * 1.5),
+        p50: Some(mean),
+        p99: Some(mean * 1.5),
+        samples: 10,
+    };
+    let mut series = std::collections::BTreeMap::new();
+    series.insert("requests_running".into(), gauge(8.0));
+    series.insert("requests_waiting".into(), gauge(waiting));
+    series.insert("kv_cache_usage".into(), gauge(kv));
+    series.insert(
+        "ttft_seconds".into(),
+        SeriesSummary::Histogram {
+            source: "vllm:time_to_first_token_seconds".into(),
+            unit: "seconds".into(),
+            count: 100.0,
+            sum: 100.0 * ttft_p50_s,
+            p50: Some(ttft_p50_s),
+            p90: Some(ttft_p50_s * 1.5),
+            p99: Some(ttft_p50_s * 2.0),
+            buckets: Buckets(vec![(ttft_p50_s * 2.0, 100.0), (f64::INFINITY, 100.0)]),
+        },
+    );
+    ServerMetrics {
+        endpoints: "http://sim/metrics".into(),
+        engine: Some("vllm".into()),
+        scrapes: 10,
+        failed_scrapes: 0,
+        series,
+        prefix_cache_hit_rate: Some(hit_rate),
+        joules_per_output_token: None,
+        other: Default::default(),
+    }
+}

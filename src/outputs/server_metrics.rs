@@ -1,7 +1,10 @@
 //! Which server-metrics endpoints a run scrapes (`--server-metrics`, `<url>/metrics` by
 //! default), checked once before the run, and the scraper started for them.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use sinks::prometheus::LiveGauges;
 
 use sinks::server_metrics::scraper::{self, ScraperConfig, ScraperHandle};
 
@@ -15,8 +18,13 @@ pub fn default_endpoint(base_url: &str) -> String {
 /// Probes each endpoint once. The default one that does not answer Prometheus (a 404, a
 /// refused connection, another kind of answer) is left out with one line on stderr; one given
 /// with `--server-metrics` is kept with a warning (it may come up later: its failures are
-/// counted in each step). None when nothing is left to scrape, or scraping is off.
-pub async fn start(cfg: &RunConfig, client: &awc::Client) -> Option<ScraperHandle> {
+/// counted in each step). None when nothing is left to scrape, or scraping is off. Each round's
+/// requests waiting and KV-cache usage go to `live` (the console reads them there).
+pub async fn start(
+    cfg: &RunConfig,
+    client: &awc::Client,
+    live: Arc<LiveGauges>,
+) -> Option<ScraperHandle> {
     if cfg.no_server_metrics {
         return None;
     }
@@ -49,6 +57,7 @@ pub async fn start(cfg: &RunConfig, client: &awc::Client) -> Option<ScraperHandl
         endpoints,
         interval: cfg.server_metrics_interval,
         filter,
+        live: Some(live),
     }))
 }
 

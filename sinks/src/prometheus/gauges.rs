@@ -62,6 +62,10 @@ pub struct LiveGauges {
     worst_lag_ns: AtomicU64,
     /// The trace sink's span counters, when traces are on.
     traces: std::sync::OnceLock<std::sync::Arc<crate::otlp::OtlpStats>>,
+    /// The server's requests waiting and KV-cache usage at the scraper's latest round (`f64`
+    /// bits; NaN: not known), for the live console.
+    server_waiting: AtomicU64,
+    server_kv_cache: AtomicU64,
 }
 
 impl LiveGauges {
@@ -74,7 +78,30 @@ impl LiveGauges {
             lag_ns: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             worst_lag_ns: AtomicU64::new(0),
             traces: std::sync::OnceLock::new(),
+            server_waiting: AtomicU64::new(f64::NAN.to_bits()),
+            server_kv_cache: AtomicU64::new(f64::NAN.to_bits()),
         }
+    }
+
+    /// The scraper's latest round: requests waiting and KV-cache usage (0..1), None when the
+    /// round did not have them. Two stores: never waits.
+    pub fn set_server(&self, waiting: Option<f64>, kv_cache: Option<f64>) {
+        let bits = |v: Option<f64>| v.filter(|v| v.is_finite()).unwrap_or(f64::NAN).to_bits();
+        self.server_waiting.store(bits(waiting), Ordering::Relaxed);
+        self.server_kv_cache
+            .store(bits(kv_cache), Ordering::Relaxed);
+    }
+
+    /// The server's requests waiting at the latest scrape, if known.
+    pub fn server_waiting(&self) -> Option<f64> {
+        let v = f64::from_bits(self.server_waiting.load(Ordering::Relaxed));
+        (!v.is_nan()).then_some(v)
+    }
+
+    /// The server's KV-cache usage (0..1) at the latest scrape, if known.
+    pub fn server_kv_cache(&self) -> Option<f64> {
+        let v = f64::from_bits(self.server_kv_cache.load(Ordering::Relaxed));
+        (!v.is_nan()).then_some(v)
     }
 
     /// The trace sink's counters, exported as `trace_spans_total{result}`.
@@ -169,6 +196,19 @@ mod tests {
         g.user_ended();
         g.user_ended();
         assert_eq!(g.virtual_users(), 0, "a reader never sees a negative count");
+    }
+
+    #[test]
+    fn server_figures_are_known_or_not() {
+        let g = LiveGauges::new(1);
+        assert_eq!((g.server_waiting(), g.server_kv_cache()), (None, None));
+        g.set_server(Some(3.0), Some(0.5));
+        assert_eq!(
+            (g.server_waiting(), g.server_kv_cache()),
+            (Some(3.0), Some(0.5))
+        );
+        g.set_server(None, Some(f64::NAN));
+        assert_eq!((g.server_waiting(), g.server_kv_cache()), (None, None));
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //!   well-known series, with kind, unit and how label sets combine.
 //! - [`parse`]: a text exposition → families of series.
 //! - [`window`]: one step's scrapes → [`ServerMetrics`], the step entry's `server_metrics`.
+//! - [`live`]: the latest round's requests waiting and KV-cache usage, for the live console.
 
 pub mod aliases;
+pub mod live;
 pub mod parse;
 pub mod scraper;
 pub mod window;

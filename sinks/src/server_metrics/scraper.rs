@@ -8,6 +8,7 @@
 //! but answered after it is dropped, so a counter never goes back in time.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -15,6 +16,7 @@ use futures_util::future::join_all;
 
 use super::parse::{parse, Scrape};
 use super::MetricsWindow;
+use crate::prometheus::LiveGauges;
 
 /// Largest exposition read (vLLM's is ~50 KiB; a node exporter's a few hundred KiB).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -25,6 +27,9 @@ pub struct ScraperConfig {
     pub endpoints: Vec<String>,
     pub interval: Duration,
     pub filter: Option<regex::Regex>,
+    /// Where each round's requests waiting and KV-cache usage are published for the live
+    /// console (two atomic stores: the console never holds the scraper up).
+    pub live: Option<Arc<LiveGauges>>,
 }
 
 impl ScraperConfig {
@@ -180,11 +185,18 @@ impl Scraper {
             return;
         }
         self.applied_round = seq;
+        let view: Vec<(usize, Option<&Scrape>)> =
+            round.iter().map(|(e, r)| (*e, r.as_ref().ok())).collect();
+        if let Some(live) = &self.cfg.live {
+            let answers: Vec<Option<&Scrape>> = view.iter().map(|(_, s)| *s).collect();
+            live.set_server(
+                super::live::latest_gauge(&answers, "requests_waiting"),
+                super::live::latest_gauge(&answers, "kv_cache_usage"),
+            );
+        }
         let Some(window) = self.window.as_mut() else {
             return;
         };
-        let view: Vec<(usize, Option<&Scrape>)> =
-            round.iter().map(|(e, r)| (*e, r.as_ref().ok())).collect();
         if sample {
             window.observe(t, &view);
         } else {

@@ -14,8 +14,11 @@ pub struct Run {
     pub doc: ResultsDocument,
 }
 
+/// The x axis of "vs rate" charts.
+pub(super) const RATE_AXIS: &str = "offered rate (req/s; throughput step: achieved)";
+
 /// The x of a step on "vs rate" charts: the offered rate (open loop), else the achieved one.
-fn rate_of(r: &StepResult) -> f64 {
+pub(super) fn rate_of(r: &StepResult) -> f64 {
     r.offered_rate.unwrap_or(r.achieved_rate)
 }
 
@@ -33,7 +36,7 @@ fn throughput_chart(runs: &[Run]) -> Chart {
     Chart {
         id: "throughput-vs-rate".into(),
         title: "Output throughput vs offered rate".into(),
-        x_label: "offered rate (req/s; throughput step: achieved)".into(),
+        x_label: RATE_AXIS.into(),
         y_label: "output tokens/s".into(),
         series: runs
             .iter()
@@ -75,7 +78,7 @@ fn latency_vs_rate_chart(runs: &[Run], id: &str, name: &str, pick: Pick) -> Char
     Chart {
         id: id.into(),
         title: format!("{name} percentiles vs offered rate"),
-        x_label: "offered rate (req/s; throughput step: achieved)".into(),
+        x_label: RATE_AXIS.into(),
         y_label: format!("{name} (ms)"),
         series,
     }
@@ -322,6 +325,7 @@ pub fn render(runs: &[Run]) -> String {
         s.push_str(&svg::render(&chart));
     }
     s.push_str("</div>");
+    s.push_str(&super::server::section(runs));
     for run in runs {
         let _ = write!(s, "<h2>Steps — {}</h2>", svg::escape(&run.label));
         s.push_str(&summary_table(run));

@@ -1,11 +1,12 @@
 //! What a run leaves beside its results JSON for people: the HTML report (`html.rs`, charts in
 //! `svg.rs`), the summary table as Markdown, and — with `--csv` — one CSV row per step.
 //!
-//! Everything here reads finished results documents (pure functions over `ResultsDocument`),
+//! Everything here reads finished results documents (pure functions over `ResultsDocument`; the server panels in `server.rs`),
 //! so the same code serves the end of a run and `inference-benchmarker report`.
 
 pub mod csv;
 pub mod html;
+pub mod server;
 pub mod svg;
 
 use std::path::{Path, PathBuf};
