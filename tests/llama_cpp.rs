@@ -475,6 +475,8 @@ fn llama_cpp_server_metrics_match_each_steps_requests() {
             m.prefix_cache_hit_rate,
             (prompt > 0.0).then(|| hits / prompt)
         );
+        // The same rate from the requests' `usage.prompt_tokens_details.cached_tokens`.
+        assert_eq!(step.client_prefix_cache_hit_rate, m.prefix_cache_hit_rate);
 
         // In flight by our requests log, over the sending window: its mean and most.
         let lines = read_lines(&sinks::json::requests_log_path(&summary.results_path));

@@ -42,12 +42,17 @@ fn closed_loop(url: &str, out: &std::path::Path) -> RunConfig {
     cfg
 }
 
+/// The tests whose whole runs load the sim: one at a time, so that 100 ms scrapes (80 ms
+/// timeouts) do not fail on a busy 2-core machine.
+static ONE_LOADED_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn series<'a>(m: &'a ServerMetrics, key: &str) -> &'a SeriesSummary {
     m.series.get(key).unwrap_or_else(|| panic!("{key}: {m:#?}"))
 }
 
 #[test]
 fn a_closed_loop_step_matches_the_servers_own_counts() {
+    let _one = ONE_LOADED_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let sim = engine_sim();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = closed_loop(&sim.url(), out.path());
@@ -113,6 +118,8 @@ fn a_closed_loop_step_matches_the_servers_own_counts() {
     let queries = series(m, "prefix_cache_queries").increase().unwrap();
     assert_eq!(queries, step.output_tokens.server_prompt_tokens as f64);
     assert_eq!(m.prefix_cache_hit_rate, Some(cached / queries));
+    // ... and the same rate from the requests' `usage`.
+    assert_eq!(step.client_prefix_cache_hit_rate, m.prefix_cache_hit_rate);
     let SeriesSummary::Histogram { count, buckets, .. } = series(m, "ttft_seconds") else {
         panic!("{m:#?}")
     };
@@ -171,6 +178,45 @@ fn a_closed_loop_step_matches_the_servers_own_counts() {
         "running {running}: between {least} decoding and {most} (slots or requests there)"
     );
     assert!(waiting > 0.0, "{USERS} users queue for {SLOTS} slots");
+}
+
+/// Prompts that repeat hit the sim's prefix cache: the hit rate from the requests' `usage`
+/// (`client_prefix_cache_hit_rate`) and from its metrics agree, and are not 0.
+#[test]
+fn the_client_and_server_prefix_cache_hit_rates_agree() {
+    let _one = ONE_LOADED_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    let sim = engine_sim();
+    let out = tempfile::tempdir().unwrap();
+    let dataset = out.path().join("repeat.jsonl");
+    let line = |n: u32| {
+        let text = format!(
+            "Context {n}: {}",
+            "You are a careful assistant. ".repeat(40)
+        );
+        serde_json::json!({"conversations": [{"from": "human", "value": text}]}).to_string()
+    };
+    std::fs::write(&dataset, format!("{}\n{}\n", line(1), line(2))).unwrap();
+    let mut cfg = closed_loop(&sim.url(), out.path());
+    cfg.duration = Duration::from_secs(2);
+    cfg.dataset = None;
+    cfg.dataset_file = Some(dataset);
+    cfg.prompt_options = None;
+    let summary = inference_benchmarker::run(cfg).unwrap();
+    sim.stop();
+    let doc = common::validated(&summary.results_path);
+    let step = &summary.steps[0];
+    let m = step.server_metrics.as_ref().expect("scraped");
+    let (client, server) = (step.client_prefix_cache_hit_rate, m.prefix_cache_hit_rate);
+    eprintln!(
+        "prefix-cache hit rate: ours {client:?}, the server's {server:?} ({} of {} prompt tokens cached, {} requests)",
+        step.output_tokens.server_cached_tokens,
+        step.output_tokens.server_prompt_tokens,
+        step.successful_requests
+    );
+    let client = client.expect("the sim reports cached_tokens");
+    assert!(client > 0.5 && client < 1.0, "{client}");
+    assert_eq!(Some(client), server);
+    assert_eq!(doc["results"][0]["client_prefix_cache_hit_rate"], client);
 }
 
 #[test]
