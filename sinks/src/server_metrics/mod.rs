@@ -6,10 +6,12 @@
 //!   well-known series, with kind, unit and how label sets combine.
 //! - [`parse`]: a text exposition → families of series.
 //! - [`window`]: one step's scrapes → [`ServerMetrics`], the step entry's `server_metrics`.
+//! - [`timeseries`]: each scrape's values, a line of `<results stem>.timeseries.jsonl`.
 
 pub mod aliases;
 pub mod parse;
 pub mod scraper;
+pub mod timeseries;
 pub mod window;
 
 use std::collections::BTreeMap;
