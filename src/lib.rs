@@ -178,6 +178,9 @@ async fn start(
             cfg.output_dir.display()
         ))
     })?;
+    if let Some(scraper) = &server_metrics {
+        outputs::server_metrics::open_timeseries(scraper, recorder.results_path(), &clock)?;
+    }
     // The Recorder runs on an arbiter of its own and each live sink on another, never on the
     // request arbiters.
     let sink_arbiter = Arbiter::new();

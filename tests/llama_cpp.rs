@@ -15,6 +15,7 @@ use inference_benchmarker::config::{BenchmarkKind, Endpoint};
 use inference_benchmarker::workload::options::TokenizeOptions;
 use inference_benchmarker::workload::{synthetic, tokenizer};
 use rand::SeedableRng;
+use sinks::server_metrics::SeriesSummary;
 
 const OUTPUT_TOKENS: u64 = 24;
 const PROMPT_TOKENS: u64 = 32;
@@ -385,4 +386,141 @@ fn llama_cpp_closed_loop_loses_no_request_to_closed_connections() {
         "{:?} {:?}",
         step.errors, step.first_error
     );
+}
+
+/// Server metrics (issue 17) from llama-server's own counters: over each step's window, its
+/// prompt tokens (computed + reused from its cache) and generated tokens moved by exactly what
+/// the step's requests reported in `usage` (the pre-flight requests come before the step's
+/// first scrape), its cache hits by their `cached_tokens`, and the requests it was processing
+/// stayed within what we had in flight. An open-loop step, then a closed-loop one.
+#[test]
+fn llama_cpp_server_metrics_match_each_steps_requests() {
+    let Some((_engine, port)) = start_engine("llama_cpp_server_metrics_match_each_steps_requests")
+    else {
+        return;
+    };
+    // The series' names, as this server writes them.
+    let text = http(port, "GET", "/metrics", "");
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .collect();
+    eprintln!("llama-server /metrics families: {names:?}");
+    for name in [
+        "llamacpp:prompt_tokens_total counter",
+        "llamacpp:prompt_tokens_cached_total counter",
+        "llamacpp:tokens_predicted_total counter",
+        "llamacpp:requests_processing gauge",
+        "llamacpp:requests_deferred gauge",
+    ] {
+        assert!(names.contains(&name), "{name}: {names:?}");
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    for kind in [BenchmarkKind::Rate, BenchmarkKind::Throughput] {
+        let out = tempfile::tempdir().unwrap();
+        let mut cfg = common::config(&url, out.path());
+        cfg.benchmark_kind = kind;
+        cfg.rates = Some(vec![4.0]);
+        cfg.max_vus = 4;
+        cfg.duration = Duration::from_secs(3);
+        cfg.prompt_options = Some(TokenizeOptions::fixed(PROMPT_TOKENS));
+        // Long enough answers that the slots are seen busy between scrapes.
+        cfg.decode_options = Some(TokenizeOptions::fixed(4 * OUTPUT_TOKENS));
+        cfg.server_metrics_interval = Duration::from_millis(100);
+        cfg.save_requests = true;
+        let summary = inference_benchmarker::run(cfg).expect("the run against llama.cpp completes");
+        common::validated(&summary.results_path);
+        let step = &summary.steps[0];
+        assert!(
+            step.total_requests >= 8,
+            "{kind:?}: {}",
+            step.total_requests
+        );
+        assert_eq!(step.failed_requests, 0, "{kind:?}: {:?}", step.first_error);
+        let t = &step.output_tokens;
+        assert_eq!(t.server_reported_requests, step.successful_requests);
+        let m = step
+            .server_metrics
+            .as_ref()
+            .expect("llama-server --metrics scraped");
+        assert_eq!(m.engine.as_deref(), Some("llamacpp"), "{m:#?}");
+        assert_eq!(m.failed_scrapes, 0, "{m:#?}");
+        let inc = |key: &str| {
+            m.series
+                .get(key)
+                .and_then(|s| s.increase())
+                .unwrap_or_else(|| panic!("{key}: {m:#?}"))
+        };
+        let (prompt, generated, hits) = (
+            inc("prompt_tokens"),
+            inc("generation_tokens"),
+            inc("prefix_cache_hits"),
+        );
+        eprintln!(
+            "{kind:?}: llama.cpp counted {prompt} prompt tokens ({hits} from its cache), \
+             {generated} generated; the step's usage: {} prompt ({} cached), {} completion, \
+             {} requests ({} of our prompt tokens)",
+            t.server_prompt_tokens,
+            t.server_cached_tokens,
+            t.server_completion_tokens,
+            step.successful_requests,
+            step.total_tokens_sent
+        );
+        assert_eq!(generated, t.server_completion_tokens as f64, "{kind:?}");
+        assert_eq!(generated, step.total_tokens as f64, "{kind:?}");
+        assert_eq!(prompt, t.server_prompt_tokens as f64, "{kind:?}: {m:#?}");
+        assert_eq!(hits, t.server_cached_tokens as f64, "{kind:?}");
+        assert_eq!(inc("prefix_cache_queries"), prompt);
+        assert_eq!(
+            m.prefix_cache_hit_rate,
+            (prompt > 0.0).then(|| hits / prompt)
+        );
+        // The same rate from the requests' `usage.prompt_tokens_details.cached_tokens`.
+        assert_eq!(step.client_prefix_cache_hit_rate, m.prefix_cache_hit_rate);
+
+        // In flight by our requests log, over the sending window: its mean and most.
+        let lines = read_lines(&sinks::json::requests_log_path(&summary.results_path));
+        let from = step.start_ms.unwrap() as f64;
+        let to = from + step.send_duration_ms as f64;
+        let spans: Vec<(f64, f64)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l["sent_ms"].as_f64().unwrap(),
+                    l["end_ms"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        let (mut sum, mut most, mut n) = (0usize, 0usize, 0usize);
+        let mut at = from;
+        while at < to {
+            let k = spans.iter().filter(|(s, e)| *s <= at && at < *e).count();
+            sum += k;
+            most = most.max(k);
+            n += 1;
+            at += 1.0;
+        }
+        let in_flight = sum as f64 / n as f64;
+        let SeriesSummary::Gauge {
+            mean: Some(running),
+            max: Some(running_max),
+            samples,
+            ..
+        } = m.series["requests_running"]
+        else {
+            panic!("{m:#?}")
+        };
+        eprintln!(
+            "{kind:?}: llama.cpp processing mean {running:.2} (max {running_max}, {samples} \
+             samples); ours in flight mean {in_flight:.2}, at most {most}"
+        );
+        assert!(samples >= 15, "every 100 ms over 3 s: {samples}");
+        assert!(
+            running > 0.0 && running_max <= most as f64,
+            "{kind:?}: llama.cpp processing mean {running}, max {running_max}; we had {in_flight} \
+             in flight on average, at most {most}"
+        );
+        // Its 8 slots are more than we ever had in flight: nothing waited.
+        assert_eq!(m.series["requests_waiting"].mean(), Some(0.0), "{kind:?}");
+    }
 }

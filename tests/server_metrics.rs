@@ -42,12 +42,17 @@ fn closed_loop(url: &str, out: &std::path::Path) -> RunConfig {
     cfg
 }
 
+/// The tests whose whole runs load the sim: one at a time, so that 100 ms scrapes (80 ms
+/// timeouts) do not fail on a busy 2-core machine.
+static ONE_LOADED_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn series<'a>(m: &'a ServerMetrics, key: &str) -> &'a SeriesSummary {
     m.series.get(key).unwrap_or_else(|| panic!("{key}: {m:#?}"))
 }
 
 #[test]
 fn a_closed_loop_step_matches_the_servers_own_counts() {
+    let _one = ONE_LOADED_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let sim = engine_sim();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = closed_loop(&sim.url(), out.path());
@@ -69,6 +74,7 @@ fn a_closed_loop_step_matches_the_servers_own_counts() {
         text.len(),
         t.elapsed() / 100
     );
+    let url = sim.url();
     sim.stop();
     let doc = common::validated(&summary.results_path);
     let step = &summary.steps[0];
@@ -113,6 +119,8 @@ fn a_closed_loop_step_matches_the_servers_own_counts() {
     let queries = series(m, "prefix_cache_queries").increase().unwrap();
     assert_eq!(queries, step.output_tokens.server_prompt_tokens as f64);
     assert_eq!(m.prefix_cache_hit_rate, Some(cached / queries));
+    // ... and the same rate from the requests' `usage`.
+    assert_eq!(step.client_prefix_cache_hit_rate, m.prefix_cache_hit_rate);
     let SeriesSummary::Histogram { count, buckets, .. } = series(m, "ttft_seconds") else {
         panic!("{m:#?}")
     };
@@ -171,6 +179,103 @@ fn a_closed_loop_step_matches_the_servers_own_counts() {
         "running {running}: between {least} decoding and {most} (slots or requests there)"
     );
     assert!(waiting > 0.0, "{USERS} users queue for {SLOTS} slots");
+
+    // The raw samples: a line per scrape of each endpoint, in order, from which the step's
+    // counter increase is the last value minus the first.
+    let path = sinks::server_metrics::timeseries::timeseries_path(&summary.results_path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    eprintln!(
+        "timeseries: {} lines, {} bytes ({} bytes a line)",
+        lines.len(),
+        text.len(),
+        text.len() / lines.len().max(1)
+    );
+    assert_eq!(lines.len() as u64, m.scrapes + m.failed_scrapes);
+    let times: Vec<f64> = lines
+        .iter()
+        .map(|l| l["time_ms"].as_f64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let (start, end) = (
+        step.start_ms.unwrap() as f64,
+        (step.start_ms.unwrap() + step.duration_ms) as f64,
+    );
+    assert!(
+        times[0] <= start + 1.0 && start - 1000.0 < times[0],
+        "{} vs {start}",
+        times[0]
+    );
+    assert!(*times.last().unwrap() >= end - 1.0, "{times:?} vs {end}");
+    let vllm: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["endpoint"] == format!("{url}/metrics"))
+        .collect();
+    assert_eq!(
+        vllm.len() * 2,
+        lines.len(),
+        "two endpoints, each every round"
+    );
+    let vllm_bytes: usize = text
+        .lines()
+        .filter(|l| l.contains(&format!("\"{url}/metrics\"")))
+        .map(|l| l.len() + 1)
+        .sum();
+    eprintln!(
+        "timeseries: the vLLM page's lines {} bytes each",
+        vllm_bytes / vllm.len()
+    );
+    let tokens = |l: &serde_json::Value| l["series"]["generation_tokens"].as_f64().unwrap();
+    assert_eq!(
+        tokens(vllm.last().unwrap()) - tokens(vllm[0]),
+        step.total_tokens as f64
+    );
+    assert!(vllm.iter().all(|l| l["error"].is_null()
+        && l["series"]["requests_running"].is_number()
+        && l["series"]["ttft_seconds_count"].is_number()));
+    assert!(lines.iter().any(|l| l["series"]["gpu_power"].is_number()));
+}
+
+/// Prompts that repeat hit the sim's prefix cache: the hit rate from the requests' `usage`
+/// (`client_prefix_cache_hit_rate`) and from its metrics agree, and are not 0.
+#[test]
+fn the_client_and_server_prefix_cache_hit_rates_agree() {
+    let _one = ONE_LOADED_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    let sim = engine_sim();
+    let out = tempfile::tempdir().unwrap();
+    let dataset = out.path().join("repeat.jsonl");
+    let line = |n: u32| {
+        let text = format!(
+            "Context {n}: {}",
+            "You are a careful assistant. ".repeat(40)
+        );
+        serde_json::json!({"conversations": [{"from": "human", "value": text}]}).to_string()
+    };
+    std::fs::write(&dataset, format!("{}\n{}\n", line(1), line(2))).unwrap();
+    let mut cfg = closed_loop(&sim.url(), out.path());
+    cfg.duration = Duration::from_secs(2);
+    cfg.dataset = None;
+    cfg.dataset_file = Some(dataset);
+    cfg.prompt_options = None;
+    let summary = inference_benchmarker::run(cfg).unwrap();
+    sim.stop();
+    let doc = common::validated(&summary.results_path);
+    let step = &summary.steps[0];
+    let m = step.server_metrics.as_ref().expect("scraped");
+    let (client, server) = (step.client_prefix_cache_hit_rate, m.prefix_cache_hit_rate);
+    eprintln!(
+        "prefix-cache hit rate: ours {client:?}, the server's {server:?} ({} of {} prompt tokens cached, {} requests)",
+        step.output_tokens.server_cached_tokens,
+        step.output_tokens.server_prompt_tokens,
+        step.successful_requests
+    );
+    let client = client.expect("the sim reports cached_tokens");
+    assert!(client > 0.5 && client < 1.0, "{client}");
+    assert_eq!(Some(client), server);
+    assert_eq!(doc["results"][0]["client_prefix_cache_hit_rate"], client);
 }
 
 #[test]
@@ -184,6 +289,12 @@ fn no_server_metrics_writes_null() {
     sim.stop();
     let doc = common::validated(&summary.results_path);
     assert!(doc["results"][0]["server_metrics"].is_null(), "{doc:#}");
+    let timeseries = sinks::server_metrics::timeseries::timeseries_path(&summary.results_path);
+    assert!(
+        !timeseries.exists(),
+        "nothing scraped, no {}",
+        timeseries.display()
+    );
     assert!(doc["results"][0]
         .as_object()
         .unwrap()

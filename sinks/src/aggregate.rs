@@ -63,6 +63,8 @@ struct Counters {
     retried: BTreeMap<String, u64>,
     /// Σ(server prompt tokens − ours) and how many requests it covers.
     prompt_overhead: (i64, u64),
+    /// Successful requests that reported `cached_tokens` (their server's prefix cache).
+    cached_reported: u64,
     /// Prompt tokens of every sent request, and of the successful ones.
     prompt_tokens_sent: u64,
     prompt_tokens_ok: u64,
@@ -206,6 +208,9 @@ impl StepAggregator {
         t.server_cached_tokens = t
             .server_cached_tokens
             .saturating_add(r.server_cached_tokens.unwrap_or(0));
+        if r.server_cached_tokens.is_some() {
+            c.cached_reported += 1;
+        }
         if let Some(server) = r.server_prompt_tokens {
             let o = &mut c.prompt_overhead;
             o.0 = o.0.saturating_add(server as i64 - r.prompt_tokens as i64);
@@ -319,6 +324,9 @@ impl StepAggregator {
                 let late = open_loop.then(|| self.hist.queue_delay.summary().p99);
                 GeneratorHealth::judge(g, late)
             }),
+            client_prefix_cache_hit_rate: (c.cached_reported > 0)
+                .then(|| c.tokens.cached_ratio())
+                .flatten(),
             server_metrics: self
                 .server_metrics
                 .as_ref()
@@ -495,6 +503,30 @@ pub(crate) mod tests {
             send_end: 2_000 * MS,
             end: 4_000 * MS,
         }
+    }
+
+    #[test]
+    fn the_client_prefix_cache_hit_rate_is_cached_over_server_prompt_tokens() {
+        let mut agg = StepAggregator::new(info());
+        agg.record(&ok_request("a", 0));
+        let mut b = ok_request("b", 100 * MS);
+        b.server_cached_tokens = Some(36);
+        agg.record(&b);
+        // A failure reports no usage: not in the rate.
+        agg.record(&failed_request("c", 0, Outcome::Http5xx, Some(500)));
+        let r = agg.finish(window(), None);
+        assert_eq!(r.client_prefix_cache_hit_rate, Some((16.0 + 36.0) / 104.0));
+        // A server that reports usage without `cached_tokens`: no rate, not a rate of 0.
+        let mut agg = StepAggregator::new(info());
+        let mut d = ok_request("d", 0);
+        d.server_cached_tokens = None;
+        agg.record(&d);
+        assert_eq!(
+            agg.finish(window(), None).client_prefix_cache_hit_rate,
+            None
+        );
+        let empty = StepAggregator::new(info()).finish(window(), None);
+        assert_eq!(empty.client_prefix_cache_hit_rate, None);
     }
 
     #[test]

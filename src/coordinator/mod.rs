@@ -46,7 +46,9 @@ use sinks::recorder::{
     FinishStep, Flush, RecordControl, RecordGenerator, RecordServerMetrics, RecordSinkReports,
     Recorder, StartStep,
 };
-use sinks::server_metrics::scraper::{BeginStep, EndSending, EndStep, ScraperHandle};
+use sinks::server_metrics::scraper::{
+    BeginStep, EndSending, EndStep, FlushTimeseries, ScraperHandle,
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::{BenchmarkKind, RunConfig};
@@ -173,6 +175,7 @@ impl Engine {
         };
         self.flush_live_sinks(status).await;
         self.scheduler.stop();
+        self.mark(FlushTimeseries).await;
         if let Some(s) = &self.server_metrics {
             s.stop();
         }

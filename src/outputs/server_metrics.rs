@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sinks::prometheus::LiveGauges;
-
-use sinks::server_metrics::scraper::{self, ScraperConfig, ScraperHandle};
+use sinks::server_metrics::scraper::{self, ScraperConfig, ScraperHandle, Timeseries};
+use sinks::server_metrics::timeseries::{timeseries_path, TimeseriesWriter};
 
 use crate::config::RunConfig;
+use crate::runtime::clock::Clock;
+use crate::runtime::exit::RunError;
 
 /// The default endpoint: `/metrics` beside the API's `/v1`, on the base URL.
 pub fn default_endpoint(base_url: &str) -> String {
@@ -59,6 +61,23 @@ pub async fn start(
         filter,
         live: Some(live),
     }))
+}
+
+/// `<results stem>.timeseries.jsonl` beside the results: every scrape from now on, its times
+/// from the run's start.
+pub fn open_timeseries(
+    scraper: &ScraperHandle,
+    results_path: &std::path::Path,
+    clock: &Clock,
+) -> Result<(), RunError> {
+    let path = timeseries_path(results_path);
+    let writer = TimeseriesWriter::create(path.clone())
+        .map_err(|e| RunError::Config(format!("cannot write {}: {e}", path.display())))?;
+    scraper.addr.do_send(Timeseries {
+        writer,
+        anchor: clock.instant(0),
+    });
+    Ok(())
 }
 
 #[cfg(test)]

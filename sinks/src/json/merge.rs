@@ -354,6 +354,12 @@ fn merge_step(
         errors: add_maps(steps.iter().map(|s| &s.errors)),
         http_statuses: add_maps(steps.iter().map(|s| &s.http_statuses)),
         output_tokens: merge_tokens(&steps),
+        // Over the merged sums, when a shard's server reported `cached_tokens`.
+        client_prefix_cache_hit_rate: steps
+            .iter()
+            .any(|s| s.client_prefix_cache_hit_rate.is_some())
+            .then(|| merge_tokens(&steps).cached_ratio())
+            .flatten(),
         ended_early: joined_notes(
             parts
                 .iter()

@@ -88,6 +88,12 @@ pub struct StepResult {
     /// The generator's own CPU, event-loop lag and schedule lateness, and whether it limited the step.
     #[serde(default)]
     pub generator: Option<crate::generator::GeneratorHealth>,
+    /// The prefix-cache hit rate the server reported request by request: `server_cached_tokens`
+    /// / `server_prompt_tokens` (`usage.prompt_tokens_details.cached_tokens` over
+    /// `usage.prompt_tokens`), beside the one from its metrics
+    /// (`server_metrics.prefix_cache_hit_rate`); null when no request reported `cached_tokens`.
+    #[serde(default)]
+    pub client_prefix_cache_hit_rate: Option<f64>,
     /// The server's own view of the step, scraped from its Prometheus endpoint(s); null when
     /// scraping is off (and in files written before it existed).
     #[serde(default)]
@@ -146,6 +152,14 @@ pub struct OutputTokens {
     /// reported it: the chat template (and BOS) the server adds. None when none reported it.
     #[serde(default)]
     pub prompt_overhead_per_request: Option<f64>,
+}
+
+impl OutputTokens {
+    /// `server_cached_tokens` / `server_prompt_tokens`; None without prompt tokens.
+    pub fn cached_ratio(&self) -> Option<f64> {
+        (self.server_prompt_tokens > 0)
+            .then(|| self.server_cached_tokens as f64 / self.server_prompt_tokens as f64)
+    }
 }
 
 /// The step's histograms, HdrHistogram V2 + deflate, base64: merge shards exactly

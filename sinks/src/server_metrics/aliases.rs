@@ -30,10 +30,14 @@ pub struct Alias {
     pub kind: Kind,
     pub unit: &'static str,
     pub combine: Combine,
-    /// Exposition family names, preferred first (a histogram's name without `_bucket`).
+    /// Exposition family names, preferred first (a histogram's name without `_bucket`). A
+    /// source `"a + b"` is the sum of two counter families, read only when both are exposed.
     pub sources: &'static [&'static str],
 }
 
+use std::collections::HashMap;
+
+use super::parse::Family;
 use Combine::{Mean, Sum};
 use Kind::{Counter, Gauge, Histogram};
 
@@ -51,6 +55,30 @@ const fn a(
         combine,
         sources,
     }
+}
+
+/// llama-server's prompt tokens: computed + reused from the cache.
+const LLAMACPP_PROMPT: &str = "llamacpp:prompt_tokens_total + llamacpp:prompt_tokens_cached_total";
+
+impl Alias {
+    /// The first of its sources an exposition holds (every part, of this alias' kind), and its
+    /// families: an endpoint that exposes an old and a new name is read once.
+    pub fn pick<'a>(
+        &self,
+        by_name: &HashMap<&str, &'a Family>,
+    ) -> Option<(&'static str, Vec<&'a Family>)> {
+        self.sources.iter().find_map(|s| {
+            parts(s)
+                .map(|p| by_name.get(p).copied().filter(|f| f.kind == self.kind))
+                .collect::<Option<Vec<&Family>>>()
+                .map(|families| (*s, families))
+        })
+    }
+}
+
+/// The families a source adds up: one, or those of an `"a + b"` source.
+pub fn parts(source: &'static str) -> impl Iterator<Item = &'static str> {
+    source.split(" + ")
 }
 
 /// Every well-known series. The README's "Server metrics" table is this table.
@@ -89,6 +117,7 @@ pub const ALIASES: &[Alias] = &[
             "vllm:kv_cache_usage_perc",
             "vllm:gpu_cache_usage_perc",
             "sglang:token_usage",
+            // Older llama-server only (gone from its exposition by late 2025).
             "llamacpp:kv_cache_usage_ratio",
         ],
     ),
@@ -111,6 +140,8 @@ pub const ALIASES: &[Alias] = &[
             "sglang:num_retracted_reqs_total",
         ],
     ),
+    // Every prompt token, cached or computed. llama-server's `prompt_tokens_total` leaves out
+    // the tokens it reused from a slot's cache, which it counts apart: the two add up.
     a(
         "prompt_tokens",
         Counter,
@@ -119,7 +150,7 @@ pub const ALIASES: &[Alias] = &[
         &[
             "vllm:prompt_tokens_total",
             "sglang:prompt_tokens_total",
-            "llamacpp:prompt_tokens_total",
+            LLAMACPP_PROMPT,
         ],
     ),
     a(
@@ -141,6 +172,7 @@ pub const ALIASES: &[Alias] = &[
         &["vllm:request_success_total", "sglang:num_requests_total"],
     ),
     // vLLM V1 (older V1 releases: `gpu_prefix_cache_*`). Tokens looked up and tokens found.
+    // llama-server: every prompt token is looked up in its slot's cache.
     a(
         "prefix_cache_queries",
         Counter,
@@ -149,6 +181,7 @@ pub const ALIASES: &[Alias] = &[
         &[
             "vllm:prefix_cache_queries_total",
             "vllm:gpu_prefix_cache_queries_total",
+            LLAMACPP_PROMPT,
         ],
     ),
     a(
@@ -159,6 +192,7 @@ pub const ALIASES: &[Alias] = &[
         &[
             "vllm:prefix_cache_hits_total",
             "vllm:gpu_prefix_cache_hits_total",
+            "llamacpp:prompt_tokens_cached_total",
         ],
     ),
     // SGLang exposes only its own running hit rate.
@@ -241,9 +275,11 @@ pub const ALIASES: &[Alias] = &[
     ),
 ];
 
-/// The well-known series a family name is a source of, if any.
+/// The (first) well-known series a family name is a source, or part of a source, of.
 pub fn alias_of(family: &str) -> Option<&'static Alias> {
-    ALIASES.iter().find(|a| a.sources.contains(&family))
+    ALIASES
+        .iter()
+        .find(|a| a.sources.iter().any(|s| parts(s).any(|p| p == family)))
 }
 
 /// The engine a family name belongs to (`vllm`, `sglang`, `tgi`, `llamacpp`), if any; the
@@ -265,14 +301,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_source_belongs_to_one_key_and_keys_are_unique() {
+    fn every_single_source_belongs_to_one_key_and_keys_are_unique() {
         let mut keys = std::collections::HashSet::new();
         let mut sources = std::collections::HashSet::new();
         for a in ALIASES {
             assert!(keys.insert(a.key), "{} twice", a.key);
             assert!(!a.sources.is_empty());
             for s in a.sources {
-                assert!(sources.insert(*s), "{s} twice");
+                if s.contains(" + ") {
+                    // Sums are of counters (a sum of gauges would need its own combine).
+                    assert_eq!(a.kind, Kind::Counter, "{s}");
+                    assert_eq!(parts(s).count(), 2, "{s}");
+                } else {
+                    assert!(sources.insert(*s), "{s} twice");
+                }
             }
         }
     }
@@ -297,6 +339,11 @@ mod tests {
                 .kind,
             Kind::Counter
         );
+        assert_eq!(
+            alias_of("llamacpp:prompt_tokens_total").unwrap().key,
+            "prompt_tokens"
+        );
+        assert!(alias_of("llamacpp:prompt_tokens_cached_total").is_some());
         assert!(alias_of("vllm:cache_config_info").is_none());
         assert_eq!(engine_of("llamacpp:requests_processing"), Some("llamacpp"));
         assert_eq!(engine_of("DCGM_FI_DEV_GPU_UTIL"), None);

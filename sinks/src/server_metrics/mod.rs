@@ -7,11 +7,13 @@
 //! - [`parse`]: a text exposition → families of series.
 //! - [`window`]: one step's scrapes → [`ServerMetrics`], the step entry's `server_metrics`.
 //! - [`live`]: the latest round's requests waiting and KV-cache usage, for the live console.
+//! - [`timeseries`]: each scrape's values, a line of `<results stem>.timeseries.jsonl`.
 
 pub mod aliases;
 pub mod live;
 pub mod parse;
 pub mod scraper;
+pub mod timeseries;
 pub mod window;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,9 @@
 //! the step's last request ended: the counters' last value; replies with the window). Each mark
 //! waits for its scrape, which is bounded by the timeout. A round that started before a mark
 //! but answered after it is dropped, so a counter never goes back in time.
+//!
+//! Each round applied is also written, a line per endpoint, to the run's timeseries file
+//! ([`Timeseries`], `timeseries.rs`), flushed at each [`EndStep`] and at [`FlushTimeseries`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 
 use super::parse::{parse, Scrape};
+use super::timeseries::TimeseriesWriter;
 use super::MetricsWindow;
 use crate::prometheus::LiveGauges;
 
@@ -117,6 +121,20 @@ pub struct EndSending;
 #[rtype(result = "Option<MetricsWindow>")]
 pub struct EndStep;
 
+/// From now on every scrape is also a line of this file; times count from `anchor` (the run's
+/// start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Timeseries {
+    pub writer: TimeseriesWriter,
+    pub anchor: Instant,
+}
+
+/// The run is over: the timeseries file's buffer is written out.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushTimeseries;
+
 pub struct Scraper {
     cfg: ScraperConfig,
     timeout: Duration,
@@ -132,6 +150,9 @@ pub struct Scraper {
     busy: bool,
     /// Endpoints already warned about (once each).
     warned: Vec<bool>,
+    /// The endpoints as written (without credentials).
+    shown: Vec<String>,
+    timeseries: Option<TimeseriesWriter>,
 }
 
 type Round = Vec<(usize, Result<Scrape, String>)>;
@@ -141,6 +162,12 @@ impl Scraper {
         let timeout = cfg.timeout();
         Scraper {
             warned: vec![false; cfg.endpoints.len()],
+            shown: cfg
+                .endpoints
+                .iter()
+                .map(|u| without_credentials(u))
+                .collect(),
+            timeseries: None,
             client: awc::Client::builder().timeout(timeout).finish(),
             timeout,
             cfg,
@@ -185,6 +212,12 @@ impl Scraper {
             return;
         }
         self.applied_round = seq;
+        if let Some(ts) = self.timeseries.as_mut() {
+            for (e, r) in &round {
+                let r = r.as_ref().map_err(String::as_str);
+                ts.write(t * 1e3, &self.shown[*e], r, self.cfg.filter.as_ref());
+            }
+        }
         let view: Vec<(usize, Option<&Scrape>)> =
             round.iter().map(|(e, r)| (*e, r.as_ref().ok())).collect();
         if let Some(live) = &self.cfg.live {
@@ -228,11 +261,7 @@ impl Handler<BeginStep> for Scraper {
     fn handle(&mut self, _: BeginStep, _: &mut Context<Self>) -> Self::Result {
         self.window_id += 1;
         self.window = Some(MetricsWindow::new(
-            self.cfg
-                .endpoints
-                .iter()
-                .map(|u| without_credentials(u))
-                .collect(),
+            self.shown.clone(),
             self.cfg.filter.clone(),
         ));
         Box::pin(
@@ -263,8 +292,30 @@ impl Handler<EndStep> for Scraper {
         Box::pin(self.round().into_actor(self).map(|r, act, _| {
             act.apply(r);
             act.window_id += 1;
+            if let Some(ts) = act.timeseries.as_mut() {
+                ts.flush();
+            }
             act.window.take()
         }))
+    }
+}
+
+impl Handler<Timeseries> for Scraper {
+    type Result = ();
+
+    fn handle(&mut self, msg: Timeseries, _: &mut Context<Self>) {
+        self.anchor = msg.anchor;
+        self.timeseries = Some(msg.writer);
+    }
+}
+
+impl Handler<FlushTimeseries> for Scraper {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushTimeseries, _: &mut Context<Self>) {
+        if let Some(ts) = self.timeseries.as_mut() {
+            ts.flush();
+        }
     }
 }
 

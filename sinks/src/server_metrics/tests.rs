@@ -29,12 +29,16 @@ fn sglang(running: u32, tokens: u32) -> String {
     )
 }
 
-/// llama-server's `/metrics` (no labels, colon names).
-fn llamacpp(prompt: u32, predicted: u32, processing: u32) -> String {
+/// llama-server's `/metrics` (no labels, colon names): prompt tokens computed, and reused from
+/// the cache.
+fn llamacpp(prompt: u32, cached: u32, predicted: u32, processing: u32) -> String {
     format!(
-        "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n\
+        "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed, excluding cached tokens\n\
          # TYPE llamacpp:prompt_tokens_total counter\n\
          llamacpp:prompt_tokens_total {prompt}\n\
+         # HELP llamacpp:prompt_tokens_cached_total Number of prompt tokens reused from the cache\n\
+         # TYPE llamacpp:prompt_tokens_cached_total counter\n\
+         llamacpp:prompt_tokens_cached_total {cached}\n\
          # HELP llamacpp:tokens_predicted_total Number of generation tokens processed.\n\
          # TYPE llamacpp:tokens_predicted_total counter\n\
          llamacpp:tokens_predicted_total {predicted}\n\
@@ -221,19 +225,27 @@ fn a_counter_reset_adds_the_new_value() {
     run(
         &mut w,
         &[
-            (0.0, &llamacpp(100, 1000, 1)),
-            (1.0, &llamacpp(150, 1200, 1)),
-            // The server restarted: 30 prompt tokens and 40 generated since.
-            (2.0, &llamacpp(30, 40, 3)),
-            (3.0, &llamacpp(50, 90, 4)),
+            (0.0, &llamacpp(100, 10, 1000, 1)),
+            (1.0, &llamacpp(150, 20, 1200, 1)),
+            // The server restarted: 30 prompt tokens computed, 5 cached and 40 generated since.
+            (2.0, &llamacpp(30, 5, 40, 3)),
+            (3.0, &llamacpp(50, 5, 90, 4)),
         ],
     );
     let m = w.finish(0);
     assert_eq!(m.engine.as_deref(), Some("llamacpp"));
+    // Computed and cached prompt tokens add up, each followed through its own reset.
+    let prompt = (50.0 + 30.0 + 20.0) + (10.0 + 5.0);
+    assert_eq!(get(&m, "prompt_tokens").increase(), Some(prompt));
+    let SeriesSummary::Counter { source, .. } = get(&m, "prompt_tokens") else {
+        panic!("{m:#?}")
+    };
     assert_eq!(
-        get(&m, "prompt_tokens").increase(),
-        Some(50.0 + 30.0 + 20.0)
+        source,
+        "llamacpp:prompt_tokens_total + llamacpp:prompt_tokens_cached_total"
     );
+    assert_eq!(get(&m, "prefix_cache_hits").increase(), Some(15.0));
+    assert_eq!(m.prefix_cache_hit_rate, Some(15.0 / prompt));
     assert_eq!(
         get(&m, "generation_tokens").increase(),
         Some(200.0 + 40.0 + 50.0)

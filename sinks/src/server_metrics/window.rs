@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use regex::Regex;
 
 use super::aliases::{self, Combine, Kind};
-use super::parse::{Scrape, Value};
+use super::parse::{Family, Scrape, Value};
 use super::{Buckets, SeriesSummary, ServerMetrics};
 
 /// Gauge samples kept for the quantiles: beyond this (34 minutes at 1 s) a uniform sample of
@@ -216,76 +216,106 @@ impl MetricsWindow {
         baseline: bool,
         gauges: &mut BTreeMap<String, Vec<f64>>,
     ) {
+        let by_name: HashMap<&str, &Family> = scrape
+            .families
+            .iter()
+            .map(|f| (f.name.as_str(), f))
+            .collect();
         for family in &scrape.families {
             if let Some(engine) = aliases::engine_of(&family.name) {
                 self.engines.insert(engine);
             }
-            let (key, known, unit, combine, kind) = match aliases::alias_of(&family.name) {
-                Some(a) => {
-                    // The first of its sources this endpoint exposes, and no other.
-                    let chosen = a.sources.iter().find(|s| scrape.family(s).is_some());
-                    if chosen != Some(&family.name.as_str()) || a.kind != family.kind {
-                        continue;
-                    }
-                    (a.key.to_string(), true, a.unit, a.combine, a.kind)
+        }
+        for a in aliases::ALIASES {
+            if let Some((source, families)) = a.pick(&by_name) {
+                let track = self.track(a.key, true, a.unit, a.combine, a.kind);
+                if !track.source.contains(source) {
+                    track.source.insert(source.to_string());
                 }
-                None if self
-                    .filter
-                    .as_ref()
-                    .is_some_and(|f| f.is_match(&family.name)) =>
-                {
-                    (family.name.clone(), false, "", OTHER_COMBINE, family.kind)
+                for f in families {
+                    Self::feed(track, a.key, e, f, baseline, gauges);
                 }
-                None => continue,
-            };
-            let track = self.tracks.entry(key.clone()).or_insert_with(|| Track {
-                known,
-                source: BTreeSet::new(),
-                unit,
-                combine,
-                agg: match kind {
-                    Kind::Gauge => Agg::Gauge(GaugeAgg::new()),
-                    Kind::Counter => Agg::Counter(HashMap::new()),
-                    Kind::Histogram => Agg::Histogram(HashMap::new()),
-                },
-            });
-            if !track.source.contains(&family.name) {
-                track.source.insert(family.name.clone());
             }
-            for s in &family.series {
-                match (&mut track.agg, &s.value) {
-                    (Agg::Gauge(_), Value::Scalar(v)) if v.is_finite() => {
-                        gauges.entry(key.clone()).or_default().push(*v);
-                    }
-                    (Agg::Counter(per), Value::Scalar(v)) if v.is_finite() => {
-                        let born = !per.contains_key(&(e, s.labels.clone()));
-                        let c = per.entry((e, s.labels.clone())).or_default();
-                        if born && baseline {
-                            c.last = *v;
-                        } else {
-                            c.update(*v);
-                        }
-                    }
-                    (
-                        Agg::Histogram(per),
-                        Value::Histogram {
-                            buckets,
-                            count,
-                            sum,
-                        },
-                    ) => {
-                        let born = !per.contains_key(&(e, s.labels.clone()));
-                        let h = per.entry((e, s.labels.clone())).or_default();
-                        if born && baseline {
-                            h.last = buckets.clone();
-                            h.last_count = *count;
-                            h.last_sum = *sum;
-                        } else {
-                            h.update(buckets, *count, *sum);
-                        }
-                    }
-                    _ => {}
+        }
+        let Some(filter) = self.filter.clone() else {
+            return;
+        };
+        for f in &scrape.families {
+            if aliases::alias_of(&f.name).is_none() && filter.is_match(&f.name) {
+                let track = self.track(&f.name, false, "", OTHER_COMBINE, f.kind);
+                if track.source.is_empty() {
+                    track.source.insert(f.name.clone());
                 }
+                Self::feed(track, &f.name, e, f, baseline, gauges);
+            }
+        }
+    }
+
+    fn track(
+        &mut self,
+        key: &str,
+        known: bool,
+        unit: &'static str,
+        combine: Combine,
+        kind: Kind,
+    ) -> &mut Track {
+        self.tracks.entry(key.to_string()).or_insert_with(|| Track {
+            known,
+            source: BTreeSet::new(),
+            unit,
+            combine,
+            agg: match kind {
+                Kind::Gauge => Agg::Gauge(GaugeAgg::new()),
+                Kind::Counter => Agg::Counter(HashMap::new()),
+                Kind::Histogram => Agg::Histogram(HashMap::new()),
+            },
+        })
+    }
+
+    /// One family's series into its track. Counters and histograms are followed per endpoint,
+    /// family and label set; gauges gathered for the round's combined sample.
+    fn feed(
+        track: &mut Track,
+        key: &str,
+        e: usize,
+        family: &Family,
+        baseline: bool,
+        gauges: &mut BTreeMap<String, Vec<f64>>,
+    ) {
+        for s in &family.series {
+            let id = || (e, format!("{}{{{}}}", family.name, s.labels));
+            match (&mut track.agg, &s.value) {
+                (Agg::Gauge(_), Value::Scalar(v)) if v.is_finite() => {
+                    gauges.entry(key.to_string()).or_default().push(*v);
+                }
+                (Agg::Counter(per), Value::Scalar(v)) if v.is_finite() => {
+                    let born = !per.contains_key(&id());
+                    let c = per.entry(id()).or_default();
+                    if born && baseline {
+                        c.last = *v;
+                    } else {
+                        c.update(*v);
+                    }
+                }
+                (
+                    Agg::Histogram(per),
+                    Value::Histogram {
+                        buckets,
+                        count,
+                        sum,
+                    },
+                ) => {
+                    let born = !per.contains_key(&id());
+                    let h = per.entry(id()).or_default();
+                    if born && baseline {
+                        h.last = buckets.clone();
+                        h.last_count = *count;
+                        h.last_sum = *sum;
+                    } else {
+                        h.update(buckets, *count, *sum);
+                    }
+                }
+                _ => {}
             }
         }
     }
