@@ -53,6 +53,8 @@ import time
 
 from common import BIN, pinned
 
+# Flags every generator run gets on top of its scenario's (set from the command line).
+EXTRA_ARGS = []
 WARMUP = "2s"
 PROMPT = "num_tokens=50,min_tokens=50,max_tokens=50,variance=0"
 
@@ -272,7 +274,7 @@ def run(scenario, duration, work, seed, floor):
         "--no-report", "--run-id", name, "--seed", str(seed),
         "--prompt-options", PROMPT, "--decode-options", decode, "--dataset", "synthetic",
         "--save-requests", "--output-dir", out,
-    ] + scenario["generator"])
+    ] + scenario["generator"] + EXTRA_ARGS)
     print(f"{name}: {duration} s (+{WARMUP} warmup) against {url} …", file=sys.stderr)
     cpu_before, started = cpu_seconds(sim.pid), time.time()
     try:
@@ -430,7 +432,11 @@ def main():
                     help="run only this one (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the run files (printed)")
     ap.add_argument("--no-floor", action="store_true", help="skip the machine-floor measurement")
+    ap.add_argument("--no-server-metrics", action="store_true",
+                    help="the generator does not scrape the server's /metrics (what scraping costs)")
     args = ap.parse_args()
+    if args.no_server_metrics:
+        EXTRA_ARGS.append("--no-server-metrics")
     if not os.path.exists(BIN):
         raise SystemExit(f"{BIN} is missing: build first with cargo build --release")
     duration = 10 if args.quick else args.duration
