@@ -112,11 +112,13 @@ fn a_running_step_is_scaled_paused_and_resumed_by_hand() {
     assert_eq!(code, 400, "{body}");
 
     let mut at = Vec::new();
+    // Each command's time is taken as it is sent: requests a resume lets go reach the server
+    // before its answer reaches us.
     let mut command = |secs: u64, path: &str, body: &str| {
         wait_until(start + Duration::from_secs(secs));
+        at.push(unix_nanos(SystemTime::now()));
         let (code, reply) = http(control, "POST", path, body);
         assert_eq!(code, 200, "{path}: {reply}");
-        at.push(unix_nanos(SystemTime::now()));
     };
     command(10, "/users", "32");
     let (_, status) = http(control, "GET", "/status", "");
