@@ -11,9 +11,13 @@ use std::path::{Path, PathBuf};
 
 /// `results/x_2024-05-01-12-34-56.json` → `results/x_2024-05-01-12-34-56.requests.jsonl`.
 pub fn requests_log_path(results_path: &Path) -> PathBuf {
-    let stem = results_path.file_stem().unwrap_or_default();
-    let mut name = stem.to_os_string();
-    name.push(".requests.jsonl");
+    beside_results(results_path, ".requests.jsonl")
+}
+
+/// A file next to the results, named by their stem and `suffix` (`.requests.jsonl`, ...).
+pub fn beside_results(results_path: &Path, suffix: &str) -> PathBuf {
+    let mut name = results_path.file_stem().unwrap_or_default().to_os_string();
+    name.push(suffix);
     results_path.with_file_name(name)
 }
 

@@ -24,9 +24,7 @@ use super::parse::{Family, Scrape, Value};
 
 /// `results/x.json` → `results/x.timeseries.jsonl`.
 pub fn timeseries_path(results_path: &Path) -> PathBuf {
-    let mut name = results_path.file_stem().unwrap_or_default().to_os_string();
-    name.push(".timeseries.jsonl");
-    results_path.with_file_name(name)
+    crate::json::requests_log::beside_results(results_path, ".timeseries.jsonl")
 }
 
 #[derive(Serialize)]

@@ -72,6 +72,30 @@ pub enum Quantile {
 
 type StepFigure = fn(&StepResult, &ServerMetrics) -> Option<f64>;
 
+/// The line of run `i`'s figure `j` (none without points): colored by run when several runs
+/// overlay, else by figure; dashed by figure.
+fn line(
+    runs: usize,
+    (i, run): (usize, &str),
+    (j, name): (usize, &str),
+    points: Vec<(f64, f64)>,
+) -> Option<Series> {
+    if points.is_empty() {
+        return None;
+    }
+    Some(Series {
+        label: if runs > 1 {
+            format!("{run} {name}")
+        } else {
+            name.to_string()
+        },
+        color: if runs > 1 { color(i) } else { color(j) },
+        dash: DASHES[j % DASHES.len()],
+        points,
+        markers: true,
+    })
+}
+
 /// One line per run and figure, against the offered rate.
 fn per_step_chart(
     runs: &[Run],
@@ -88,20 +112,7 @@ fn per_step_chart(
                 .iter()
                 .filter_map(|(r, m)| figure(r, m).map(|v| (rate_of(r), v)))
                 .collect();
-            if points.is_empty() {
-                continue;
-            }
-            series.push(Series {
-                label: if runs.len() > 1 {
-                    format!("{} {name}", run.label)
-                } else {
-                    name.to_string()
-                },
-                color: if runs.len() > 1 { color(i) } else { color(j) },
-                dash: DASHES[j % DASHES.len()],
-                points,
-                markers: true,
-            });
+            series.extend(line(runs.len(), (i, &run.label), (j, name), points));
         }
     }
     Chart {
@@ -198,20 +209,7 @@ fn slice_chart(
                 .iter()
                 .filter_map(|s| figure(s).map(|v| (s.start_ms / 1000.0, v)))
                 .collect();
-            if points.is_empty() {
-                continue;
-            }
-            series.push(Series {
-                label: if runs.len() > 1 {
-                    format!("{} {name}", run.label)
-                } else {
-                    name.to_string()
-                },
-                color: if runs.len() > 1 { color(i) } else { color(j) },
-                dash: DASHES[j % DASHES.len()],
-                points,
-                markers: true,
-            });
+            series.extend(line(runs.len(), (i, &run.label), (j, name), points));
         }
     }
     Chart {
