@@ -46,8 +46,14 @@ const SERVER_CHARTS: [&str; 3] = [
     "server-ttft-vs-rate",
 ];
 
-/// Panels of a run with `--slice-duration`.
-const SLICE_CHARTS: [&str; 3] = ["slices-ttft", "slices-itl", "slices-throughput"];
+/// Panels of a run with `--slice-duration` (the last two: the server's metrics per slice).
+const SLICE_CHARTS: [&str; 5] = [
+    "slices-ttft",
+    "slices-itl",
+    "slices-throughput",
+    "slices-server-queue",
+    "slices-server-kv-cache",
+];
 
 fn find(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {

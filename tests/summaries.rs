@@ -152,6 +152,8 @@ fn slices_of_a_step_add_up_to_the_step() {
     cfg.rates = Some(vec![20.0, 40.0]);
     cfg.duration = Duration::from_secs(4);
     cfg.slice_duration = Some(Duration::from_secs(1));
+    // The sim's /metrics, scraped 5 times a slice.
+    cfg.server_metrics_interval = Duration::from_millis(200);
     let summary = inference_benchmarker::run(cfg).expect("the run completes");
     sim.stop();
     let doc = common::validated(&summary.results_path);
@@ -187,5 +189,20 @@ fn slices_of_a_step_add_up_to_the_step() {
             "{middle} req/s at {rate}"
         );
         assert!(mine[1]["time_to_first_token_ms"]["p50"].as_f64().unwrap() >= 20.0);
+        // The server's metrics per slice: its counters' increases add up to the step's, which
+        // is every token the step received.
+        let generated = |m: &serde_json::Value| {
+            m["server_metrics"]["series"]["generation_tokens"]["increase"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{m}"))
+        };
+        let by_slices: f64 = mine.iter().map(|s| generated(s)).sum();
+        assert_eq!(by_slices, generated(step), "step {i}");
+        assert_eq!(by_slices, step["total_tokens"].as_f64().unwrap());
+        for s in &mine {
+            let running = &s["server_metrics"]["series"]["requests_running"];
+            assert!(running["samples"].as_u64().unwrap() >= 3, "{s}");
+            assert!(running["mean"].as_f64().unwrap() > 0.0, "{s}");
+        }
     }
 }

@@ -188,6 +188,9 @@ pub struct Engine {
     params: EngineParams,
     waiting: VecDeque<Seq>,
     running: Vec<Seq>,
+    /// Sequences the step in progress computes: `running` plus those it finishes (they left
+    /// `running` when it started, but their last token is computed until it ends).
+    in_step: usize,
     cache: PrefixCache,
     rng: StdRng,
     next_id: SeqId,
@@ -200,6 +203,7 @@ impl Engine {
             params,
             waiting: VecDeque::new(),
             running: Vec::new(),
+            in_step: 0,
             rng: StdRng::seed_from_u64(seed),
             next_id: 0,
         }
@@ -211,8 +215,15 @@ impl Engine {
     }
 
     /// Sequences in the batch (admitted, not finished).
+    #[cfg(test)]
     pub fn running_len(&self) -> usize {
         self.running.len()
+    }
+
+    /// Sequences the step in progress computes, those finishing in it included: the true
+    /// concurrency, which `/metrics` reports as running (0 once idle).
+    pub fn batch_in_progress(&self) -> usize {
+        self.in_step
     }
 
     /// Sequences waiting for a slot.
@@ -274,10 +285,12 @@ impl Engine {
     /// sequence (finished sequences leave their slot). None when idle.
     pub fn step(&mut self) -> Option<Step> {
         if self.is_idle() {
+            self.in_step = 0;
             return None;
         }
         let admission = self.admit();
         let batch = self.running.len();
+        self.in_step = batch;
         let duration = self.params.step_time(batch, admission.prefill_tokens);
         let emissions = self.running.iter_mut().map(emit_one).collect();
         self.running.retain(|s| s.emitted < s.target);
@@ -407,6 +420,8 @@ mod tests {
             .iter()
             .all(|e| e.finish == Some(FinishReason::Length)));
         assert_eq!(engine.running_len(), 0);
+        // ... but the step computing their last tokens still runs both.
+        assert_eq!(engine.batch_in_progress(), 2);
         // Third step admits the next in arrival order.
         let step = engine.step().unwrap();
         let served: Vec<_> = step.emissions.iter().map(|e| e.id).collect();

@@ -24,7 +24,7 @@ mod record;
 mod server;
 
 pub use config::{MsRange, SimConfig};
-pub use record::{SimRecord, SimStats};
+pub use record::{BatchChange, SimRecord, SimStats};
 pub use server::{is_config_error, run_cli, SimServer};
 
 #[cfg(test)]

@@ -12,8 +12,9 @@
 //!   handler's entry), TPOT once per request with at least two tokens (first to last token over
 //!   tokens − 1), E2E when the last token is sent. A non-streaming response sends every token at
 //!   once, when its body is produced (as the per-request record does), so its TPOT is 0;
-//! - gauges are read at scrape time: the engine's running batch (admitted sequences; one leaves
-//!   when the step that computes its last token starts) and waiting queue (timing modes: the
+//! - gauges are read at scrape time: the engine's running batch (the sequences the step in
+//!   progress computes, one finishing in it included: the true concurrency, which the
+//!   `--record` batch log holds over time) and waiting queue (timing modes: the
 //!   requests being produced, none waiting), and the KV cache as the tokens the running
 //!   sequences hold (prompt + generated so far) over `--kv-cache-tokens`, at most 1 (the model
 //!   does not preempt, so `vllm:num_preemptions_total` stays 0).

@@ -46,6 +46,18 @@ pub struct SimRecord {
     pub fault: Option<String>,
 }
 
+/// The engine's batch from one moment on (with `--record`): the step log the true mean
+/// concurrency is computed from, as a piecewise-constant function of time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct BatchChange {
+    pub at_unix_nanos: u128,
+    /// Sequences the step starting then computes (0: the engine went idle).
+    pub batch: u32,
+}
+
+/// Batch changes kept (16 bytes each): hours of 25 ms steps.
+const BATCH_LOG_CAP: usize = 1 << 20;
+
 /// Bytes of request messages and of output text a record keeps: records stay small.
 pub const RECORD_TEXT_LIMIT: usize = 64 * 1024;
 
@@ -83,6 +95,7 @@ pub struct Recorder {
 struct Inner {
     stats: SimStats,
     records: Vec<SimRecord>,
+    batch_log: Vec<BatchChange>,
 }
 
 impl Recorder {
@@ -132,6 +145,28 @@ impl Recorder {
 
     pub fn records(&self) -> Vec<SimRecord> {
         self.inner.lock().records.clone()
+    }
+
+    /// An engine step starts with `batch` sequences (0: idle); kept only when changed.
+    pub fn on_batch(&self, batch: usize) {
+        if !self.enabled {
+            return;
+        }
+        let batch = u32::try_from(batch).unwrap_or(u32::MAX);
+        let mut inner = self.inner.lock();
+        let log = &mut inner.batch_log;
+        if log.last().is_some_and(|c| c.batch == batch) || log.len() >= BATCH_LOG_CAP {
+            return;
+        }
+        log.push(BatchChange {
+            at_unix_nanos: unix_nanos_now(),
+            batch,
+        });
+    }
+
+    /// The engine's batch over time (empty unless recording, or in a timing mode).
+    pub fn batch_log(&self) -> Vec<BatchChange> {
+        self.inner.lock().batch_log.clone()
     }
 }
 

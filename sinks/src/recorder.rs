@@ -21,7 +21,7 @@ use crate::json::requests_log::{requests_log_path, RequestsLog};
 use crate::json::results::StepResult;
 use crate::json::results_file_name;
 use crate::live::{LiveSink, SinkSet};
-use crate::slices::{SliceRecord, Slicer};
+use crate::slices::{SliceRecord, SliceServerMetrics, Slicer};
 use crate::slo::Slo;
 use actix::prelude::*;
 use std::collections::BTreeMap;
@@ -90,6 +90,8 @@ pub struct RecordGenerator {
 pub struct RecordServerMetrics {
     pub step: u32,
     pub window: crate::server_metrics::MetricsWindow,
+    /// The step's slices (`--slice-duration`), by slice number.
+    pub slices: Vec<(u64, crate::server_metrics::ServerMetrics)>,
 }
 
 /// A failed attempt that was retried (`--retries`): counted apart from requests.
@@ -154,6 +156,8 @@ pub struct Recorder {
     slice_width: Option<Nanos>,
     slicers: BTreeMap<u32, Slicer>,
     slices_capped: bool,
+    /// The server's metrics of slices not yet complete.
+    slice_server: SliceServerMetrics,
 }
 
 /// Slices a document keeps: one small record each (a week at 1m); beyond, a warning.
@@ -197,6 +201,7 @@ impl Recorder {
             slice_width: None,
             slicers: BTreeMap::new(),
             slices_capped: false,
+            slice_server: SliceServerMetrics::default(),
         })
     }
 
@@ -212,7 +217,8 @@ impl Recorder {
 
     /// Slices complete now go into the document (bounded: see [`MAX_SLICES`]).
     fn keep_slices(&mut self, slices: Vec<SliceRecord>) {
-        for s in slices {
+        for mut s in slices {
+            self.slice_server.attach(&mut s);
             if self.doc.slices.len() < MAX_SLICES {
                 self.doc.slices.push(s);
             } else if !self.slices_capped {
@@ -334,6 +340,7 @@ impl Recorder {
             let rest = slicer.finish(msg.window.end);
             self.keep_slices(rest);
         }
+        self.slice_server.forget(msg.step);
         if msg.step == WARMUP_STEP {
             // The warmup's figures go back to the coordinator (a warmup where every request
             // failed stops the run) but never into the results.
@@ -498,6 +505,8 @@ impl Handler<RecordServerMetrics> for Recorder {
         if let Some(agg) = self.steps.get_mut(&msg.step) {
             agg.server_metrics(msg.window);
         }
+        self.slice_server
+            .add(msg.step, msg.slices, &mut self.doc.slices);
     }
 }
 

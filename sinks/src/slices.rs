@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Nanos, RequestFinished};
+use crate::server_metrics::ServerMetrics;
 use crate::stats::{LatencyHistogram, Summary};
 
 /// One slice of a step, in the results' top-level `slices` list.
@@ -38,6 +39,40 @@ pub struct SliceRecord {
     pub time_to_first_token_ms: Summary,
     pub inter_token_latency_ms: Summary,
     pub e2e_latency_ms: Summary,
+    /// The server's metrics over the slice (as a step's `server_metrics`); null without
+    /// scraping.
+    #[serde(default)]
+    pub server_metrics: Option<ServerMetrics>,
+}
+
+/// The server's metrics of a step's slices, until their slice records are complete: the
+/// scraper hands them over at the step's end, when most slices are already in the document
+/// and the last ones are not yet.
+#[derive(Default)]
+pub struct SliceServerMetrics(BTreeMap<(u32, u64), ServerMetrics>);
+
+impl SliceServerMetrics {
+    /// Gives each slice already `kept` its metrics and holds the rest.
+    pub fn add(&mut self, step: u32, slices: Vec<(u64, ServerMetrics)>, kept: &mut [SliceRecord]) {
+        self.0
+            .extend(slices.into_iter().map(|(k, m)| ((step, k), m)));
+        for s in kept.iter_mut().filter(|s| s.step == step) {
+            self.attach(s);
+        }
+    }
+
+    /// `s` gets its metrics, with joules per token of its own output tokens.
+    pub fn attach(&mut self, s: &mut SliceRecord) {
+        if let Some(mut m) = self.0.remove(&(s.step, s.slice)) {
+            m.derive(s.output_tokens);
+            s.server_metrics = Some(m);
+        }
+    }
+
+    /// The step is over: slices of it that got no request keep no metrics.
+    pub fn forget(&mut self, step: u32) {
+        self.0.retain(|(s, _), _| *s != step);
+    }
 }
 
 #[derive(Default)]
@@ -130,6 +165,7 @@ impl Slicer {
             time_to_first_token_ms: s.ttft.summary(),
             inter_token_latency_ms: s.itl.summary(),
             e2e_latency_ms: s.e2e.summary(),
+            server_metrics: None,
         })
     }
 }

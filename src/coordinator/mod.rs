@@ -47,7 +47,7 @@ use sinks::recorder::{
     Recorder, StartStep,
 };
 use sinks::server_metrics::scraper::{
-    BeginStep, EndSending, EndStep, FlushTimeseries, ScraperHandle,
+    BeginStep, EndSending, EndStep, FlushTimeseries, ScraperHandle, StepStarted,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -295,10 +295,19 @@ impl Engine {
             index,
             crate::coordinator::step_line::starting(step)
         );
-        // The counters' baseline, before the step's first request.
-        self.mark(BeginStep).await;
+        // The counters' baseline, before the step's first request; measured steps are also
+        // cut in slices, as the recorder cuts their requests.
+        let slices = self
+            .cfg
+            .slice_duration
+            .filter(|_| step.kind != StepKind::Warmup)
+            .map(|width| (width, step.duration));
+        self.mark(BeginStep { slices }).await;
         // The step's start: its window, its arrivals and its slices count from here.
         let start = self.clock.now();
+        if let Some(scraper) = &self.server_metrics {
+            scraper.addr.do_send(StepStarted(self.clock.instant(start)));
+        }
         send(&self.recorder, StartStep(info, start)).await?;
         self.gauges.set_phase(match step.kind {
             StepKind::Warmup => Phase::Warmup,
@@ -392,12 +401,13 @@ impl Engine {
         };
         send(&self.recorder, RecordGenerator { step: index, stats }).await?;
         // The counters' last value: every request of the step has ended.
-        if let Some(window) = self.mark(EndStep).await.flatten() {
+        if let Some(windows) = self.mark(EndStep).await.flatten() {
             send(
                 &self.recorder,
                 RecordServerMetrics {
                     step: index,
-                    window,
+                    window: windows.step,
+                    slices: windows.slices,
                 },
             )
             .await?;

@@ -40,7 +40,7 @@ use crate::engine::{Emission, Engine, EngineParams, LengthRequest, SeqId};
 use crate::fault::{Fault, FaultRule};
 use crate::metrics::Metrics;
 use crate::openai::{ApiError, GenerationRequest};
-use crate::record::{write_records_jsonl, Recorder, SimRecord, SimStats};
+use crate::record::{write_records_jsonl, BatchChange, Recorder, SimRecord, SimStats};
 
 mod handlers;
 mod pacing;
@@ -183,7 +183,7 @@ impl Shared {
             Mode::Engine(handle) => {
                 let state = handle.state.lock();
                 crate::metrics::Gauges {
-                    running: state.engine.running_len() as u64,
+                    running: state.engine.batch_in_progress() as u64,
                     waiting: state.engine.waiting_len() as u64,
                     kv_tokens: state.engine.kv_tokens(),
                 }
@@ -307,6 +307,11 @@ impl SimServer {
         self.shared.recorder.stats()
     }
 
+    /// The engine's batch over time (with `record`; empty in the timing modes).
+    pub fn batch_log(&self) -> Vec<BatchChange> {
+        self.shared.recorder.batch_log()
+    }
+
     /// Graceful stop (in-flight responses get a few seconds); joins the server thread, then
     /// writes `--record-file` (a failure to write it is logged: see `close`).
     pub fn stop(mut self) {
@@ -358,7 +363,11 @@ fn serve_thread(shared: Arc<Shared>, ready: std::sync::mpsc::Sender<Ready>) {
     let system = actix_rt::System::new();
     system.block_on(async move {
         if let Mode::Engine(handle) = &shared.mode {
-            actix_rt::spawn(engine_loop(handle.clone(), shared.metrics.clone()));
+            actix_rt::spawn(engine_loop(
+                handle.clone(),
+                shared.metrics.clone(),
+                shared.recorder.clone(),
+            ));
         }
         let (host, port, workers) = (shared.cfg.host.clone(), shared.cfg.port, shared.cfg.workers);
         let tls = tls_config(&shared.cfg);

@@ -12,12 +12,18 @@ use crate::config::{DurationRange, FixedTiming, RandomTiming};
 use crate::engine::{sample_output_len, Emission, FinishReason, SeqRequest};
 use crate::metrics::{Metrics, Producing};
 use crate::openai::ApiError;
+use crate::record::Recorder;
 
 use super::{EngineHandle, Mode, Plan, Shared, MAX_STEP_LAG};
 
 /// The engine loop: one step at a time, on absolute deadlines.
-/// Step starts and idleness go to `metrics` (admissions, the GPU's utilization) at once.
-pub(super) async fn engine_loop(handle: Arc<EngineHandle>, metrics: Arc<Metrics>) {
+/// Step starts and idleness go to `metrics` (admissions, the GPU's utilization) and the
+/// recorder's batch log at once.
+pub(super) async fn engine_loop(
+    handle: Arc<EngineHandle>,
+    metrics: Arc<Metrics>,
+    recorder: Arc<Recorder>,
+) {
     let mut next_start: Option<Instant> = None;
     loop {
         let step = {
@@ -29,6 +35,7 @@ pub(super) async fn engine_loop(handle: Arc<EngineHandle>, metrics: Arc<Metrics>
                 Some(step) => metrics.on_step_start(step, Instant::now()),
                 None => metrics.on_engine_idle(Instant::now()),
             }
+            recorder.on_batch(step.as_ref().map_or(0, |s| s.batch));
             step
         };
         let Some(step) = step else {

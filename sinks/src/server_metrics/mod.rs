@@ -7,12 +7,14 @@
 //! - [`parse`]: a text exposition → families of series.
 //! - [`window`]: one step's scrapes → [`ServerMetrics`], the step entry's `server_metrics`.
 //! - [`live`]: the latest round's requests waiting and KV-cache usage, for the live console.
+//! - [`slice_windows`]: the same, cut at the step's time slices (`--slice-duration`).
 //! - [`timeseries`]: each scrape's values, a line of `<results stem>.timeseries.jsonl`.
 
 pub mod aliases;
 pub mod live;
 pub mod parse;
 pub mod scraper;
+pub mod slice_windows;
 pub mod timeseries;
 pub mod window;
 

@@ -18,6 +18,7 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 
 use super::parse::{parse, Scrape};
+use super::slice_windows::SliceWindows;
 use super::timeseries::TimeseriesWriter;
 use super::MetricsWindow;
 use crate::prometheus::LiveGauges;
@@ -107,9 +108,25 @@ fn credentials_are_not_written() {
 }
 
 /// Opens a step's window with a scrape.
+#[derive(Message, Default)]
+#[rtype(result = "()")]
+pub struct BeginStep {
+    /// `--slice-duration` and the step's planned sending time: the window is also cut in
+    /// slices, which [`StepStarted`] then places in time.
+    pub slices: Option<(Duration, Duration)>,
+}
+
+/// The step's start (its slices count from here).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct BeginStep;
+pub struct StepStarted(pub Instant);
+
+/// What [`EndStep`] returns: the step's window, and its slices' summaries by slice number.
+#[derive(Debug)]
+pub struct StepWindows {
+    pub step: MetricsWindow,
+    pub slices: Vec<(u64, super::ServerMetrics)>,
+}
 
 /// The step's sending window is over: a scrape, then gauges are no longer sampled.
 #[derive(Message)]
@@ -118,7 +135,7 @@ pub struct EndSending;
 
 /// The step's last request ended: a scrape, then the window, closed.
 #[derive(Message)]
-#[rtype(result = "Option<MetricsWindow>")]
+#[rtype(result = "Option<StepWindows>")]
 pub struct EndStep;
 
 /// From now on every scrape is also a line of this file; times count from `anchor` (the run's
@@ -142,6 +159,7 @@ pub struct Scraper {
     client: awc::Client,
     anchor: Instant,
     window: Option<MetricsWindow>,
+    slices: Option<SliceWindows>,
     /// Which window a round belongs to, and the rounds' order.
     window_id: u64,
     next_round: u64,
@@ -173,6 +191,7 @@ impl Scraper {
             cfg,
             anchor: Instant::now(),
             window: None,
+            slices: None,
             window_id: 0,
             next_round: 0,
             applied_round: 0,
@@ -227,6 +246,13 @@ impl Scraper {
                 super::live::latest_gauge(&answers, "kv_cache_usage"),
             );
         }
+        if let Some(slices) = self.slices.as_mut() {
+            if sample {
+                slices.observe(t, &view);
+            } else {
+                slices.observe_baseline(t, &view);
+            }
+        }
         let Some(window) = self.window.as_mut() else {
             return;
         };
@@ -234,6 +260,15 @@ impl Scraper {
             window.observe(t, &view);
         } else {
             window.observe_baseline(t, &view);
+        }
+    }
+
+    fn close_gauges(&mut self) {
+        if let Some(w) = self.window.as_mut() {
+            w.close_gauges();
+        }
+        if let Some(s) = self.slices.as_mut() {
+            s.close_gauges();
         }
     }
 }
@@ -258,12 +293,15 @@ impl Actor for Scraper {
 impl Handler<BeginStep> for Scraper {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: BeginStep, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: BeginStep, _: &mut Context<Self>) -> Self::Result {
         self.window_id += 1;
         self.window = Some(MetricsWindow::new(
             self.shown.clone(),
             self.cfg.filter.clone(),
         ));
+        self.slices = msg.slices.map(|(width, planned)| {
+            SliceWindows::new(self.shown.clone(), self.cfg.filter.clone(), width, planned)
+        });
         Box::pin(
             self.round()
                 .into_actor(self)
@@ -278,15 +316,32 @@ impl Handler<EndSending> for Scraper {
     fn handle(&mut self, _: EndSending, _: &mut Context<Self>) -> Self::Result {
         Box::pin(self.round().into_actor(self).map(|r, act, _| {
             act.apply(r);
-            if let Some(w) = act.window.as_mut() {
-                w.close_gauges();
-            }
+            act.close_gauges();
         }))
     }
 }
 
+impl Handler<StepStarted> for Scraper {
+    type Result = ();
+
+    fn handle(&mut self, msg: StepStarted, _: &mut Context<Self>) {
+        let t = secs_between(self.anchor, msg.0);
+        if let Some(s) = self.slices.as_mut() {
+            s.set_origin(t);
+        }
+    }
+}
+
+/// `at − from` in seconds, negative when `at` is earlier.
+fn secs_between(from: Instant, at: Instant) -> f64 {
+    match at.checked_duration_since(from) {
+        Some(d) => d.as_secs_f64(),
+        None => -from.duration_since(at).as_secs_f64(),
+    }
+}
+
 impl Handler<EndStep> for Scraper {
-    type Result = ResponseActFuture<Self, Option<MetricsWindow>>;
+    type Result = ResponseActFuture<Self, Option<StepWindows>>;
 
     fn handle(&mut self, _: EndStep, _: &mut Context<Self>) -> Self::Result {
         Box::pin(self.round().into_actor(self).map(|r, act, _| {
@@ -295,7 +350,11 @@ impl Handler<EndStep> for Scraper {
             if let Some(ts) = act.timeseries.as_mut() {
                 ts.flush();
             }
-            act.window.take()
+            let slices = act.slices.take().map(SliceWindows::finish);
+            act.window.take().map(|step| StepWindows {
+                step,
+                slices: slices.unwrap_or_default(),
+            })
         }))
     }
 }

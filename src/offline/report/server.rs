@@ -221,7 +221,12 @@ fn slice_chart(
     }
 }
 
-/// Our figures per time slice (`--slice-duration`), those with data only.
+/// A gauge's mean over a slice, when the server's metrics were scraped.
+fn slice_gauge(s: &SliceRecord, key: &str) -> Option<f64> {
+    gauge(s.server_metrics.as_ref()?, key, SeriesSummary::mean)
+}
+
+/// Our figures, and the server's, per time slice (`--slice-duration`), those with data only.
 pub fn slice_charts(runs: &[Run]) -> Vec<Chart> {
     let charts = [
         slice_chart(
@@ -262,6 +267,25 @@ pub fn slice_charts(runs: &[Run]) -> Vec<Chart> {
             "Output throughput per time slice",
             "output tokens/s",
             &[("throughput", |s| Some(s.token_throughput_secs))],
+        ),
+        slice_chart(
+            runs,
+            "slices-server-queue",
+            "Server: requests running and waiting per time slice",
+            "requests (mean)",
+            &[
+                ("running", |s| slice_gauge(s, "requests_running")),
+                ("waiting", |s| slice_gauge(s, "requests_waiting")),
+            ],
+        ),
+        slice_chart(
+            runs,
+            "slices-server-kv-cache",
+            "Server: KV-cache usage per time slice",
+            "KV-cache usage (%)",
+            &[("mean", |s| {
+                slice_gauge(s, "kv_cache_usage").map(|v| v * 100.0)
+            })],
         ),
     ];
     charts
