@@ -259,10 +259,15 @@ impl Recorder {
         <Recorder as Actor>::start_in_arbiter(arbiter, move |_| self)
     }
 
-    /// Counts a pending output with the client tokenizer, then drops the text.
+    /// Counts a pending output (and a pending reasoning) with the client tokenizer, then drops
+    /// the text. The answer's text comes apart from the reasoning's: output = both.
     fn complete_output_count(&self, r: &mut RequestFinished) {
+        r.reasoning.complete(|text| self.counter.count(text));
         if let Some(text) = r.output_text.take() {
-            r.output_tokens = self.counter.count(&text);
+            r.output_tokens = self
+                .counter
+                .count(&text)
+                .saturating_add(r.reasoning_tokens());
             r.output_tokens_source = TokenSource::Client;
         }
     }
@@ -271,6 +276,7 @@ impl Recorder {
         if r.step == WARMUP_STEP {
             // Counting warmup output would only cost tokenizer time.
             r.output_text = None;
+            r.reasoning.text = None;
             self.doc.warmup.requests += 1;
             if r.outcome.is_ok() {
                 self.doc.warmup.successful += 1;
@@ -642,6 +648,7 @@ mod tests {
             finish_reason: Some("length".into()),
             response_model: Some("tiny".into()),
             output_text: None,
+            reasoning: Default::default(),
             trace: None,
         }
     }

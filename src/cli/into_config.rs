@@ -58,6 +58,7 @@ impl RunArgs {
             run_id: self.run_id.unwrap_or_else(random_run_id),
             endpoint: parse_endpoint(&self.endpoint)?,
             ignore_eos: !self.no_ignore_eos,
+            reasoning_effort: self.reasoning_effort,
             workers: self
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
