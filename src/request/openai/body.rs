@@ -185,7 +185,6 @@ mod tests {
                 "stream": true,
                 "stream_options": {"include_usage": true},
                 "ignore_eos": true,
-                "reasoning_effort": "low",
             })
         );
         let unbounded = parse(&completions_body("tiny", "x", None, true));

@@ -207,7 +207,7 @@ fn openai_stream_with_null_usage_and_extra_fields() {
             prompt_tokens: Some(9),
             completion_tokens: Some(1),
             cached_tokens: Some(0),
-            reasoning_tokens: None,
+            reasoning_tokens: Some(0),
         })
     );
 }
