@@ -705,6 +705,9 @@ mod tests {
         pending.output_tokens_source = TokenSource::Server;
         pending.server_completion_tokens = None;
         pending.output_text = Some("one two three four five".into());
+        // The reasoning apart from the answer: counted too, and part of the output.
+        pending.reasoning.chunks = 2;
+        pending.reasoning.pending("hmm let me see".into());
         addr.send(RecordRequest(pending)).await.unwrap();
         let mut failed = request("c", 1, 1_200 * MS);
         failed.outcome = Outcome::Http5xx;
@@ -728,8 +731,8 @@ mod tests {
         assert_eq!(result.successful_requests, 2);
         assert_eq!(
             result.total_tokens,
-            3 + 5,
-            "pending text counted by the client"
+            3 + 5 + 4,
+            "pending text (answer and reasoning) counted by the client"
         );
         assert_eq!(result.output_tokens.client_counted_requests, 1);
         assert_eq!(result.output_tokens.server_reported_requests, 1);
@@ -758,7 +761,9 @@ mod tests {
         assert_eq!(doc["warmup"]["requests"], 1);
         assert_eq!(doc["warmup"]["successful"], 1);
         assert_eq!(doc["run_id"], "run-1");
-        assert_eq!(doc["results"][0]["total_tokens"], 8);
+        assert_eq!(doc["results"][0]["total_tokens"], 12);
+        assert_eq!(doc["results"][0]["reasoning_requests"], 1);
+        assert_eq!(doc["results"][0]["no_answer_requests"], 1);
 
         let log = fs::read_to_string(
             dir.path()
@@ -770,8 +775,12 @@ mod tests {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
             .collect();
         assert_eq!(ids, ["\"a\"", "\"b\"", "\"c\""], "warmup is not logged");
-        assert!(log.contains("\"output_tokens\":5"));
+        assert!(log.contains("\"output_tokens\":9"), "{log}");
+        assert!(log.contains(
+            "\"reasoning_tokens\":4,\"reasoning_tokens_source\":\"client\",\"answer_tokens\":5"
+        ));
         assert!(!log.contains("one two three"));
+        assert!(!log.contains("let me see"));
         arbiter.stop();
     }
 
