@@ -200,13 +200,14 @@ fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer
 /// the reasoning text (counted later, like the output).
 fn settle_reasoning(rec: &mut RequestFinished, state: &mut StreamState) {
     rec.reasoning.chunks = state.reasoning_chunks();
+    // A server may report 0 reasoning tokens whatever it streamed: then the text is counted.
     match state.usage().and_then(|u| u.reasoning_tokens) {
-        Some(n) => {
+        Some(n) if n > 0 || state.reasoning_chunks() == 0 => {
             rec.reasoning.tokens = Some(n);
             rec.reasoning.tokens_source = Some(TokenSource::Server);
         }
-        None if state.reasoning_chunks() > 0 => rec.reasoning.pending(state.take_reasoning()),
-        None => {}
+        _ if state.reasoning_chunks() > 0 => rec.reasoning.pending(state.take_reasoning()),
+        _ => {}
     }
 }
 
