@@ -322,7 +322,13 @@ fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<
         .iter()
         .map(|r| {
             let body = match cfg.endpoint {
-                Endpoint::Chat => chat_body(model, &r.messages, r.max_tokens, cfg.ignore_eos),
+                Endpoint::Chat => chat_body(
+                    model,
+                    &r.messages,
+                    r.max_tokens,
+                    cfg.ignore_eos,
+                    cfg.reasoning_effort.as_deref(),
+                ),
                 Endpoint::Completions => {
                     completions_body(model, &r.prompt, r.max_tokens, cfg.ignore_eos)
                 }

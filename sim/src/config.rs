@@ -126,6 +126,20 @@ pub struct SimConfig {
     /// (seeded by --seed; not with --fixed-*).
     #[arg(long, value_name = "MIN:MAX", conflicts_with_all = ["fixed_ttft_ms", "fixed_itl_ms"])]
     pub random_itl_ms: Option<MsRange>,
+    /// A reasoning model (chat): each request's first N tokens are reasoning, streamed as
+    /// reasoning deltas before the answer; they count toward max_tokens (a short max_tokens gives
+    /// no answer) and are reported as usage.completion_tokens_details.reasoning_tokens. A
+    /// request's own `x-sim-reasoning-tokens: N` header overrides it
+    #[arg(long, default_value_t = 0)]
+    pub reasoning_tokens: u32,
+    /// The delta field reasoning is streamed in: reasoning_content (vLLM, SGLang, DeepSeek) or
+    /// reasoning (newer vLLM, OpenRouter)
+    #[arg(long, default_value = "reasoning_content", value_parser = ["reasoning_content", "reasoning"])]
+    pub reasoning_field: String,
+    /// Tokens per streamed chunk (as speculative decoding or some parsers stream): each event
+    /// carries N tokens, handed to the body when the N-th is due (the last chunk may be shorter)
+    #[arg(long, default_value_t = 1)]
+    pub tokens_per_chunk: u32,
     /// Keep a record of every request (token send times) for in-process inspection.
     #[arg(long)]
     pub record: bool,
@@ -197,6 +211,9 @@ impl Default for SimConfig {
             fixed_itl_ms: None,
             random_ttft_ms: None,
             random_itl_ms: None,
+            reasoning_tokens: 0,
+            reasoning_field: "reasoning_content".to_string(),
+            tokens_per_chunk: 1,
             record: false,
             record_file: None,
             record_cap: DEFAULT_RECORD_CAP,
@@ -314,6 +331,13 @@ impl SimConfig {
         positive_int("--workers", self.workers)?;
         positive_int("--slots", self.slots)?;
         positive_int("--block-size-bytes", self.block_size_bytes)?;
+        positive_int("--tokens-per-chunk", self.tokens_per_chunk as usize)?;
+        if !["reasoning_content", "reasoning"].contains(&self.reasoning_field.as_str()) {
+            return Err(format!(
+                "--reasoning-field must be reasoning_content or reasoning, got {:?}",
+                self.reasoning_field
+            ));
+        }
         positive_int("--default-max-tokens", self.default_max_tokens as usize)?;
         if self.kv_cache_tokens == 0 {
             return Err("--kv-cache-tokens must be at least 1".into());

@@ -20,6 +20,7 @@ pub mod fault;
 mod metrics;
 mod openai;
 mod prefix_cache;
+mod reasoning;
 mod record;
 mod server;
 

@@ -382,6 +382,8 @@ pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cached_tokens: u64,
+    /// Of `completion_tokens`, reasoning (`--reasoning-tokens`); reported when set.
+    pub reasoning_tokens: Option<u64>,
 }
 
 // Wire structs: derived Serialize keeps vLLM's key order (serde_json's Value would sort keys).
@@ -392,6 +394,13 @@ struct UsageJson {
     total_tokens: u64,
     completion_tokens: u64,
     prompt_tokens_details: PromptTokensDetails,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Serialize)]
+struct CompletionTokensDetails {
+    reasoning_tokens: u64,
 }
 
 #[derive(Serialize)]
@@ -408,6 +417,9 @@ impl From<Usage> for UsageJson {
             prompt_tokens_details: PromptTokensDetails {
                 cached_tokens: u.cached_tokens,
             },
+            completion_tokens_details: u
+                .reasoning_tokens
+                .map(|reasoning_tokens| CompletionTokensDetails { reasoning_tokens }),
         }
     }
 }
@@ -513,7 +525,7 @@ impl ResponseFormat {
         serde_json::to_string(&envelope).unwrap_or_default()
     }
 
-    fn event<C: Serialize>(&self, choices: C, usage: Option<Usage>) -> String {
+    pub(crate) fn event<C: Serialize>(&self, choices: C, usage: Option<Usage>) -> String {
         let json = self.to_json(self.endpoint.chunk_object(), choices, usage);
         format!("data: {json}\n\n")
     }
@@ -695,6 +707,7 @@ mod tests {
             prompt_tokens: 10,
             completion_tokens: 4,
             cached_tokens: 2,
+            reasoning_tokens: None,
         }));
         assert_eq!(usage["choices"], json!([]));
         assert_eq!(

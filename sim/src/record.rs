@@ -28,6 +28,12 @@ pub struct SimRecord {
     pub prompt_tokens: u64,
     /// Tokens actually sent (fewer than generated if the client went away).
     pub completion_tokens: u64,
+    /// Of `completion_tokens`, reasoning (`--reasoning-tokens`): streamed first, as reasoning
+    /// deltas.
+    pub reasoning_tokens: u64,
+    /// Tokens of each streamed chunk, in order (`--tokens-per-chunk`); chunk k was handed to the
+    /// body at the `token_offsets_us` of its last token. Empty for a non-streaming response.
+    pub chunk_tokens: Vec<u32>,
     pub status: u16,
     /// Offset of the first token (None: no token sent).
     pub ttft_us: Option<u32>,
@@ -198,6 +204,8 @@ impl RecordBuilder {
                 received_at_unix_nanos,
                 prompt_tokens: 0,
                 completion_tokens: 0,
+                reasoning_tokens: 0,
+                chunk_tokens: Vec::new(),
                 status: 200,
                 ttft_us: None,
                 token_offsets_us: Vec::new(),
@@ -236,6 +244,15 @@ impl RecordBuilder {
         self.record.ttft_us.get_or_insert(offset);
         if self.keep_offsets {
             self.record.token_offsets_us.push(offset);
+        }
+    }
+
+    /// A streamed chunk of `tokens` tokens went out, `reasoning` of them reasoning (after its
+    /// tokens were counted by `token_sent`).
+    pub fn chunk_sent(&mut self, tokens: u32, reasoning: u32) {
+        self.record.reasoning_tokens += u64::from(reasoning);
+        if self.keep_offsets {
+            self.record.chunk_tokens.push(tokens);
         }
     }
 

@@ -743,3 +743,4 @@ fn stop_and_drop_are_clean() {
 }
 
 mod metrics;
+mod reasoning;

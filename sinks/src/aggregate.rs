@@ -34,6 +34,7 @@ pub struct StepAggregator {
     good: (u64, u64),
     generator: Option<GeneratorStats>,
     server_metrics: Option<crate::server_metrics::MetricsWindow>,
+    reasoning: crate::reasoning_step::ReasoningAggregator,
 }
 
 /// A step's latency histograms; they travel in the results (`StepResult::histograms`) so that
@@ -112,6 +113,7 @@ impl StepAggregator {
             good: (0, 0),
             generator: None,
             server_metrics: None,
+            reasoning: Default::default(),
         }
     }
 
@@ -151,6 +153,7 @@ impl StepAggregator {
         if r.outcome.is_ok() {
             self.record_latencies(r);
         }
+        self.reasoning.record(r);
         if self.slo.is_some_and(|slo| slo.met_by(r)) {
             self.good.0 += 1;
             self.good.1 = self.good.1.saturating_add(r.output_tokens);
@@ -332,6 +335,7 @@ impl StepAggregator {
                 .as_ref()
                 .map(|w| w.finish(c.output_tokens)),
             histograms: self.hist.encode(),
+            reasoning: self.reasoning.finish(),
             shards: None,
         }
     }
@@ -467,6 +471,7 @@ pub(crate) mod tests {
             finish_reason: Some("length".into()),
             response_model: Some("m".into()),
             output_text: None,
+            reasoning: Default::default(),
             trace: None,
         }
     }
@@ -493,6 +498,7 @@ pub(crate) mod tests {
             finish_reason: None,
             response_model: None,
             output_text: None,
+            reasoning: Default::default(),
             trace: None,
         }
     }

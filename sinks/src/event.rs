@@ -156,7 +156,8 @@ pub struct RequestFinished {
     pub scheduled_at: Nanos,
     /// When we started writing it.
     pub sent_at: Nanos,
-    /// First chunk carrying generated text (content or reasoning).
+    /// First chunk carrying generated text (content or reasoning); the first answer chunk is
+    /// `reasoning.first_answer_at`.
     pub first_token_at: Option<Nanos>,
     /// End of stream, or when the failure was seen.
     pub end_at: Nanos,
@@ -189,6 +190,9 @@ pub struct RequestFinished {
     /// `output_tokens_source = Client`, and drops the text. Never serialized.
     #[serde(skip)]
     pub output_text: Option<String>,
+    /// The reasoning before the answer, and when the answer began (issue 18).
+    #[serde(default)]
+    pub reasoning: crate::reasoning::ReasoningRecord,
     /// The W3C trace context its `traceparent` header carried, when tracing is on (issue 4):
     /// the OTLP sink exports the request's span with exactly these ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -126,6 +126,7 @@ mod tests {
             finish_reason: None,
             response_model: None,
             output_text: Some("two words".into()),
+            reasoning: Default::default(),
             trace: None,
         }
     }

@@ -17,6 +17,8 @@ pub mod json;
 pub mod live;
 pub mod otlp;
 pub mod prometheus;
+pub mod reasoning;
+pub mod reasoning_step;
 pub mod recorder;
 pub mod server_metrics;
 pub mod slices;

@@ -265,10 +265,15 @@ impl Recorder {
         <Recorder as Actor>::start_in_arbiter(arbiter, move |_| self)
     }
 
-    /// Counts a pending output with the client tokenizer, then drops the text.
+    /// Counts a pending output (and a pending reasoning) with the client tokenizer, then drops
+    /// the text. The answer's text comes apart from the reasoning's: output = both.
     fn complete_output_count(&self, r: &mut RequestFinished) {
+        r.reasoning.complete(|text| self.counter.count(text));
         if let Some(text) = r.output_text.take() {
-            r.output_tokens = self.counter.count(&text);
+            r.output_tokens = self
+                .counter
+                .count(&text)
+                .saturating_add(r.reasoning_tokens());
             r.output_tokens_source = TokenSource::Client;
         }
     }
@@ -277,6 +282,7 @@ impl Recorder {
         if r.step == WARMUP_STEP {
             // Counting warmup output would only cost tokenizer time.
             r.output_text = None;
+            r.reasoning.text = None;
             self.doc.warmup.requests += 1;
             if r.outcome.is_ok() {
                 self.doc.warmup.successful += 1;
@@ -651,6 +657,7 @@ mod tests {
             finish_reason: Some("length".into()),
             response_model: Some("tiny".into()),
             output_text: None,
+            reasoning: Default::default(),
             trace: None,
         }
     }
@@ -707,6 +714,9 @@ mod tests {
         pending.output_tokens_source = TokenSource::Server;
         pending.server_completion_tokens = None;
         pending.output_text = Some("one two three four five".into());
+        // The reasoning apart from the answer: counted too, and part of the output.
+        pending.reasoning.chunks = 2;
+        pending.reasoning.pending("hmm let me see".into());
         addr.send(RecordRequest(pending)).await.unwrap();
         let mut failed = request("c", 1, 1_200 * MS);
         failed.outcome = Outcome::Http5xx;
@@ -730,8 +740,8 @@ mod tests {
         assert_eq!(result.successful_requests, 2);
         assert_eq!(
             result.total_tokens,
-            3 + 5,
-            "pending text counted by the client"
+            3 + 5 + 4,
+            "pending text (answer and reasoning) counted by the client"
         );
         assert_eq!(result.output_tokens.client_counted_requests, 1);
         assert_eq!(result.output_tokens.server_reported_requests, 1);
@@ -760,7 +770,9 @@ mod tests {
         assert_eq!(doc["warmup"]["requests"], 1);
         assert_eq!(doc["warmup"]["successful"], 1);
         assert_eq!(doc["run_id"], "run-1");
-        assert_eq!(doc["results"][0]["total_tokens"], 8);
+        assert_eq!(doc["results"][0]["total_tokens"], 12);
+        assert_eq!(doc["results"][0]["reasoning_requests"], 1);
+        assert_eq!(doc["results"][0]["no_answer_requests"], 1);
 
         let log = fs::read_to_string(
             dir.path()
@@ -772,8 +784,12 @@ mod tests {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
             .collect();
         assert_eq!(ids, ["\"a\"", "\"b\"", "\"c\""], "warmup is not logged");
-        assert!(log.contains("\"output_tokens\":5"));
+        assert!(log.contains("\"output_tokens\":9"), "{log}");
+        assert!(log.contains(
+            "\"reasoning_tokens\":4,\"reasoning_tokens_source\":\"client\",\"answer_tokens\":5"
+        ));
         assert!(!log.contains("one two three"));
+        assert!(!log.contains("let me see"));
         arbiter.stop();
     }
 

@@ -58,6 +58,7 @@ impl RunArgs {
             run_id: self.run_id.unwrap_or_else(random_run_id),
             endpoint: parse_endpoint(&self.endpoint)?,
             ignore_eos: !self.no_ignore_eos,
+            reasoning_effort: self.reasoning_effort,
             workers: self
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
@@ -182,6 +183,9 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     if cfg.request_timeout.is_zero() {
         return Err("--request-timeout must be more than 0s".into());
     }
+    if cfg.reasoning_effort.is_some() && cfg.endpoint != crate::config::Endpoint::Chat {
+        return Err("--reasoning-effort is sent in chat bodies only: give --endpoint chat".into());
+    }
     Ok(())
 }
 
@@ -225,6 +229,16 @@ mod tests {
         assert_eq!(c.request_timeout, crate::config::DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(c.shutdown_grace, crate::config::DEFAULT_SHUTDOWN_GRACE);
         assert_eq!(c.run_id.len(), 7);
+    }
+
+    #[test]
+    fn reasoning_effort_is_a_chat_setting() {
+        assert_eq!(parse(&[]).unwrap().reasoning_effort, None);
+        let c = parse(&["--reasoning-effort", "high"]).unwrap();
+        assert_eq!(c.reasoning_effort.as_deref(), Some("high"));
+        assert!(parse(&["--reasoning-effort", "extreme"]).is_err());
+        let err = parse(&["--reasoning-effort", "low", "--endpoint", "completions"]).unwrap_err();
+        assert!(err.contains("--endpoint chat"), "{err}");
     }
 
     #[test]

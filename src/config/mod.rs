@@ -91,6 +91,9 @@ pub struct RunConfig {
     pub run_id_names_file: bool,
     pub endpoint: Endpoint,
     pub ignore_eos: bool,
+    /// `--reasoning-effort`: sent as the chat body's `reasoning_effort` (low, medium, high).
+    #[serde(default)]
+    pub reasoning_effort: Option<String>,
     pub workers: usize,
     #[serde(with = "humantime_serde_compat")]
     pub request_timeout: Duration,
@@ -257,6 +260,7 @@ impl RunConfig {
             run_id_names_file: false,
             endpoint: Endpoint::Chat,
             ignore_eos: true,
+            reasoning_effort: None,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,

@@ -45,6 +45,7 @@ pub struct ChatPlan {
     pub model: String,
     pub endpoint: Endpoint,
     pub ignore_eos: bool,
+    pub reasoning_effort: Option<String>,
     /// `--max-context-tokens`: the messages plus `max_tokens` of a turn must fit in it.
     pub max_context_tokens: Option<u64>,
     /// The prepared request of each pool entry (same order as the pool's bodies).
@@ -92,6 +93,7 @@ impl ChatPlan {
             model: model.to_string(),
             endpoint: cfg.endpoint,
             ignore_eos: cfg.ignore_eos,
+            reasoning_effort: cfg.reasoning_effort.clone(),
             max_context_tokens: cfg.max_context_tokens,
             scripts,
             stats: ConversationStats::default(),
@@ -342,6 +344,7 @@ impl History {
                 &self.messages,
                 turn.max_tokens,
                 plan.ignore_eos,
+                plan.reasoning_effort.as_deref(),
             ),
             Endpoint::Completions => {
                 let prompt: Vec<&str> = self.messages.iter().map(|m| m.content.as_str()).collect();

@@ -95,6 +95,91 @@ const FIGURES: &[Figure] = &[
     },
 ];
 
+/// Reasoning models (issue 18), compared when either step reasoned: the time to the first answer
+/// token is judged like TTFT; how long the model thought and how often it never answered are
+/// shown, not judged (they follow the prompts and `--reasoning-effort` more than the server).
+const REASONING_FIGURES: &[Figure] = &[
+    Figure {
+        name: "Time to first answer p50",
+        unit: "ms",
+        better: Better::Lower,
+        read: |r| ttfa(r, r.reasoning.time_to_first_answer_token_ms.p50),
+    },
+    Figure {
+        name: "Time to first answer p99",
+        unit: "ms",
+        better: Better::Lower,
+        read: |r| ttfa(r, r.reasoning.time_to_first_answer_token_ms.p99),
+    },
+    Figure {
+        name: "Reasoning tokens (mean)",
+        unit: "tok",
+        better: Better::Lower,
+        read: |r| {
+            r.reasoning
+                .reasoning_tokens
+                .known(r.reasoning.reasoning_tokens.avg)
+        },
+    },
+    Figure {
+        name: "Answer tokens (mean)",
+        unit: "tok",
+        better: Better::Higher,
+        read: |r| {
+            r.reasoning
+                .answer_tokens
+                .known(r.reasoning.answer_tokens.avg)
+        },
+    },
+    Figure {
+        name: "No answer",
+        unit: "%",
+        better: Better::Lower,
+        read: |r| {
+            (r.successful_requests > 0).then(|| {
+                100.0 * r.reasoning.no_answer_requests as f64 / r.successful_requests as f64
+            })
+        },
+    },
+];
+
+fn ttfa(r: &StepResult, figure: f64) -> Option<f64> {
+    r.reasoning.time_to_first_answer_token_ms.known(figure)
+}
+
+/// Tokens per chunk, shown when either step streamed several tokens a chunk: ITL stays per token,
+/// inter-chunk latency grows with it.
+const CHUNK_FIGURES: &[Figure] = &[
+    Figure {
+        name: "Tokens per chunk (mean)",
+        unit: "tok",
+        better: Better::Higher,
+        read: |r| {
+            r.reasoning
+                .tokens_per_chunk
+                .known(r.reasoning.tokens_per_chunk.avg)
+        },
+    },
+    Figure {
+        name: "Tokens per chunk p99",
+        unit: "tok",
+        better: Better::Higher,
+        read: |r| {
+            r.reasoning
+                .tokens_per_chunk
+                .known(r.reasoning.tokens_per_chunk.p99)
+        },
+    },
+];
+
+/// Whether a step streamed several tokens in some chunk (beyond HDR's 0.1 %).
+fn multi_token_chunks(r: &StepResult) -> bool {
+    r.reasoning
+        .tokens_per_chunk
+        .known(r.reasoning.tokens_per_chunk.max)
+        .is_some_and(|m| m > 1.01)
+}
+
 /// The server's own view (`server_metrics`), compared when both steps have it: shown with its
 /// relative change, never marked as a regression (more waiting or a fuller KV cache at the same
 /// load is a clue to read beside our figures, not a verdict on its own).
@@ -291,6 +376,16 @@ fn compare_step(base: &StepResult, new: &StepResult, tolerance: f64) -> StepComp
         }
     };
     let mut changes: Vec<Change> = FIGURES.iter().map(|f| change(f, true)).collect();
+    if base.reasoning.reasoning_requests > 0 || new.reasoning.reasoning_requests > 0 {
+        changes.extend(
+            REASONING_FIGURES
+                .iter()
+                .map(|f| change(f, f.name.starts_with("Time to first answer"))),
+        );
+    }
+    if multi_token_chunks(base) || multi_token_chunks(new) {
+        changes.extend(CHUNK_FIGURES.iter().map(|f| change(f, false)));
+    }
     // The server's figures when both steps were scraped; each one either step lacks (e.g. no
     // prefix cache on that engine) is left out rather than shown as "no data".
     if base.server_metrics.is_some() && new.server_metrics.is_some() {
@@ -554,6 +649,44 @@ mod tests {
             "{row}"
         );
         assert!(text.contains("0 regressions"), "{text}");
+    }
+
+    #[test]
+    fn reasoning_and_chunk_rows_only_when_a_step_has_them() {
+        let plain = crate::offline::test_fixtures::step(5, 0, 0);
+        let names = |c: &StepComparison| c.changes.iter().map(|c| c.figure).collect::<Vec<_>>();
+        let none = compare_step(&plain, &plain, 0.1);
+        assert!(!names(&none)
+            .iter()
+            .any(|n| n.contains("answer") || n.contains("chunk")));
+
+        let mut base = plain.clone();
+        let mut agg = sinks::reasoning_step::ReasoningAggregator::default();
+        let mut r = crate::offline::test_fixtures::request(true, 0);
+        r.reasoning.chunks = 2;
+        r.reasoning.tokens = Some(2);
+        r.reasoning.first_answer_at = Some(r.sent_at + 100_000_000);
+        agg.record(&r);
+        base.reasoning = agg.finish();
+        let mut new = base.clone();
+        let mut agg = sinks::reasoning_step::ReasoningAggregator::default();
+        r.reasoning.first_answer_at = Some(r.sent_at + 200_000_000);
+        r.chunk_offsets_us.truncate(2);
+        agg.record(&r);
+        new.reasoning = agg.finish();
+        let pair = compare_step(&base, &new, 0.1);
+        let get = |name: &str| pair.changes.iter().find(|c| c.figure == name).unwrap();
+        assert!(
+            get("Time to first answer p50").regression,
+            "judged like TTFT"
+        );
+        assert!(
+            !get("Reasoning tokens (mean)").regression,
+            "shown, not judged"
+        );
+        let per_chunk = get("Tokens per chunk (mean)");
+        assert!((per_chunk.new.unwrap() - r.output_tokens as f64 / 2.0).abs() < 0.01);
+        assert!(!per_chunk.regression);
     }
 
     /// A step of `kind` at `rate` (open loop) named for `arrival`.

@@ -151,6 +151,7 @@ async fn attempt_once(
         finish_reason: None,
         response_model: None,
         output_text: None,
+        reasoning: Default::default(),
         trace: shared.tracing.map(|s| s.next_context()),
     };
     let mut state = StreamState::new(true);
@@ -166,8 +167,9 @@ async fn attempt_once(
     (rec, answer)
 }
 
-/// Output tokens: the server's count when it reported usage, else ours over the whole text
-/// (counted later, on the sink arbiter). Returns the text when `keep_answer`, else "".
+/// Output tokens: the server's count when it reported usage, else ours over the answer's and the
+/// reasoning's texts (counted later, on the sink arbiter). Returns the answer's text (no
+/// reasoning: a conversation sends back the answer only) when `keep_answer`, else "".
 fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer: bool) -> String {
     if let Some(u) = state.usage() {
         rec.server_prompt_tokens = u.prompt_tokens;
@@ -176,6 +178,7 @@ fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer
     }
     rec.finish_reason = state.finish_reason().map(str::to_owned);
     rec.response_model = state.model().map(str::to_owned);
+    settle_reasoning(rec, state);
     match rec.server_completion_tokens {
         Some(n) => rec.output_tokens = n,
         None => {
@@ -190,6 +193,21 @@ fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer
     match &rec.output_text {
         Some(text) => text.clone(),
         None => state.take_text(),
+    }
+}
+
+/// Reasoning tokens: the server's `completion_tokens_details.reasoning_tokens`, else ours over
+/// the reasoning text (counted later, like the output).
+fn settle_reasoning(rec: &mut RequestFinished, state: &mut StreamState) {
+    rec.reasoning.chunks = state.reasoning_chunks();
+    // A server may report 0 reasoning tokens whatever it streamed: then the text is counted.
+    match state.usage().and_then(|u| u.reasoning_tokens) {
+        Some(n) if n > 0 || state.reasoning_chunks() == 0 => {
+            rec.reasoning.tokens = Some(n);
+            rec.reasoning.tokens_source = Some(TokenSource::Server);
+        }
+        _ if state.reasoning_chunks() > 0 => rec.reasoning.pending(state.take_reasoning()),
+        _ => {}
     }
 }
 
@@ -334,8 +352,11 @@ fn on_data(
     outcome: &mut Result<bool, Failure>,
 ) -> ControlFlow<()> {
     match state.on_data(data) {
-        Ok(DataKind::Text) => {
+        Ok(kind @ (DataKind::Text | DataKind::Reasoning)) => {
             rec.first_token_at.get_or_insert(now);
+            if kind == DataKind::Text {
+                rec.reasoning.first_answer_at.get_or_insert(now);
+            }
             let offset_us = (now.saturating_sub(rec.sent_at) / 1_000).min(u32::MAX as u64) as u32;
             rec.chunk_offsets_us.push(offset_us);
             ControlFlow::Continue(())

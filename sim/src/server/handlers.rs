@@ -20,12 +20,14 @@ use crate::openai::{
     ResponseFormat, Usage,
 };
 use crate::prefix_cache::prompt_block_hashes;
+use crate::reasoning;
 use crate::record::{unix_nanos_now, InFlight, RecordBuilder, Recorder};
 
 use super::pacing::start_generation;
 use super::token_stream::stream_response;
 use super::{
     Disposition, Plan, Shared, MODEL_OWNER, TRACEPARENT, X_PROBE, X_REQUEST_ID, X_SIM_FAULT,
+    X_SIM_REASONING_TOKENS,
 };
 
 /// The one place where per-request behaviour is decided. Fault injection (error statuses,
@@ -47,9 +49,31 @@ fn decide(shared: &Shared, endpoint: Endpoint, headers: &HeaderMap, body: &[u8])
         (Ok(_), Some(Fault::Status(code))) => Disposition::Injected(code),
         (Ok(mut plan), fault) => {
             plan.fault = fault;
+            if let Err(e) = think(shared, endpoint, headers, &mut plan) {
+                return Disposition::Reject(ApiError::bad_request(e));
+            }
             Disposition::Serve(plan)
         }
     }
+}
+
+/// A reasoning model thinks first (streaming chat only: the reasoning has a delta field there).
+fn think(
+    shared: &Shared,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    plan: &mut Plan,
+) -> Result<(), String> {
+    let header = headers
+        .get(&X_SIM_REASONING_TOKENS)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let n = reasoning::reasoning_tokens(shared.cfg.reasoning_tokens, header)
+        .map_err(|e| format!("x-sim-reasoning-tokens: {e}"))?;
+    if endpoint == Endpoint::Chat && plan.request.stream && n > 0 {
+        plan.reasoning_tokens = n;
+        reasoning::think_first(&mut plan.length, n);
+    }
+    Ok(())
 }
 
 /// `decide`, on the blocking pool when a tokenizer will count the prompt: tokenizing a long
@@ -107,6 +131,7 @@ fn plan(shared: &Shared, endpoint: Endpoint, body: &[u8]) -> Result<Plan, ApiErr
         length,
         request,
         fault: None,
+        reasoning_tokens: 0,
     })
 }
 

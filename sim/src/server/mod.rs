@@ -66,6 +66,8 @@ const MODEL_OWNER: &str = "inference-benchmarker";
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static X_SIM_FAULT: HeaderName = HeaderName::from_static("x-sim-fault");
+/// A request's own reasoning length (`--reasoning-tokens` for one request).
+static X_SIM_REASONING_TOKENS: HeaderName = HeaderName::from_static("x-sim-reasoning-tokens");
 /// Sent by the benchmarker's pre-flight probe (`coordinator::keep_alive`).
 static X_PROBE: HeaderName = HeaderName::from_static("x-inference-benchmarker-probe");
 /// Pause between the pieces of a `slow-drip` event.
@@ -212,6 +214,8 @@ struct Plan {
     length: LengthRequest,
     /// Injected into this request's response.
     fault: Option<Fault>,
+    /// Of its tokens, the first ones are reasoning (streaming chat only).
+    reasoning_tokens: u32,
 }
 
 /// What happens to one request.

@@ -17,6 +17,7 @@ use crate::engine::Emission;
 use crate::fault::{Fault, HUGE_LINE_BYTES};
 use crate::metrics::RequestTracker;
 use crate::openai::{token_text, Endpoint, ResponseFormat, Usage, DONE_EVENT};
+use crate::reasoning::{chunk_event, ReasoningField};
 use crate::record::InFlight;
 
 use super::handlers::text_salt;
@@ -48,6 +49,10 @@ pub(super) fn stream_response(
         queued: std::collections::VecDeque::new(),
         pause: None,
         strip_data: false,
+        chunk: Vec::with_capacity(shared.cfg.tokens_per_chunk as usize),
+        per_chunk: shared.cfg.tokens_per_chunk.max(1) as usize,
+        reasoning: plan.reasoning_tokens,
+        reasoning_field: ReasoningField::from_flag(&shared.cfg.reasoning_field),
     };
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))
@@ -88,6 +93,12 @@ struct TokenStream {
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The next token event goes out without its `data:` field name (missing-data).
     strip_data: bool,
+    /// Tokens due but not yet sent: a chunk fills up to `per_chunk` (`--tokens-per-chunk`).
+    chunk: Vec<Emission>,
+    per_chunk: usize,
+    /// The first `reasoning` tokens are reasoning (`--reasoning-tokens`).
+    reasoning: u32,
+    reasoning_field: ReasoningField,
 }
 
 impl TokenStream {
@@ -98,29 +109,53 @@ impl TokenStream {
         }
     }
 
-    fn token_event(&mut self, emission: Emission) -> Bytes {
+    /// Adds a due token to the chunk; the chunk's event once it is full or the sequence ended.
+    fn chunk_event(&mut self, emission: Emission) -> Option<Bytes> {
+        self.chunk.push(emission);
+        if self.chunk.len() < self.per_chunk && emission.finish.is_none() {
+            return None;
+        }
+        let chunk = std::mem::take(&mut self.chunk);
+        let event = self.token_event(&chunk);
+        self.chunk = chunk;
+        self.chunk.clear();
+        Some(event)
+    }
+
+    fn token_event(&mut self, chunk: &[Emission]) -> Bytes {
         // Stamped as it is handed to actix: the "actually sent" time of the record.
         let now = Instant::now();
-        self.log.tokens_sent(1, now);
-        self.tracker.tokens_sent(1, now);
-        if let Some(reason) = emission.finish {
+        let (count, last) = (chunk.len() as u32, chunk[chunk.len() - 1]);
+        let thinking = chunk.iter().filter(|e| e.index < self.reasoning).count() as u32;
+        self.log.tokens_sent(count.into(), now);
+        self.tracker.tokens_sent(count.into(), now);
+        if let Some(reason) = last.finish {
             self.tracker.finished(reason, now);
         }
-        self.tokens += 1;
-        self.usage.completion_tokens += 1;
-        self.usage.cached_tokens = emission.cached_tokens;
-        if emission.finish.is_some() {
+        self.tokens += count;
+        self.usage.completion_tokens += u64::from(count);
+        self.usage.cached_tokens = last.cached_tokens;
+        if self.reasoning > 0 {
+            let reasoning = self.usage.reasoning_tokens.unwrap_or(0) + u64::from(thinking);
+            self.usage.reasoning_tokens = Some(reasoning);
+        }
+        if last.finish.is_some() {
             self.phase = if self.include_usage {
                 Phase::Usage
             } else {
                 Phase::Done
             };
         }
-        let text = token_text(self.salt, emission.index);
-        if let Some(record) = self.log.record() {
-            record.text_sent(text);
-        }
-        let event = self.format.token_event(text, emission.finish);
+        let event = if self.reasoning == 0 && count == 1 {
+            let text = token_text(self.salt, last.index);
+            if let Some(record) = self.log.record() {
+                record.text_sent(text);
+                record.chunk_sent(1, 0);
+            }
+            self.format.token_event(text, last.finish)
+        } else {
+            self.texts_event(chunk, thinking)
+        };
         if std::mem::take(&mut self.strip_data) {
             // An unknown SSE field to a client: the token is silently skipped.
             return Bytes::from(event.replacen("data: ", "", 1));
@@ -128,9 +163,34 @@ impl TokenStream {
         Bytes::from(event)
     }
 
+    /// A chunk of several tokens, or with reasoning: its texts joined (the answer's recorded).
+    fn texts_event(&mut self, chunk: &[Emission], thinking: u32) -> String {
+        let text = |e: &Emission| token_text(self.salt, e.index);
+        let (reasoning, answer) = chunk.split_at(thinking as usize);
+        let reasoning: String = reasoning.iter().map(text).collect();
+        let answer: String = answer.iter().map(text).collect();
+        if let Some(record) = self.log.record() {
+            record.text_sent(&answer);
+            record.chunk_sent(chunk.len() as u32, thinking);
+        }
+        let finish = chunk[chunk.len() - 1].finish;
+        if self.reasoning == 0 {
+            return self.format.token_event(&answer, finish);
+        }
+        chunk_event(
+            &self.format,
+            self.reasoning_field,
+            &reasoning,
+            &answer,
+            finish,
+        )
+    }
+
     /// A mid-stream fault whose time has come. `Err`: abort the connection now.
     fn strike(&mut self) -> Result<(), io::Error> {
-        let Some(fault) = self.fault.filter(|f| f.after() == Some(self.tokens)) else {
+        // At or past its count: with several tokens a chunk, the count may fall inside a chunk.
+        let due = |f: &Fault| f.after().is_some_and(|n| self.tokens >= n);
+        let Some(fault) = self.fault.filter(due) else {
             return Ok(());
         };
         self.fault = None;
@@ -180,7 +240,11 @@ impl TokenStream {
                     self.stashed = Some(emission);
                     Bytes::from(self.format.role_event())
                 }
-                Poll::Ready(Some(emission)) => self.token_event(emission),
+                Poll::Ready(Some(emission)) => match self.chunk_event(emission) {
+                    Some(event) => event,
+                    // The chunk is not full: wait for its next token.
+                    None => return self.next_event(cx),
+                },
             },
             Phase::Usage => {
                 self.phase = Phase::Done;

@@ -379,6 +379,10 @@ fn merge_step(
                 m
             }),
         histograms: hist.encode(),
+        reasoning: crate::reasoning_step::ReasoningAggregator::merged(
+            steps.iter().map(|s| &s.reasoning),
+        )
+        .map_err(|e| format!("step {}: {e}", first.step))?,
         shards: Some(
             parts
                 .iter()
@@ -546,6 +550,7 @@ mod tests {
             finish_reason: Some("length".into()),
             response_model: Some("m".into()),
             output_text: None,
+            reasoning: Default::default(),
             trace: None,
         }
     }
@@ -775,6 +780,7 @@ mod tests {
         assert_eq!(m.inter_chunk_latency_ms, w.inter_chunk_latency_ms);
         assert_eq!(m.queue_delay_ms, w.queue_delay_ms);
         assert_eq!(m.histograms, w.histograms);
+        assert_eq!(m.reasoning, w.reasoning);
         for (a, b) in [
             (m.total_requests, w.total_requests),
             (m.successful_requests, w.successful_requests),

@@ -54,6 +54,19 @@ pub struct RequestLogLine<'a> {
     /// reference as `ttft_ms`; µs resolution): per-gap timing, to compare with a server's own
     /// per-token times (`benches/timing.py` against the simulated server's `--record-file`).
     pub chunk_offsets_ms: Vec<f64>,
+    /// Time to the first answer token (content, after any reasoning); null without an answer.
+    pub ttfa_ms: Option<f64>,
+    /// Reasoning tokens (part of `output_tokens`); null when the request did not reason.
+    pub reasoning_tokens: Option<u64>,
+    pub reasoning_tokens_source: Option<TokenSource>,
+    /// Output tokens less the reasoning's.
+    pub answer_tokens: u64,
+    /// Chunks that carried reasoning text.
+    pub reasoning_chunks: u64,
+    /// A success that reasoned and never answered (it stays `outcome: ok`).
+    pub no_answer: bool,
+    /// `output_tokens / chunks`; null without a chunk.
+    pub tokens_per_chunk: Option<f64>,
 }
 
 fn ms(ns: Nanos) -> f64 {
@@ -91,6 +104,13 @@ impl<'a> RequestLogLine<'a> {
                 .iter()
                 .map(|&us| f64::from(us) / 1e3)
                 .collect(),
+            ttfa_ms: r.ttfa_ns().map(ms),
+            reasoning_tokens: r.reasoned().then(|| r.reasoning_tokens()),
+            reasoning_tokens_source: r.reasoning.tokens_source.filter(|_| r.reasoned()),
+            answer_tokens: r.answer_tokens(),
+            reasoning_chunks: r.reasoning.chunks,
+            no_answer: r.no_answer(),
+            tokens_per_chunk: r.tokens_per_chunk(),
         }
     }
 }
@@ -164,6 +184,7 @@ mod tests {
             finish_reason: Some("stop".into()),
             response_model: Some("tiny".into()),
             output_text: Some("never written".into()),
+            reasoning: Default::default(),
             trace: None,
         }
     }

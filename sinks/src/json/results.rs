@@ -99,6 +99,10 @@ pub struct StepResult {
     #[serde(default)]
     pub server_metrics: Option<crate::server_metrics::ServerMetrics>,
     pub histograms: StepHistograms,
+    /// Reasoning models and multi-token chunks (issue 18), among the step's keys; absent (all
+    /// empty) in files written before them.
+    #[serde(flatten)]
+    pub reasoning: crate::reasoning_step::ReasoningFigures,
     /// A merged step (`merge`): the inputs that had it, joined with ", " (a string: a step
     /// entry holds no list); absent in a single run's results.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -55,6 +55,7 @@ pub fn render(steps: &[StepResult]) -> String {
             let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
             if let Some(o) = v.as_object_mut() {
                 o.remove("histograms");
+                o.remove("reasoning_histograms");
             }
             let mut cells = Vec::new();
             flatten("", &v, &mut cells);

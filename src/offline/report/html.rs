@@ -228,7 +228,7 @@ fn summary_table(run: &Run) -> String {
 }
 
 /// `p50 / p99` of a summary, or "–" when nothing was measured.
-fn p50_p99(s: &Summary, digits: usize) -> String {
+pub(super) fn p50_p99(s: &Summary, digits: usize) -> String {
     match s.known(s.p50) {
         Some(p50) => format!("{p50:.digits$} / {:.digits$}", s.p99),
         None => crate::offline::table::MISSING.into(),
@@ -329,6 +329,7 @@ pub fn render(runs: &[Run]) -> String {
     for run in runs {
         let _ = write!(s, "<h2>Steps — {}</h2>", svg::escape(&run.label));
         s.push_str(&summary_table(run));
+        s.push_str(&super::reasoning::table(run));
         s.push_str("<h3>Errors</h3>");
         s.push_str(&errors_table(run));
         let _ = write!(

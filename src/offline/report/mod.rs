@@ -6,6 +6,7 @@
 
 pub mod csv;
 pub mod html;
+mod reasoning;
 pub mod server;
 pub mod svg;
 

@@ -35,6 +35,9 @@ struct RequestBody<'a> {
     /// one, a server that honours it generates to the model's context limit.
     #[serde(skip_serializing_if = "is_false")]
     ignore_eos: bool,
+    /// `--reasoning-effort` (chat only): `low`, `medium` or `high`; not sent unless asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -56,6 +59,7 @@ pub fn chat_body(
     messages: &[Message],
     max_tokens: Option<u64>,
     ignore_eos: bool,
+    reasoning_effort: Option<&str>,
 ) -> Bytes {
     RequestBody {
         model,
@@ -67,6 +71,7 @@ pub fn chat_body(
             include_usage: true,
         },
         ignore_eos: ignore_eos && max_tokens.is_some(),
+        reasoning_effort,
     }
     .to_bytes()
 }
@@ -88,6 +93,7 @@ pub fn completions_body(
             include_usage: true,
         },
         ignore_eos: ignore_eos && max_tokens.is_some(),
+        reasoning_effort: None,
     }
     .to_bytes()
 }
@@ -121,6 +127,7 @@ mod tests {
             &messages(),
             Some(128),
             true,
+            Some("low"),
         );
         assert_eq!(
             parse(&body),
@@ -134,6 +141,7 @@ mod tests {
                 "stream": true,
                 "stream_options": {"include_usage": true},
                 "ignore_eos": true,
+                "reasoning_effort": "low",
             })
         );
         // Compact, in a stable key order.
@@ -141,12 +149,12 @@ mod tests {
         assert!(text.starts_with(
             r#"{"model":"meta-llama/Llama-3.1-8B-Instruct","messages":[{"role":"system""#
         ));
-        assert!(text.ends_with(r#""max_tokens":128,"stream":true,"stream_options":{"include_usage":true},"ignore_eos":true}"#));
+        assert!(text.ends_with(r#""max_tokens":128,"stream":true,"stream_options":{"include_usage":true},"ignore_eos":true,"reasoning_effort":"low"}"#));
     }
 
     #[test]
     fn chat_body_omits_unset_options() {
-        let body = chat_body("m", &messages()[..1], None, false);
+        let body = chat_body("m", &messages()[..1], None, false, None);
         assert_eq!(
             parse(&body),
             json!({
@@ -156,7 +164,7 @@ mod tests {
                 "stream_options": {"include_usage": true},
             })
         );
-        let empty = chat_body("m", &[], Some(0), false);
+        let empty = chat_body("m", &[], Some(0), false, None);
         assert_eq!(parse(&empty)["messages"], json!([]));
         assert_eq!(parse(&empty)["max_tokens"], json!(0));
     }

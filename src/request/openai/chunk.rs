@@ -52,6 +52,12 @@ pub(super) struct WireUsage {
     pub(super) prompt_tokens: Option<u64>,
     pub(super) completion_tokens: Option<u64>,
     pub(super) prompt_tokens_details: Option<PromptTokensDetails>,
+    pub(super) completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct CompletionTokensDetails {
+    pub(super) reasoning_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -87,11 +93,14 @@ struct Delta<'a> {
     reasoning: Option<Str<'a>>,
 }
 
-/// A chunk's `choices`, folded while parsed: all the text of all choices (we
-/// ask for one choice; more are tolerated) and the last finish reason.
+/// A chunk's `choices`, folded while parsed: the answer text and the reasoning text of all
+/// choices (we ask for one choice; more are tolerated), apart, and the last finish reason.
 #[derive(Default)]
 pub(super) struct Choices<'a> {
+    /// Answer text: a chat delta's `content`, a completion's `text`.
     pub(super) text: Option<Cow<'a, str>>,
+    /// Reasoning text: `reasoning_content` or `reasoning`, whichever the server uses.
+    pub(super) reasoning: Option<Cow<'a, str>>,
     pub(super) finish_reason: Option<Cow<'a, str>>,
 }
 
@@ -100,24 +109,27 @@ impl<'a> Choices<'a> {
         if let Some(reason) = choice.finish_reason {
             self.finish_reason = Some(reason.0);
         }
-        let delta = choice.delta.map_or([None, None, None], |d| {
-            [d.reasoning_content, d.reasoning, d.content]
+        let (reasoning, content) = choice.delta.map_or(([None, None], None), |d| {
+            ([d.reasoning_content, d.reasoning], d.content)
         });
-        for piece in delta.into_iter().chain([choice.text]).flatten() {
-            self.push_text(piece.0);
+        for piece in reasoning.into_iter().flatten() {
+            push_piece(&mut self.reasoning, piece.0);
+        }
+        for piece in [content, choice.text].into_iter().flatten() {
+            push_piece(&mut self.text, piece.0);
         }
     }
+}
 
-    /// Keeps a single piece borrowed; only joins (and so allocates) when a
-    /// chunk carries several.
-    fn push_text(&mut self, piece: Cow<'a, str>) {
-        if piece.is_empty() {
-            return;
-        }
-        match &mut self.text {
-            None => self.text = Some(piece),
-            Some(text) => text.to_mut().push_str(&piece),
-        }
+/// Keeps a single piece borrowed; only joins (and so allocates) when a chunk carries several
+/// of the same kind.
+fn push_piece<'a>(slot: &mut Option<Cow<'a, str>>, piece: Cow<'a, str>) {
+    if piece.is_empty() {
+        return;
+    }
+    match slot {
+        None => *slot = Some(piece),
+        Some(text) => text.to_mut().push_str(&piece),
     }
 }
 

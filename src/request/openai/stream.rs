@@ -13,8 +13,10 @@ const MAX_QUOTED_DATA_BYTES: usize = 200;
 /// What one event's data was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataKind {
-    /// The chunk carried generated text (content or reasoning): a token time.
+    /// The chunk carried answer text (content; reasoning too, maybe): a token time.
     Text,
+    /// The chunk carried reasoning text only: a token time, before the answer.
+    Reasoning,
     /// A well-formed chunk without text (role-only first chunk, finish
     /// reason, usage, keep-alive).
     NoText,
@@ -30,6 +32,8 @@ pub struct Usage {
     /// `usage.prompt_tokens_details.cached_tokens`, or llama.cpp's
     /// `timings.cache_n` when the former is absent.
     pub cached_tokens: Option<u64>,
+    /// `usage.completion_tokens_details.reasoning_tokens` (part of `completion_tokens`).
+    pub reasoning_tokens: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +84,9 @@ pub struct StreamState {
     keep_text: bool,
     text: String,
     text_chunks: u64,
+    /// Reasoning apart from the answer: counted on its own, never sent back in a conversation.
+    reasoning: String,
+    reasoning_chunks: u64,
     usage: Option<Usage>,
     finish_reason: Option<String>,
     model: Option<String>,
@@ -94,6 +101,8 @@ impl StreamState {
             keep_text,
             text: String::new(),
             text_chunks: 0,
+            reasoning: String::new(),
+            reasoning_chunks: 0,
             usage: None,
             finish_reason: None,
             model: None,
@@ -130,16 +139,20 @@ impl StreamState {
         if let Some(reason) = choices.finish_reason {
             set_string(&mut self.finish_reason, &reason);
         }
-        match choices.text {
-            Some(text) if !text.is_empty() => {
-                self.text_chunks += 1;
-                if self.keep_text {
-                    self.text.push_str(&text);
-                }
-                Ok(DataKind::Text)
-            }
-            _ => Ok(DataKind::NoText),
+        let reasoned = keep(&mut self.reasoning, self.keep_text, choices.reasoning);
+        let answered = keep(&mut self.text, self.keep_text, choices.text);
+        if reasoned {
+            self.reasoning_chunks += 1;
         }
+        if !(reasoned || answered) {
+            return Ok(DataKind::NoText);
+        }
+        self.text_chunks += 1;
+        Ok(if answered {
+            DataKind::Text
+        } else {
+            DataKind::Reasoning
+        })
     }
 
     /// The server's token counts, from any chunk that carried `usage`.
@@ -157,15 +170,25 @@ impl StreamState {
         self.model.as_deref()
     }
 
-    /// How many chunks carried text.
+    /// How many chunks carried text (answer or reasoning).
     pub fn text_chunks(&self) -> u64 {
         self.text_chunks
     }
 
-    /// The generated text so far, reasoning included (servers count reasoning
-    /// in `completion_tokens`), leaving it empty. Always empty without `keep_text`.
+    /// How many chunks carried reasoning text.
+    pub fn reasoning_chunks(&self) -> u64 {
+        self.reasoning_chunks
+    }
+
+    /// The answer's text so far (reasoning apart: [`Self::take_reasoning`]), leaving it empty.
+    /// Always empty without `keep_text`.
     pub fn take_text(&mut self) -> String {
         std::mem::take(&mut self.text)
+    }
+
+    /// The reasoning text so far, leaving it empty. Always empty without `keep_text`.
+    pub fn take_reasoning(&mut self) -> String {
+        std::mem::take(&mut self.reasoning)
     }
 
     pub fn saw_done(&self) -> bool {
@@ -185,7 +208,25 @@ impl StreamState {
             prompt_tokens: wire.prompt_tokens.or(old.prompt_tokens),
             completion_tokens: wire.completion_tokens.or(old.completion_tokens),
             cached_tokens: cached.or(old.cached_tokens),
+            reasoning_tokens: wire
+                .completion_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens)
+                .or(old.reasoning_tokens),
         });
+    }
+}
+
+/// Appends a chunk's piece of one kind; whether it had any text.
+fn keep(to: &mut String, keep_text: bool, piece: Option<Cow<'_, str>>) -> bool {
+    match piece {
+        Some(text) if !text.is_empty() => {
+            if keep_text {
+                to.push_str(&text);
+            }
+            true
+        }
+        _ => false,
     }
 }
 

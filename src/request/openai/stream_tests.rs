@@ -10,7 +10,7 @@ fn run(state: &mut StreamState, events: &[&str]) -> Result<Vec<DataKind>, Protoc
     events.iter().map(|d| state.on_data(d)).collect()
 }
 
-use DataKind::{Done, NoText, Text};
+use DataKind::{Done, NoText, Reasoning, Text};
 
 /// Captured from llama.cpp's llama-server (`/v1/chat/completions`,
 /// `stream_options.include_usage`, 3 tokens).
@@ -43,6 +43,7 @@ fn llama_cpp_chat_stream() {
             prompt_tokens: Some(12),
             completion_tokens: Some(3),
             cached_tokens: Some(11),
+            reasoning_tokens: None,
         })
     );
 }
@@ -67,6 +68,7 @@ fn llama_cpp_completions_stream() {
             prompt_tokens: Some(3),
             completion_tokens: Some(2),
             cached_tokens: Some(1),
+            reasoning_tokens: None,
         })
     );
 }
@@ -105,6 +107,7 @@ fn vllm_chat_stream_with_final_usage_chunk() {
             prompt_tokens: Some(42),
             completion_tokens: Some(3),
             cached_tokens: Some(32),
+            reasoning_tokens: None,
         })
     );
 }
@@ -142,12 +145,13 @@ fn partial_usage_never_erases_earlier_counts() {
             prompt_tokens: Some(7),
             completion_tokens: Some(9),
             cached_tokens: Some(4),
+            reasoning_tokens: None,
         })
     );
 }
 
 #[test]
-fn reasoning_counts_as_text() {
+fn reasoning_is_text_apart_from_the_answer() {
     let events = [
         r#"{"id":"chatcmpl-r","object":"chat.completion.chunk","created":1,"model":"deepseek-ai/DeepSeek-R1-Distill-Qwen-7B","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
         r#"{"id":"chatcmpl-r","object":"chat.completion.chunk","created":1,"model":"deepseek-ai/DeepSeek-R1-Distill-Qwen-7B","choices":[{"index":0,"delta":{"reasoning_content":"Let me think."},"finish_reason":null}]}"#,
@@ -158,11 +162,27 @@ fn reasoning_counts_as_text() {
     let mut state = StreamState::new(true);
     assert_eq!(
         run(&mut state, &events),
-        Ok(vec![NoText, Text, Text, Text, NoText])
+        Ok(vec![NoText, Reasoning, Reasoning, Text, NoText])
     );
     assert_eq!(state.text_chunks(), 3);
-    assert_eq!(state.take_text(), "Let me think. Hmm. 42");
+    assert_eq!(state.reasoning_chunks(), 2);
+    assert_eq!(state.take_text(), " 42");
+    assert_eq!(state.take_reasoning(), "Let me think. Hmm.");
     assert!(!state.saw_done());
+}
+
+#[test]
+fn one_chunk_may_carry_reasoning_and_answer_and_reasoning_tokens() {
+    let events = [
+        r#"{"choices":[{"index":0,"delta":{"reasoning":" a b","content":" c"},"finish_reason":"length"}]}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":3,"completion_tokens_details":{"reasoning_tokens":2}}}"#,
+    ];
+    let mut state = StreamState::new(true);
+    assert_eq!(run(&mut state, &events), Ok(vec![Text, NoText]));
+    assert_eq!((state.text_chunks(), state.reasoning_chunks()), (1, 1));
+    assert_eq!(state.usage().unwrap().reasoning_tokens, Some(2));
+    assert_eq!(state.take_reasoning(), " a b");
+    assert_eq!(state.take_text(), " c");
 }
 
 #[test]
@@ -187,6 +207,7 @@ fn openai_stream_with_null_usage_and_extra_fields() {
             prompt_tokens: Some(9),
             completion_tokens: Some(1),
             cached_tokens: Some(0),
+            reasoning_tokens: Some(0),
         })
     );
 }
