@@ -14,16 +14,20 @@
 //! with a power model at `/dcgm/metrics` (`metrics.rs`). Configuration and the model's
 //! defaults: `config.rs`.
 
+mod chat_extras;
 mod config;
 mod engine;
 pub mod fault;
+mod image;
 mod metrics;
 mod openai;
 mod prefix_cache;
 mod record;
 mod server;
 
+pub use chat_extras::{ChatExtras, SimToolCall};
 pub use config::{MsRange, SimConfig};
+pub use image::{image_tokens, png_size, PATCH_PX};
 pub use record::{SimRecord, SimStats};
 pub use server::{is_config_error, run_cli, SimServer};
 

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::chat_extras::SimToolCall;
 use crate::engine::Emission;
 use crate::fault::{Fault, HUGE_LINE_BYTES};
 use crate::metrics::RequestTracker;
@@ -27,15 +28,24 @@ pub(super) fn stream_response(
     format: ResponseFormat,
     plan: &Plan,
     shared: &Shared,
-    (log, tracker): (InFlight, RequestTracker),
+    (mut log, tracker): (InFlight, RequestTracker),
 ) -> HttpResponse {
+    let salt = text_salt(shared);
+    let tool_call = plan.request.extras.call_tool.clone().map(|name| {
+        let call = SimToolCall::new(name, salt);
+        if let Some(record) = log.record() {
+            record.set_tool_call(call.clone());
+        }
+        call
+    });
     let stream = TokenStream {
         tracker,
+        tool_call,
         role_pending: format.endpoint() == Endpoint::Chat,
         rx,
         format,
         include_usage: plan.request.include_usage,
-        salt: text_salt(shared),
+        salt,
         stashed: None,
         phase: Phase::Tokens,
         usage: Usage {
@@ -88,6 +98,8 @@ struct TokenStream {
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The next token event goes out without its `data:` field name (missing-data).
     strip_data: bool,
+    /// The answer is this tool call: each token is a piece of its arguments.
+    tool_call: Option<SimToolCall>,
 }
 
 impl TokenStream {
@@ -117,10 +129,22 @@ impl TokenStream {
             };
         }
         let text = token_text(self.salt, emission.index);
-        if let Some(record) = self.log.record() {
-            record.text_sent(text);
-        }
-        let event = self.format.token_event(text, emission.finish);
+        let event = match &self.tool_call {
+            Some(call) => {
+                let (first, last) = (emission.index == 0, emission.finish.is_some());
+                let piece = SimToolCall::piece(text, first, last);
+                if let Some(record) = self.log.record() {
+                    record.tool_arguments_sent(&piece);
+                }
+                self.format.event(call.choices(&piece, first, last), None)
+            }
+            None => {
+                if let Some(record) = self.log.record() {
+                    record.text_sent(text);
+                }
+                self.format.token_event(text, emission.finish)
+            }
+        };
         if std::mem::take(&mut self.strip_data) {
             // An unknown SSE field to a client: the token is silently skipped.
             return Bytes::from(event.replacen("data: ", "", 1));
