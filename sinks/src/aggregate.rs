@@ -34,6 +34,7 @@ pub struct StepAggregator {
     good: (u64, u64),
     generator: Option<GeneratorStats>,
     server_metrics: Option<crate::server_metrics::MetricsWindow>,
+    images_tools: crate::images_tools::ImagesToolsCounter,
 }
 
 /// A step's latency histograms; they travel in the results (`StepResult::histograms`) so that
@@ -112,6 +113,7 @@ impl StepAggregator {
             good: (0, 0),
             generator: None,
             server_metrics: None,
+            images_tools: Default::default(),
         }
     }
 
@@ -146,6 +148,7 @@ impl StepAggregator {
         self.seen.request(r);
         self.steady.record(r);
         self.count(r);
+        self.images_tools.record(r);
         // Every sent request waited to be sent, whatever happened next.
         self.hist.queue_delay.record_ns(r.queue_delay_ns());
         if r.outcome.is_ok() {
@@ -333,6 +336,7 @@ impl StepAggregator {
                 .map(|w| w.finish(c.output_tokens)),
             histograms: self.hist.encode(),
             shards: None,
+            images_and_tools: self.images_tools.finish(duration_s),
         }
     }
 
@@ -467,6 +471,7 @@ pub(crate) mod tests {
             finish_reason: Some("length".into()),
             response_model: Some("m".into()),
             output_text: None,
+            images_tools: Default::default(),
             trace: None,
         }
     }
@@ -493,6 +498,7 @@ pub(crate) mod tests {
             finish_reason: None,
             response_model: None,
             output_text: None,
+            images_tools: Default::default(),
             trace: None,
         }
     }

@@ -126,6 +126,7 @@ mod tests {
             finish_reason: None,
             response_model: None,
             output_text: Some("two words".into()),
+            images_tools: Default::default(),
             trace: None,
         }
     }

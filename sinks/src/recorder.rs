@@ -642,6 +642,7 @@ mod tests {
             finish_reason: Some("length".into()),
             response_model: Some("tiny".into()),
             output_text: None,
+            images_tools: Default::default(),
             trace: None,
         }
     }

@@ -183,6 +183,7 @@ fn request(step: u32, i: usize, start: u64, outcome: Outcome) -> RequestFinished
         finish_reason: ok.then(|| "length".to_string()),
         response_model: Some("m".into()),
         output_text: None,
+        images_tools: Default::default(),
         trace: None,
     }
 }

@@ -282,6 +282,7 @@ mod tests {
             finish_reason: None,
             response_model: None,
             output_text: None,
+            images_tools: Default::default(),
             trace: None,
         }))
     }

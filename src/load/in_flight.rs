@@ -234,6 +234,7 @@ impl Counted {
             finish_reason: None,
             response_model: None,
             output_text: None,
+            images_tools: Default::default(),
             trace: None,
         }
     }

@@ -34,6 +34,7 @@ pub fn request(ok: bool, at: u64) -> RequestFinished {
         finish_reason: None,
         response_model: None,
         output_text: None,
+        images_tools: Default::default(),
         trace: None,
     }
 }

@@ -379,6 +379,7 @@ fn merge_step(
                 m
             }),
         histograms: hist.encode(),
+        images_and_tools: merge_images_tools(&steps, window)?,
         shards: Some(
             parts
                 .iter()
@@ -387,6 +388,23 @@ fn merge_step(
                 .join(", "),
         ),
     })
+}
+
+/// The shards' images and tool calls, summed, their time to first tool call from the union of
+/// their histograms; absent when no shard had any.
+fn merge_images_tools(
+    steps: &[&StepResult],
+    window: Window,
+) -> Result<Option<crate::images_tools::ImagesToolsStep>, String> {
+    let parts: Vec<_> = steps
+        .iter()
+        .filter_map(|s| s.images_and_tools.as_ref())
+        .collect();
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let duration_s = window.duration_ms as f64 / 1e3;
+    crate::images_tools::ImagesToolsCounter::merge(&parts, duration_s).map(Some)
 }
 
 /// How a merged step names an input: its shard index, or its position among the inputs.
@@ -546,6 +564,7 @@ mod tests {
             finish_reason: Some("length".into()),
             response_model: Some("m".into()),
             output_text: None,
+            images_tools: Default::default(),
             trace: None,
         }
     }

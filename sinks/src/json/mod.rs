@@ -68,6 +68,7 @@ mod tests {
             finish_reason: Some("length".into()),
             response_model: None,
             output_text: None,
+            images_tools: Default::default(),
             trace: None,
         }
     }

@@ -54,6 +54,13 @@ pub struct RequestLogLine<'a> {
     /// reference as `ttft_ms`; µs resolution): per-gap timing, to compare with a server's own
     /// per-token times (`benches/timing.py` against the simulated server's `--record-file`).
     pub chunk_offsets_ms: Vec<f64>,
+    /// Images sent (and their file bytes), tools offered, tool calls streamed.
+    pub image_count: u32,
+    pub image_bytes: u64,
+    pub tool_definitions: u32,
+    pub tool_calls: u32,
+    /// Time to first tool-call token (`sent_ms` to the first chunk carrying a tool call).
+    pub time_to_first_tool_call_ms: Option<f64>,
 }
 
 fn ms(ns: Nanos) -> f64 {
@@ -91,6 +98,11 @@ impl<'a> RequestLogLine<'a> {
                 .iter()
                 .map(|&us| f64::from(us) / 1e3)
                 .collect(),
+            image_count: r.images_tools.image_count,
+            image_bytes: r.images_tools.image_bytes,
+            tool_definitions: r.images_tools.tool_definitions,
+            tool_calls: r.images_tools.tool_calls,
+            time_to_first_tool_call_ms: r.time_to_first_tool_call_ns().map(ms),
         }
     }
 }
@@ -164,6 +176,7 @@ mod tests {
             finish_reason: Some("stop".into()),
             response_model: Some("tiny".into()),
             output_text: Some("never written".into()),
+            images_tools: Default::default(),
             trace: None,
         }
     }

@@ -430,6 +430,7 @@ mod tests {
             finish_reason: None,
             response_model: None,
             output_text: None,
+            images_tools: Default::default(),
             trace: Some(TraceContext {
                 trace_id: [i + 1; 16],
                 span_id: [i + 1; 8],

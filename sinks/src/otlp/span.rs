@@ -332,6 +332,7 @@ mod tests {
             finish_reason: outcome.is_ok().then(|| "length".into()),
             response_model: Some("tiny-v2".into()),
             output_text: Some("secret answer".into()),
+            images_tools: Default::default(),
             trace: Some(TraceContext {
                 trace_id: [7; 16],
                 span_id: [9; 8],

@@ -228,7 +228,7 @@ fn summary_table(run: &Run) -> String {
 }
 
 /// `p50 / p99` of a summary, or "–" when nothing was measured.
-fn p50_p99(s: &Summary, digits: usize) -> String {
+pub(super) fn p50_p99(s: &Summary, digits: usize) -> String {
     match s.known(s.p50) {
         Some(p50) => format!("{p50:.digits$} / {:.digits$}", s.p99),
         None => crate::offline::table::MISSING.into(),
@@ -331,6 +331,7 @@ pub fn render(runs: &[Run]) -> String {
         s.push_str(&summary_table(run));
         s.push_str("<h3>Errors</h3>");
         s.push_str(&errors_table(run));
+        s.push_str(&super::images_tools::table(run));
         let _ = write!(
             s,
             "<details><summary>Configuration</summary><pre>{}</pre></details>\
