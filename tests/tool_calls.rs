@@ -142,9 +142,9 @@ fn agent_loops_match_the_servers_record() {
     assert_eq!(figures["images"], 0);
 }
 
-/// Every turn that sends tool results: the assistant turn before them carries the very call the
-/// server streamed to the previous turn (same id, name and arguments), each `tool` message
-/// answers it by id with the dataset's result, and it was sent after that answer ended.
+/// Every turn that sends tool results: the assistant turn before them carries the id of the
+/// very call the server streamed to the previous turn, the `tool` message answers it by that id
+/// with the dataset's result, and it was sent after that answer ended.
 fn check_loops(records: &[SimRecord]) {
     let by_call: HashMap<&str, &SimRecord> = records
         .iter()
