@@ -33,7 +33,7 @@ use crate::coordinator::{signals, Coordinator, Engine};
 use crate::offline::{report, table, thresholds};
 use crate::outputs::results_file;
 use crate::request::client::{PreparedBody, RequestShared};
-use crate::request::openai::{chat_body, completions_body, endpoint_url};
+use crate::request::openai::{chat_body_with_tools, completions_body, endpoint_url, input_figures};
 use crate::runtime::clock::Clock;
 pub use crate::runtime::exit::RunError;
 pub use crate::runtime::exit::RunSummary;
@@ -321,22 +321,30 @@ fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<
         .requests
         .iter()
         .map(|r| {
-            let body = match cfg.endpoint {
-                Endpoint::Chat => chat_body(
-                    model,
-                    &r.messages,
-                    r.max_tokens,
-                    cfg.ignore_eos,
-                    cfg.reasoning_effort.as_deref(),
+            let tools = r.tools.as_ref().map(|t| &t.definitions);
+            let (body, images_tools) = match cfg.endpoint {
+                Endpoint::Chat => (
+                    chat_body_with_tools(
+                        model,
+                        &r.messages,
+                        tools,
+                        r.max_tokens,
+                        cfg.ignore_eos,
+                        cfg.reasoning_effort.as_deref(),
+                    ),
+                    input_figures(&r.messages, tools),
                 ),
-                Endpoint::Completions => {
-                    completions_body(model, &r.prompt, r.max_tokens, cfg.ignore_eos)
-                }
+                // Text only: a completions prompt has no place for images or tools.
+                Endpoint::Completions => (
+                    completions_body(model, &r.prompt, r.max_tokens, cfg.ignore_eos),
+                    Default::default(),
+                ),
             };
             Arc::new(PreparedBody {
                 body,
                 prompt_tokens: r.prompt_tokens,
                 max_tokens: r.max_tokens,
+                images_tools,
             })
         })
         .collect()

@@ -173,6 +173,7 @@ fn workload(hub: HubEnv, tokenizer: &str) -> WorkloadConfig {
         prompt_options: None,
         decode_options: None,
         draw_prompt_lengths: false,
+        image_options: None,
         seed: 1,
         synthetic_prompts: 10,
         hub,

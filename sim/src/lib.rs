@@ -14,9 +14,11 @@
 //! with a power model at `/dcgm/metrics` (`metrics.rs`). Configuration and the model's
 //! defaults: `config.rs`.
 
+mod chat_extras;
 mod config;
 mod engine;
 pub mod fault;
+mod image;
 mod metrics;
 mod openai;
 mod prefix_cache;
@@ -24,7 +26,9 @@ mod reasoning;
 mod record;
 mod server;
 
+pub use chat_extras::{ChatExtras, SimToolCall};
 pub use config::{MsRange, SimConfig};
+pub use image::{image_tokens, png_size, PATCH_PX};
 pub use record::{BatchChange, SimRecord, SimStats};
 pub use server::{is_config_error, run_cli, SimServer};
 

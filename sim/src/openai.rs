@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::chat_extras::{ChatExtras, ImageUrl, WireTool, WireToolCall};
 use super::engine::FinishReason;
 
 /// The two generation routes.
@@ -148,6 +149,8 @@ pub struct GenerationRequest {
     pub max_tokens: Option<u32>,
     pub min_tokens: u32,
     pub ignore_eos: bool,
+    /// Images, tools and tool turns (chat).
+    pub extras: Box<ChatExtras>,
 }
 
 #[derive(Deserialize)]
@@ -171,26 +174,31 @@ struct Common {
 #[derive(Deserialize)]
 struct ChatBody {
     messages: Vec<Message>,
+    tools: Option<Vec<WireTool>>,
+    tool_choice: Option<Value>,
     #[serde(flatten)]
     common: Common,
 }
 
 #[derive(Deserialize)]
-struct Message {
-    role: String,
-    content: Option<Content>,
+pub(crate) struct Message {
+    pub(crate) role: String,
+    pub(crate) content: Option<Content>,
+    pub(crate) tool_call_id: Option<String>,
+    pub(crate) tool_calls: Option<Vec<WireToolCall>>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Content {
+pub(crate) enum Content {
     Text(String),
     Parts(Vec<ContentPart>),
 }
 
 #[derive(Deserialize)]
-struct ContentPart {
+pub(crate) struct ContentPart {
     text: Option<String>,
+    pub(crate) image_url: Option<ImageUrl>,
 }
 
 #[derive(Deserialize)]
@@ -211,15 +219,17 @@ pub fn received_messages(body: &[u8]) -> Vec<(String, String)> {
     };
     only.messages
         .into_iter()
-        .map(|m| {
-            let text = match m.content {
-                None => String::new(),
-                Some(Content::Text(text)) => text,
-                Some(Content::Parts(pieces)) => pieces.into_iter().filter_map(|p| p.text).collect(),
-            };
-            (m.role, text)
-        })
+        .map(|m| (m.role, text_of(m.content)))
         .collect()
+}
+
+/// A message's text (its text parts joined).
+fn text_of(content: Option<Content>) -> String {
+    match content {
+        None => String::new(),
+        Some(Content::Text(text)) => text,
+        Some(Content::Parts(pieces)) => pieces.into_iter().filter_map(|p| p.text).collect(),
+    }
 }
 
 /// Parses and validates a request body for `endpoint`.
@@ -227,7 +237,12 @@ pub fn parse_request(endpoint: Endpoint, body: &[u8]) -> Result<GenerationReques
     let (prompt, common) = match endpoint {
         Endpoint::Chat => {
             let body: ChatBody = from_json(body)?;
-            (chat_prompt(body.messages)?, body.common)
+            let extras = body.messages.iter().map(Message::extras);
+            let extras =
+                ChatExtras::read(extras, body.tools.as_deref(), body.tool_choice.as_ref())?;
+            let mut request = build_request(chat_prompt(body.messages)?, body.common)?;
+            request.extras = Box::new(extras);
+            return Ok(request);
         }
         Endpoint::Completions => {
             let body: CompletionBody = from_json(body)?;
@@ -248,11 +263,11 @@ fn chat_prompt(messages: Vec<Message>) -> Result<Prompt, ApiError> {
     let mut parts = Vec::with_capacity(messages.len());
     let mut cache_key = Vec::new();
     for message in messages {
-        let text = match message.content {
-            None => String::new(),
-            Some(Content::Text(text)) => text,
-            Some(Content::Parts(pieces)) => pieces.into_iter().filter_map(|p| p.text).collect(),
-        };
+        // An image is part of the prefix: the same text with another image is not cached.
+        for url in message.extras().image_urls {
+            cache_key.extend_from_slice(url.as_bytes());
+        }
+        let text = text_of(message.content);
         // Role-tagged so that the same text under another role is another prefix.
         cache_key.extend_from_slice(message.role.as_bytes());
         cache_key.push(b'\n');
@@ -329,6 +344,7 @@ fn build_request(prompt: Prompt, common: Common) -> Result<GenerationRequest, Ap
         max_tokens,
         min_tokens,
         ignore_eos: common.ignore_eos.unwrap_or(false),
+        extras: Box::default(),
     })
 }
 

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::chat_extras::{ChatExtras, SimToolCall};
+
 /// One completion request as the server saw it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SimRecord {
@@ -50,6 +52,11 @@ pub struct SimRecord {
     pub output_text: String,
     /// The fault injected into this request (`--fault` or `x-sim-fault`), as its spec.
     pub fault: Option<String>,
+    /// Chat: images, tools offered, tool turns received.
+    #[serde(flatten)]
+    pub extras: ChatExtras,
+    /// The tool call the answer streamed, if it was one.
+    pub tool_call: Option<SimToolCall>,
 }
 
 /// The engine's batch from one moment on (with `--record`): the step log the true mean
@@ -213,6 +220,8 @@ impl RecordBuilder {
                 messages: Vec::new(),
                 output_text: String::new(),
                 fault: None,
+                extras: ChatExtras::default(),
+                tool_call: None,
             },
         }
     }
@@ -235,6 +244,22 @@ impl RecordBuilder {
 
     pub fn set_fault(&mut self, fault: &super::fault::Fault) {
         self.record.fault = Some(fault.to_string());
+    }
+
+    pub fn set_extras(&mut self, extras: &ChatExtras) {
+        self.record.extras = extras.clone();
+    }
+
+    /// The answer is this tool call (its arguments are added as they are sent).
+    pub fn set_tool_call(&mut self, call: SimToolCall) {
+        self.record.tool_call = Some(call);
+    }
+
+    /// Arguments of the tool call handed to the response body.
+    pub fn tool_arguments_sent(&mut self, piece: &str) {
+        if let Some(call) = self.record.tool_call.as_mut() {
+            call.arguments.push_str(piece);
+        }
     }
 
     /// A token was handed to the response body at `at`.

@@ -35,6 +35,7 @@ pub struct StepAggregator {
     generator: Option<GeneratorStats>,
     server_metrics: Option<crate::server_metrics::MetricsWindow>,
     reasoning: crate::reasoning_step::ReasoningAggregator,
+    images_tools: crate::images_tools::ImagesToolsCounter,
 }
 
 /// A step's latency histograms; they travel in the results (`StepResult::histograms`) so that
@@ -114,6 +115,7 @@ impl StepAggregator {
             generator: None,
             server_metrics: None,
             reasoning: Default::default(),
+            images_tools: Default::default(),
         }
     }
 
@@ -148,6 +150,7 @@ impl StepAggregator {
         self.seen.request(r);
         self.steady.record(r);
         self.count(r);
+        self.images_tools.record(r);
         // Every sent request waited to be sent, whatever happened next.
         self.hist.queue_delay.record_ns(r.queue_delay_ns());
         if r.outcome.is_ok() {
@@ -337,6 +340,7 @@ impl StepAggregator {
             histograms: self.hist.encode(),
             reasoning: self.reasoning.finish(),
             shards: None,
+            images_and_tools: self.images_tools.finish(duration_s),
         }
     }
 
@@ -472,6 +476,7 @@ pub(crate) mod tests {
             response_model: Some("m".into()),
             output_text: None,
             reasoning: Default::default(),
+            images_tools: Default::default(),
             trace: None,
         }
     }
@@ -499,6 +504,7 @@ pub(crate) mod tests {
             response_model: None,
             output_text: None,
             reasoning: Default::default(),
+            images_tools: Default::default(),
             trace: None,
         }
     }

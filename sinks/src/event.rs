@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+pub use crate::images_tools::ImagesTools;
+
 /// Nanoseconds since the run's anchor, on a monotonic clock.
 pub type Nanos = u64;
 
@@ -197,6 +199,9 @@ pub struct RequestFinished {
     /// the OTLP sink exports the request's span with exactly these ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    /// Images sent and tool calls streamed (all zero for a plain text request).
+    #[serde(default, skip_serializing_if = "ImagesTools::is_empty")]
+    pub images_tools: ImagesTools,
 }
 
 /// A request's W3C trace context: the ids of the span that stands for it, chosen before it

@@ -127,6 +127,7 @@ mod tests {
             response_model: None,
             output_text: Some("two words".into()),
             reasoning: Default::default(),
+            images_tools: Default::default(),
             trace: None,
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! - [`event`]: what the load generator tells every sink (the contract).
 //! - [`stats`]: HDR latency histograms and their summaries (pure).
-//! - [`aggregate`]: one step's events → [`StepResult`] (pure).
+//! - [`aggregate`]: one step's events → [`StepResult`] (pure); [`images_tools`]: image inputs
+//!   and tool calls, per request and per step (pure).
 //! - [`json`]: the results document, its JSON Schema, the requests log.
 //! - [`recorder`]: the `Recorder` actor that ties them together on a sink arbiter.
 //! - [`handover`]: how a request hands its record to the Recorder without waiting for it.
@@ -13,6 +14,7 @@ pub mod aggregate;
 pub mod event;
 pub mod generator;
 pub mod handover;
+pub mod images_tools;
 pub mod json;
 pub mod live;
 pub mod otlp;

@@ -658,6 +658,7 @@ mod tests {
             response_model: Some("tiny".into()),
             output_text: None,
             reasoning: Default::default(),
+            images_tools: Default::default(),
             trace: None,
         }
     }

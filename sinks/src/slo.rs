@@ -126,6 +126,7 @@ mod tests {
             response_model: None,
             output_text: None,
             reasoning: Default::default(),
+            images_tools: Default::default(),
             trace: None,
         }
     }

@@ -184,6 +184,7 @@ fn request(step: u32, i: usize, start: u64, outcome: Outcome) -> RequestFinished
         response_model: Some("m".into()),
         output_text: None,
         reasoning: Default::default(),
+        images_tools: Default::default(),
         trace: None,
     }
 }

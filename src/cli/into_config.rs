@@ -46,6 +46,11 @@ impl RunArgs {
             decode_options: parse_length("decode-options", self.decode_options.as_deref())?
                 .or_else(|| Some(TokenizeOptions::fixed(crate::config::DEFAULT_OUTPUT_TOKENS))),
             draw_prompt_lengths: self.draw_prompt_lengths,
+            image_options: self
+                .image_options
+                .as_deref()
+                .map(|s| s.parse().map_err(|e| format!("--image-options: {e}")))
+                .transpose()?,
             dataset: self.dataset,
             dataset_file: self.dataset_file,
             extra_meta: self
@@ -161,6 +166,11 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
             "--rates runs rate steps, but --benchmark-kind is {}: give -b rate, or leave -b out",
             crate::outputs::results_file::original_kind(cfg.benchmark_kind).to_ascii_lowercase()
         ));
+    }
+    if cfg.image_options.is_some() && cfg.endpoint == crate::config::Endpoint::Completions {
+        return Err(
+            "--image-options sends images as chat content parts: it needs --endpoint chat".into(),
+        );
     }
     if cfg.insecure {
         eprintln!("warning: --insecure: the server's TLS certificate is not verified");

@@ -72,6 +72,11 @@ pub struct RunArgs {
     /// deviation variance, within min_tokens..max_tokens) instead of exactly num_tokens
     #[arg(long)]
     pub draw_prompt_lengths: bool,
+    /// Synthetic images with every request, as OpenAI image_url content parts (PNG data URIs
+    /// made once before the run, seeded by --seed): width=W,height=H[,count=N] (count 1 by
+    /// default)
+    #[arg(long, env)]
+    pub image_options: Option<String>,
     /// Dataset: a Hugging Face hub dataset id (org/name: its --dataset-file is downloaded and
     /// cached), a local file, a local folder holding --dataset-file, or "synthetic" (built-in
     /// prompts of exact token lengths, no files) [default: hlarcher/inference-benchmarker, the

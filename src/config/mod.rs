@@ -2,6 +2,7 @@
 //! Pure data: `cli/` builds it, `lib::run` consumes it.
 
 pub mod arrival;
+pub mod image_options;
 pub mod options;
 pub mod shard;
 
@@ -77,6 +78,8 @@ pub struct RunConfig {
     /// Draw each prompt's length from `prompt_options` (normal, clamped) instead of cutting
     /// every prompt to exactly `num_tokens`.
     pub draw_prompt_lengths: bool,
+    /// `--image-options`: synthetic images sent with every request.
+    pub image_options: Option<image_options::ImageOptions>,
     /// `None`: the original tool's default hub dataset (see `workload::dataset::resolve`);
     /// `synthetic`: the built-in synthetic prompts.
     pub dataset: Option<String>,
@@ -253,6 +256,7 @@ impl RunConfig {
             prompt_options: None,
             decode_options: Some(TokenizeOptions::fixed(DEFAULT_OUTPUT_TOKENS)),
             draw_prompt_lengths: false,
+            image_options: None,
             dataset: None,
             dataset_file: None,
             extra_meta: BTreeMap::new(),

@@ -20,6 +20,13 @@
 //! Prompt token counts of later turns are our tokenizer's counts of each message summed, the
 //! answers counted by the server's `usage` (or by their chunks): the chat template is not
 //! included; the server's own `usage.prompt_tokens` is recorded beside it.
+//!
+//! Tools (agent-like loops): a conversation whose dataset entry has `tools` offers them in
+//! every turn. When an answer is a tool call, the next turn sends the model's actual calls back
+//! as the `assistant` message's `tool_calls`, then one `tool` message per call (its
+//! `tool_call_id` is the call's id, its content the dataset's next tool result), and the model
+//! answers again; a text answer goes on to the next user turn, or ends the conversation. At
+//! most [`MAX_TOOL_ROUNDS`] tool rounds follow one another (a model that never stops calling).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,10 +38,16 @@ use sinks::event::Nanos;
 
 use crate::config::{Endpoint, RunConfig};
 use crate::load::request_actor::{hand_over, run_one};
-use crate::request::client::{execute_turn, Job, PreparedBody};
-use crate::request::openai::{chat_body, completions_body, Message};
+use crate::request::client::{execute_turn, Answer, Job, PreparedBody};
+use crate::request::openai::{
+    chat_body_with_tools, completions_body, input_figures, Message, MessageExtras,
+};
 use crate::runtime::workers;
 use crate::workload::{PreparedRequest, UserTurn, Workload};
+
+/// Tool rounds (the model's calls, their results) that may follow one another in a
+/// conversation before it is ended.
+pub const MAX_TOOL_ROUNDS: u32 = 16;
 
 use super::in_flight::InFlight;
 use super::tracker::Ending;
@@ -74,6 +87,8 @@ pub struct ConversationStats {
     pub turns_truncated: AtomicU64,
     /// Conversations ended early by a failed turn.
     pub ended_by_failure: AtomicU64,
+    /// Turns that sent the model's tool calls back with their results.
+    pub tool_result_turns: AtomicU64,
 }
 
 impl ChatPlan {
@@ -106,9 +121,9 @@ impl ChatPlan {
         self.by_body.get(&(Arc::as_ptr(body) as usize)).cloned()
     }
 
-    /// Whether any prepared request has more than one turn.
+    /// Whether any prepared request may have more than one turn.
     pub fn is_multi_turn(requests: &[Arc<PreparedRequest>]) -> bool {
-        requests.iter().any(|r| !r.later_turns.is_empty())
+        requests.iter().any(|r| r.is_conversation())
     }
 
     /// A line for the closing note, or `None` when no later turn was sent.
@@ -117,9 +132,10 @@ impl ChatPlan {
         let truncated = self.stats.turns_truncated.load(Ordering::Relaxed);
         let exchanges = self.stats.exchanges_truncated.load(Ordering::Relaxed);
         let failed = self.stats.ended_by_failure.load(Ordering::Relaxed);
+        let tools = self.stats.tool_result_turns.load(Ordering::Relaxed);
         (sent + failed > 0).then(|| {
             format!(
-                "multi-turn chat: {sent} follow-up turns sent with the model's answers; {truncated} of them truncated to --max-context-tokens ({exchanges} oldest exchanges dropped); {failed} conversations ended by a failed turn"
+                "multi-turn chat: {sent} follow-up turns sent with the model's answers ({tools} of them with tool results); {truncated} of them truncated to --max-context-tokens ({exchanges} oldest exchanges dropped); {failed} conversations ended by a failed turn"
             )
         })
     }
@@ -147,7 +163,7 @@ pub async fn send_next(step: &Arc<StepContext>, send_until: Instant, ready_at: N
     let (body, script) = step.pool.next_entry();
     let first = step.job_with(ready_at, body);
     match (step.pool.chat(), script) {
-        (Some(plan), Some(script)) if !script.later_turns.is_empty() => {
+        (Some(plan), Some(script)) if script.is_conversation() => {
             walk(step, plan, &script, first, send_until).await
         }
         _ => run_one(step, first.0, first.1).await,
@@ -198,7 +214,7 @@ pub async fn send_arrival(step: &StepContext, mut job: Job, mut guard: InFlight)
             r.session
         }
         None => match plan.script_of(&job.prepared) {
-            Some(script) if !script.later_turns.is_empty() => Session::new(script),
+            Some(script) if script.is_conversation() => Session::new(script),
             _ => {
                 run_one(step, job, guard).await;
                 return;
@@ -222,6 +238,9 @@ struct Session {
     history: History,
     /// Index in `script.later_turns` of the next user turn.
     next: usize,
+    /// Tool results sent so far, and tool rounds since the last user turn.
+    tool_results: usize,
+    tool_rounds: u32,
 }
 
 impl Session {
@@ -231,22 +250,65 @@ impl Session {
             script,
             history,
             next: 0,
+            tool_results: 0,
+            tool_rounds: 0,
         }
     }
 
     /// After the answer to the turn just sent: the body of the next turn (answer as
-    /// `assistant`, then the next user turn, fitted to the context), or `None` at the end.
+    /// `assistant`, then the tool results or the next user turn, fitted to the context), or
+    /// `None` at the end.
     fn advance(
         &mut self,
         plan: &ChatPlan,
-        answer: String,
+        answer: Answer,
         answer_tokens: u64,
     ) -> Option<Arc<PreparedBody>> {
         let script = self.script.clone();
-        let turn = script.later_turns.get(self.next)?;
-        self.next += 1;
-        self.history.push("assistant", answer, answer_tokens);
-        self.history.push("user", turn.content.clone(), turn.tokens);
+        let turn = match (&script.tools, answer.tool_calls.is_empty()) {
+            (Some(tools), false) => {
+                if self.tool_rounds >= MAX_TOOL_ROUNDS {
+                    return None;
+                }
+                self.tool_rounds += 1;
+                let calls = answer.tool_calls;
+                let results: Vec<(String, &UserTurn)> = calls
+                    .iter()
+                    .map(|c| {
+                        self.tool_results += 1;
+                        (c.id.clone(), tools.result(self.tool_results - 1))
+                    })
+                    .collect();
+                self.history.push_with(
+                    "assistant",
+                    answer.text,
+                    answer_tokens,
+                    MessageExtras {
+                        tool_calls: calls,
+                        ..MessageExtras::default()
+                    },
+                );
+                for (id, result) in &results {
+                    let extras = MessageExtras {
+                        tool_call_id: Some(id.clone()),
+                        ..MessageExtras::default()
+                    };
+                    let content = result.content.clone();
+                    self.history
+                        .push_with("tool", content, result.tokens, extras);
+                }
+                plan.stats.tool_result_turns.fetch_add(1, Ordering::Relaxed);
+                results.last().map(|(_, r)| *r)?
+            }
+            _ => {
+                let turn = script.later_turns.get(self.next)?;
+                self.next += 1;
+                self.tool_rounds = 0;
+                self.history.push("assistant", answer.text, answer_tokens);
+                self.history.push("user", turn.content.clone(), turn.tokens);
+                turn
+            }
+        };
         let dropped = self
             .history
             .fit(plan.max_context_tokens, turn.max_tokens.unwrap_or(0));
@@ -257,7 +319,8 @@ impl Session {
                 .fetch_add(dropped, Ordering::Relaxed);
         }
         plan.stats.later_turns_sent.fetch_add(1, Ordering::Relaxed);
-        Some(Arc::new(self.history.body(plan, turn)))
+        let tools = script.tools.as_ref().map(|t| &t.definitions);
+        Some(Arc::new(self.history.body(plan, turn, tools)))
     }
 }
 
@@ -267,7 +330,7 @@ async fn run_turn(
     step: &StepContext,
     job: Job,
     guard: InFlight,
-) -> (Ending, Option<(String, u64)>) {
+) -> (Ending, Option<(Answer, u64)>) {
     let client = workers::client(&step.settings);
     let (record, answer) = execute_turn(&client, &step.shared, job).await;
     let tokens = record.output_tokens;
@@ -301,8 +364,17 @@ impl History {
         self.messages.push(Message {
             role: role.into(),
             content,
+            extras: None,
         });
         self.tokens.push(tokens);
+    }
+
+    /// As [`Self::push`], with tool calls or a tool result's call id.
+    pub fn push_with(&mut self, role: &str, content: String, tokens: u64, extras: MessageExtras) {
+        self.push(role, content, tokens);
+        if let Some(m) = self.messages.last_mut() {
+            m.extras = Some(Arc::new(extras));
+        }
     }
 
     pub fn messages(&self) -> &[Message] {
@@ -336,12 +408,18 @@ impl History {
         dropped
     }
 
-    /// The body of the turn whose user message was pushed last.
-    pub fn body(&self, plan: &ChatPlan, turn: &UserTurn) -> PreparedBody {
+    /// The body of the turn whose user message (or tool results) was pushed last.
+    pub fn body(
+        &self,
+        plan: &ChatPlan,
+        turn: &UserTurn,
+        tools: Option<&serde_json::Value>,
+    ) -> PreparedBody {
         let body = match plan.endpoint {
-            Endpoint::Chat => chat_body(
+            Endpoint::Chat => chat_body_with_tools(
                 &plan.model,
                 &self.messages,
+                tools,
                 turn.max_tokens,
                 plan.ignore_eos,
                 plan.reasoning_effort.as_deref(),
@@ -360,6 +438,7 @@ impl History {
             body,
             prompt_tokens: self.tokens(),
             max_tokens: turn.max_tokens,
+            images_tools: input_figures(&self.messages, tools),
         }
     }
 }
@@ -372,6 +451,7 @@ mod tests {
         Message {
             role: role.into(),
             content: content.into(),
+            extras: None,
         }
     }
 
@@ -380,6 +460,13 @@ mod tests {
         cfg.endpoint = endpoint;
         cfg.ignore_eos = false;
         ChatPlan::new(&cfg, "m", Vec::new(), &[])
+    }
+
+    fn text(answer: &str) -> Answer {
+        Answer {
+            text: answer.into(),
+            tool_calls: Vec::new(),
+        }
     }
 
     fn turn(content: &str, tokens: u64) -> UserTurn {
@@ -405,14 +492,14 @@ mod tests {
             ]
         );
         assert_eq!(h.tokens(), 11);
-        let body = h.body(&plan(Endpoint::Chat), &turn("How are you?", 4));
+        let body = h.body(&plan(Endpoint::Chat), &turn("How are you?", 4), None);
         let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
         assert_eq!(v["messages"][0]["role"], "system");
         assert_eq!(v["messages"][2]["content"], "Hello there");
         assert_eq!(v["messages"][2]["role"], "assistant");
         assert_eq!(v["max_tokens"], 8);
         assert_eq!((body.prompt_tokens, body.max_tokens), (11, Some(8)));
-        let body = h.body(&plan(Endpoint::Completions), &turn("How are you?", 4));
+        let body = h.body(&plan(Endpoint::Completions), &turn("How are you?", 4), None);
         let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
         assert_eq!(v["prompt"], "Be brief.\nHi\nHello there\nHow are you?");
     }
@@ -457,11 +544,12 @@ mod tests {
             prompt_tokens: 10,
             max_tokens: Some(8),
             later_turns: vec![turn("u2", 10), turn("u3", 10)],
+            tools: None,
         });
         let plan = ChatPlan::new(&cfg, "m", vec![script.clone()], &[]);
         assert_eq!(plan.summary(), None);
         let mut session = Session::new(script);
-        let body = session.advance(&plan, "a1".into(), 10).unwrap();
+        let body = session.advance(&plan, text("a1"), 10).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
         let roles: Vec<&str> = v["messages"]
             .as_array()
@@ -473,11 +561,11 @@ mod tests {
         assert_eq!(v["messages"][2]["content"], "a1");
         assert_eq!(body.prompt_tokens, 30);
         // 50 + 8 > 40: both earlier exchanges go, the system prompt stays.
-        let body = session.advance(&plan, "a2".into(), 10).unwrap();
+        let body = session.advance(&plan, text("a2"), 10).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
         assert_eq!(v["messages"].as_array().unwrap().len(), 2);
         assert_eq!(v["messages"][1]["content"], "u3");
-        assert!(session.advance(&plan, "a3".into(), 10).is_none());
+        assert!(session.advance(&plan, text("a3"), 10).is_none());
         let note = plan.summary().unwrap();
         assert!(
             note.contains("2 follow-up turns")
@@ -485,5 +573,57 @@ mod tests {
                 && note.contains("2 oldest exchanges"),
             "{note}"
         );
+    }
+
+    #[test]
+    fn tool_calls_are_sent_back_with_their_results_then_the_next_user_turn() {
+        use crate::request::openai::ToolCall;
+        use crate::workload::ToolScript;
+        let cfg = RunConfig::new("http://127.0.0.1:1");
+        let script = Arc::new(PreparedRequest {
+            messages: vec![msg("user", "weather?")],
+            prompt: "weather?".into(),
+            prompt_tokens: 3,
+            max_tokens: Some(8),
+            later_turns: vec![turn("thanks", 1)],
+            tools: Some(Arc::new(ToolScript {
+                definitions: serde_json::json!([{"type": "function",
+                    "function": {"name": "get_weather"}}]),
+                results: vec![turn("21 C", 2)],
+            })),
+        });
+        let plan = ChatPlan::new(&cfg, "m", vec![script.clone()], &[]);
+        let mut session = Session::new(script);
+        let call = ToolCall {
+            id: "call_9".into(),
+            name: "get_weather".into(),
+            arguments: "{}".into(),
+        };
+        let answer = Answer {
+            text: String::new(),
+            tool_calls: vec![call],
+        };
+        let body = session.advance(&plan, answer, 5).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
+        assert_eq!(v["tools"][0]["function"]["name"], "get_weather");
+        assert_eq!(v["messages"][1]["role"], "assistant");
+        assert_eq!(v["messages"][1]["tool_calls"][0]["id"], "call_9");
+        assert_eq!(v["messages"][2]["role"], "tool");
+        assert_eq!(v["messages"][2]["tool_call_id"], "call_9");
+        assert_eq!(v["messages"][2]["content"], "21 C");
+        assert_eq!(
+            (body.prompt_tokens, body.images_tools.tool_definitions),
+            (10, 1)
+        );
+        // The answer after the result is text: the next user turn follows, tools still offered.
+        let body = session.advance(&plan, text("It is 21 C."), 4).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
+        assert_eq!(v["messages"][4]["content"], "thanks");
+        assert!(v["tools"].is_array());
+        assert!(session.advance(&plan, text("bye"), 1).is_none());
+        assert!(plan
+            .summary()
+            .unwrap()
+            .contains("(1 of them with tool results)"));
     }
 }

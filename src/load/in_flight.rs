@@ -235,6 +235,7 @@ impl Counted {
             response_model: None,
             output_text: None,
             reasoning: Default::default(),
+            images_tools: Default::default(),
             trace: None,
         }
     }

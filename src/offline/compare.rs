@@ -214,6 +214,46 @@ const SERVER_FIGURES: &[Figure] = &[
     },
 ];
 
+/// Image inputs and tool calls (`images_and_tools`), compared and judged when either step has
+/// them (a step without is "no data").
+const IMAGES_TOOLS_FIGURES: &[Figure] = &[
+    Figure {
+        name: "Time to first tool call p50",
+        unit: "ms",
+        better: Better::Lower,
+        read: |r| {
+            images_tools(r, |f| {
+                f.time_to_first_tool_call_ms
+                    .known(f.time_to_first_tool_call_ms.p50)
+            })
+        },
+    },
+    Figure {
+        name: "Time to first tool call p99",
+        unit: "ms",
+        better: Better::Lower,
+        read: |r| {
+            images_tools(r, |f| {
+                f.time_to_first_tool_call_ms
+                    .known(f.time_to_first_tool_call_ms.p99)
+            })
+        },
+    },
+    Figure {
+        name: "Image throughput",
+        unit: "img/s",
+        better: Better::Higher,
+        read: |r| images_tools(r, |f| (f.images > 0).then_some(f.image_throughput)),
+    },
+];
+
+fn images_tools(
+    r: &StepResult,
+    read: impl Fn(&sinks::images_tools::ImagesToolsStep) -> Option<f64>,
+) -> Option<f64> {
+    r.images_and_tools.as_ref().and_then(read)
+}
+
 fn server(
     r: &StepResult,
     read: impl Fn(&sinks::server_metrics::ServerMetrics) -> Option<f64>,
@@ -258,12 +298,13 @@ pub struct Comparison {
 }
 
 /// The configuration keys whose difference makes the runs' figures incomparable.
-const SETTINGS: [&str; 7] = [
+const SETTINGS: [&str; 8] = [
     "model_name",
     "endpoint",
     "arrival",
     "prompt_options",
     "decode_options",
+    "image_options",
     "profile",
     "dataset_file",
 ];
@@ -386,6 +427,12 @@ fn compare_step(base: &StepResult, new: &StepResult, tolerance: f64) -> StepComp
     if multi_token_chunks(base) || multi_token_chunks(new) {
         changes.extend(CHUNK_FIGURES.iter().map(|f| change(f, false)));
     }
+    changes.extend(
+        IMAGES_TOOLS_FIGURES
+            .iter()
+            .filter(|f| (f.read)(base).is_some() || (f.read)(new).is_some())
+            .map(|f| change(f, true)),
+    );
     // The server's figures when both steps were scraped; each one either step lacks (e.g. no
     // prefix cache on that engine) is left out rather than shown as "no data".
     if base.server_metrics.is_some() && new.server_metrics.is_some() {

@@ -35,6 +35,7 @@ pub fn request(ok: bool, at: u64) -> RequestFinished {
         response_model: None,
         output_text: None,
         reasoning: Default::default(),
+        images_tools: Default::default(),
         trace: None,
     }
 }

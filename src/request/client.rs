@@ -11,9 +11,9 @@ use std::time::Duration;
 use awc::error::{ConnectError, SendRequestError};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use sinks::event::{Nanos, Outcome, RequestFinished, TokenSource};
+use sinks::event::{ImagesTools, Nanos, Outcome, RequestFinished, TokenSource};
 
-use crate::request::openai::{error_message, DataKind, StreamState};
+use crate::request::openai::{error_message, DataKind, StreamState, ToolCall};
 use crate::request::sse::{SseDecoder, SseError};
 use crate::runtime::clock::Clock;
 use crate::runtime::shutdown::{Level, Shutdown};
@@ -49,6 +49,15 @@ pub struct PreparedBody {
     pub body: Bytes,
     pub prompt_tokens: u64,
     pub max_tokens: Option<u64>,
+    /// Its images and offered tools, for the record (what the answer does is added to it).
+    pub images_tools: ImagesTools,
+}
+
+/// A conversation turn's answer, sent back in the next turn: its text and its tool calls.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// One request to make.
@@ -77,13 +86,14 @@ pub async fn execute(client: &awc::Client, shared: &RequestShared, job: Job) -> 
     execute_inner(client, shared, job, false).await.0
 }
 
-/// As [`execute`], also returning the answer's whole streamed text: multi-turn chat sends it
-/// back as the next turn's `assistant` message. Only conversations pay for that copy.
+/// As [`execute`], also returning the answer's whole streamed text and tool calls: multi-turn
+/// chat sends them back as the next turn's `assistant` message. Only conversations pay for
+/// that copy.
 pub async fn execute_turn(
     client: &awc::Client,
     shared: &RequestShared,
     job: Job,
-) -> (RequestFinished, String) {
+) -> (RequestFinished, Answer) {
     execute_inner(client, shared, job, true).await
 }
 
@@ -95,7 +105,7 @@ async fn execute_inner(
     shared: &RequestShared,
     job: Job,
     keep_answer: bool,
-) -> (RequestFinished, String) {
+) -> (RequestFinished, Answer) {
     let mut attempt = 0;
     loop {
         let id = match attempt {
@@ -128,7 +138,7 @@ async fn attempt_once(
     job: &Job,
     id: String,
     keep_answer: bool,
-) -> (RequestFinished, String) {
+) -> (RequestFinished, Answer) {
     let prepared = job.prepared.clone();
     let mut rec = RequestFinished {
         id,
@@ -152,6 +162,7 @@ async fn attempt_once(
         response_model: None,
         output_text: None,
         reasoning: Default::default(),
+        images_tools: prepared.images_tools,
         trace: shared.tracing.map(|s| s.next_context()),
     };
     let mut state = StreamState::new(true);
@@ -168,9 +179,10 @@ async fn attempt_once(
 }
 
 /// Output tokens: the server's count when it reported usage, else ours over the answer's and the
-/// reasoning's texts (counted later, on the sink arbiter). Returns the answer's text (no
-/// reasoning: a conversation sends back the answer only) when `keep_answer`, else "".
-fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer: bool) -> String {
+/// reasoning's texts (counted later, on the sink arbiter). Returns the answer (its text without
+/// the reasoning: a conversation sends back the answer only, and its tool calls) when
+/// `keep_answer`, else an empty one.
+fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer: bool) -> Answer {
     if let Some(u) = state.usage() {
         rec.server_prompt_tokens = u.prompt_tokens;
         rec.server_completion_tokens = u.completion_tokens;
@@ -179,6 +191,7 @@ fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer
     rec.finish_reason = state.finish_reason().map(str::to_owned);
     rec.response_model = state.model().map(str::to_owned);
     settle_reasoning(rec, state);
+    rec.images_tools.tool_calls = u32::try_from(state.tool_calls().len()).unwrap_or(u32::MAX);
     match rec.server_completion_tokens {
         Some(n) => rec.output_tokens = n,
         None => {
@@ -188,11 +201,15 @@ fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer
         }
     }
     if !keep_answer {
-        return String::new();
+        return Answer::default();
     }
-    match &rec.output_text {
+    let text = match &rec.output_text {
         Some(text) => text.clone(),
         None => state.take_text(),
+    };
+    Answer {
+        text,
+        tool_calls: state.take_tool_calls(),
     }
 }
 
@@ -352,9 +369,13 @@ fn on_data(
     outcome: &mut Result<bool, Failure>,
 ) -> ControlFlow<()> {
     match state.on_data(data) {
-        Ok(kind @ (DataKind::Text | DataKind::Reasoning)) => {
+        Ok(kind @ (DataKind::Text | DataKind::Reasoning | DataKind::ToolCall)) => {
+            if kind == DataKind::ToolCall {
+                rec.images_tools.first_tool_call_at.get_or_insert(now);
+            }
             rec.first_token_at.get_or_insert(now);
-            if kind == DataKind::Text {
+            // A tool call answers too: a model that reasoned, then called, did not run dry.
+            if kind != DataKind::Reasoning {
                 rec.reasoning.first_answer_at.get_or_insert(now);
             }
             let offset_us = (now.saturating_sub(rec.sent_at) / 1_000).min(u32::MAX as u64) as u32;

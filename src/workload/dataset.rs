@@ -42,6 +42,20 @@ pub struct DatasetPrompt {
     pub messages: Vec<Message>,
     /// The contents of the entry's later `user` turns, in order (multi-turn chat).
     pub later_turns: Vec<String>,
+    /// Its images and tools.
+    pub extras: EntryExtras,
+}
+
+/// A dataset entry's images (sent with its first user turn) and tools (an agent-like loop).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EntryExtras {
+    /// Image files relative to the dataset file, or `data:` URIs.
+    pub images: Vec<String>,
+    /// OpenAI function-tool definitions.
+    pub tools: Option<serde_json::Value>,
+    /// The contents of its `tool` turns after the first user turn: the results sent back for
+    /// the model's tool calls, in order.
+    pub tool_results: Vec<String>,
 }
 
 /// Why entries were skipped, with counts.
@@ -92,6 +106,10 @@ struct RawEntry {
     conversations: Vec<RawMessage>,
     #[serde(default)]
     id: Option<serde_json::Value>,
+    #[serde(default)]
+    images: Vec<String>,
+    #[serde(default)]
+    tools: Option<serde_json::Value>,
 }
 
 /// `{role, content}` or ShareGPT's `{from, value}`.
@@ -101,15 +119,27 @@ struct RawMessage {
     content: Option<String>,
     from: Option<String>,
     value: Option<String>,
+    /// An assistant turn that calls tools may have no content (the model's own calls are sent
+    /// back instead of these).
+    tool_calls: Option<serde::de::IgnoredAny>,
 }
 
 impl RawMessage {
     fn into_message(self) -> Result<Message, &'static str> {
-        match (self.role, self.content, self.from, self.value) {
-            (Some(role), Some(content), _, _) => Ok(Message { role, content }),
+        let content = match (&self.role, self.content, self.tool_calls) {
+            (Some(_), None, Some(_)) => Some(String::new()),
+            (_, content, _) => content,
+        };
+        match (self.role, content, self.from, self.value) {
+            (Some(role), Some(content), _, _) => Ok(Message {
+                role,
+                content,
+                extras: None,
+            }),
             (None, None, Some(from), Some(value)) => Ok(Message {
                 role: sharegpt_role(&from).unwrap_or(&from).to_string(),
                 content: value,
+                extras: None,
             }),
             (Some(_), None, _, _) => Err("missing field `content`"),
             (None, Some(_), _, _) => Err("missing field `role`"),
@@ -237,7 +267,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Dataset, String> {
             .map(RawMessage::into_message)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("dataset file '{shown}', entry {}: {e}", i + 1))?;
-        if let Some(p) = prompt_of(messages, entry.id, &mut skipped) {
+        if let Some(mut p) = prompt_of(messages, entry.id, &mut skipped) {
+            p.extras.images = entry.images;
+            p.extras.tools = entry.tools.filter(|t| !t.is_null());
             prompts.push(p);
         }
     }
@@ -308,11 +340,14 @@ fn prompt_of(
         skipped.no_user_turn += 1;
         return None;
     };
-    let later_turns: Vec<String> = messages
-        .drain(user + 1..)
-        .filter(|m| m.role == "user" && !m.content.is_empty())
-        .map(|m| m.content)
-        .collect();
+    let (mut later_turns, mut tool_results) = (Vec::new(), Vec::new());
+    for m in messages.drain(user + 1..) {
+        match m.role.as_str() {
+            "user" if !m.content.is_empty() => later_turns.push(m.content),
+            "tool" => tool_results.push(m.content),
+            _ => {}
+        }
+    }
     if let Some(bad) = messages.iter().find(|m| !ROLES.contains(&m.role.as_str())) {
         *skipped.unknown_roles.entry(bad.role.clone()).or_default() += 1;
         return None;
@@ -330,6 +365,10 @@ fn prompt_of(
         id,
         messages,
         later_turns,
+        extras: EntryExtras {
+            tool_results,
+            ..EntryExtras::default()
+        },
     })
 }
 
@@ -345,6 +384,7 @@ mod tests {
         Message {
             role: role.into(),
             content: content.into(),
+            extras: None,
         }
     }
 
@@ -363,6 +403,7 @@ mod tests {
                 id: Some("7".into()),
                 messages: vec![msg("system", "Be brief."), msg("user", "Hi?")],
                 later_turns: vec!["More?".into()],
+                extras: Default::default(),
             }]
         );
     }
@@ -518,6 +559,7 @@ mod tests {
             id: Some("s1".into()),
             messages: vec![msg("system", "Be kind."), msg("user", "Hi")],
             later_turns: vec!["How are you?".into(), "Bye".into()],
+            extras: Default::default(),
         };
         assert_eq!(p(sharegpt).unwrap().prompts, vec![expected.clone()]);
         let lines = concat!(

@@ -6,6 +6,7 @@ use tokenizers::Tokenizer;
 
 use super::cut;
 use super::dataset::{self, DatasetPrompt};
+use super::entry_extras;
 use super::options::TokenizeOptions;
 use super::requests::{sample, timed};
 use super::{Message, PreparedRequest, UserTurn, WorkloadConfig, DEFAULT_PROMPT_TOKENS};
@@ -57,6 +58,7 @@ fn whole_prompts(
             prompt_tokens,
             max_tokens: sample(cfg.decode_options.as_ref(), rng),
             later_turns: Vec::new(),
+            tools: None,
         });
         entry_of.push(i);
     }
@@ -76,6 +78,7 @@ fn whole_prompts(
         }
     }
     add_later_turns(tok, ds, &entry_of, &mut requests, cfg, rng)?;
+    entry_extras::attach(tok, ds, &entry_of, &mut requests, cfg, rng)?;
     Ok(requests)
 }
 
@@ -216,6 +219,7 @@ fn cut_prompts(
             prompt_tokens: c.tokens,
             max_tokens: max_tokens[i],
             later_turns: Vec::new(),
+            tools: None,
         });
         entry_of.push(i);
     }
@@ -228,6 +232,7 @@ fn cut_prompts(
         log::info!("dataset '{shown}': {too_short} prompts shorter than their sampled length and {lost_user_turn} whose cut would drop the user turn were skipped");
     }
     add_later_turns(tok, ds, &entry_of, &mut requests, cfg, rng)?;
+    entry_extras::attach(tok, ds, &entry_of, &mut requests, cfg, rng)?;
     Ok(requests)
 }
 
@@ -274,6 +279,7 @@ pub(super) fn truncate_messages(
         .map(|(m, &start)| Message {
             role: m.role.clone(),
             content: m.content[..m.content.len().min(len - start)].to_string(),
+            extras: m.extras.clone(),
         })
         .collect();
     let keeps_user =

@@ -16,8 +16,10 @@
 
 mod cut;
 pub mod dataset;
+mod entry_extras;
 mod from_dataset;
 pub mod hub;
+pub mod images;
 /// Length options are configuration (`config/options.rs`); kept here under their old path.
 pub use crate::config::options;
 pub mod profiles;
@@ -58,6 +60,33 @@ pub struct PreparedRequest {
     /// after the model's answer to the previous one (see `load::conversation`). Empty for a
     /// single-turn request.
     pub later_turns: Vec<UserTurn>,
+    /// The tools every turn offers, and the results that answer the model's tool calls.
+    pub tools: Option<Arc<ToolScript>>,
+}
+
+impl PreparedRequest {
+    /// Whether it is sent as a conversation: later user turns, or tools whose calls are
+    /// answered (call, result, answer).
+    pub fn is_conversation(&self) -> bool {
+        !self.later_turns.is_empty() || self.tools.is_some()
+    }
+}
+
+/// An agent-like conversation's tools (a dataset entry's `tools` and `tool` turns).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolScript {
+    /// OpenAI function-tool definitions, sent as they are with every turn.
+    pub definitions: serde_json::Value,
+    /// The dataset's tool results, in order: the k-th answers the model's k-th tool call (the
+    /// last one answers any later call). Never empty.
+    pub results: Vec<UserTurn>,
+}
+
+impl ToolScript {
+    /// The result that answers the model's `k`-th tool call of the conversation.
+    pub fn result(&self, k: usize) -> &UserTurn {
+        &self.results[k.min(self.results.len() - 1)]
+    }
 }
 
 /// A later user turn of a conversation, tokenized before the run.
@@ -78,6 +107,8 @@ pub struct WorkloadConfig {
     pub decode_options: Option<TokenizeOptions>,
     /// Draw each prompt's length from `prompt_options` instead of exactly `num_tokens`.
     pub draw_prompt_lengths: bool,
+    /// `--image-options`: synthetic images added to every request's user turn.
+    pub image_options: Option<crate::config::image_options::ImageOptions>,
     pub seed: u64,
     /// How many prompts to make when there is no dataset.
     pub synthetic_prompts: usize,
@@ -109,6 +140,7 @@ impl WorkloadConfig {
             prompt_options: cfg.prompt_options.clone(),
             decode_options: cfg.decode_options.clone(),
             draw_prompt_lengths: cfg.draw_prompt_lengths,
+            image_options: cfg.image_options,
             seed: cfg.seed,
             synthetic_prompts: DEFAULT_SYNTHETIC_PROMPTS,
             hub: hub::HubEnv::from_env(),
@@ -144,12 +176,22 @@ impl Workload {
             .iter()
             .filter(|r| !r.later_turns.is_empty())
             .count();
+        let images: u64 = self
+            .requests
+            .iter()
+            .map(|r| {
+                u64::from(crate::request::openai::input_figures(&r.messages, None).image_count)
+            })
+            .sum();
+        let with_tools = self.requests.iter().filter(|r| r.tools.is_some()).count();
         serde_json::json!({
             "tokenizer": self.tokenizer_label,
             "tokenizer_builtin": self.tokenizer_label == tokenizer::BUILTIN_LABEL,
             "source": self.source,
             "prompts": self.requests.len(),
             "multi_turn_conversations": conversations,
+            "images": images,
+            "prompts_with_tools": with_tools,
             "prepare_seconds": self.prepare_seconds,
         })
     }

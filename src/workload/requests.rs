@@ -10,7 +10,7 @@ use tokenizers::Tokenizer;
 use super::dataset;
 use super::from_dataset::from_dataset;
 use super::options::TokenizeOptions;
-use super::{synthetic, tokenizer, trace};
+use super::{images, synthetic, tokenizer, trace};
 use super::{
     Message, PreparedRequest, TraceSource, Workload, WorkloadConfig, DEFAULT_PROMPT_TOKENS,
 };
@@ -34,13 +34,38 @@ pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
     let loaded = timed("loading the tokenizer", || {
         tokenizer::load_with(cfg.tokenizer_name.as_deref(), &cfg.hub)
     })?;
-    let tok = &loaded.tokenizer;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut workload = prepare_texts(cfg, &loaded, &mut rng, started)?;
+    if let Some(options) = cfg.image_options {
+        // Their own seed: adding images leaves the prompts and lengths of a seed unchanged.
+        let mut image_rng = StdRng::seed_from_u64(cfg.seed ^ IMAGE_SEED_SALT);
+        let all = timed("making synthetic images", || {
+            images::synthetic(options, workload.requests.len(), &mut image_rng)
+        })?;
+        for (r, inputs) in workload.requests.iter_mut().zip(all) {
+            images::attach(&mut Arc::make_mut(r).messages, inputs);
+        }
+        workload.prepare_seconds = started.elapsed().as_secs_f64();
+    }
+    Ok(workload)
+}
+
+/// Mixed into `--seed` for the synthetic images' draws.
+const IMAGE_SEED_SALT: u64 = 0x696d_6167_6573;
+
+/// The workload's text: trace, dataset or synthetic prompts.
+fn prepare_texts(
+    cfg: &WorkloadConfig,
+    loaded: &tokenizer::Loaded,
+    rng: &mut StdRng,
+    started: std::time::Instant,
+) -> Result<Workload, String> {
+    let tok = &loaded.tokenizer;
     if let Some(trace) = &cfg.trace {
-        let (requests, arrivals) = trace_requests(tok, trace, cfg.seed, &mut rng)?;
+        let (requests, arrivals) = trace_requests(tok, trace, cfg.seed, rng)?;
         return Ok(Workload {
             tokenizer: Arc::clone(&loaded.tokenizer),
-            tokenizer_label: loaded.label,
+            tokenizer_label: loaded.label.clone(),
             source: trace.path.display().to_string(),
             requests: requests.into_iter().map(Arc::new).collect(),
             arrivals: Some(arrivals.into()),
@@ -56,17 +81,14 @@ pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
     let (source, requests) = match resolved {
         Some(path) => {
             let ds = timed("parsing the dataset", || dataset::load(&path))?;
-            let requests = from_dataset(tok, &ds, cfg, &mut rng)?;
+            let requests = from_dataset(tok, &ds, cfg, rng)?;
             (path.display().to_string(), requests)
         }
-        None => (
-            "synthetic".to_string(),
-            synthetic_requests(tok, cfg, &mut rng)?,
-        ),
+        None => ("synthetic".to_string(), synthetic_requests(tok, cfg, rng)?),
     };
     Ok(Workload {
         tokenizer: Arc::clone(&loaded.tokenizer),
-        tokenizer_label: loaded.label,
+        tokenizer_label: loaded.label.clone(),
         source,
         requests: requests.into_iter().map(Arc::new).collect(),
         arrivals: None,
@@ -108,11 +130,13 @@ fn trace_requests(
             messages: vec![Message {
                 role: "user".into(),
                 content: prompt.clone(),
+                extras: None,
             }],
             prompt,
             prompt_tokens,
             max_tokens: Some(e.output_tokens),
             later_turns: Vec::new(),
+            tools: None,
         })
         .collect();
     Ok((requests, trace::arrivals(&entries, source.speedup)))
@@ -192,11 +216,13 @@ fn synthetic_requests(
             messages: vec![Message {
                 role: "user".into(),
                 content: prompt.clone(),
+                extras: None,
             }],
             prompt,
             prompt_tokens,
             max_tokens,
             later_turns: Vec::new(),
+            tools: None,
         })
         .collect())
 }

@@ -20,6 +20,7 @@ fn cfg() -> WorkloadConfig {
         prompt_options: None,
         decode_options: None,
         draw_prompt_lengths: false,
+        image_options: None,
         seed: 1,
         synthetic_prompts: 20,
         hub: hub::HubEnv::offline_at(PathBuf::from("/nonexistent/hub-cache")),
@@ -32,6 +33,7 @@ fn msg(role: &str, content: &str) -> Message {
     Message {
         role: role.into(),
         content: content.into(),
+        extras: None,
     }
 }
 
@@ -281,6 +283,7 @@ fn separators_and_truncation() {
         id: None,
         messages: vec![msg("system", "abc"), msg("system", ""), msg("user", "defg")],
         later_turns: Vec::new(),
+        extras: Default::default(),
     };
     let starts = message_starts(&p.messages);
     assert_eq!(starts, vec![0, 4, 5]);
@@ -298,4 +301,89 @@ fn separators_and_truncation() {
     assert_eq!(join_contents(&kept), "abc\n\nde");
     assert_eq!(truncate_messages(&p, &starts, 3), None);
     assert_eq!(truncate_messages(&p, &starts, 10).unwrap(), p.messages);
+}
+
+#[test]
+fn dataset_images_and_tools_are_prepared() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.png"),
+        images::synthetic_png(8, 8, 3).unwrap(),
+    )
+    .unwrap();
+    let ds = r#"[
+        {"id": "agent", "images": ["a.png"],
+         "tools": [{"type": "function", "function": {"name": "f"}}],
+         "conversations": [
+            {"role": "user", "content": "Call f."},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "x", "type": "function",
+                "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "x", "content": "result one"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "Again."}]},
+        {"tools": [], "conversations": [{"role": "user", "content": "No results."}]}
+    ]"#;
+    let mut c = cfg();
+    c.dataset = None;
+    c.dataset_file = Some(write_dataset(dir.path(), ds));
+    c.decode_options = Some(TokenizeOptions::fixed(5));
+    let w = prepare(&c).unwrap();
+    let first = &w.requests[0];
+    let extras = first.messages[0].extras.as_ref().unwrap();
+    assert_eq!(extras.images.len(), 1);
+    assert!(extras.images[0]
+        .data_uri
+        .starts_with("data:image/png;base64,"));
+    let tools = first.tools.as_ref().unwrap();
+    assert_eq!(tools.definitions[0]["function"]["name"], "f");
+    assert_eq!(tools.results.len(), 1);
+    assert_eq!(tools.result(0).content, "result one");
+    assert_eq!(tools.result(5).content, "result one");
+    assert_eq!(tools.result(0).max_tokens, Some(5));
+    assert_eq!(first.later_turns.len(), 1);
+    assert!(first.is_conversation());
+    let second = &w.requests[1];
+    let tools = second.tools.as_ref().unwrap();
+    assert_eq!(
+        tools.result(0).content,
+        super::entry_extras::DEFAULT_TOOL_RESULT
+    );
+    assert_eq!(w.describe()["images"], 1);
+    assert_eq!(w.describe()["prompts_with_tools"], 2);
+
+    for (bad, needle) in [
+        (
+            r#"[{"images": ["missing.png"], "conversations": [{"role": "user", "content": "x"}]}]"#,
+            "prompt #1: image",
+        ),
+        (
+            r#"[{"tools": {"a": 1}, "conversations": [{"role": "user", "content": "x"}]}]"#,
+            "`tools` must be a list",
+        ),
+    ] {
+        c.dataset_file = Some(write_dataset(dir.path(), bad));
+        let err = prepare(&c).unwrap_err();
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn image_options_add_seeded_images_and_keep_the_prompts() {
+    let plain = prepare(&cfg()).unwrap();
+    let mut c = cfg();
+    c.image_options = Some("width=30,height=20,count=2".parse().unwrap());
+    let with = prepare(&c).unwrap();
+    let again = prepare(&c).unwrap();
+    for ((p, w), a) in plain
+        .requests
+        .iter()
+        .zip(&with.requests)
+        .zip(&again.requests)
+    {
+        assert_eq!(p.prompt, w.prompt, "the same prompts with images");
+        let images = &w.messages[0].extras.as_ref().unwrap().images;
+        assert_eq!(images.len(), 2);
+        assert_eq!(images, &a.messages[0].extras.as_ref().unwrap().images);
+    }
+    assert_eq!(with.describe()["images"], 40);
 }

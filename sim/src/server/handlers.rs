@@ -102,8 +102,9 @@ fn plan(shared: &Shared, endpoint: Endpoint, body: &[u8]) -> Result<Plan, ApiErr
         }
     }
     let (prompt_tokens, cache_key) = match &request.prompt {
+        // Image tokens are prompt tokens: in usage and in the prefill.
         Prompt::Texts { parts, cache_key } => (
-            parts.iter().map(|p| shared.count_tokens(p)).sum(),
+            parts.iter().map(|p| shared.count_tokens(p)).sum::<u64>() + request.extras.image_tokens,
             cache_key.clone(),
         ),
         // Token ids: 4 bytes each, so bytes/4 ≈ tokens as for text.
@@ -206,6 +207,7 @@ async fn generate(
             if let Some(record) = log.record() {
                 record.set_stream(plan.request.stream);
                 record.set_prompt_tokens(plan.prompt_tokens);
+                record.set_extras(&plan.request.extras);
                 if let Some(f) = &plan.fault {
                     record.set_fault(f);
                 }

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::chat_extras::SimToolCall;
 use crate::engine::Emission;
 use crate::fault::{Fault, HUGE_LINE_BYTES};
 use crate::metrics::RequestTracker;
@@ -28,15 +29,24 @@ pub(super) fn stream_response(
     format: ResponseFormat,
     plan: &Plan,
     shared: &Shared,
-    (log, tracker): (InFlight, RequestTracker),
+    (mut log, tracker): (InFlight, RequestTracker),
 ) -> HttpResponse {
+    let salt = text_salt(shared);
+    let tool_call = plan.request.extras.call_tool.clone().map(|name| {
+        let call = SimToolCall::new(name, salt);
+        if let Some(record) = log.record() {
+            record.set_tool_call(call.clone());
+        }
+        call
+    });
     let stream = TokenStream {
         tracker,
+        tool_call,
         role_pending: format.endpoint() == Endpoint::Chat,
         rx,
         format,
         include_usage: plan.request.include_usage,
-        salt: text_salt(shared),
+        salt,
         stashed: None,
         phase: Phase::Tokens,
         usage: Usage {
@@ -99,6 +109,8 @@ struct TokenStream {
     /// The first `reasoning` tokens are reasoning (`--reasoning-tokens`).
     reasoning: u32,
     reasoning_field: ReasoningField,
+    /// The answer is this tool call: each token is a piece of its arguments.
+    tool_call: Option<SimToolCall>,
 }
 
 impl TokenStream {
@@ -126,7 +138,11 @@ impl TokenStream {
         // Stamped as it is handed to actix: the "actually sent" time of the record.
         let now = Instant::now();
         let (count, last) = (chunk.len() as u32, chunk[chunk.len() - 1]);
-        let thinking = chunk.iter().filter(|e| e.index < self.reasoning).count() as u32;
+        // A tool call does not reason (the sim answers tools with a call at once).
+        let thinking = match self.tool_call {
+            Some(_) => 0,
+            None => chunk.iter().filter(|e| e.index < self.reasoning).count() as u32,
+        };
         self.log.tokens_sent(count.into(), now);
         self.tracker.tokens_sent(count.into(), now);
         if let Some(reason) = last.finish {
@@ -146,7 +162,22 @@ impl TokenStream {
                 Phase::Done
             };
         }
-        let event = if self.reasoning == 0 && count == 1 {
+        let event = if let Some(call) = &self.tool_call {
+            // A tool call: each token is a piece of its arguments, a chunk's pieces joined.
+            let piece: String = chunk
+                .iter()
+                .map(|e| {
+                    let text = token_text(self.salt, e.index);
+                    SimToolCall::piece(text, e.index == 0, e.finish.is_some())
+                })
+                .collect();
+            let (first, end) = (chunk[0].index == 0, last.finish.is_some());
+            if let Some(record) = self.log.record() {
+                record.tool_arguments_sent(&piece);
+                record.chunk_sent(count, 0);
+            }
+            self.format.event(call.choices(&piece, first, end), None)
+        } else if self.reasoning == 0 && count == 1 {
             let text = token_text(self.salt, last.index);
             if let Some(record) = self.log.record() {
                 record.text_sent(text);

@@ -383,6 +383,7 @@ fn merge_step(
             steps.iter().map(|s| &s.reasoning),
         )
         .map_err(|e| format!("step {}: {e}", first.step))?,
+        images_and_tools: merge_images_tools(&steps, window)?,
         shards: Some(
             parts
                 .iter()
@@ -391,6 +392,23 @@ fn merge_step(
                 .join(", "),
         ),
     })
+}
+
+/// The shards' images and tool calls, summed, their time to first tool call from the union of
+/// their histograms; absent when no shard had any.
+fn merge_images_tools(
+    steps: &[&StepResult],
+    window: Window,
+) -> Result<Option<crate::images_tools::ImagesToolsStep>, String> {
+    let parts: Vec<_> = steps
+        .iter()
+        .filter_map(|s| s.images_and_tools.as_ref())
+        .collect();
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let duration_s = window.duration_ms as f64 / 1e3;
+    crate::images_tools::ImagesToolsCounter::merge(&parts, duration_s).map(Some)
 }
 
 /// How a merged step names an input: its shard index, or its position among the inputs.
@@ -551,6 +569,7 @@ mod tests {
             response_model: Some("m".into()),
             output_text: None,
             reasoning: Default::default(),
+            images_tools: Default::default(),
             trace: None,
         }
     }

@@ -67,6 +67,13 @@ pub struct RequestLogLine<'a> {
     pub no_answer: bool,
     /// `output_tokens / chunks`; null without a chunk.
     pub tokens_per_chunk: Option<f64>,
+    /// Images sent (and their file bytes), tools offered, tool calls streamed.
+    pub image_count: u32,
+    pub image_bytes: u64,
+    pub tool_definitions: u32,
+    pub tool_calls: u32,
+    /// Time to first tool-call token (`sent_ms` to the first chunk carrying a tool call).
+    pub time_to_first_tool_call_ms: Option<f64>,
 }
 
 fn ms(ns: Nanos) -> f64 {
@@ -111,6 +118,11 @@ impl<'a> RequestLogLine<'a> {
             reasoning_chunks: r.reasoning.chunks,
             no_answer: r.no_answer(),
             tokens_per_chunk: r.tokens_per_chunk(),
+            image_count: r.images_tools.image_count,
+            image_bytes: r.images_tools.image_bytes,
+            tool_definitions: r.images_tools.tool_definitions,
+            tool_calls: r.images_tools.tool_calls,
+            time_to_first_tool_call_ms: r.time_to_first_tool_call_ns().map(ms),
         }
     }
 }
@@ -185,6 +197,7 @@ mod tests {
             response_model: Some("tiny".into()),
             output_text: Some("never written".into()),
             reasoning: Default::default(),
+            images_tools: Default::default(),
             trace: None,
         }
     }

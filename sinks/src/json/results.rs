@@ -107,6 +107,10 @@ pub struct StepResult {
     /// entry holds no list); absent in a single run's results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<String>,
+    /// Images sent and tool calls streamed; absent when no request of the step sent an image or
+    /// offered a tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images_and_tools: Option<crate::images_tools::ImagesToolsStep>,
 }
 
 impl StepResult {

@@ -431,6 +431,7 @@ mod tests {
             response_model: None,
             output_text: None,
             reasoning: Default::default(),
+            images_tools: Default::default(),
             trace: Some(TraceContext {
                 trace_id: [i + 1; 16],
                 span_id: [i + 1; 8],

@@ -333,6 +333,7 @@ mod tests {
             response_model: Some("tiny-v2".into()),
             output_text: Some("secret answer".into()),
             reasoning: Default::default(),
+            images_tools: Default::default(),
             trace: Some(TraceContext {
                 trace_id: [7; 16],
                 span_id: [9; 8],

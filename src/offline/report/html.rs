@@ -332,6 +332,7 @@ pub fn render(runs: &[Run]) -> String {
         s.push_str(&super::reasoning::table(run));
         s.push_str("<h3>Errors</h3>");
         s.push_str(&errors_table(run));
+        s.push_str(&super::images_tools::table(run));
         let _ = write!(
             s,
             "<details><summary>Configuration</summary><pre>{}</pre></details>\

@@ -6,6 +6,7 @@
 
 pub mod csv;
 pub mod html;
+pub mod images_tools;
 mod reasoning;
 pub mod server;
 pub mod svg;

@@ -1,13 +1,18 @@
 //! The streaming request bodies (chat and completions), serialized once per prompt.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// One chat message, as sent in `messages`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// One chat message, as sent in `messages` (serialized in `extras.rs`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct Message {
     pub role: String,
     pub content: String,
+    /// Images, tool calls, a tool result's call id; `None` for a plain text message.
+    #[serde(skip)]
+    pub extras: Option<Arc<super::extras::MessageExtras>>,
 }
 
 #[derive(Serialize)]
@@ -22,6 +27,9 @@ struct RequestBody<'a> {
     model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     messages: Option<&'a [Message]>,
+    /// Chat: OpenAI function-tool definitions, as the dataset gave them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,9 +69,29 @@ pub fn chat_body(
     ignore_eos: bool,
     reasoning_effort: Option<&str>,
 ) -> Bytes {
+    chat_body_with_tools(
+        model,
+        messages,
+        None,
+        max_tokens,
+        ignore_eos,
+        reasoning_effort,
+    )
+}
+
+/// A streaming chat body offering `tools` (see [`chat_body`]).
+pub fn chat_body_with_tools(
+    model: &str,
+    messages: &[Message],
+    tools: Option<&serde_json::Value>,
+    max_tokens: Option<u64>,
+    ignore_eos: bool,
+    reasoning_effort: Option<&str>,
+) -> Bytes {
     RequestBody {
         model,
         messages: Some(messages),
+        tools,
         prompt: None,
         max_tokens,
         stream: true,
@@ -86,6 +114,7 @@ pub fn completions_body(
     RequestBody {
         model,
         messages: None,
+        tools: None,
         prompt: Some(prompt),
         max_tokens,
         stream: true,
@@ -112,10 +141,12 @@ mod tests {
             Message {
                 role: "system".into(),
                 content: "Be brief.".into(),
+                extras: None,
             },
             Message {
                 role: "user".into(),
                 content: "Say \"hi\"\nin 2 languages: é, 日本".into(),
+                extras: None,
             },
         ]
     }

@@ -91,6 +91,28 @@ struct Delta<'a> {
     /// Newer vLLM, OpenRouter-style servers.
     #[serde(borrow)]
     reasoning: Option<Str<'a>>,
+    /// A streamed tool call's pieces; read only when present (no allocation otherwise).
+    #[serde(borrow)]
+    tool_calls: Option<Vec<ToolCallDelta<'a>>>,
+}
+
+/// One `delta.tool_calls[]` entry: the call's position, and its id and name (first piece) or
+/// a piece of its arguments.
+#[derive(Deserialize)]
+pub(super) struct ToolCallDelta<'a> {
+    pub(super) index: Option<usize>,
+    #[serde(borrow)]
+    pub(super) id: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(super) function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct FunctionDelta<'a> {
+    #[serde(borrow)]
+    pub(super) name: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(super) arguments: Option<Str<'a>>,
 }
 
 /// A chunk's `choices`, folded while parsed: the answer text and the reasoning text of all
@@ -102,6 +124,8 @@ pub(super) struct Choices<'a> {
     /// Reasoning text: `reasoning_content` or `reasoning`, whichever the server uses.
     pub(super) reasoning: Option<Cow<'a, str>>,
     pub(super) finish_reason: Option<Cow<'a, str>>,
+    /// Tool-call pieces of all choices (empty, unallocated, in a plain text stream).
+    pub(super) tool_calls: Vec<ToolCallDelta<'a>>,
 }
 
 impl<'a> Choices<'a> {
@@ -110,6 +134,9 @@ impl<'a> Choices<'a> {
             self.finish_reason = Some(reason.0);
         }
         let (reasoning, content) = choice.delta.map_or(([None, None], None), |d| {
+            if let Some(calls) = d.tool_calls {
+                self.tool_calls.extend(calls);
+            }
             ([d.reasoning_content, d.reasoning], d.content)
         });
         for piece in reasoning.into_iter().flatten() {

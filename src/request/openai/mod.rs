@@ -10,13 +10,17 @@
 mod body;
 mod chunk;
 mod error_message;
+mod extras;
 mod stream;
 mod url;
 
-pub use body::{chat_body, completions_body, Message};
+pub use body::{chat_body, chat_body_with_tools, completions_body, Message};
 pub use error_message::{error_message, MAX_ERROR_MESSAGE_BYTES};
+pub use extras::{input_figures, ImageInput, MessageExtras, ToolCall};
 pub use stream::{DataKind, ProtocolError, ProtocolErrorKind, StreamState, Usage};
 pub use url::{endpoint_url, models_url};
 
 #[cfg(test)]
 mod stream_tests;
+#[cfg(test)]
+mod tool_call_tests;

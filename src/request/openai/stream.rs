@@ -4,11 +4,15 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::chunk::{Chunk, Timings, WireUsage};
+use super::chunk::{Chunk, Timings, ToolCallDelta, WireUsage};
 use super::error_message::{collapse_whitespace, truncate, MAX_ERROR_MESSAGE_BYTES};
+use super::extras::ToolCall;
 
 /// How much of an unparseable event is quoted in its error.
 const MAX_QUOTED_DATA_BYTES: usize = 200;
+
+/// How far past the calls seen a tool call's `index` may jump (servers count up from 0).
+const MAX_NEW_TOOL_CALLS: usize = 16;
 
 /// What one event's data was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +26,9 @@ pub enum DataKind {
     NoText,
     /// `[DONE]`.
     Done,
+    /// The chunk carried a piece of a tool call (its name or arguments): a token time too, the
+    /// first one the time to first tool-call token.
+    ToolCall,
 }
 
 /// Token counts reported by the server.
@@ -91,6 +98,8 @@ pub struct StreamState {
     finish_reason: Option<String>,
     model: Option<String>,
     saw_done: bool,
+    /// The tool calls streamed so far, by their index.
+    tool_calls: Vec<ToolCall>,
 }
 
 impl StreamState {
@@ -107,6 +116,7 @@ impl StreamState {
             finish_reason: None,
             model: None,
             saw_done: false,
+            tool_calls: Vec::new(),
         }
     }
 
@@ -139,20 +149,62 @@ impl StreamState {
         if let Some(reason) = choices.finish_reason {
             set_string(&mut self.finish_reason, &reason);
         }
+        let tool_call = !choices.tool_calls.is_empty() && self.absorb(choices.tool_calls);
         let reasoned = keep(&mut self.reasoning, self.keep_text, choices.reasoning);
         let answered = keep(&mut self.text, self.keep_text, choices.text);
         if reasoned {
             self.reasoning_chunks += 1;
         }
-        if !(reasoned || answered) {
+        if !(reasoned || answered || tool_call) {
             return Ok(DataKind::NoText);
         }
         self.text_chunks += 1;
-        Ok(if answered {
+        Ok(if tool_call {
+            DataKind::ToolCall
+        } else if answered {
             DataKind::Text
         } else {
             DataKind::Reasoning
         })
+    }
+
+    /// Adds tool-call pieces to their calls; whether any carried a name or arguments.
+    fn absorb(&mut self, deltas: Vec<ToolCallDelta<'_>>) -> bool {
+        let mut generated = false;
+        for d in deltas {
+            let index = d.index.unwrap_or(0);
+            if index >= self.tool_calls.len() {
+                // A bad index from a server must not allocate without bound.
+                if index > self.tool_calls.len() + MAX_NEW_TOOL_CALLS {
+                    continue;
+                }
+                self.tool_calls.resize_with(index + 1, ToolCall::default);
+            }
+            let call = &mut self.tool_calls[index];
+            if let Some(id) = d.id {
+                set_in_place(&mut call.id, &id.0);
+            }
+            let Some(function) = d.function else { continue };
+            if let Some(name) = function.name.filter(|n| !n.0.is_empty()) {
+                set_in_place(&mut call.name, &name.0);
+                generated = true;
+            }
+            if let Some(arguments) = function.arguments.filter(|a| !a.0.is_empty()) {
+                call.arguments.push_str(&arguments.0);
+                generated = true;
+            }
+        }
+        generated
+    }
+
+    /// The tool calls streamed (empty for a text answer).
+    pub fn tool_calls(&self) -> &[ToolCall] {
+        &self.tool_calls
+    }
+
+    /// The streamed tool calls, leaving none.
+    pub fn take_tool_calls(&mut self) -> Vec<ToolCall> {
+        std::mem::take(&mut self.tool_calls)
     }
 
     /// The server's token counts, from any chunk that carried `usage`.
@@ -228,6 +280,11 @@ fn keep(to: &mut String, keep_text: bool, piece: Option<Cow<'_, str>>) -> bool {
         }
         _ => false,
     }
+}
+
+fn set_in_place(slot: &mut String, value: &str) {
+    slot.clear();
+    slot.push_str(value);
 }
 
 /// Overwrites in place: the finish reason usually comes once, but reusing the

@@ -1,0 +1,213 @@
+//! What a chat message carries beyond its text: images (sent as OpenAI content parts with
+//! base64 data URIs, encoded once before the run), an assistant's tool calls, a tool result's
+//! `tool_call_id`; and the tool calls a streamed answer made.
+
+use std::sync::Arc;
+
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+use sinks::images_tools::ImagesTools;
+
+use super::body::Message;
+
+/// One image input, ready to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInput {
+    /// `data:image/png;base64,...`.
+    pub data_uri: Arc<str>,
+    /// Bytes of the image file (before base64).
+    pub bytes: u64,
+}
+
+/// A tool call: one an answer streamed, or one sent back as the assistant's turn.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments' JSON text, as streamed.
+    pub arguments: String,
+}
+
+/// A message's extras; a message without any has none (`Message::extras` is `None`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageExtras {
+    pub images: Vec<ImageInput>,
+    /// An assistant turn's tool calls (its content is then usually empty).
+    pub tool_calls: Vec<ToolCall>,
+    /// A `tool` message: the id of the call it answers.
+    pub tool_call_id: Option<String>,
+}
+
+/// The image inputs and offered tools of a request's messages, for its record.
+pub fn input_figures(messages: &[Message], tools: Option<&serde_json::Value>) -> ImagesTools {
+    let images = messages
+        .iter()
+        .filter_map(|m| m.extras.as_deref())
+        .flat_map(|e| &e.images);
+    let (count, bytes) = images.fold((0u32, 0u64), |(n, b), i| (n + 1, b + i.bytes));
+    ImagesTools {
+        image_count: count,
+        image_bytes: bytes,
+        tool_definitions: tools
+            .and_then(|t| t.as_array())
+            .map_or(0, |t| u32::try_from(t.len()).unwrap_or(u32::MAX)),
+        ..ImagesTools::default()
+    }
+}
+
+/// `{"type": "text", "text"}` and `{"type": "image_url", "image_url": {"url"}}` parts.
+struct Parts<'a>(&'a str, &'a [ImageInput]);
+
+impl Serialize for Parts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Url<'a> {
+            url: &'a str,
+        }
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum Part<'a> {
+            Text { text: &'a str },
+            ImageUrl { image_url: Url<'a> },
+        }
+        let mut seq = s.serialize_seq(None)?;
+        if !self.0.is_empty() {
+            seq.serialize_element(&Part::Text { text: self.0 })?;
+        }
+        for image in self.1 {
+            let image_url = Url {
+                url: &image.data_uri,
+            };
+            seq.serialize_element(&Part::ImageUrl { image_url })?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for ToolCall {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Function<'a> {
+            name: &'a str,
+            arguments: &'a str,
+        }
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("type", "function")?;
+        let function = Function {
+            name: &self.name,
+            arguments: &self.arguments,
+        };
+        map.serialize_entry("function", &function)?;
+        map.end()
+    }
+}
+
+/// `{"role", "content"}`; with images the content is a list of parts, with tool calls and no
+/// text it is null (as OpenAI sends it), and `tool_calls` / `tool_call_id` follow.
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("role", &self.role)?;
+        let Some(extras) = self.extras.as_deref() else {
+            map.serialize_entry("content", &self.content)?;
+            return map.end();
+        };
+        if !extras.images.is_empty() {
+            map.serialize_entry("content", &Parts(&self.content, &extras.images))?;
+        } else if self.content.is_empty() && !extras.tool_calls.is_empty() {
+            map.serialize_entry("content", &None::<&str>)?;
+        } else {
+            map.serialize_entry("content", &self.content)?;
+        }
+        if !extras.tool_calls.is_empty() {
+            map.serialize_entry("tool_calls", &extras.tool_calls)?;
+        }
+        if let Some(id) = &extras.tool_call_id {
+            map.serialize_entry("tool_call_id", id)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with(role: &str, content: &str, extras: MessageExtras) -> Message {
+        Message {
+            role: role.into(),
+            content: content.into(),
+            extras: Some(Arc::new(extras)),
+        }
+    }
+
+    #[test]
+    fn images_are_content_parts() {
+        let image = ImageInput {
+            data_uri: "data:image/png;base64,AAAA".into(),
+            bytes: 3,
+        };
+        let m = with(
+            "user",
+            "What is this?",
+            MessageExtras {
+                images: vec![image.clone(), image],
+                ..MessageExtras::default()
+            },
+        );
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ]})
+        );
+        let figures = input_figures(&[m], Some(&json!([{"type": "function"}])));
+        assert_eq!(
+            (
+                figures.image_count,
+                figures.image_bytes,
+                figures.tool_definitions
+            ),
+            (2, 6, 1)
+        );
+    }
+
+    #[test]
+    fn tool_turns_carry_their_calls_and_ids() {
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "get_weather".into(),
+            arguments: "{\"city\": \"Paris\"}".into(),
+        };
+        let assistant = with(
+            "assistant",
+            "",
+            MessageExtras {
+                tool_calls: vec![call],
+                ..MessageExtras::default()
+            },
+        );
+        assert_eq!(
+            serde_json::to_value(&assistant).unwrap(),
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1",
+                "type": "function", "function": {"name": "get_weather",
+                "arguments": "{\"city\": \"Paris\"}"}}]})
+        );
+        let result = with(
+            "tool",
+            "21 C",
+            MessageExtras {
+                tool_call_id: Some("call_1".into()),
+                ..MessageExtras::default()
+            },
+        );
+        assert_eq!(
+            serde_json::to_value(&result).unwrap(),
+            json!({"role": "tool", "content": "21 C", "tool_call_id": "call_1"})
+        );
+    }
+}
