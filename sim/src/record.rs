@@ -44,6 +44,10 @@ pub struct SimRecord {
     pub output_text: String,
     /// The fault injected into this request (`--fault` or `x-sim-fault`), as its spec.
     pub fault: Option<String>,
+    /// Responses API: the `previous_response_id` the request continued.
+    pub previous_response_id: Option<String>,
+    /// Embeddings and rerank: the inputs (texts embedded, documents scored) of the request.
+    pub inputs: u64,
 }
 
 /// Bytes of request messages and of output text a record keeps: records stay small.
@@ -170,6 +174,8 @@ impl RecordBuilder {
                 messages: Vec::new(),
                 output_text: String::new(),
                 fault: None,
+                previous_response_id: None,
+                inputs: 0,
             },
         }
     }
@@ -188,6 +194,14 @@ impl RecordBuilder {
 
     pub fn set_status(&mut self, status: u16) {
         self.record.status = status;
+    }
+
+    pub fn set_previous_response_id(&mut self, id: Option<String>) {
+        self.record.previous_response_id = id;
+    }
+
+    pub fn set_inputs(&mut self, inputs: u64) {
+        self.record.inputs = inputs;
     }
 
     pub fn set_fault(&mut self, fault: &super::fault::Fault) {

@@ -34,6 +34,8 @@ pub struct StepAggregator {
     good: (u64, u64),
     generator: Option<GeneratorStats>,
     server_metrics: Option<crate::server_metrics::MetricsWindow>,
+    /// Embeddings and rerank steps: their inputs.
+    inputs: Option<crate::inputs::InputCounter>,
 }
 
 /// A step's latency histograms; they travel in the results (`StepResult::histograms`) so that
@@ -112,7 +114,14 @@ impl StepAggregator {
             good: (0, 0),
             generator: None,
             server_metrics: None,
+            inputs: None,
         }
+    }
+
+    /// Embeddings and rerank: also counts inputs, `batch_size` per successful request.
+    pub fn with_inputs(mut self, batch_size: Option<u64>) -> Self {
+        self.inputs = batch_size.map(crate::inputs::InputCounter::new);
+        self
     }
 
     /// The generator's own measurements over the step (from the coordinator).
@@ -193,6 +202,9 @@ impl StepAggregator {
             return;
         }
         c.successful += 1;
+        if let Some(inputs) = &mut self.inputs {
+            inputs.record(r);
+        }
         c.prompt_tokens_ok = c.prompt_tokens_ok.saturating_add(r.prompt_tokens);
         c.output_tokens = c.output_tokens.saturating_add(r.output_tokens);
         let t = &mut c.tokens;
@@ -333,6 +345,7 @@ impl StepAggregator {
                 .map(|w| w.finish(c.output_tokens)),
             histograms: self.hist.encode(),
             shards: None,
+            inputs: self.inputs.map(|i| i.finish(duration_s)),
         }
     }
 

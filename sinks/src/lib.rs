@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod event;
 pub mod generator;
 pub mod handover;
+pub mod inputs;
 pub mod json;
 pub mod live;
 pub mod otlp;

@@ -150,6 +150,8 @@ pub struct Recorder {
     run_started: Arc<RunStarted>,
     /// Objectives every step's goodput is measured against (`--slo`).
     slo: Option<Slo>,
+    /// `--batch-size` of an embeddings or rerank run.
+    batch_size: Option<u64>,
     /// `--slice-duration` (ns), and each running step's slices.
     slice_width: Option<Nanos>,
     slicers: BTreeMap<u32, Slicer>,
@@ -194,6 +196,7 @@ impl Recorder {
             subscribers: Vec::new(),
             run_started,
             slo: None,
+            batch_size: None,
             slice_width: None,
             slicers: BTreeMap::new(),
             slices_capped: false,
@@ -203,6 +206,11 @@ impl Recorder {
     /// Measures every step's goodput against these objectives.
     pub fn set_slo(&mut self, slo: Option<Slo>) {
         self.slo = slo;
+    }
+
+    /// Embeddings and rerank: every step also counts inputs, `batch_size` per request.
+    pub fn set_batch_size(&mut self, batch_size: Option<u64>) {
+        self.batch_size = batch_size;
     }
 
     /// Summarize every measured step per slice of `width` too (`--slice-duration`).
@@ -549,8 +557,12 @@ impl Handler<StartStep> for Recorder {
             self.slicers
                 .insert(info.index, Slicer::new(info.index, start, width, planned));
         }
-        self.steps
-            .insert(info.index, StepAggregator::new(info).with_slo(self.slo));
+        self.steps.insert(
+            info.index,
+            StepAggregator::new(info)
+                .with_slo(self.slo)
+                .with_inputs(self.batch_size),
+        );
     }
 }
 

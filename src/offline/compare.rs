@@ -95,6 +95,22 @@ const FIGURES: &[Figure] = &[
     },
 ];
 
+/// Embeddings and rerank steps' (`inputs`), compared when either step has them.
+const INPUT_FIGURES: &[Figure] = &[
+    Figure {
+        name: "Input rate",
+        unit: "inputs/s",
+        better: Better::Higher,
+        read: |r| r.inputs.map(|i| i.inputs_per_second),
+    },
+    Figure {
+        name: "Input token rate",
+        unit: "tok/s",
+        better: Better::Higher,
+        read: |r| r.inputs.map(|i| i.input_tokens_per_second),
+    },
+];
+
 /// The server's own view (`server_metrics`), compared when both steps have it: shown with its
 /// relative change, never marked as a regression (more waiting or a fuller KV cache at the same
 /// load is a clue to read beside our figures, not a verdict on its own).
@@ -173,9 +189,10 @@ pub struct Comparison {
 }
 
 /// The configuration keys whose difference makes the runs' figures incomparable.
-const SETTINGS: [&str; 7] = [
+const SETTINGS: [&str; 8] = [
     "model_name",
     "endpoint",
+    "batch_size",
     "arrival",
     "prompt_options",
     "decode_options",
@@ -291,6 +308,9 @@ fn compare_step(base: &StepResult, new: &StepResult, tolerance: f64) -> StepComp
         }
     };
     let mut changes: Vec<Change> = FIGURES.iter().map(|f| change(f, true)).collect();
+    if base.inputs.is_some() || new.inputs.is_some() {
+        changes.extend(INPUT_FIGURES.iter().map(|f| change(f, true)));
+    }
     // The server's figures when both steps were scraped; each one either step lacks (e.g. no
     // prefix cache on that engine) is left out rather than shown as "no data".
     if base.server_metrics.is_some() && new.server_metrics.is_some() {

@@ -13,7 +13,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use sinks::event::{Nanos, Outcome, RequestFinished, TokenSource};
 
-use crate::request::openai::{error_message, DataKind, StreamState};
+use crate::config::Endpoint;
+use crate::request::openai::{error_message, DataKind, EventParser};
 use crate::request::sse::{SseDecoder, SseError};
 use crate::runtime::clock::Clock;
 use crate::runtime::shutdown::{Level, Shutdown};
@@ -23,11 +24,13 @@ use sinks::recorder::RecordRetried;
 const DRAIN_AFTER_DONE: Duration = Duration::from_millis(50);
 
 /// Bytes of a non-2xx body kept for the error message.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
+pub(super) const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// What every request of a run shares.
 pub struct RequestShared {
     pub url: String,
+    /// What `url` serves: how answers are read (chunks, Responses events, one JSON body).
+    pub endpoint: Endpoint,
     /// `Authorization` header value; never logged or recorded.
     pub authorization: Option<String>,
     pub timeout: Duration,
@@ -49,6 +52,9 @@ pub struct PreparedBody {
     pub body: Bytes,
     pub prompt_tokens: u64,
     pub max_tokens: Option<u64>,
+    /// Inputs the body carries: 1 for generation; embeddings and rerank: the batch, whose
+    /// answer must hold as many results.
+    pub inputs: u64,
 }
 
 /// One request to make.
@@ -59,12 +65,30 @@ pub struct Job {
     pub prepared: Arc<PreparedBody>,
 }
 
-struct Failure {
-    outcome: Outcome,
-    message: String,
+pub(super) struct Failure {
+    pub(super) outcome: Outcome,
+    pub(super) message: String,
 }
 
-fn failure(outcome: Outcome, message: impl Into<String>) -> Failure {
+/// What a multi-turn conversation keeps of an answer: its text (sent back as `assistant`) and,
+/// with the Responses API, its id (sent as `previous_response_id`).
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub text: String,
+    pub response_id: Option<String>,
+}
+
+/// An answer without a response id (chat, completions).
+impl From<&str> for Answer {
+    fn from(text: &str) -> Self {
+        Answer {
+            text: text.to_string(),
+            response_id: None,
+        }
+    }
+}
+
+pub(super) fn failure(outcome: Outcome, message: impl Into<String>) -> Failure {
     Failure {
         outcome,
         message: message.into(),
@@ -83,7 +107,7 @@ pub async fn execute_turn(
     client: &awc::Client,
     shared: &RequestShared,
     job: Job,
-) -> (RequestFinished, String) {
+) -> (RequestFinished, Answer) {
     execute_inner(client, shared, job, true).await
 }
 
@@ -95,7 +119,7 @@ async fn execute_inner(
     shared: &RequestShared,
     job: Job,
     keep_answer: bool,
-) -> (RequestFinished, String) {
+) -> (RequestFinished, Answer) {
     let mut attempt = 0;
     loop {
         let id = match attempt {
@@ -128,9 +152,34 @@ async fn attempt_once(
     job: &Job,
     id: String,
     keep_answer: bool,
-) -> (RequestFinished, String) {
+) -> (RequestFinished, Answer) {
     let prepared = job.prepared.clone();
-    let mut rec = RequestFinished {
+    let mut rec = new_record(shared, job, id);
+    if shared.endpoint.is_pooling() {
+        let result = super::unary::send(client, shared, &prepared, &mut rec).await;
+        if let Err(f) = result {
+            rec.outcome = f.outcome;
+            rec.error = Some(f.message);
+        }
+        return (rec, Answer::default());
+    }
+    let mut state = EventParser::new(shared.endpoint == Endpoint::Responses, true);
+    let result = stream(client, shared, &prepared.body, &mut rec, &mut state).await;
+    if rec.end_at == 0 {
+        rec.end_at = shared.clock.now();
+    }
+    let answer = settle_tokens(&mut rec, &mut state, keep_answer);
+    if let Err(f) = result {
+        rec.outcome = f.outcome;
+        rec.error = Some(f.message);
+    }
+    (rec, answer)
+}
+
+/// The record of an attempt about to be sent.
+fn new_record(shared: &RequestShared, job: &Job, id: String) -> RequestFinished {
+    let prepared = &job.prepared;
+    RequestFinished {
         id,
         step: job.step,
         scheduled_at: job.scheduled_at,
@@ -152,23 +201,12 @@ async fn attempt_once(
         response_model: None,
         output_text: None,
         trace: shared.tracing.map(|s| s.next_context()),
-    };
-    let mut state = StreamState::new(true);
-    let result = stream(client, shared, &prepared.body, &mut rec, &mut state).await;
-    if rec.end_at == 0 {
-        rec.end_at = shared.clock.now();
     }
-    let answer = settle_tokens(&mut rec, &mut state, keep_answer);
-    if let Err(f) = result {
-        rec.outcome = f.outcome;
-        rec.error = Some(f.message);
-    }
-    (rec, answer)
 }
 
 /// Output tokens: the server's count when it reported usage, else ours over the whole text
-/// (counted later, on the sink arbiter). Returns the text when `keep_answer`, else "".
-fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer: bool) -> String {
+/// (counted later, on the sink arbiter). Returns the answer when `keep_answer`, else an empty one.
+fn settle_tokens(rec: &mut RequestFinished, state: &mut EventParser, keep_answer: bool) -> Answer {
     if let Some(u) = state.usage() {
         rec.server_prompt_tokens = u.prompt_tokens;
         rec.server_completion_tokens = u.completion_tokens;
@@ -185,11 +223,15 @@ fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer
         }
     }
     if !keep_answer {
-        return String::new();
+        return Answer::default();
     }
-    match &rec.output_text {
+    let text = match &rec.output_text {
         Some(text) => text.clone(),
         None => state.take_text(),
+    };
+    Answer {
+        text,
+        response_id: state.response_id().map(str::to_owned),
     }
 }
 
@@ -198,7 +240,7 @@ async fn stream(
     shared: &RequestShared,
     body: &Bytes,
     rec: &mut RequestFinished,
-    state: &mut StreamState,
+    state: &mut EventParser,
 ) -> Result<(), Failure> {
     let clock = shared.clock;
     let cancel = shared.shutdown.reached(Level::Cancel);
@@ -311,7 +353,7 @@ async fn stream(
 /// Feeds one network read; returns whether `[DONE]` was seen.
 fn on_bytes(
     sse: &mut SseDecoder,
-    state: &mut StreamState,
+    state: &mut EventParser,
     rec: &mut RequestFinished,
     bytes: &[u8],
     now: Nanos,
@@ -327,7 +369,7 @@ fn on_bytes(
 
 /// One SSE event's data. Stops the decoder on `[DONE]` or on an error.
 fn on_data(
-    state: &mut StreamState,
+    state: &mut EventParser,
     rec: &mut RequestFinished,
     data: &str,
     now: Nanos,
@@ -352,7 +394,7 @@ fn on_data(
     }
 }
 
-fn timeout(rec: &RequestFinished, limit: Duration) -> Failure {
+pub(super) fn timeout(rec: &RequestFinished, limit: Duration) -> Failure {
     let limit = humantime::format_duration(limit);
     if rec.first_token_at.is_some() {
         failure(
@@ -376,7 +418,7 @@ pub fn status_outcome(status: u16) -> Outcome {
     }
 }
 
-fn classify_send_error(e: SendRequestError) -> Failure {
+pub(super) fn classify_send_error(e: SendRequestError) -> Failure {
     let outcome = match &e {
         // awc's `Disconnected` is an EOF after the request was written, before the response
         // head: the server (or a proxy) closed the connection — it was reached.

@@ -44,6 +44,7 @@ use crate::record::{write_records_jsonl, Recorder, SimRecord, SimStats};
 
 mod handlers;
 mod pacing;
+mod pooling;
 mod token_stream;
 
 use handlers::routes;
@@ -132,6 +133,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     /// The `Hostname` label of `/dcgm/metrics`.
     hostname: String,
+    /// Finished Responses API answers, for `previous_response_id`.
+    responses: Arc<crate::responses::ResponseStore>,
 }
 
 impl Shared {
@@ -162,6 +165,7 @@ impl Shared {
         Shared {
             metrics: Arc::new(metrics),
             hostname: crate::metrics::hostname(),
+            responses: Arc::default(),
             recorder: Arc::new(Recorder::new(cfg.keeps_records(), cfg.record_cap)),
             // A different stream from the engine's so ids do not shift output lengths.
             rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed1d)),
@@ -212,6 +216,8 @@ struct Plan {
     length: LengthRequest,
     /// Injected into this request's response.
     fault: Option<Fault>,
+    /// Responses API: the conversation this answer continues (history + input).
+    conversation: Option<crate::responses::Conversation>,
 }
 
 /// What happens to one request.

@@ -103,6 +103,9 @@ pub struct StepResult {
     /// entry holds no list); absent in a single run's results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<String>,
+    /// Embeddings and rerank: inputs and input tokens per second; null for generation.
+    #[serde(default)]
+    pub inputs: Option<crate::inputs::InputThroughput>,
 }
 
 impl StepResult {
