@@ -1,8 +1,10 @@
 //! `--endpoint responses` and `--endpoint embeddings` against the real llama.cpp llama-server
 //! (tests/engine): its Responses API streams one `response.output_text.delta` per token and ends
 //! with `response.completed` and its usage; `llama-server --embeddings` answers batches of inputs
-//! with as many vectors. (llama.cpp refuses `previous_response_id`, and `--reranking` needs a
-//! model with a ranking head, which the tiny model has not: neither is tested here.)
+//! with as many vectors; `llama-server --reranking` scores documents against a query (the tiny
+//! model's scores mean nothing, the route and its counts are what is checked). llama.cpp refuses
+//! `previous_response_id`: multi-turn Responses runs are tested against the simulated server
+//! only.
 
 mod common;
 
@@ -93,4 +95,31 @@ fn llama_cpp_embeds_batches() {
     let inputs = &doc["results"][0]["inputs"];
     assert_eq!(inputs["inputs"], 12 * BATCH);
     assert_eq!(inputs["input_tokens"], 12 * BATCH * PROMPT_TOKENS);
+}
+
+#[test]
+fn llama_cpp_reranks_batches() {
+    const BATCH: u64 = 4;
+    let Some((_engine, port)) = start_engine_with("llama_cpp_reranks_batches", &["--reranking"])
+    else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = config(port, out.path(), Endpoint::Rerank);
+    cfg.batch_size = BATCH;
+    let summary = inference_benchmarker::run(cfg).expect("the run against llama.cpp completes");
+    let doc = common::validated(&summary.results_path);
+    let step = &summary.steps[0];
+    assert_eq!(step.successful_requests, 12, "{:?}", step.first_error);
+    for l in &read_lines(&sinks::json::requests_log_path(&summary.results_path)) {
+        assert_eq!(l["outcome"], "ok", "{l}");
+        assert!(l["ttft_ms"].is_null(), "{l}");
+        // Ours: the query once and the documents; the server scores each (query, document) pair.
+        assert_eq!(l["prompt_tokens"], (BATCH + 1) * PROMPT_TOKENS);
+        assert!(
+            l["server_prompt_tokens"].as_u64().unwrap() >= 2 * BATCH * PROMPT_TOKENS,
+            "{l}"
+        );
+    }
+    assert_eq!(doc["results"][0]["inputs"]["inputs"], 12 * BATCH);
 }
