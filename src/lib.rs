@@ -33,7 +33,9 @@ use crate::coordinator::{signals, Coordinator, Engine};
 use crate::offline::{report, table, thresholds};
 use crate::outputs::results_file;
 use crate::request::client::{PreparedBody, RequestShared};
-use crate::request::openai::{chat_body_with_tools, completions_body, endpoint_url, input_figures};
+use crate::request::openai::{
+    chat_body_with_tools, completions_body, endpoint_url, input_figures, responses_body,
+};
 use crate::runtime::clock::Clock;
 pub use crate::runtime::exit::RunError;
 pub use crate::runtime::exit::RunSummary;
@@ -56,6 +58,7 @@ pub fn run_with(
     shutdown: Shutdown,
     binary: bool,
 ) -> Result<RunSummary, RunError> {
+    cfg.check_endpoint_options().map_err(RunError::Config)?;
     let (base, note) =
         request::base_url::normalize(&cfg.url, cfg.endpoint).map_err(RunError::Config)?;
     if let Some(note) = note {
@@ -133,7 +136,7 @@ async fn start(
     };
     let bodies = prepare_bodies(&cfg, &model, &workload);
     let preflight_id = format!("{}-preflight", cfg.request_id_prefix());
-    let tiny = one_token_body(&bodies[0]);
+    let tiny = one_token_body(&bodies[0], cfg.endpoint);
     tokio::select! {
         checked = coordinator::preflight::check_request(&probe, &url, authorization.as_deref(), &preflight_id, tiny.clone()) => checked?,
         _ = shutdown.reached(Level::Stop) => return Err(RunError::Interrupted { results: None }),
@@ -143,7 +146,9 @@ async fn start(
     let gauges = Arc::new(sinks::prometheus::LiveGauges::new(cfg.workers.max(1)));
     let server_metrics = outputs::server_metrics::start(&cfg, &probe, gauges.clone()).await;
     drop(probe);
-    let keep_alive = probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &tiny).await;
+    // The probe reads a streamed answer; an embeddings or rerank answer is not one.
+    let keep_alive = cfg.endpoint.is_pooling()
+        || probe_keep_alive(&url, authorization.as_deref(), &preflight_id, &tiny).await;
     let mut pool = load::conversation::pool(&cfg, &model, &workload, bodies);
     if workload.arrivals.is_some() {
         pool = pool.in_arrival_order();
@@ -215,6 +220,7 @@ async fn start(
 
     let shared = Arc::new(RequestShared {
         url,
+        endpoint: cfg.endpoint,
         authorization,
         timeout: cfg.request_timeout,
         clock,
@@ -306,17 +312,27 @@ async fn probe_keep_alive(
     }
 }
 
-/// The pre-flight requests' body: the run's first prompt, one output token.
-fn one_token_body(first: &PreparedBody) -> Vec<u8> {
+/// The pre-flight requests' body: the run's first prompt, one output token (embeddings and
+/// rerank: the run's first body as it is).
+fn one_token_body(first: &PreparedBody, endpoint: Endpoint) -> Vec<u8> {
     let mut body: serde_json::Value = serde_json::from_slice(&first.body).unwrap_or_default();
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("max_tokens".into(), 1.into());
+    let length_key = match endpoint {
+        Endpoint::Chat | Endpoint::Completions => Some("max_tokens"),
+        Endpoint::Responses => Some("max_output_tokens"),
+        Endpoint::Embeddings | Endpoint::Rerank => None,
+    };
+    if let (Some(obj), Some(key)) = (body.as_object_mut(), length_key) {
+        obj.insert(key.into(), 1.into());
     }
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// Request bodies are serialized once, here, so the hot path only clones `Bytes`.
 fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<PreparedBody>> {
+    if cfg.endpoint.is_pooling() {
+        let rerank = cfg.endpoint == Endpoint::Rerank;
+        return load::batches::pooling_bodies(model, &workload.requests, cfg.batch_size, rerank);
+    }
     workload
         .requests
         .iter()
@@ -339,12 +355,20 @@ fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<
                     completions_body(model, &r.prompt, r.max_tokens, cfg.ignore_eos),
                     Default::default(),
                 ),
+                // Text only, as completions (the Responses API's image and tool items are not
+                // sent).
+                Endpoint::Responses => (
+                    responses_body(model, &r.messages, None, r.max_tokens, cfg.ignore_eos),
+                    Default::default(),
+                ),
+                Endpoint::Embeddings | Endpoint::Rerank => unreachable!("pooling bodies above"),
             };
             Arc::new(PreparedBody {
                 body,
                 prompt_tokens: r.prompt_tokens,
                 max_tokens: r.max_tokens,
                 images_tools,
+                inputs: 1,
             })
         })
         .collect()

@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use common::engine::{http, read_lines, start_engine};
+
 use std::time::{Duration, Instant};
 
 use inference_benchmarker::config::{BenchmarkKind, Endpoint};
@@ -19,81 +17,6 @@ use sinks::server_metrics::SeriesSummary;
 
 const OUTPUT_TOKENS: u64 = 24;
 const PROMPT_TOKENS: u64 = 32;
-
-/// Stops the server however the test ends.
-struct Engine(u32);
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.to_string()).status();
-    }
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/llama-server.sh")
-}
-
-/// A running server and its port, or `None` after [`common::missing`] said it is not built.
-fn start_engine(test: &str) -> Option<(Engine, u16)> {
-    let built = Command::new("bash")
-        .arg(script())
-        .arg("check")
-        .status()
-        .expect("llama-server.sh runs");
-    if !built.success() {
-        let cache = common::cache_dir().join("engine");
-        common::missing(
-            test,
-            &format!(
-                "llama-server is not built ({}; `tests/engine/llama-server.sh build` builds it alone)",
-                cache.display()
-            ),
-        );
-        return None;
-    }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let out = Command::new("bash")
-        .arg(script())
-        .args(["start", &port.to_string()])
-        .output()
-        .expect("llama-server.sh runs");
-    assert!(
-        out.status.success(),
-        "llama-server did not start: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pid: u32 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("a PID");
-    Some((Engine(pid), port))
-}
-
-/// One HTTP/1.0 exchange with the server on 127.0.0.1 (it answers with a length, then closes).
-fn http(port: u16, method: &str, path: &str, body: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).expect("a UTF-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
-        "{method} {path}: {head}\n{body}"
-    );
-    body.to_string()
-}
 
 /// The server's token ids for `text`, without special tokens.
 fn server_tokens(port: u16, text: &str) -> Vec<u32> {
@@ -144,14 +67,6 @@ fn counters_when(port: u16, want: Counters) -> Counters {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn read_lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The acceptance criterion of the engine's model: llama-server tokenizes any text to exactly the

@@ -68,9 +68,11 @@ fn agent_loops_match_the_servers_record() {
     cfg.decode_options = Some(TokenizeOptions::fixed(OUTPUT_TOKENS));
     cfg.benchmark_kind = BenchmarkKind::Rate;
     cfg.rates = Some(vec![20.0]);
-    cfg.duration = Duration::from_secs(3);
+    // 120 requests, beside 60 of the floor's over the same 6 s: a p99 that is not just the
+    // one slowest request of a short run against the floor's.
+    cfg.duration = Duration::from_secs(6);
     cfg.save_requests = true;
-    let floor = timing::start_floor(sim.addr(), 30, OUTPUT_TOKENS as u32);
+    let floor = timing::start_floor(sim.addr(), 60, OUTPUT_TOKENS as u32);
     let summary = inference_benchmarker::run(cfg).expect("the run completes");
     let floor = floor.join().expect("the floor client ends");
     let records = sim.records();
@@ -86,7 +88,7 @@ fn agent_loops_match_the_servers_record() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-    let (mut ttft_errors, mut ttftc_errors) = (Vec::new(), Vec::new());
+    let mut ttft_errors = Vec::new();
     let (mut calls, mut answers_after_results, mut later_user_turns) = (0u64, 0, 0);
     for l in &lines {
         let server = by_id[l["id"].as_str().unwrap()];
@@ -108,7 +110,6 @@ fn agent_loops_match_the_servers_record() {
                 // The first chunk is the call: both times are the same.
                 let ttftc = l["time_to_first_tool_call_ms"].as_f64().unwrap();
                 assert_eq!(ttftc, l["ttft_ms"].as_f64().unwrap());
-                ttftc_errors.push(ttftc - server_first);
                 calls += 1;
             }
             None => {
@@ -124,12 +125,9 @@ fn agent_loops_match_the_servers_record() {
     }
     assert!(calls > 0 && answers_after_results > 0 && later_user_turns > 0);
     let floor_errors = timing::floor_errors(&floor, &by_id);
+    // Every call's time to first tool-call token is its TTFT (asserted above), so the TTFT
+    // errors of all requests judge both; the calls alone are too few for a p99 of their own.
     timing::assert_within_floor("TTFT error", ttft_errors, &floor_errors);
-    timing::assert_within_floor(
-        "time to first tool-call token error",
-        ttftc_errors,
-        &floor_errors,
-    );
     check_loops(&records);
 
     let doc = common::validated(&summary.results_path);

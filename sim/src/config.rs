@@ -46,6 +46,8 @@ pub const DEFAULT_KV_CACHE_TOKENS: u64 = 131_072;
 pub const DEFAULT_GPU_IDLE_WATTS: f64 = 60.0;
 /// Default power of the simulated GPU at full utilization, in watts (`--gpu-metrics`).
 pub const DEFAULT_GPU_MAX_WATTS: f64 = 400.0;
+/// Default cost of an embeddings or rerank request per input token, in microseconds.
+pub const DEFAULT_POOLING_US_PER_TOKEN: f64 = 5.0;
 /// Default RNG seed (output lengths, ids): runs are reproducible unless told otherwise.
 pub const DEFAULT_SEED: u64 = 0;
 
@@ -188,6 +190,10 @@ pub struct SimConfig {
     /// --gpu-metrics: power at full utilization, in watts
     #[arg(long, default_value_t = DEFAULT_GPU_MAX_WATTS)]
     pub gpu_max_watts: f64,
+    /// Embeddings and rerank: service time per input token, in microseconds (each request on
+    /// its own, no batching).
+    #[arg(long, default_value_t = DEFAULT_POOLING_US_PER_TOKEN)]
+    pub pooling_us_per_token: f64,
 }
 
 impl Default for SimConfig {
@@ -225,6 +231,7 @@ impl Default for SimConfig {
             gpu_metrics: false,
             gpu_idle_watts: DEFAULT_GPU_IDLE_WATTS,
             gpu_max_watts: DEFAULT_GPU_MAX_WATTS,
+            pooling_us_per_token: DEFAULT_POOLING_US_PER_TOKEN,
         }
     }
 }
@@ -356,6 +363,7 @@ impl SimConfig {
         non_negative("--prefill-us-per-token", self.prefill_us_per_token)?;
         non_negative("--decode-step-ms", self.decode_step_ms)?;
         non_negative("--decode-us-per-seq", self.decode_us_per_seq)?;
+        non_negative("--pooling-us-per-token", self.pooling_us_per_token)?;
         non_negative("--fixed-ttft-ms", self.fixed_ttft_ms.unwrap_or(0.0))?;
         non_negative("--fixed-itl-ms", self.fixed_itl_ms.unwrap_or(0.0))?;
         let random = [

@@ -1,7 +1,7 @@
 //! The embedded simulated inference server.
 //!
-//! An OpenAI-compatible server (chat and text completions, streaming and not, `/v1/models`,
-//! `/health`) modelled on a continuous-batching engine (`engine.rs`): batch slots with a FIFO
+//! An OpenAI-compatible server (chat and text completions and the Responses API, streaming and
+//! not; embeddings and rerank; `/v1/models`, `/health`) modelled on a continuous-batching engine (`engine.rs`): batch slots with a FIFO
 //! queue, prefill cost per uncached prompt token, a prefix cache, and a decode step that grows
 //! with the batch. A fixed-timing mode instead gives every request the same TTFT and ITL, and a
 //! random-timing mode draws them (TTFT per request, ITL per gap, uniform in a range, seeded).
@@ -14,6 +14,7 @@
 //! with a power model at `/dcgm/metrics` (`metrics.rs`). Configuration and the model's
 //! defaults: `config.rs`.
 
+mod api_error;
 mod chat_extras;
 mod config;
 mod engine;
@@ -24,6 +25,7 @@ mod openai;
 mod prefix_cache;
 mod reasoning;
 mod record;
+mod responses;
 mod server;
 
 pub use chat_extras::{ChatExtras, SimToolCall};

@@ -2,16 +2,19 @@
 //! errors. Pure functions; the HTTP layer is in `server.rs`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::chat_extras::{ChatExtras, ImageUrl, WireTool, WireToolCall};
 use super::engine::FinishReason;
+pub use crate::api_error::ApiError;
 
-/// The two generation routes.
+/// The generation routes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     Chat,
     Completions,
+    /// OpenAI's Responses API (`crate::responses`).
+    Responses,
 }
 
 impl Endpoint {
@@ -19,6 +22,7 @@ impl Endpoint {
         match self {
             Endpoint::Chat => "/v1/chat/completions",
             Endpoint::Completions => "/v1/completions",
+            Endpoint::Responses => "/v1/responses",
         }
     }
 
@@ -26,103 +30,22 @@ impl Endpoint {
         match self {
             Endpoint::Chat => "chatcmpl-",
             Endpoint::Completions => "cmpl-",
+            Endpoint::Responses => "resp_",
         }
     }
 
     fn chunk_object(self) -> &'static str {
         match self {
             Endpoint::Chat => "chat.completion.chunk",
-            Endpoint::Completions => "text_completion",
+            Endpoint::Completions | Endpoint::Responses => "text_completion",
         }
     }
 
     fn full_object(self) -> &'static str {
         match self {
             Endpoint::Chat => "chat.completion",
-            Endpoint::Completions => "text_completion",
+            Endpoint::Completions | Endpoint::Responses => "text_completion",
         }
-    }
-}
-
-/// An error answered as `{"error": {"message", "type", "param", "code"}}`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: u16,
-    /// vLLM's error type names ("BadRequestError", "NotFoundError", ...).
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError {
-            status: 400,
-            kind: "BadRequestError",
-            message: message.into(),
-        }
-    }
-
-    pub fn model_not_found(model: &str) -> Self {
-        ApiError {
-            status: 404,
-            kind: "NotFoundError",
-            message: format!("The model `{model}` does not exist."),
-        }
-    }
-
-    pub fn not_found() -> Self {
-        ApiError {
-            status: 404,
-            kind: "NotFoundError",
-            message: "Not Found".into(),
-        }
-    }
-
-    pub fn queue_full() -> Self {
-        ApiError {
-            status: 503,
-            kind: "ServiceUnavailableError",
-            message: "The server is overloaded: the waiting queue is full.".into(),
-        }
-    }
-
-    pub fn internal(message: impl Into<String>) -> Self {
-        ApiError {
-            status: 500,
-            kind: "InternalServerError",
-            message: message.into(),
-        }
-    }
-
-    /// An injected error status (`--fault status=CODE`).
-    pub fn injected(status: u16) -> Self {
-        ApiError {
-            status,
-            kind: match status {
-                429 => "RateLimitError",
-                400..=499 => "BadRequestError",
-                _ => "InternalServerError",
-            },
-            message: format!("injected fault: HTTP {status}"),
-        }
-    }
-
-    pub fn engine_stopped() -> Self {
-        ApiError {
-            status: 500,
-            kind: "InternalServerError",
-            message: "The engine stopped before the request finished.".into(),
-        }
-    }
-
-    pub fn to_json(&self) -> String {
-        json!({"error": {
-            "message": self.message,
-            "type": self.kind,
-            "param": Value::Null,
-            "code": self.status,
-        }})
-        .to_string()
     }
 }
 
@@ -151,6 +74,8 @@ pub struct GenerationRequest {
     pub ignore_eos: bool,
     /// Images, tools and tool turns (chat).
     pub extras: Box<ChatExtras>,
+    /// Responses API: the stored response this one continues.
+    pub previous_response_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -158,13 +83,15 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
-/// Fields both routes share (vLLM's sampling extensions included).
+/// Fields every route shares (vLLM's sampling extensions included).
 #[derive(Deserialize)]
-struct Common {
+pub(crate) struct Common {
     model: Option<String>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     max_tokens: Option<u32>,
+    /// The Responses API calls it `max_output_tokens`.
+    #[serde(alias = "max_output_tokens")]
     max_completion_tokens: Option<u32>,
     min_tokens: Option<u32>,
     ignore_eos: Option<bool>,
@@ -248,6 +175,12 @@ pub fn parse_request(endpoint: Endpoint, body: &[u8]) -> Result<GenerationReques
             let body: CompletionBody = from_json(body)?;
             (completion_prompt(body.prompt)?, body.common)
         }
+        Endpoint::Responses => {
+            let body: crate::responses::ResponsesBody = from_json(body)?;
+            let mut request = build_request(body.prompt()?, body.common)?;
+            request.previous_response_id = body.previous_response_id;
+            return Ok(request);
+        }
     };
     build_request(prompt, common)
 }
@@ -256,7 +189,7 @@ fn from_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid request: {e}")))
 }
 
-fn chat_prompt(messages: Vec<Message>) -> Result<Prompt, ApiError> {
+pub(crate) fn chat_prompt(messages: Vec<Message>) -> Result<Prompt, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::bad_request("`messages` must not be empty"));
     }
@@ -345,6 +278,7 @@ fn build_request(prompt: Prompt, common: Common) -> Result<GenerationRequest, Ap
         min_tokens,
         ignore_eos: common.ignore_eos.unwrap_or(false),
         extras: Box::default(),
+        previous_response_id: None,
     })
 }
 
@@ -503,6 +437,8 @@ pub struct ResponseFormat {
     id: String,
     created: u64,
     model: String,
+    /// The Responses API's events (sequence numbers, stored conversation).
+    responses: Option<Box<crate::responses::ResponsesEvents>>,
 }
 
 /// The stream terminator.
@@ -516,7 +452,27 @@ impl ResponseFormat {
             id: format!("{}{request_id}", endpoint.id_prefix()),
             created,
             model: model.to_string(),
+            responses: None,
         }
+    }
+
+    /// A Responses API answer (its events and store).
+    pub fn with_responses(mut self, events: crate::responses::ResponsesEvents) -> Self {
+        self.responses = Some(Box::new(events));
+        self
+    }
+
+    fn head(&self) -> crate::responses::Head<'_> {
+        crate::responses::Head {
+            id: &self.id,
+            created: self.created,
+            model: &self.model,
+        }
+    }
+
+    /// The terminator, if the stream has one (the Responses API's ends with its last event).
+    pub fn done_event(&self) -> Option<&'static str> {
+        self.responses.is_none().then_some(DONE_EVENT)
     }
 
     pub fn endpoint(&self) -> Endpoint {
@@ -548,6 +504,9 @@ impl ResponseFormat {
 
     /// The first chat event: role only, empty content (chat only).
     pub fn role_event(&self) -> String {
+        if let Some(r) = &self.responses {
+            return r.opening(&self.head());
+        }
         let choice = Choice {
             delta: Some(Delta {
                 role: Some("assistant"),
@@ -560,6 +519,9 @@ impl ResponseFormat {
 
     /// One token; the last one carries the finish reason, as in vLLM.
     pub fn token_event(&self, text: &str, finish: Option<FinishReason>) -> String {
+        if let Some(r) = &self.responses {
+            return r.delta(&self.head(), text, finish);
+        }
         let mut choice = Choice::new(finish);
         match self.endpoint {
             Endpoint::Chat => {
@@ -568,18 +530,24 @@ impl ResponseFormat {
                     content: text,
                 })
             }
-            Endpoint::Completions => choice.text = Some(text),
+            Endpoint::Completions | Endpoint::Responses => choice.text = Some(text),
         }
         self.event([choice], None)
     }
 
     /// The usage event (`stream_options.include_usage`): no choices.
     pub fn usage_event(&self, usage: Usage) -> String {
+        if let Some(r) = &self.responses {
+            return r.closing(&self.head(), usage);
+        }
         self.event([(); 0], Some(usage))
     }
 
     /// The non-streaming response body.
     pub fn full_body(&self, text: &str, finish: FinishReason, usage: Usage) -> String {
+        if let Some(r) = &self.responses {
+            return r.body(&self.head(), text, finish, usage);
+        }
         let mut choice = Choice::new(Some(finish));
         match self.endpoint {
             Endpoint::Chat => {
@@ -589,7 +557,7 @@ impl ResponseFormat {
                     tool_calls: [],
                 })
             }
-            Endpoint::Completions => choice.text = Some(text),
+            Endpoint::Completions | Endpoint::Responses => choice.text = Some(text),
         }
         self.to_json(self.endpoint.full_object(), [choice], Some(usage))
     }
@@ -598,6 +566,7 @@ impl ResponseFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parse_event(event: &str) -> Value {
         let payload = event

@@ -57,6 +57,10 @@ pub struct SimRecord {
     pub extras: ChatExtras,
     /// The tool call the answer streamed, if it was one.
     pub tool_call: Option<SimToolCall>,
+    /// Responses API: the `previous_response_id` the request continued.
+    pub previous_response_id: Option<String>,
+    /// Embeddings and rerank: the inputs (texts embedded, documents scored) of the request.
+    pub inputs: u64,
 }
 
 /// The engine's batch from one moment on (with `--record`): the step log the true mean
@@ -222,6 +226,8 @@ impl RecordBuilder {
                 fault: None,
                 extras: ChatExtras::default(),
                 tool_call: None,
+                previous_response_id: None,
+                inputs: 0,
             },
         }
     }
@@ -240,6 +246,14 @@ impl RecordBuilder {
 
     pub fn set_status(&mut self, status: u16) {
         self.record.status = status;
+    }
+
+    pub fn set_previous_response_id(&mut self, id: Option<String>) {
+        self.record.previous_response_id = id;
+    }
+
+    pub fn set_inputs(&mut self, inputs: u64) {
+        self.record.inputs = inputs;
     }
 
     pub fn set_fault(&mut self, fault: &super::fault::Fault) {

@@ -36,6 +36,8 @@ pub struct StepAggregator {
     server_metrics: Option<crate::server_metrics::MetricsWindow>,
     reasoning: crate::reasoning_step::ReasoningAggregator,
     images_tools: crate::images_tools::ImagesToolsCounter,
+    /// Embeddings and rerank steps: their inputs.
+    inputs: Option<crate::inputs::InputCounter>,
 }
 
 /// A step's latency histograms; they travel in the results (`StepResult::histograms`) so that
@@ -116,7 +118,14 @@ impl StepAggregator {
             server_metrics: None,
             reasoning: Default::default(),
             images_tools: Default::default(),
+            inputs: None,
         }
+    }
+
+    /// Embeddings and rerank: also counts inputs, `batch_size` per successful request.
+    pub fn with_inputs(mut self, batch_size: Option<u64>) -> Self {
+        self.inputs = batch_size.map(crate::inputs::InputCounter::new);
+        self
     }
 
     /// The generator's own measurements over the step (from the coordinator).
@@ -199,6 +208,9 @@ impl StepAggregator {
             return;
         }
         c.successful += 1;
+        if let Some(inputs) = &mut self.inputs {
+            inputs.record(r);
+        }
         c.prompt_tokens_ok = c.prompt_tokens_ok.saturating_add(r.prompt_tokens);
         c.output_tokens = c.output_tokens.saturating_add(r.output_tokens);
         let t = &mut c.tokens;
@@ -341,6 +353,7 @@ impl StepAggregator {
             reasoning: self.reasoning.finish(),
             shards: None,
             images_and_tools: self.images_tools.finish(duration_s),
+            inputs: self.inputs.map(|i| i.finish(duration_s)),
         }
     }
 

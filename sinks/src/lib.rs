@@ -15,6 +15,7 @@ pub mod event;
 pub mod generator;
 pub mod handover;
 pub mod images_tools;
+pub mod inputs;
 pub mod json;
 pub mod live;
 pub mod otlp;

@@ -152,16 +152,16 @@ pub struct Recorder {
     run_started: Arc<RunStarted>,
     /// Objectives every step's goodput is measured against (`--slo`).
     slo: Option<Slo>,
-    /// `--slice-duration` (ns), and each running step's slices.
+    /// `--batch-size` of an embeddings or rerank run.
+    batch_size: Option<u64>,
+    /// `--slice-duration` (ns), and each running step's slices (and their server metrics).
     slice_width: Option<Nanos>,
     slicers: BTreeMap<u32, Slicer>,
     slices_capped: bool,
-    /// The server's metrics of slices not yet complete.
     slice_server: SliceServerMetrics,
 }
 
-/// Slices a document keeps: one small record each (a week at 1m); beyond, a warning.
-pub const MAX_SLICES: usize = 10_080;
+pub use crate::slices::MAX_SLICES;
 
 impl Recorder {
     /// Creates the output folder, picks the results file name and writes the
@@ -198,6 +198,7 @@ impl Recorder {
             subscribers: Vec::new(),
             run_started,
             slo: None,
+            batch_size: None,
             slice_width: None,
             slicers: BTreeMap::new(),
             slices_capped: false,
@@ -208,6 +209,11 @@ impl Recorder {
     /// Measures every step's goodput against these objectives.
     pub fn set_slo(&mut self, slo: Option<Slo>) {
         self.slo = slo;
+    }
+
+    /// Embeddings and rerank: every step also counts inputs, `batch_size` per request.
+    pub fn set_batch_size(&mut self, batch_size: Option<u64>) {
+        self.batch_size = batch_size;
     }
 
     /// Summarize every measured step per slice of `width` too (`--slice-duration`).
@@ -564,8 +570,12 @@ impl Handler<StartStep> for Recorder {
             self.slicers
                 .insert(info.index, Slicer::new(info.index, start, width, planned));
         }
-        self.steps
-            .insert(info.index, StepAggregator::new(info).with_slo(self.slo));
+        self.steps.insert(
+            info.index,
+            StepAggregator::new(info)
+                .with_slo(self.slo)
+                .with_inputs(self.batch_size),
+        );
     }
 }
 

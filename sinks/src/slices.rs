@@ -16,6 +16,9 @@ use crate::event::{Nanos, RequestFinished};
 use crate::server_metrics::ServerMetrics;
 use crate::stats::{LatencyHistogram, Summary};
 
+/// Slices a document keeps: one small record each (a week at 1m); beyond, a warning.
+pub const MAX_SLICES: usize = 10_080;
+
 /// One slice of a step, in the results' top-level `slices` list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SliceRecord {

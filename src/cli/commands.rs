@@ -100,7 +100,8 @@ mod tests {
             "ShareGPT",
             "[possible values: throughput, rate, sweep]",
             "[possible values: constant, poisson, gamma]",
-            "[possible values: chat, completions]",
+            "[possible values: chat, completions, responses, embeddings, rerank]",
+            "--batch-size",
             "--draw-prompt-lengths",
         ] {
             assert!(help.contains(needle), "--help lacks {needle:?}");

@@ -62,6 +62,7 @@ impl RunArgs {
             run_id_names_file: self.run_id.is_some(),
             run_id: self.run_id.unwrap_or_else(random_run_id),
             endpoint: parse_endpoint(&self.endpoint)?,
+            batch_size: self.batch_size,
             ignore_eos: !self.no_ignore_eos,
             reasoning_effort: self.reasoning_effort,
             workers: self

@@ -98,9 +98,13 @@ pub struct RunArgs {
     #[arg(long, env)]
     pub run_id: Option<String>,
 
-    /// API endpoint: chat (/v1/chat/completions) or completions (/v1/completions)
-    #[arg(long, env = "IB_ENDPOINT", default_value = "chat", value_parser = ["chat", "completions"])]
+    /// API endpoint: chat (/v1/chat/completions), completions (/v1/completions), responses
+    /// (/v1/responses), embeddings (/v1/embeddings) or rerank (/v1/rerank)
+    #[arg(long, env = "IB_ENDPOINT", default_value = "chat", value_parser = ["chat", "completions", "responses", "embeddings", "rerank"])]
     pub endpoint: String,
+    /// Embeddings and rerank: inputs per request (rerank: documents per query)
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub batch_size: u64,
     /// Do not send "ignore_eos": true (for servers that reject unknown fields)
     #[arg(long)]
     pub no_ignore_eos: bool,

@@ -113,7 +113,12 @@ pub(super) fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     match s {
         "chat" => Ok(Endpoint::Chat),
         "completions" => Ok(Endpoint::Completions),
-        _ => Err(format!("unknown --endpoint '{s}': use chat or completions")),
+        "responses" => Ok(Endpoint::Responses),
+        "embeddings" => Ok(Endpoint::Embeddings),
+        "rerank" => Ok(Endpoint::Rerank),
+        _ => Err(format!(
+            "unknown --endpoint '{s}': use chat, completions, responses, embeddings or rerank"
+        )),
     }
 }
 

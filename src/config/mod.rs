@@ -46,6 +46,30 @@ pub enum Endpoint {
     Chat,
     /// `/v1/completions`
     Completions,
+    /// `/v1/responses` (OpenAI's Responses API, streamed events)
+    Responses,
+    /// `/v1/embeddings` (not streamed: no token times)
+    Embeddings,
+    /// `/v1/rerank` (vLLM's, not streamed: no token times)
+    Rerank,
+}
+
+impl Endpoint {
+    /// The `--endpoint` value naming it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completions => "completions",
+            Endpoint::Responses => "responses",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Rerank => "rerank",
+        }
+    }
+
+    /// Embeddings and rerank answer one JSON body per request: no first token, no ITL.
+    pub fn is_pooling(self) -> bool {
+        matches!(self, Endpoint::Embeddings | Endpoint::Rerank)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -93,6 +117,8 @@ pub struct RunConfig {
     #[serde(skip)]
     pub run_id_names_file: bool,
     pub endpoint: Endpoint,
+    /// `--batch-size`: inputs per embeddings/rerank request (rerank: documents per query).
+    pub batch_size: u64,
     pub ignore_eos: bool,
     /// `--reasoning-effort`: sent as the chat body's `reasoning_effort` (low, medium, high).
     #[serde(default)]
@@ -238,6 +264,24 @@ mod humantime_serde_compat {
 }
 
 impl RunConfig {
+    /// Options that mean nothing with the chosen endpoint are refused rather than ignored.
+    pub fn check_endpoint_options(&self) -> Result<(), String> {
+        if self.batch_size != 1 && !self.endpoint.is_pooling() {
+            return Err(format!(
+                "--batch-size is for --endpoint embeddings or rerank, not {}",
+                self.endpoint.flag()
+            ));
+        }
+        if self.endpoint == Endpoint::Responses && self.max_context_tokens.is_some() {
+            return Err(
+                "--max-context-tokens cannot cut a conversation the server keeps \
+                        (--endpoint responses sends previous_response_id): leave it out"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     /// The original tool's defaults (the command line's too), against `url`.
     pub fn new(url: impl Into<String>) -> Self {
         RunConfig {
@@ -263,6 +307,7 @@ impl RunConfig {
             run_id: "run".into(),
             run_id_names_file: false,
             endpoint: Endpoint::Chat,
+            batch_size: 1,
             ignore_eos: true,
             reasoning_effort: None,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),

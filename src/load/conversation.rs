@@ -17,6 +17,11 @@
 //! bodies are serialized when the previous answer ends; single-turn prompts keep the
 //! pre-serialized path.
 //!
+//! With `--endpoint responses` the server keeps the conversation: a later turn sends only its new
+//! user input and `previous_response_id`, the id of the previous turn's response (the whole
+//! history only if that answer had no id). Its prompt tokens are still the whole conversation's,
+//! as the server counts them in `input_tokens`.
+//!
 //! Prompt token counts of later turns are our tokenizer's counts of each message summed, the
 //! answers counted by the server's `usage` (or by their chunks): the chat template is not
 //! included; the server's own `usage.prompt_tokens` is recorded beside it.
@@ -40,7 +45,7 @@ use crate::config::{Endpoint, RunConfig};
 use crate::load::request_actor::{hand_over, run_one};
 use crate::request::client::{execute_turn, Answer, Job, PreparedBody};
 use crate::request::openai::{
-    chat_body_with_tools, completions_body, input_figures, Message, MessageExtras,
+    chat_body_with_tools, completions_body, input_figures, responses_body, Message, MessageExtras,
 };
 use crate::runtime::workers;
 use crate::workload::{PreparedRequest, UserTurn, Workload};
@@ -149,7 +154,8 @@ pub fn pool(
     workload: &Workload,
     bodies: Vec<Arc<PreparedBody>>,
 ) -> RequestPool {
-    if !ChatPlan::is_multi_turn(&workload.requests) {
+    // Embeddings and rerank bodies batch prompts: there is no answer to build a turn on.
+    if cfg.endpoint.is_pooling() || !ChatPlan::is_multi_turn(&workload.requests) {
         return RequestPool::new(bodies);
     }
     let plan = ChatPlan::new(cfg, model, workload.requests.clone(), &bodies);
@@ -309,6 +315,11 @@ impl Session {
                 turn
             }
         };
+        // The Responses API keeps the conversation: a later user turn sends only itself.
+        if let (Endpoint::Responses, Some(previous)) = (plan.endpoint, &answer.response_id) {
+            plan.stats.later_turns_sent.fetch_add(1, Ordering::Relaxed);
+            return Some(Arc::new(self.history.follow_up(plan, turn, previous)));
+        }
         let dropped = self
             .history
             .fit(plan.max_context_tokens, turn.max_tokens.unwrap_or(0));
@@ -424,7 +435,7 @@ impl History {
                 plan.ignore_eos,
                 plan.reasoning_effort.as_deref(),
             ),
-            Endpoint::Completions => {
+            Endpoint::Completions | Endpoint::Embeddings | Endpoint::Rerank => {
                 let prompt: Vec<&str> = self.messages.iter().map(|m| m.content.as_str()).collect();
                 completions_body(
                     &plan.model,
@@ -433,12 +444,39 @@ impl History {
                     plan.ignore_eos,
                 )
             }
+            Endpoint::Responses => responses_body(
+                &plan.model,
+                &self.messages,
+                None,
+                turn.max_tokens,
+                plan.ignore_eos,
+            ),
         };
         PreparedBody {
             body,
             prompt_tokens: self.tokens(),
             max_tokens: turn.max_tokens,
             images_tools: input_figures(&self.messages, tools),
+            inputs: 1,
+        }
+    }
+
+    /// The Responses API's later turn: only the user message pushed last, on top of the
+    /// server's state of `previous` (the previous answer's response id).
+    pub fn follow_up(&self, plan: &ChatPlan, turn: &UserTurn, previous: &str) -> PreparedBody {
+        let input = &self.messages[self.messages.len().saturating_sub(1)..];
+        PreparedBody {
+            body: responses_body(
+                &plan.model,
+                input,
+                Some(previous),
+                turn.max_tokens,
+                plan.ignore_eos,
+            ),
+            prompt_tokens: self.tokens(),
+            max_tokens: turn.max_tokens,
+            images_tools: Default::default(),
+            inputs: 1,
         }
     }
 }
@@ -463,10 +501,7 @@ mod tests {
     }
 
     fn text(answer: &str) -> Answer {
-        Answer {
-            text: answer.into(),
-            tool_calls: Vec::new(),
-        }
+        Answer::from(answer)
     }
 
     fn turn(content: &str, tokens: u64) -> UserTurn {
@@ -475,6 +510,36 @@ mod tests {
             tokens,
             max_tokens: Some(8),
         }
+    }
+
+    #[test]
+    fn a_responses_turn_sends_only_its_input_and_the_previous_id() {
+        let mut h = History::new(&[msg("system", "Be brief."), msg("user", "Hi")], 5);
+        h.push("assistant", "Hello there".into(), 2);
+        h.push("user", "How are you?".into(), 4);
+        let body = h.follow_up(
+            &plan(Endpoint::Responses),
+            &turn("How are you?", 4),
+            "resp_7",
+        );
+        let json: serde_json::Value = serde_json::from_slice(&body.body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "model": "m",
+                "input": [{"role": "user", "content": "How are you?"}],
+                "previous_response_id": "resp_7",
+                "max_output_tokens": 8,
+                "stream": true,
+            })
+        );
+        // The server counts the whole conversation it keeps.
+        assert_eq!((body.prompt_tokens, body.inputs), (11, 1));
+        // Without an id to continue, the whole history is sent.
+        let whole = h.body(&plan(Endpoint::Responses), &turn("How are you?", 4), None);
+        let json: serde_json::Value = serde_json::from_slice(&whole.body).unwrap();
+        assert_eq!(json["input"].as_array().unwrap().len(), 4);
+        assert!(json.get("previous_response_id").is_none());
     }
 
     #[test]
@@ -600,8 +665,8 @@ mod tests {
             arguments: "{}".into(),
         };
         let answer = Answer {
-            text: String::new(),
             tool_calls: vec![call],
+            ..Answer::default()
         };
         let body = session.advance(&plan, answer, 5).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body.body).unwrap();

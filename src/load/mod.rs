@@ -1,6 +1,7 @@
 //! The load models: closed loop (`VirtualUser`s) and open loop (`RateTicker` starting `Request`s),
 //! each step's sources supervised by a `StepSupervisor`.
 
+pub mod batches;
 pub mod conversation;
 pub mod ends;
 pub mod flag;

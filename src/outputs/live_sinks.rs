@@ -44,6 +44,7 @@ pub fn start_sinks(
     mut recorder: Recorder,
 ) -> Result<Sinks, RunError> {
     recorder.set_slo(cfg.slo);
+    recorder.set_batch_size(cfg.endpoint.is_pooling().then_some(cfg.batch_size));
     recorder.set_slice_duration(cfg.slice_duration);
     let mut registry = SinkRegistry::new();
     let started = start_live_sinks(cfg, run, &mut registry);
@@ -135,6 +136,10 @@ pub fn otlp_config(cfg: &RunConfig, model: &str) -> Option<sinks::otlp::OtlpConf
     let operation = match cfg.endpoint {
         crate::config::Endpoint::Chat => "chat",
         crate::config::Endpoint::Completions => "text_completion",
+        // OpenTelemetry GenAI operation names.
+        crate::config::Endpoint::Responses => "chat",
+        crate::config::Endpoint::Embeddings => "embeddings",
+        crate::config::Endpoint::Rerank => "rerank",
     };
     let mut c = sinks::otlp::OtlpConfig::new(&cfg.run_id, model, operation, &cfg.url);
     c.endpoint = cfg.otlp_endpoint.clone();

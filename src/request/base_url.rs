@@ -5,9 +5,12 @@
 use crate::config::Endpoint;
 
 /// The routes a base URL must not end in, with the endpoint each one is.
-const ROUTES: [(&str, Endpoint); 2] = [
+const ROUTES: [(&str, Endpoint); 5] = [
     ("/v1/chat/completions", Endpoint::Chat),
     ("/v1/completions", Endpoint::Completions),
+    ("/v1/responses", Endpoint::Responses),
+    ("/v1/embeddings", Endpoint::Embeddings),
+    ("/v1/rerank", Endpoint::Rerank),
 ];
 
 /// The base URL to use for `url`, and a line for the user when it was cut from a route. An
@@ -24,10 +27,7 @@ pub fn normalize(url: &str, endpoint: Endpoint) -> Result<(String, Option<String
         return Ok((url.to_string(), None));
     }
     if *named != endpoint {
-        let flag = match named {
-            Endpoint::Chat => "chat",
-            Endpoint::Completions => "completions",
-        };
+        let flag = named.flag();
         return Err(format!(
             "--url {url} is the {route} route, not the server's base URL: give --url {base} \
              (and --endpoint {flag} for that route)"

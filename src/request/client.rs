@@ -13,7 +13,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use sinks::event::{ImagesTools, Nanos, Outcome, RequestFinished, TokenSource};
 
-use crate::request::openai::{error_message, DataKind, StreamState, ToolCall};
+use crate::config::Endpoint;
+use crate::request::openai::{error_message, DataKind, EventParser, ToolCall};
 use crate::request::sse::{SseDecoder, SseError};
 use crate::runtime::clock::Clock;
 use crate::runtime::shutdown::{Level, Shutdown};
@@ -23,11 +24,13 @@ use sinks::recorder::RecordRetried;
 const DRAIN_AFTER_DONE: Duration = Duration::from_millis(50);
 
 /// Bytes of a non-2xx body kept for the error message.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
+pub(super) const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// What every request of a run shares.
 pub struct RequestShared {
     pub url: String,
+    /// What `url` serves: how answers are read (chunks, Responses events, one JSON body).
+    pub endpoint: Endpoint,
     /// `Authorization` header value; never logged or recorded.
     pub authorization: Option<String>,
     pub timeout: Duration,
@@ -51,13 +54,18 @@ pub struct PreparedBody {
     pub max_tokens: Option<u64>,
     /// Its images and offered tools, for the record (what the answer does is added to it).
     pub images_tools: ImagesTools,
+    /// Inputs the body carries: 1 for generation; embeddings and rerank: the batch, whose
+    /// answer must hold as many results.
+    pub inputs: u64,
 }
 
-/// A conversation turn's answer, sent back in the next turn: its text and its tool calls.
+/// What a multi-turn conversation keeps of an answer: its text (sent back as `assistant`), its
+/// tool calls and, with the Responses API, its id (sent as `previous_response_id`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Answer {
     pub text: String,
     pub tool_calls: Vec<ToolCall>,
+    pub response_id: Option<String>,
 }
 
 /// One request to make.
@@ -68,12 +76,22 @@ pub struct Job {
     pub prepared: Arc<PreparedBody>,
 }
 
-struct Failure {
-    outcome: Outcome,
-    message: String,
+pub(super) struct Failure {
+    pub(super) outcome: Outcome,
+    pub(super) message: String,
 }
 
-fn failure(outcome: Outcome, message: impl Into<String>) -> Failure {
+/// An answer without a response id (chat, completions).
+impl From<&str> for Answer {
+    fn from(text: &str) -> Self {
+        Answer {
+            text: text.to_string(),
+            ..Answer::default()
+        }
+    }
+}
+
+pub(super) fn failure(outcome: Outcome, message: impl Into<String>) -> Failure {
     Failure {
         outcome,
         message: message.into(),
@@ -140,7 +158,32 @@ async fn attempt_once(
     keep_answer: bool,
 ) -> (RequestFinished, Answer) {
     let prepared = job.prepared.clone();
-    let mut rec = RequestFinished {
+    let mut rec = new_record(shared, job, id);
+    if shared.endpoint.is_pooling() {
+        let result = super::unary::send(client, shared, &prepared, &mut rec).await;
+        if let Err(f) = result {
+            rec.outcome = f.outcome;
+            rec.error = Some(f.message);
+        }
+        return (rec, Answer::default());
+    }
+    let mut state = EventParser::new(shared.endpoint == Endpoint::Responses, true);
+    let result = stream(client, shared, &prepared.body, &mut rec, &mut state).await;
+    if rec.end_at == 0 {
+        rec.end_at = shared.clock.now();
+    }
+    let answer = settle_tokens(&mut rec, &mut state, keep_answer);
+    if let Err(f) = result {
+        rec.outcome = f.outcome;
+        rec.error = Some(f.message);
+    }
+    (rec, answer)
+}
+
+/// The record of an attempt about to be sent.
+fn new_record(shared: &RequestShared, job: &Job, id: String) -> RequestFinished {
+    let prepared = &job.prepared;
+    RequestFinished {
         id,
         step: job.step,
         scheduled_at: job.scheduled_at,
@@ -164,25 +207,14 @@ async fn attempt_once(
         reasoning: Default::default(),
         images_tools: prepared.images_tools,
         trace: shared.tracing.map(|s| s.next_context()),
-    };
-    let mut state = StreamState::new(true);
-    let result = stream(client, shared, &prepared.body, &mut rec, &mut state).await;
-    if rec.end_at == 0 {
-        rec.end_at = shared.clock.now();
     }
-    let answer = settle_tokens(&mut rec, &mut state, keep_answer);
-    if let Err(f) = result {
-        rec.outcome = f.outcome;
-        rec.error = Some(f.message);
-    }
-    (rec, answer)
 }
 
 /// Output tokens: the server's count when it reported usage, else ours over the answer's and the
 /// reasoning's texts (counted later, on the sink arbiter). Returns the answer (its text without
-/// the reasoning: a conversation sends back the answer only, and its tool calls) when
-/// `keep_answer`, else an empty one.
-fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer: bool) -> Answer {
+/// the reasoning: a conversation sends back the answer only; its tool calls; its response id)
+/// when `keep_answer`, else an empty one.
+fn settle_tokens(rec: &mut RequestFinished, state: &mut EventParser, keep_answer: bool) -> Answer {
     if let Some(u) = state.usage() {
         rec.server_prompt_tokens = u.prompt_tokens;
         rec.server_completion_tokens = u.completion_tokens;
@@ -210,12 +242,13 @@ fn settle_tokens(rec: &mut RequestFinished, state: &mut StreamState, keep_answer
     Answer {
         text,
         tool_calls: state.take_tool_calls(),
+        response_id: state.response_id().map(str::to_owned),
     }
 }
 
 /// Reasoning tokens: the server's `completion_tokens_details.reasoning_tokens`, else ours over
 /// the reasoning text (counted later, like the output).
-fn settle_reasoning(rec: &mut RequestFinished, state: &mut StreamState) {
+fn settle_reasoning(rec: &mut RequestFinished, state: &mut EventParser) {
     rec.reasoning.chunks = state.reasoning_chunks();
     // A server may report 0 reasoning tokens whatever it streamed: then the text is counted.
     match state.usage().and_then(|u| u.reasoning_tokens) {
@@ -233,7 +266,7 @@ async fn stream(
     shared: &RequestShared,
     body: &Bytes,
     rec: &mut RequestFinished,
-    state: &mut StreamState,
+    state: &mut EventParser,
 ) -> Result<(), Failure> {
     let clock = shared.clock;
     let cancel = shared.shutdown.reached(Level::Cancel);
@@ -346,7 +379,7 @@ async fn stream(
 /// Feeds one network read; returns whether `[DONE]` was seen.
 fn on_bytes(
     sse: &mut SseDecoder,
-    state: &mut StreamState,
+    state: &mut EventParser,
     rec: &mut RequestFinished,
     bytes: &[u8],
     now: Nanos,
@@ -362,7 +395,7 @@ fn on_bytes(
 
 /// One SSE event's data. Stops the decoder on `[DONE]` or on an error.
 fn on_data(
-    state: &mut StreamState,
+    state: &mut EventParser,
     rec: &mut RequestFinished,
     data: &str,
     now: Nanos,
@@ -394,7 +427,7 @@ fn on_data(
     }
 }
 
-fn timeout(rec: &RequestFinished, limit: Duration) -> Failure {
+pub(super) fn timeout(rec: &RequestFinished, limit: Duration) -> Failure {
     let limit = humantime::format_duration(limit);
     if rec.first_token_at.is_some() {
         failure(
@@ -418,7 +451,7 @@ pub fn status_outcome(status: u16) -> Outcome {
     }
 }
 
-fn classify_send_error(e: SendRequestError) -> Failure {
+pub(super) fn classify_send_error(e: SendRequestError) -> Failure {
     let outcome = match &e {
         // awc's `Disconnected` is an EOF after the request was written, before the response
         // head: the server (or a proxy) closed the connection — it was reached.

@@ -101,8 +101,8 @@ fn plan(shared: &Shared, endpoint: Endpoint, body: &[u8]) -> Result<Plan, ApiErr
             return Err(ApiError::model_not_found(model));
         }
     }
-    let (prompt_tokens, cache_key) = match &request.prompt {
-        // Image tokens are prompt tokens: in usage and in the prefill.
+    // Image tokens are prompt tokens: in usage and in the prefill.
+    let (mut prompt_tokens, mut cache_key) = match &request.prompt {
         Prompt::Texts { parts, cache_key } => (
             parts.iter().map(|p| shared.count_tokens(p)).sum::<u64>() + request.extras.image_tokens,
             cache_key.clone(),
@@ -113,6 +113,24 @@ fn plan(shared: &Shared, endpoint: Endpoint, body: &[u8]) -> Result<Plan, ApiErr
             ids.iter().flat_map(|id| id.to_le_bytes()).collect(),
         ),
     };
+    // The Responses API continues a stored conversation: served as its history plus the input.
+    let conversation = match (endpoint, &request.previous_response_id) {
+        (Endpoint::Responses, Some(id)) => {
+            let stored = shared
+                .responses
+                .get(id)
+                .ok_or_else(|| crate::responses::unknown_previous(id))?;
+            prompt_tokens += stored.tokens;
+            cache_key = [stored.key, cache_key].concat();
+            Some(cache_key.clone())
+        }
+        (Endpoint::Responses, None) => Some(cache_key.clone()),
+        _ => None,
+    }
+    .map(|key| crate::responses::Conversation {
+        key,
+        tokens: prompt_tokens,
+    });
     let max_tokens = resolve_max_tokens(
         request.max_tokens,
         request.min_tokens,
@@ -133,17 +151,18 @@ fn plan(shared: &Shared, endpoint: Endpoint, body: &[u8]) -> Result<Plan, ApiErr
         request,
         fault: None,
         reasoning_tokens: 0,
+        conversation,
     })
 }
 
-fn header_string(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+pub(super) fn header_string(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
 
-fn error_response(err: &ApiError) -> HttpResponse {
+pub(super) fn error_response(err: &ApiError) -> HttpResponse {
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status)
         .content_type("application/json")
@@ -162,7 +181,11 @@ async fn completions(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -
     generate(Endpoint::Completions, req, body, shared).await
 }
 
-/// Both generation routes.
+async fn responses(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    generate(Endpoint::Responses, req, body, shared).await
+}
+
+/// Every generation route.
 async fn generate(
     endpoint: Endpoint,
     req: HttpRequest,
@@ -214,6 +237,7 @@ async fn generate(
                 if shared.recorder.enabled() && endpoint == Endpoint::Chat {
                     record.set_messages(received_messages(&body));
                 }
+                record.set_previous_response_id(plan.request.previous_response_id.clone());
             }
             match plan.fault {
                 Some(Fault::EmptyBody) => {
@@ -240,7 +264,7 @@ async fn generate(
                 _ => match start_generation(&shared, &plan, received) {
                     Err(err) => reject(log, &err),
                     Ok(rx) => {
-                        let format = response_format(&shared, endpoint, log.record());
+                        let format = response_format(&shared, &plan, endpoint, log.record());
                         let tracker = shared.metrics.track(received);
                         // wrong-content-type: the JSON body of a non-streaming answer.
                         let stream =
@@ -276,21 +300,30 @@ fn reject(mut log: InFlight, err: &ApiError) -> HttpResponse {
 /// Ids like vLLM: derived from x-request-id when given, random otherwise.
 fn response_format(
     shared: &Shared,
+    plan: &Plan,
     endpoint: Endpoint,
     record: Option<&mut RecordBuilder>,
 ) -> ResponseFormat {
     let request_id = record
         .and_then(|r| r.request_id().map(str::to_owned))
         .unwrap_or_else(|| format!("{:032x}", shared.rng.lock().random::<u128>()));
-    ResponseFormat::new(
+    let format = ResponseFormat::new(
         endpoint,
         &request_id,
         unix_secs_now(),
         &shared.cfg.model_name,
-    )
+    );
+    match &plan.conversation {
+        Some(c) => format.with_responses(crate::responses::ResponsesEvents::new(
+            shared.responses.clone(),
+            c.clone(),
+            plan.request.previous_response_id.clone(),
+        )),
+        None => format,
+    }
 }
 
-fn unix_secs_now() -> u64 {
+pub(super) fn unix_secs_now() -> u64 {
     u64::try_from(unix_nanos_now() / 1_000_000_000).unwrap_or(u64::MAX)
 }
 
@@ -389,6 +422,8 @@ async fn not_found() -> HttpResponse {
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/chat/completions", web::post().to(chat_completions))
         .route("/v1/completions", web::post().to(completions))
+        .route("/v1/responses", web::post().to(responses))
+        .configure(super::pooling::routes)
         .route("/v1/models", web::get().to(models))
         .route("/health", web::get().to(health))
         .route("/metrics", web::get().to(metrics))

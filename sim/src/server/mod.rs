@@ -44,6 +44,7 @@ use crate::record::{write_records_jsonl, BatchChange, Recorder, SimRecord, SimSt
 
 mod handlers;
 mod pacing;
+mod pooling;
 mod token_stream;
 
 use handlers::routes;
@@ -134,6 +135,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     /// The `Hostname` label of `/dcgm/metrics`.
     hostname: String,
+    /// Finished Responses API answers, for `previous_response_id`.
+    responses: Arc<crate::responses::ResponseStore>,
 }
 
 impl Shared {
@@ -164,6 +167,7 @@ impl Shared {
         Shared {
             metrics: Arc::new(metrics),
             hostname: crate::metrics::hostname(),
+            responses: Arc::default(),
             recorder: Arc::new(Recorder::new(cfg.keeps_records(), cfg.record_cap)),
             // A different stream from the engine's so ids do not shift output lengths.
             rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed1d)),
@@ -216,6 +220,8 @@ struct Plan {
     fault: Option<Fault>,
     /// Of its tokens, the first ones are reasoning (streaming chat only).
     reasoning_tokens: u32,
+    /// Responses API: the conversation this answer continues (history + input).
+    conversation: Option<crate::responses::Conversation>,
 }
 
 /// What happens to one request.

@@ -17,7 +17,7 @@ use crate::chat_extras::SimToolCall;
 use crate::engine::Emission;
 use crate::fault::{Fault, HUGE_LINE_BYTES};
 use crate::metrics::RequestTracker;
-use crate::openai::{token_text, Endpoint, ResponseFormat, Usage, DONE_EVENT};
+use crate::openai::{token_text, Endpoint, ResponseFormat, Usage};
 use crate::reasoning::{chunk_event, ReasoningField};
 use crate::record::InFlight;
 
@@ -39,13 +39,16 @@ pub(super) fn stream_response(
         }
         call
     });
+    let endpoint = format.endpoint();
     let stream = TokenStream {
         tracker,
         tool_call,
-        role_pending: format.endpoint() == Endpoint::Chat,
+        // Chat's role event; the Responses API's opening events.
+        role_pending: endpoint != Endpoint::Completions,
         rx,
         format,
-        include_usage: plan.request.include_usage,
+        // The Responses API always ends with its usage.
+        include_usage: plan.request.include_usage || endpoint == Endpoint::Responses,
         salt,
         stashed: None,
         phase: Phase::Tokens,
@@ -284,7 +287,10 @@ impl TokenStream {
             Phase::Done => {
                 self.phase = Phase::End;
                 self.log.finish(Some(Instant::now()), true);
-                Bytes::from_static(DONE_EVENT.as_bytes())
+                match self.format.done_event() {
+                    Some(done) => Bytes::from_static(done.as_bytes()),
+                    None => return self.next_event(cx),
+                }
             }
             // The body stays open until the client lets go.
             Phase::End if self.fault == Some(Fault::OpenAfterDone) => return Poll::Pending,

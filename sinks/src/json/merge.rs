@@ -327,6 +327,10 @@ fn merge_step(
         total_requests,
         total_tokens,
         token_throughput_secs: window.rate(total_tokens),
+        inputs: crate::inputs::InputThroughput::merge(
+            steps.iter().map(|s| s.inputs.as_ref()),
+            window.duration_ms as f64 / 1e3,
+        ),
         duration_ms: window.duration_ms,
         time_to_first_token_ms: hist.ttft.summary(),
         inter_token_latency_ms: hist.itl.summary(),

@@ -111,6 +111,9 @@ pub struct StepResult {
     /// offered a tool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images_and_tools: Option<crate::images_tools::ImagesToolsStep>,
+    /// Embeddings and rerank: inputs and input tokens per second; null for generation.
+    #[serde(default)]
+    pub inputs: Option<crate::inputs::InputThroughput>,
 }
 
 impl StepResult {

@@ -227,6 +227,36 @@ fn summary_table(run: &Run) -> String {
     s
 }
 
+/// Embeddings and rerank steps: their inputs per second (nothing for generation runs).
+fn inputs_table(run: &Run) -> String {
+    let rows: Vec<(&StepResult, &sinks::inputs::InputThroughput)> = run
+        .doc
+        .results
+        .iter()
+        .filter_map(|r| Some((r, r.inputs.as_ref()?)))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "<h3>Inputs (embeddings, rerank: no first token, latency is E2E)</h3><table><tr><th>Step</th>\
+         <th>Batch size</th><th>Inputs/s</th><th>Input tok/s</th><th>Server input tok/s</th></tr>",
+    );
+    for (r, i) in rows {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+            svg::escape(&r.id),
+            i.batch_size,
+            i.inputs_per_second,
+            i.input_tokens_per_second,
+            i.server_input_tokens_per_second,
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
 /// `p50 / p99` of a summary, or "–" when nothing was measured.
 pub(super) fn p50_p99(s: &Summary, digits: usize) -> String {
     match s.known(s.p50) {
@@ -330,6 +360,7 @@ pub fn render(runs: &[Run]) -> String {
         let _ = write!(s, "<h2>Steps — {}</h2>", svg::escape(&run.label));
         s.push_str(&summary_table(run));
         s.push_str(&super::reasoning::table(run));
+        s.push_str(&inputs_table(run));
         s.push_str("<h3>Errors</h3>");
         s.push_str(&errors_table(run));
         s.push_str(&super::images_tools::table(run));

@@ -1,4 +1,4 @@
-//! The streaming request bodies (chat and completions), serialized once per prompt.
+//! The streaming request bodies (chat, completions, responses), serialized once per prompt.
 
 use std::sync::Arc;
 
@@ -127,6 +127,41 @@ pub fn completions_body(
     .to_bytes()
 }
 
+/// The Responses API's streaming body: `input` as messages (`system`, `user`), the length as
+/// `max_output_tokens`. A later turn of a conversation the server keeps sends only its new input
+/// and the previous answer's id.
+#[derive(Serialize)]
+struct ResponsesBody<'a> {
+    model: &'a str,
+    input: &'a [Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_response_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Option<u64>,
+    stream: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    ignore_eos: bool,
+}
+
+/// A streaming `/v1/responses` body (see [`ResponsesBody`]; `ignore_eos` as in [`chat_body`]).
+pub fn responses_body(
+    model: &str,
+    input: &[Message],
+    previous_response_id: Option<&str>,
+    max_tokens: Option<u64>,
+    ignore_eos: bool,
+) -> Bytes {
+    let body = ResponsesBody {
+        model,
+        input,
+        previous_response_id,
+        max_output_tokens: max_tokens,
+        stream: true,
+        ignore_eos: ignore_eos && max_tokens.is_some(),
+    };
+    Bytes::from(serde_json::to_vec(&body).expect("a request body always serializes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +262,34 @@ mod tests {
         assert_eq!(bare["prompt"], json!(""));
         assert!(bare.get("max_tokens").is_none() && bare.get("ignore_eos").is_none());
         assert!(bare.get("messages").is_none());
+    }
+
+    #[test]
+    fn responses_body_sends_input_and_the_previous_response() {
+        let first = parse(&responses_body("m", &messages(), None, Some(8), true));
+        assert_eq!(
+            first,
+            json!({
+                "model": "m",
+                "input": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Say \"hi\"\nin 2 languages: é, 日本"},
+                ],
+                "max_output_tokens": 8,
+                "stream": true,
+                "ignore_eos": true,
+            })
+        );
+        let later = parse(&responses_body(
+            "m",
+            &messages()[1..],
+            Some("resp_1"),
+            None,
+            true,
+        ));
+        assert_eq!(later["previous_response_id"], json!("resp_1"));
+        assert_eq!(later["input"].as_array().unwrap().len(), 1);
+        assert!(later.get("max_output_tokens").is_none() && later.get("ignore_eos").is_none());
     }
 
     #[test]

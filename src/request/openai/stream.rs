@@ -299,7 +299,7 @@ fn set_string(slot: &mut Option<String>, value: &str) {
     }
 }
 
-fn parse_error(err: &serde_json::Error, data: &str) -> ProtocolError {
+pub(super) fn parse_error(err: &serde_json::Error, data: &str) -> ProtocolError {
     let kind = match err.classify() {
         serde_json::error::Category::Data => ProtocolErrorKind::UnexpectedShape,
         _ => ProtocolErrorKind::InvalidJson,
@@ -311,7 +311,7 @@ fn parse_error(err: &serde_json::Error, data: &str) -> ProtocolError {
     }
 }
 
-fn server_error(message: Option<Cow<'_, str>>, data: &str) -> ProtocolError {
+pub(super) fn server_error(message: Option<Cow<'_, str>>, data: &str) -> ProtocolError {
     let message = match message {
         Some(m) if !m.trim().is_empty() => collapse_whitespace(&m),
         // No usable message: the event itself says the most.

@@ -9,6 +9,9 @@ pub fn endpoint_url(base: &str, endpoint: Endpoint) -> Result<String, String> {
     let path = match endpoint {
         Endpoint::Chat => "chat/completions",
         Endpoint::Completions => "completions",
+        Endpoint::Responses => "responses",
+        Endpoint::Embeddings => "embeddings",
+        Endpoint::Rerank => "rerank",
     };
     api_url(base, path)
 }

@@ -14,6 +14,11 @@ use std::path::Path;
 use sinks::json::{ResultsDocument, StepResult};
 
 use super::report;
+use workloads::{
+    multi_token_chunks, CHUNK_FIGURES, IMAGES_TOOLS_FIGURES, INPUT_FIGURES, REASONING_FIGURES,
+};
+
+mod workloads;
 
 /// Default `--tolerance`: changes smaller than this share are noise, not regressions.
 pub const DEFAULT_TOLERANCE: f64 = 0.10;
@@ -95,91 +100,6 @@ const FIGURES: &[Figure] = &[
     },
 ];
 
-/// Reasoning models (issue 18), compared when either step reasoned: the time to the first answer
-/// token is judged like TTFT; how long the model thought and how often it never answered are
-/// shown, not judged (they follow the prompts and `--reasoning-effort` more than the server).
-const REASONING_FIGURES: &[Figure] = &[
-    Figure {
-        name: "Time to first answer p50",
-        unit: "ms",
-        better: Better::Lower,
-        read: |r| ttfa(r, r.reasoning.time_to_first_answer_token_ms.p50),
-    },
-    Figure {
-        name: "Time to first answer p99",
-        unit: "ms",
-        better: Better::Lower,
-        read: |r| ttfa(r, r.reasoning.time_to_first_answer_token_ms.p99),
-    },
-    Figure {
-        name: "Reasoning tokens (mean)",
-        unit: "tok",
-        better: Better::Lower,
-        read: |r| {
-            r.reasoning
-                .reasoning_tokens
-                .known(r.reasoning.reasoning_tokens.avg)
-        },
-    },
-    Figure {
-        name: "Answer tokens (mean)",
-        unit: "tok",
-        better: Better::Higher,
-        read: |r| {
-            r.reasoning
-                .answer_tokens
-                .known(r.reasoning.answer_tokens.avg)
-        },
-    },
-    Figure {
-        name: "No answer",
-        unit: "%",
-        better: Better::Lower,
-        read: |r| {
-            (r.successful_requests > 0).then(|| {
-                100.0 * r.reasoning.no_answer_requests as f64 / r.successful_requests as f64
-            })
-        },
-    },
-];
-
-fn ttfa(r: &StepResult, figure: f64) -> Option<f64> {
-    r.reasoning.time_to_first_answer_token_ms.known(figure)
-}
-
-/// Tokens per chunk, shown when either step streamed several tokens a chunk: ITL stays per token,
-/// inter-chunk latency grows with it.
-const CHUNK_FIGURES: &[Figure] = &[
-    Figure {
-        name: "Tokens per chunk (mean)",
-        unit: "tok",
-        better: Better::Higher,
-        read: |r| {
-            r.reasoning
-                .tokens_per_chunk
-                .known(r.reasoning.tokens_per_chunk.avg)
-        },
-    },
-    Figure {
-        name: "Tokens per chunk p99",
-        unit: "tok",
-        better: Better::Higher,
-        read: |r| {
-            r.reasoning
-                .tokens_per_chunk
-                .known(r.reasoning.tokens_per_chunk.p99)
-        },
-    },
-];
-
-/// Whether a step streamed several tokens in some chunk (beyond HDR's 0.1 %).
-fn multi_token_chunks(r: &StepResult) -> bool {
-    r.reasoning
-        .tokens_per_chunk
-        .known(r.reasoning.tokens_per_chunk.max)
-        .is_some_and(|m| m > 1.01)
-}
-
 /// The server's own view (`server_metrics`), compared when both steps have it: shown with its
 /// relative change, never marked as a regression (more waiting or a fuller KV cache at the same
 /// load is a clue to read beside our figures, not a verdict on its own).
@@ -213,46 +133,6 @@ const SERVER_FIGURES: &[Figure] = &[
         },
     },
 ];
-
-/// Image inputs and tool calls (`images_and_tools`), compared and judged when either step has
-/// them (a step without is "no data").
-const IMAGES_TOOLS_FIGURES: &[Figure] = &[
-    Figure {
-        name: "Time to first tool call p50",
-        unit: "ms",
-        better: Better::Lower,
-        read: |r| {
-            images_tools(r, |f| {
-                f.time_to_first_tool_call_ms
-                    .known(f.time_to_first_tool_call_ms.p50)
-            })
-        },
-    },
-    Figure {
-        name: "Time to first tool call p99",
-        unit: "ms",
-        better: Better::Lower,
-        read: |r| {
-            images_tools(r, |f| {
-                f.time_to_first_tool_call_ms
-                    .known(f.time_to_first_tool_call_ms.p99)
-            })
-        },
-    },
-    Figure {
-        name: "Image throughput",
-        unit: "img/s",
-        better: Better::Higher,
-        read: |r| images_tools(r, |f| (f.images > 0).then_some(f.image_throughput)),
-    },
-];
-
-fn images_tools(
-    r: &StepResult,
-    read: impl Fn(&sinks::images_tools::ImagesToolsStep) -> Option<f64>,
-) -> Option<f64> {
-    r.images_and_tools.as_ref().and_then(read)
-}
 
 fn server(
     r: &StepResult,
@@ -298,9 +178,10 @@ pub struct Comparison {
 }
 
 /// The configuration keys whose difference makes the runs' figures incomparable.
-const SETTINGS: [&str; 8] = [
+const SETTINGS: [&str; 9] = [
     "model_name",
     "endpoint",
+    "batch_size",
     "arrival",
     "prompt_options",
     "decode_options",
@@ -433,6 +314,9 @@ fn compare_step(base: &StepResult, new: &StepResult, tolerance: f64) -> StepComp
             .filter(|f| (f.read)(base).is_some() || (f.read)(new).is_some())
             .map(|f| change(f, true)),
     );
+    if base.inputs.is_some() || new.inputs.is_some() {
+        changes.extend(INPUT_FIGURES.iter().map(|f| change(f, true)));
+    }
     // The server's figures when both steps were scraped; each one either step lacks (e.g. no
     // prefix cache on that engine) is left out rather than shown as "no data".
     if base.server_metrics.is_some() && new.server_metrics.is_some() {
