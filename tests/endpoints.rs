@@ -89,6 +89,7 @@ fn by_id(records: &[SimRecord]) -> HashMap<&str, &SimRecord> {
 
 #[test]
 fn the_responses_api_is_measured_request_by_request() {
+    let _one = common::timing::one_timed_run();
     let sim = sim(SimConfig {
         random_ttft_ms: Some(MsRange {
             min: 20.0,
@@ -157,6 +158,7 @@ fn conversations() -> Value {
 
 #[test]
 fn responses_conversations_continue_the_servers_state() {
+    let _one = common::timing::one_timed_run();
     let sim = sim(SimConfig::default());
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("chat.json");
@@ -236,6 +238,7 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
 
 #[test]
 fn an_unknown_previous_response_is_refused_and_a_known_one_continues() {
+    let _one = common::timing::one_timed_run();
     let sim = sim(SimConfig::default());
     let body = |previous: &str| {
         format!(
@@ -333,10 +336,12 @@ fn pooling(endpoint: Endpoint, route: &str) {
 
 #[test]
 fn embeddings_latency_is_the_servers_service_time() {
+    let _one = common::timing::one_timed_run();
     pooling(Endpoint::Embeddings, "/v1/embeddings");
 }
 
 #[test]
 fn rerank_latency_is_the_servers_service_time() {
+    let _one = common::timing::one_timed_run();
     pooling(Endpoint::Rerank, "/v1/rerank");
 }

@@ -52,6 +52,7 @@ fn timed_sim() -> SimServer {
 /// their timing is what the server saw.
 #[test]
 fn synthetic_images_match_the_servers_record() {
+    let _one = common::timing::one_timed_run();
     let sim = timed_sim();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
@@ -128,6 +129,7 @@ fn write_png(path: &Path, width: u32, height: u32, seed: u64) -> u64 {
 /// byte for byte; a malformed image is answered 400 and recorded with the server's message.
 #[test]
 fn dataset_images_are_sent_and_bad_ones_rejected() {
+    let _one = common::timing::one_timed_run();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("img")).unwrap();
     let small = write_png(&dir.path().join("img/small.png"), 28, 28, 1);
@@ -234,6 +236,7 @@ fn dataset_images_are_sent_and_bad_ones_rejected() {
 /// image tokens each) wait their prefill longer than with 28 × 28 ones (1 token each).
 #[test]
 fn larger_images_cost_prefill_time() {
+    let _one = common::timing::one_timed_run();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("two.json");
     let dataset = serde_json::json!([

@@ -5,7 +5,7 @@
 //!
 //! Timing is judged as tests/accuracy.rs judges it: our error against the server's record may
 //! exceed the machine's floor (measured in the same run by a raw-socket client) by at most 1 ms
-//! at p50 and p90, and 2.5 ms for the worst request.
+//! at p50 and p90, and 2.5 ms at p99 (`common::timing`).
 
 mod common;
 
@@ -13,13 +13,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::floor::{self, FloorRequest};
+use common::timing::assert_within_floor;
 use inference_benchmarker::config::BenchmarkKind;
 use inference_benchmarker::sim::{SimConfig, SimRecord, SimServer};
 use inference_benchmarker::workload::options::TokenizeOptions;
 use serde_json::Value;
-
-const ALLOWANCE_MS: f64 = 1.0;
-const ALLOWANCE_WORST_MS: f64 = 2.5;
 
 /// When each chunk was handed to the body, ms after the server received the request: the time
 /// of the chunk's last token.
@@ -55,31 +53,6 @@ fn offsets(line: &Value) -> Vec<f64> {
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(f64::total_cmp);
     v
-}
-
-/// Our errors are the machine's (the floor's, same quantile) plus at most the allowance.
-fn assert_within_floor(name: &str, ours: Vec<f64>, floor: &[f64]) {
-    let ours = sorted(ours);
-    assert!(!ours.is_empty(), "{name}: nothing measured");
-    for (q, allowance) in [
-        (0.5, ALLOWANCE_MS),
-        (0.9, ALLOWANCE_MS),
-        (1.0, ALLOWANCE_WORST_MS),
-    ] {
-        let (got, machine) = (
-            common::percentile(&ours, q),
-            common::percentile(floor, q).max(0.0),
-        );
-        eprintln!(
-            "{name} p{}: ours {got:.3} ms, floor {machine:.3} ms",
-            q * 100.0
-        );
-        assert!(
-            got.abs() <= machine + allowance,
-            "{name} p{}: ours {got:.3} ms, the machine's floor {machine:.3} ms (+{allowance} ms)",
-            q * 100.0
-        );
-    }
 }
 
 /// Runs the benchmark (and the floor client beside it) against `sim`; returns the requests log,
@@ -138,6 +111,7 @@ fn run(
 
 #[test]
 fn reasoning_and_answer_match_the_servers_record_request_by_request() {
+    let _one = common::timing::one_timed_run();
     const REASONING: u64 = 12;
     let sim = SimServer::start(
         SimConfig {
@@ -234,6 +208,7 @@ fn reasoning_and_answer_match_the_servers_record_request_by_request() {
 
 #[test]
 fn itl_is_per_token_and_inter_chunk_latency_per_chunk_with_multi_token_chunks() {
+    let _one = common::timing::one_timed_run();
     const TOKENS: u64 = 22;
     const PER_CHUNK: u32 = 4;
     let sim = SimServer::start(
