@@ -67,7 +67,8 @@ fn run(
     cfg.tokenizer_name = None;
     cfg.benchmark_kind = BenchmarkKind::Throughput;
     cfg.max_vus = 4;
-    cfg.duration = Duration::from_secs(2);
+    // 4 s beside 40 floor requests: p99s that are not one request each.
+    cfg.duration = Duration::from_secs(4);
     cfg.decode_options = Some(decode);
     cfg.save_requests = true;
     let addr = sim.addr();
@@ -75,7 +76,7 @@ fn run(
         floor::run(
             addr,
             "floor",
-            20,
+            40,
             Duration::from_millis(100),
             floor_tokens,
             Duration::from_secs(30),
