@@ -139,7 +139,9 @@ fn open_loop_counts_panicked_and_dropped_requests_once() {
     let mut cfg = faulty(&sim.url(), out.path());
     cfg.benchmark_kind = BenchmarkKind::Rate;
     cfg.rates = Some(vec![500.0]);
-    cfg.max_vus = 64;
+    // Room for a debug build's stalls on a busy 2-core machine (e2e p99 146 ms × 500 req/s
+    // passed 64 in a full suite): no arrival dropped now catches gross slot leaks only.
+    cfg.max_vus = 256;
     let summary = inference_benchmarker::run(cfg).expect("the run completes");
     let step = check_counted_once(&sim, &summary.results_path);
     sim.stop();
