@@ -261,17 +261,13 @@ fn settle_reasoning(rec: &mut RequestFinished, state: &mut EventParser) {
     }
 }
 
-async fn stream(
+/// The POST of a request's body: JSON, its id, credentials, trace context, and a connection of
+/// its own when the server closes them after every response.
+pub(super) fn post(
     client: &awc::Client,
     shared: &RequestShared,
-    body: &Bytes,
-    rec: &mut RequestFinished,
-    state: &mut EventParser,
-) -> Result<(), Failure> {
-    let clock = shared.clock;
-    let cancel = shared.shutdown.reached(Level::Cancel);
-    tokio::pin!(cancel);
-
+    rec: &RequestFinished,
+) -> awc::ClientRequest {
     let mut req = client
         .post(&shared.url)
         .insert_header(("content-type", "application/json"))
@@ -285,6 +281,21 @@ async fn stream(
     if !shared.keep_alive {
         req = req.force_close();
     }
+    req
+}
+
+async fn stream(
+    client: &awc::Client,
+    shared: &RequestShared,
+    body: &Bytes,
+    rec: &mut RequestFinished,
+    state: &mut EventParser,
+) -> Result<(), Failure> {
+    let clock = shared.clock;
+    let cancel = shared.shutdown.reached(Level::Cancel);
+    tokio::pin!(cancel);
+
+    let req = post(client, shared, rec);
     rec.sent_at = clock.now();
     let deadline = tokio::time::sleep(shared.timeout);
     tokio::pin!(deadline);

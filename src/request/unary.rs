@@ -25,19 +25,7 @@ pub(super) async fn send(
     let clock = shared.clock;
     let cancel = shared.shutdown.reached(Level::Cancel);
     tokio::pin!(cancel);
-    let mut req = client
-        .post(&shared.url)
-        .insert_header(("content-type", "application/json"))
-        .insert_header(("x-request-id", rec.id.as_str()));
-    if let Some(auth) = &shared.authorization {
-        req = req.insert_header(("authorization", auth.as_str()));
-    }
-    if let Some(trace) = &rec.trace {
-        req = req.insert_header(("traceparent", sinks::otlp::traceparent(trace)));
-    }
-    if !shared.keep_alive {
-        req = req.force_close();
-    }
+    let req = super::client::post(client, shared, rec);
     rec.requested_output_tokens = None;
     rec.sent_at = clock.now();
     let deadline = tokio::time::sleep(shared.timeout);
