@@ -52,7 +52,10 @@ fn timed_sim() -> SimServer {
 /// their timing is what the server saw.
 #[test]
 fn synthetic_images_match_the_servers_record() {
-    let _one = common::timing::one_timed_run();
+    timing::timed("synthetic images", synthetic_images);
+}
+
+fn synthetic_images() -> Result<(), String> {
     let sim = timed_sim();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
@@ -103,7 +106,7 @@ fn synthetic_images_match_the_servers_record() {
         bytes += server.extras.image_bytes;
     }
     let floor_errors = timing::floor_errors(&floor, &by_id);
-    timing::assert_within_floor("TTFT error", ttft_errors, &floor_errors);
+    timing::within_floor("TTFT error", ttft_errors, &floor_errors)?;
 
     let doc = common::validated(&summary.results_path);
     let step = &doc["results"][0]["images_and_tools"];
@@ -117,6 +120,7 @@ fn synthetic_images_match_the_servers_record() {
     assert!((throughput - images as f64 / duration_s).abs() < 0.01 * throughput);
     assert_eq!(step["requests_with_tools"], 0);
     assert_eq!(step["time_to_first_tool_call_ms"]["count"], 0);
+    Ok(())
 }
 
 fn write_png(path: &Path, width: u32, height: u32, seed: u64) -> u64 {

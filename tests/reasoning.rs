@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::floor::{self, FloorRequest};
-use common::timing::assert_within_floor;
+use common::timing::{timed, within_floor};
 use inference_benchmarker::config::BenchmarkKind;
 use inference_benchmarker::sim::{SimConfig, SimRecord, SimServer};
 use inference_benchmarker::workload::options::TokenizeOptions;
@@ -112,7 +112,10 @@ fn run(
 
 #[test]
 fn reasoning_and_answer_match_the_servers_record_request_by_request() {
-    let _one = common::timing::one_timed_run();
+    timed("reasoning", reasoning_and_answer);
+}
+
+fn reasoning_and_answer() -> Result<(), String> {
     const REASONING: u64 = 12;
     let sim = SimServer::start(
         SimConfig {
@@ -180,8 +183,8 @@ fn reasoning_and_answer_match_the_servers_record_request_by_request() {
             }
         }
     }
-    assert_within_floor("TTFT error", ttft_errors, &floor);
-    assert_within_floor("time to first answer token error", ttfa_errors, &floor);
+    within_floor("TTFT error", ttft_errors, &floor)?;
+    within_floor("time to first answer token error", ttfa_errors, &floor)?;
 
     // The step: no-answer requests stay successes; every request reasoned.
     let total = lines.len() as u64;
@@ -205,11 +208,15 @@ fn reasoning_and_answer_match_the_servers_record_request_by_request() {
             .unwrap(),
     );
     assert!(ttfa - ttft > 40.0, "TTFT p50 {ttft} ms, TTFA p50 {ttfa} ms");
+    Ok(())
 }
 
 #[test]
 fn itl_is_per_token_and_inter_chunk_latency_per_chunk_with_multi_token_chunks() {
-    let _one = common::timing::one_timed_run();
+    timed("multi-token chunks", multi_token_chunks);
+}
+
+fn multi_token_chunks() -> Result<(), String> {
     const TOKENS: u64 = 22;
     const PER_CHUNK: u32 = 4;
     let sim = SimServer::start(
@@ -250,10 +257,10 @@ fn itl_is_per_token_and_inter_chunk_latency_per_chunk_with_multi_token_chunks() 
             gap_errors.push((ours[k] - ours[k - 1]) - (truth[k] - truth[k - 1]));
         }
     }
-    assert_within_floor("ITL error", itl_errors, &floor);
+    within_floor("ITL error", itl_errors, &floor)?;
     // A gap is the difference of two arrivals: its error is within twice the machine's.
     let doubled: Vec<f64> = floor.iter().map(|e| 2.0 * e.abs()).collect();
-    assert_within_floor("inter-chunk gap error", gap_errors, &sorted(doubled));
+    within_floor("inter-chunk gap error", gap_errors, &sorted(doubled))?;
 
     // The step: ITL per token (6 ms, less the shorter last chunk), gaps per chunk (24 ms).
     let itl = step["inter_token_latency_ms"]["p50"].as_f64().unwrap();
@@ -270,4 +277,5 @@ fn itl_is_per_token_and_inter_chunk_latency_per_chunk_with_multi_token_chunks() 
     }
     assert_eq!(step["reasoning_requests"], 0);
     assert_eq!(step["no_answer_requests"], 0);
+    Ok(())
 }

@@ -168,9 +168,10 @@ fi
 
 # --- the suite -----------------------------------------------------------------------------
 log=$(mktemp)
-export IB_SKIP_LOG
+export IB_SKIP_LOG IB_RETRY_LOG
 IB_SKIP_LOG=$(mktemp)
-trap 'rm -f "$log" "$IB_SKIP_LOG"' EXIT
+IB_RETRY_LOG=$(mktemp) # timed runs measured again after a failed attempt (tests/common/timing.rs)
+trap 'rm -f "$log" "$IB_SKIP_LOG" "$IB_RETRY_LOG"' EXIT
 export IB_PY_VENV=$IB_CACHE/py-venv
 
 say "cargo test --workspace --locked --no-fail-fast ${cargo_args[*]:-}"
@@ -206,6 +207,11 @@ if ((skipped)); then
   sort -u "$IB_SKIP_LOG" | sed 's/^/!!!!!!   /'
   ((ignored == 0)) || echo "!!!!!!   ${ignored} #[ignore] test(s)"
   ((bench_skipped == 0)) || echo "!!!!!!   the generator CPU guard (IB_QUICK=1: no release build)"
+fi
+if [[ -s $IB_RETRY_LOG ]]; then
+  echo
+  echo "timed runs measured again after a failed attempt (a machine hiccup, or a real error if all failed):"
+  sed 's/^/  /' "$IB_RETRY_LOG"
 fi
 echo "suite took $((SECONDS - started)) s"
 echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"

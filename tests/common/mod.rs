@@ -33,14 +33,19 @@ pub fn missing(test: &str, what: &str) {
         panic!("{test}: {what}. Run `{SETUP_COMMAND}`: it sets up every real part the tests use.");
     }
     eprintln!("SKIPPED {test} (IB_QUICK=1): {what}");
-    if let Some(log) = std::env::var_os("IB_SKIP_LOG") {
+    append_to_log("IB_SKIP_LOG", &format!("{test}: {what}"));
+}
+
+/// Appends a line to the file `$var` names, if it names one: `tests/run.sh` prints these logs at
+/// the end of the suite, where cargo's captured output of passing tests is gone.
+pub fn append_to_log(var: &str, line: &str) {
+    if let Some(log) = std::env::var_os(var) {
         use std::io::Write;
-        let line = format!("{test}: {what}\n");
         let _ = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
     }
 }
 
