@@ -33,22 +33,14 @@ pub fn lines(r: &StepResult) -> Vec<String> {
             r.total_requests + d
         ),
     };
-    let steady = r.steady_state.map_or_else(String::new, |s| {
-        format!(
-            " (steady {:.2} req/s, {:.1} tokens/s)",
-            s.request_rate, s.token_throughput_secs
-        )
-    });
     let mut out = vec![format!(
-        "  {}: {arrivals}{} requests ({} ok, {} failed), {:.2} req/s, {:.1} tokens/s{steady}, TTFT p50 {}, ITL p50 {}",
+        "  {}: {arrivals}{} requests ({} ok, {} failed), {:.2} req/s, {}",
         r.id,
         r.total_requests,
         r.successful_requests,
         r.failed_requests,
         r.request_rate,
-        r.token_throughput_secs,
-        p50(&r.time_to_first_token_ms, 1),
-        p50(&r.inter_token_latency_ms, 2),
+        figures(r),
     )];
     if let Some(why) = &r.ended_early {
         out.push(format!("    ended early: {why}"));
@@ -60,6 +52,31 @@ pub fn lines(r: &StepResult) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Throughput and latencies: of tokens for generation, of inputs for embeddings and rerank
+/// (which have no tokens out, no first token and no ITL).
+fn figures(r: &StepResult) -> String {
+    if let Some(inputs) = &r.inputs {
+        return format!(
+            "{:.1} inputs/s ({:.1} input tokens/s), latency p50 {}",
+            inputs.inputs_per_second,
+            inputs.input_tokens_per_second,
+            p50(&r.e2e_latency_ms, 1)
+        );
+    }
+    let steady = r.steady_state.map_or_else(String::new, |s| {
+        format!(
+            " (steady {:.2} req/s, {:.1} tokens/s)",
+            s.request_rate, s.token_throughput_secs
+        )
+    });
+    format!(
+        "{:.1} tokens/s{steady}, TTFT p50 {}, ITL p50 {}",
+        r.token_throughput_secs,
+        p50(&r.time_to_first_token_ms, 1),
+        p50(&r.inter_token_latency_ms, 2),
+    )
 }
 
 fn p50(s: &Summary, digits: usize) -> String {
@@ -107,6 +124,29 @@ mod tests {
         cfg.warmup = std::time::Duration::from_secs(30);
         let warmup = &crate::coordinator::plan::initial_steps(&cfg, None).unwrap()[0];
         assert_eq!(starting(warmup), "warmup with 1 user for 30s");
+    }
+
+    #[test]
+    fn embeddings_steps_show_inputs_and_latency_not_tokens() {
+        let mut r = step(8, 0, 0);
+        r.inputs = Some(sinks::inputs::InputThroughput {
+            batch_size: 4,
+            inputs: 32,
+            inputs_per_second: 3.2,
+            input_tokens: 640,
+            input_tokens_per_second: 64.0,
+            server_input_tokens: 640,
+            server_input_tokens_per_second: 64.0,
+        });
+        let line = &lines(&r)[0];
+        assert!(
+            line.contains("3.2 inputs/s (64.0 input tokens/s), latency p50 200.")
+                && !line.contains("tokens/s (steady")
+                && !line.contains("TTFT"),
+            "{line}"
+        );
+        let table = crate::offline::table::render(&[r]);
+        assert!(table.contains("3.20 inputs/sec"), "{table}");
     }
 
     #[test]

@@ -44,7 +44,11 @@ fn row(r: &StepResult) -> [String; 10] {
         avg(&r.e2e_latency_ms, 1000.0, "sec"),
         avg(&r.time_to_first_token_ms, 1.0, "ms"),
         avg(&r.inter_token_latency_ms, 1.0, "ms"),
-        format!("{:.2} tokens/sec", r.token_throughput_secs),
+        // Embeddings and rerank have no output tokens: their throughput is in inputs.
+        match &r.inputs {
+            Some(i) => format!("{:.2} inputs/sec", i.inputs_per_second),
+            None => format!("{:.2} tokens/sec", r.token_throughput_secs),
+        },
         format!("{error_rate:.2}%"),
         ok,
         // The original tool's figure: the successful requests' prompts, per successful request.

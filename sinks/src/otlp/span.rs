@@ -141,7 +141,41 @@ pub fn request_attributes(cfg: &OtlpConfig, req: &RequestFinished) -> Vec<KeyVal
     if let Some(cached) = req.server_cached_tokens {
         a.push(KeyValue::new(ns_key("cached_tokens"), i64_of(cached)));
     }
+    workload_attributes(req, &mut a);
     a
+}
+
+/// What a reasoning, tool-calling or image request adds (only when it did).
+fn workload_attributes(req: &RequestFinished, a: &mut Vec<KeyValue>) {
+    if req.reasoned() {
+        a.push(KeyValue::new(
+            ns_key("reasoning_tokens"),
+            i64_of(req.reasoning_tokens()),
+        ));
+        if let Some(ttfa) = req.ttfa_ns() {
+            a.push(KeyValue::new(ns_key("ttfa_ms"), ms(ttfa)));
+        }
+        if req.no_answer() {
+            a.push(KeyValue::new(ns_key("no_answer"), true));
+        }
+    }
+    let f = &req.images_tools;
+    if f.tool_calls > 0 {
+        a.push(KeyValue::new(ns_key("tool_calls"), i64::from(f.tool_calls)));
+    }
+    if let Some(ttftc) = req.time_to_first_tool_call_ns() {
+        a.push(KeyValue::new(
+            ns_key("time_to_first_tool_call_ms"),
+            ms(ttftc),
+        ));
+    }
+    if f.image_count > 0 {
+        a.push(KeyValue::new(
+            ns_key("image_count"),
+            i64::from(f.image_count),
+        ));
+        a.push(KeyValue::new(ns_key("image_bytes"), i64_of(f.image_bytes)));
+    }
 }
 
 // Both are non-exhaustive: filled through their public fields.
@@ -413,6 +447,44 @@ mod tests {
         for kv in &s.attributes {
             assert!(!kv.value.as_str().contains("secret"), "{kv:?}");
         }
+    }
+
+    #[test]
+    fn reasoning_tool_calls_and_images_are_attributes_only_when_present() {
+        let plain = request_span(&cfg(), 0, &request(Outcome::Ok, true), None).unwrap();
+        for key in [
+            "reasoning_tokens",
+            "ttfa_ms",
+            "no_answer",
+            "tool_calls",
+            "image_count",
+        ] {
+            assert!(attr(&plain, &ns_key(key)).is_none(), "{key}");
+        }
+        let mut r = request(Outcome::Ok, true);
+        r.reasoning.chunks = 2;
+        r.reasoning.tokens = Some(2);
+        r.reasoning.first_answer_at = Some(33_000_000);
+        r.images_tools.tool_calls = 1;
+        r.images_tools.first_tool_call_at = Some(33_000_000);
+        r.images_tools.image_count = 2;
+        r.images_tools.image_bytes = 900;
+        let s = request_span(&cfg(), 0, &r, None).unwrap();
+        let expect: [(&str, Value); 6] = [
+            ("reasoning_tokens", 2i64.into()),
+            ("ttfa_ms", 30.0.into()),
+            ("tool_calls", 1i64.into()),
+            ("time_to_first_tool_call_ms", 30.0.into()),
+            ("image_count", 2i64.into()),
+            ("image_bytes", 900i64.into()),
+        ];
+        for (k, v) in expect {
+            assert_eq!(attr(&s, &ns_key(k)), Some(&v), "{k}");
+        }
+        assert!(attr(&s, &ns_key("no_answer")).is_none());
+        r.reasoning.first_answer_at = None;
+        let s = request_span(&cfg(), 0, &r, None).unwrap();
+        assert_eq!(attr(&s, &ns_key("no_answer")), Some(&true.into()));
     }
 
     #[test]

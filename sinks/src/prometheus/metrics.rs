@@ -46,6 +46,11 @@ pub struct Metrics {
     input_tokens: IntCounter,
     output_tokens: IntCounter,
     ttft: Histogram,
+    ttfa: Histogram,
+    reasoning_tokens: IntCounter,
+    no_answer: IntCounter,
+    tool_calls: IntCounter,
+    images_sent: IntCounter,
     itl: Histogram,
     e2e: Histogram,
     queue_delay: Histogram,
@@ -103,6 +108,27 @@ impl Metrics {
                 "time_to_first_token_seconds",
                 "Time to first token of successful requests: first text chunk minus send time.",
                 &LATENCY_BUCKETS,
+            )?,
+            ttfa: histogram(
+                "time_to_first_answer_token_seconds",
+                "Time to first answer token of successful requests that answered: first answer chunk (after any reasoning) minus send time.",
+                &LATENCY_BUCKETS,
+            )?,
+            reasoning_tokens: IntCounter::new(
+                name("reasoning_tokens_total"),
+                "Reasoning tokens of successful requests (part of output_tokens_total).",
+            )?,
+            no_answer: IntCounter::new(
+                name("no_answer_requests_total"),
+                "Successful requests that reasoned and never answered (reasoning used up max_tokens).",
+            )?,
+            tool_calls: IntCounter::new(
+                name("tool_calls_total"),
+                "Tool calls streamed in the answers of successful requests.",
+            )?,
+            images_sent: IntCounter::new(
+                name("images_sent_total"),
+                "Images sent, every finished request of the measured steps.",
             )?,
             itl: histogram(
                 "inter_token_latency_seconds",
@@ -180,6 +206,11 @@ impl Metrics {
         r.register(Box::new(self.input_tokens.clone()))?;
         r.register(Box::new(self.output_tokens.clone()))?;
         r.register(Box::new(self.ttft.clone()))?;
+        r.register(Box::new(self.ttfa.clone()))?;
+        r.register(Box::new(self.reasoning_tokens.clone()))?;
+        r.register(Box::new(self.no_answer.clone()))?;
+        r.register(Box::new(self.tool_calls.clone()))?;
+        r.register(Box::new(self.images_sent.clone()))?;
         r.register(Box::new(self.itl.clone()))?;
         r.register(Box::new(self.e2e.clone()))?;
         r.register(Box::new(self.queue_delay.clone()))?;
@@ -277,12 +308,20 @@ impl Metrics {
         self.requests.with_label_values(&[r.outcome.as_str()]).inc();
         self.input_tokens.inc_by(r.prompt_tokens);
         self.queue_delay.observe(seconds(r.queue_delay_ns()));
+        self.images_sent
+            .inc_by(u64::from(r.images_tools.image_count));
         if !r.outcome.is_ok() {
             return;
         }
         self.output_tokens.inc_by(r.output_tokens);
+        self.reasoning_tokens.inc_by(r.reasoning_tokens());
+        self.no_answer.inc_by(u64::from(r.no_answer()));
+        self.tool_calls.inc_by(u64::from(r.images_tools.tool_calls));
         if let Some(ttft) = r.ttft_ns() {
             self.ttft.observe(seconds(ttft));
+        }
+        if let Some(ttfa) = r.ttfa_ns() {
+            self.ttfa.observe(seconds(ttfa));
         }
         if let Some(itl) = r.itl_ns() {
             self.itl.observe(seconds(itl));
@@ -596,6 +635,43 @@ mod tests {
             ),
             2.0
         );
+    }
+
+    #[test]
+    fn reasoning_tool_calls_and_images_count_like_the_results_file() {
+        let m = metrics();
+        // Reasoned 2 of 3 tokens, answered at 60 ms after the 3 ms send, called a tool, sent
+        // two images.
+        let mut answered = request(1, Outcome::Ok);
+        answered.reasoning.chunks = 2;
+        answered.reasoning.tokens = Some(2);
+        answered.reasoning.first_answer_at = Some(63_000_000);
+        answered.images_tools.tool_calls = 1;
+        answered.images_tools.image_count = 2;
+        // Reasoned all 3 tokens and never answered: a success without an answer.
+        let mut no_answer = request(1, Outcome::Ok);
+        no_answer.reasoning.chunks = 3;
+        no_answer.reasoning.tokens = Some(3);
+        // Failed: its images were sent, nothing else of it counts.
+        let mut failed = request(1, Outcome::Http5xx);
+        failed.images_tools.image_count = 1;
+        failed.images_tools.tool_calls = 4;
+        for r in [answered, no_answer, failed] {
+            m.observe(&Event::Request(Arc::new(r)));
+        }
+        let t = m.encode().unwrap();
+        let v = |metric: &str| {
+            value(
+                &t,
+                &format!("inference_benchmarker_{metric}{{run_id=\"r1\"}}"),
+            )
+        };
+        assert_eq!(v("reasoning_tokens_total"), 5.0);
+        assert_eq!(v("no_answer_requests_total"), 1.0);
+        assert_eq!(v("tool_calls_total"), 1.0);
+        assert_eq!(v("images_sent_total"), 3.0);
+        assert_eq!(v("time_to_first_answer_token_seconds_count"), 1.0);
+        assert_eq!(v("time_to_first_answer_token_seconds_sum"), 0.06);
     }
 
     #[test]
