@@ -358,7 +358,14 @@ fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<
                 // Text only, as completions (the Responses API's image and tool items are not
                 // sent).
                 Endpoint::Responses => (
-                    responses_body(model, &r.messages, None, r.max_tokens, cfg.ignore_eos),
+                    responses_body(
+                        model,
+                        &r.messages,
+                        None,
+                        r.max_tokens,
+                        cfg.ignore_eos,
+                        cfg.reasoning_effort.as_deref(),
+                    ),
                     Default::default(),
                 ),
                 Endpoint::Embeddings | Endpoint::Rerank => unreachable!("pooling bodies above"),

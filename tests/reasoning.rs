@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::floor::{self, FloorRequest};
 use common::timing::{timed, within_floor};
-use inference_benchmarker::config::BenchmarkKind;
+use inference_benchmarker::config::{BenchmarkKind, Endpoint};
 use inference_benchmarker::sim::{SimConfig, SimRecord, SimServer};
 use inference_benchmarker::workload::options::TokenizeOptions;
 use serde_json::Value;
@@ -59,11 +59,15 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 /// the step and the floor's first-chunk errors.
 fn run(
     sim: &SimServer,
+    endpoint: Endpoint,
     decode: TokenizeOptions,
     floor_tokens: u32,
 ) -> (Vec<Value>, Value, Vec<f64>) {
     let out = tempfile::tempdir().unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
+    cfg.endpoint = endpoint;
+    // Passed through (the simulated server ignores it): the body stays one the server accepts.
+    cfg.reasoning_effort = Some("low".into());
     cfg.tokenizer_name = None;
     cfg.benchmark_kind = BenchmarkKind::Throughput;
     cfg.max_vus = 4;
@@ -112,10 +116,19 @@ fn run(
 
 #[test]
 fn reasoning_and_answer_match_the_servers_record_request_by_request() {
-    timed("reasoning", reasoning_and_answer);
+    timed("reasoning", || reasoning_and_answer(Endpoint::Chat));
 }
 
-fn reasoning_and_answer() -> Result<(), String> {
+/// The Responses API streams reasoning as `response.reasoning_text.delta` events: the same
+/// figures, from its own event parser.
+#[test]
+fn responses_reasoning_and_answer_match_the_servers_record_request_by_request() {
+    timed("responses reasoning", || {
+        reasoning_and_answer(Endpoint::Responses)
+    });
+}
+
+fn reasoning_and_answer(endpoint: Endpoint) -> Result<(), String> {
     const REASONING: u64 = 12;
     let sim = SimServer::start(
         SimConfig {
@@ -135,7 +148,7 @@ fn reasoning_and_answer() -> Result<(), String> {
         max_tokens: 24,
         variance: 8,
     };
-    let (lines, step, floor) = run(&sim, decode, 16);
+    let (lines, step, floor) = run(&sim, endpoint, decode, 16);
     let records = sim.records();
     sim.stop();
     let by_id: HashMap<&str, &SimRecord> = records
@@ -231,7 +244,12 @@ fn multi_token_chunks() -> Result<(), String> {
         None,
     )
     .expect("simulated server starts");
-    let (lines, step, floor) = run(&sim, TokenizeOptions::fixed(TOKENS), TOKENS as u32);
+    let (lines, step, floor) = run(
+        &sim,
+        Endpoint::Chat,
+        TokenizeOptions::fixed(TOKENS),
+        TOKENS as u32,
+    );
     let records = sim.records();
     sim.stop();
     let by_id: HashMap<&str, &SimRecord> = records

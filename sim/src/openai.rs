@@ -535,6 +535,27 @@ impl ResponseFormat {
         self.event([choice], None)
     }
 
+    /// A Responses API chunk with reasoning: its reasoning delta, then its answer's (each when
+    /// not empty); `None` for chat and completions.
+    pub fn responses_reasoning_event(
+        &self,
+        reasoning: &str,
+        answer: &str,
+        finish: Option<FinishReason>,
+    ) -> Option<String> {
+        let r = self.responses.as_ref()?;
+        let head = self.head();
+        let mut event = String::new();
+        if !reasoning.is_empty() {
+            let ends_here = if answer.is_empty() { finish } else { None };
+            event.push_str(&r.reasoning_delta(&head, reasoning, ends_here));
+        }
+        if !answer.is_empty() {
+            event.push_str(&r.delta(&head, answer, finish));
+        }
+        Some(event)
+    }
+
     /// The usage event (`stream_options.include_usage`): no choices.
     pub fn usage_event(&self, usage: Usage) -> String {
         if let Some(r) = &self.responses {

@@ -64,7 +64,8 @@ struct Choice<'a> {
 }
 
 /// A chat chunk of reasoning and/or answer text (either may be empty, not both), as vLLM's
-/// reasoning parsers stream it: the reasoning in its own delta field.
+/// reasoning parsers stream it: the reasoning in its own delta field (the Responses API: a
+/// reasoning delta event, then an answer delta event).
 pub fn chunk_event(
     format: &ResponseFormat,
     field: ReasoningField,
@@ -72,6 +73,9 @@ pub fn chunk_event(
     answer: &str,
     finish: Option<FinishReason>,
 ) -> String {
+    if let Some(event) = format.responses_reasoning_event(reasoning, answer, finish) {
+        return event;
+    }
     let reasoning = (!reasoning.is_empty()).then_some(reasoning);
     let choice = Choice {
         index: 0,

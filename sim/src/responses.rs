@@ -193,6 +193,25 @@ impl ResponsesEvents {
         )
     }
 
+    /// One chunk's reasoning (`response.reasoning_text.delta`, in a reasoning item of its own);
+    /// `finish` when the sequence ends inside the reasoning (no answer).
+    pub fn reasoning_delta(
+        &self,
+        head: &Head<'_>,
+        text: &str,
+        finish: Option<FinishReason>,
+    ) -> String {
+        {
+            let mut p = self.progress.borrow_mut();
+            p.finish = finish.or(p.finish);
+        }
+        let item_id = format!("rs_{}", head.id.trim_start_matches("resp_"));
+        self.event(
+            "response.reasoning_text.delta",
+            json!({"item_id": item_id, "output_index": 0, "content_index": 0, "delta": text}),
+        )
+    }
+
     /// The `.done` events and the final one with `usage`; the response is stored.
     pub fn closing(&self, head: &Head<'_>, usage: Usage) -> String {
         let (status, kind) = self.finished(head.id, usage);
@@ -277,7 +296,7 @@ fn usage_json(u: Usage) -> Value {
         "input_tokens": u.prompt_tokens,
         "input_tokens_details": {"cached_tokens": u.cached_tokens},
         "output_tokens": u.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens.unwrap_or(0)},
         "total_tokens": u.prompt_tokens + u.completion_tokens,
     })
 }

@@ -194,8 +194,14 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     if cfg.request_timeout.is_zero() {
         return Err("--request-timeout must be more than 0s".into());
     }
-    if cfg.reasoning_effort.is_some() && cfg.endpoint != crate::config::Endpoint::Chat {
-        return Err("--reasoning-effort is sent in chat bodies only: give --endpoint chat".into());
+    use crate::config::Endpoint;
+    if cfg.reasoning_effort.is_some()
+        && !matches!(cfg.endpoint, Endpoint::Chat | Endpoint::Responses)
+    {
+        return Err(
+            "--reasoning-effort is sent in chat and responses bodies only: give --endpoint chat or responses"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -243,13 +249,14 @@ mod tests {
     }
 
     #[test]
-    fn reasoning_effort_is_a_chat_setting() {
+    fn reasoning_effort_is_a_chat_and_responses_setting() {
         assert_eq!(parse(&[]).unwrap().reasoning_effort, None);
         let c = parse(&["--reasoning-effort", "high"]).unwrap();
         assert_eq!(c.reasoning_effort.as_deref(), Some("high"));
         assert!(parse(&["--reasoning-effort", "extreme"]).is_err());
         let err = parse(&["--reasoning-effort", "low", "--endpoint", "completions"]).unwrap_err();
         assert!(err.contains("--endpoint chat"), "{err}");
+        assert!(parse(&["--reasoning-effort", "low", "--endpoint", "responses"]).is_ok());
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub struct RunArgs {
     /// Do not send "ignore_eos": true (for servers that reject unknown fields)
     #[arg(long)]
     pub no_ignore_eos: bool,
-    /// Sent as "reasoning_effort" in the chat body, for reasoning models (not sent unless given)
+    /// Sent as "reasoning_effort" in the chat body ("reasoning": {"effort"} with --endpoint responses), for reasoning models (not sent unless given)
     #[arg(long, env = "IB_REASONING_EFFORT", value_parser = ["low", "medium", "high"])]
     pub reasoning_effort: Option<String>,
     /// Worker threads running requests (default: one per core)

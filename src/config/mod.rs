@@ -120,7 +120,8 @@ pub struct RunConfig {
     /// `--batch-size`: inputs per embeddings/rerank request (rerank: documents per query).
     pub batch_size: u64,
     pub ignore_eos: bool,
-    /// `--reasoning-effort`: sent as the chat body's `reasoning_effort` (low, medium, high).
+    /// `--reasoning-effort`: sent as the chat body's `reasoning_effort`, the Responses body's
+    /// `reasoning.effort` (low, medium, high).
     #[serde(default)]
     pub reasoning_effort: Option<String>,
     pub workers: usize,

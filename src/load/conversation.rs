@@ -450,6 +450,7 @@ impl History {
                 None,
                 turn.max_tokens,
                 plan.ignore_eos,
+                plan.reasoning_effort.as_deref(),
             ),
         };
         PreparedBody {
@@ -472,6 +473,7 @@ impl History {
                 Some(previous),
                 turn.max_tokens,
                 plan.ignore_eos,
+                plan.reasoning_effort.as_deref(),
             ),
             prompt_tokens: self.tokens(),
             max_tokens: turn.max_tokens,

@@ -57,7 +57,8 @@ fn decide(shared: &Shared, endpoint: Endpoint, headers: &HeaderMap, body: &[u8])
     }
 }
 
-/// A reasoning model thinks first (streaming chat only: the reasoning has a delta field there).
+/// A reasoning model thinks first (streaming chat and Responses: their streams have a place for
+/// reasoning).
 fn think(
     shared: &Shared,
     endpoint: Endpoint,
@@ -69,7 +70,8 @@ fn think(
         .map(|v| v.to_str().unwrap_or("?"));
     let n = reasoning::reasoning_tokens(shared.cfg.reasoning_tokens, header)
         .map_err(|e| format!("x-sim-reasoning-tokens: {e}"))?;
-    if endpoint == Endpoint::Chat && plan.request.stream && n > 0 {
+    let streams_reasoning = matches!(endpoint, Endpoint::Chat | Endpoint::Responses);
+    if streams_reasoning && plan.request.stream && n > 0 {
         plan.reasoning_tokens = n;
         reasoning::think_first(&mut plan.length, n);
     }

@@ -43,7 +43,8 @@ struct RequestBody<'a> {
     /// one, a server that honours it generates to the model's context limit.
     #[serde(skip_serializing_if = "is_false")]
     ignore_eos: bool,
-    /// `--reasoning-effort` (chat only): `low`, `medium` or `high`; not sent unless asked.
+    /// `--reasoning-effort` (chat; the Responses API's is `reasoning.effort`): `low`, `medium`
+    /// or `high`; not sent unless asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_effort: Option<&'a str>,
 }
@@ -141,15 +142,25 @@ struct ResponsesBody<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "is_false")]
     ignore_eos: bool,
+    /// `--reasoning-effort`, in the Responses API's shape; not sent unless asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<Reasoning<'a>>,
 }
 
-/// A streaming `/v1/responses` body (see [`ResponsesBody`]; `ignore_eos` as in [`chat_body`]).
+#[derive(Serialize)]
+struct Reasoning<'a> {
+    effort: &'a str,
+}
+
+/// A streaming `/v1/responses` body (see [`ResponsesBody`]; `ignore_eos` and `reasoning_effort`
+/// as in [`chat_body`]).
 pub fn responses_body(
     model: &str,
     input: &[Message],
     previous_response_id: Option<&str>,
     max_tokens: Option<u64>,
     ignore_eos: bool,
+    reasoning_effort: Option<&str>,
 ) -> Bytes {
     let body = ResponsesBody {
         model,
@@ -158,6 +169,7 @@ pub fn responses_body(
         max_output_tokens: max_tokens,
         stream: true,
         ignore_eos: ignore_eos && max_tokens.is_some(),
+        reasoning: reasoning_effort.map(|effort| Reasoning { effort }),
     };
     Bytes::from(serde_json::to_vec(&body).expect("a request body always serializes"))
 }
@@ -266,7 +278,7 @@ mod tests {
 
     #[test]
     fn responses_body_sends_input_and_the_previous_response() {
-        let first = parse(&responses_body("m", &messages(), None, Some(8), true));
+        let first = parse(&responses_body("m", &messages(), None, Some(8), true, None));
         assert_eq!(
             first,
             json!({
@@ -286,8 +298,11 @@ mod tests {
             Some("resp_1"),
             None,
             true,
+            Some("high"),
         ));
         assert_eq!(later["previous_response_id"], json!("resp_1"));
+        assert_eq!(later["reasoning"], json!({"effort": "high"}));
+        assert!(first.get("reasoning").is_none());
         assert_eq!(later["input"].as_array().unwrap().len(), 1);
         assert!(later.get("max_output_tokens").is_none() && later.get("ignore_eos").is_none());
     }
