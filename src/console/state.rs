@@ -31,6 +31,9 @@ struct StepState {
     errors: BTreeMap<&'static str, u64>,
     ttft: LatencyHistogram,
     itl: LatencyHistogram,
+    /// Time to first answer token, and how many requests reasoned (the figure shows with them).
+    ttfa: LatencyHistogram,
+    reasoned: u64,
     /// A finished step no longer changes: its snapshot is computed once, so the view's
     /// refreshes cost the same with 2 steps or 20 (percentiles walk the histogram).
     done: Option<StepSnapshot>,
@@ -85,6 +88,8 @@ pub struct StepSnapshot {
     pub errors: Vec<(&'static str, u64)>,
     pub ttft: Percentiles,
     pub itl: Percentiles,
+    /// Time to first answer token, once a request of the step reasoned (else it is the TTFT).
+    pub ttfa: Option<Percentiles>,
 }
 
 /// Everything the view draws, copied out under the lock.
@@ -151,6 +156,8 @@ impl LiveState {
                 errors: BTreeMap::new(),
                 ttft: LatencyHistogram::new(),
                 itl: LatencyHistogram::new(),
+                ttfa: LatencyHistogram::new(),
+                reasoned: 0,
                 done: None,
             }),
             Event::Request(r) => {
@@ -168,6 +175,10 @@ impl LiveState {
                     if let Some(t) = r.itl_ns() {
                         s.itl.record_ns(t);
                     }
+                    if let Some(t) = r.ttfa_ns() {
+                        s.ttfa.record_ns(t);
+                    }
+                    s.reasoned += u64::from(r.reasoned());
                 } else {
                     s.failed += 1;
                     *s.errors.entry(r.outcome.as_str()).or_default() += 1;
@@ -246,6 +257,7 @@ fn step_snapshot(s: &StepState, now: Instant) -> StepSnapshot {
         errors: s.errors.iter().map(|(k, v)| (*k, *v)).collect(),
         ttft: percentiles(&s.ttft),
         itl: percentiles(&s.itl),
+        ttfa: (s.reasoned > 0).then(|| percentiles(&s.ttfa)),
     }
 }
 
@@ -282,7 +294,11 @@ mod tests {
             finish_reason: None,
             response_model: None,
             output_text: None,
-            reasoning: Default::default(),
+            // A plain answer's first answer token is its first token.
+            reasoning: sinks::reasoning::ReasoningRecord {
+                first_answer_at: outcome.is_ok().then_some(ttft_ms * MS),
+                ..Default::default()
+            },
             images_tools: Default::default(),
             trace: None,
         }))
@@ -361,6 +377,29 @@ mod tests {
         st.apply(&request(1, Outcome::Ok, 12), t0);
         let s = st.snapshot(t0).steps[0].clone();
         assert_eq!(s.ttft.show(s.ttft.p50, 1), "12.0");
+    }
+
+    #[test]
+    fn the_time_to_first_answer_token_is_known_once_a_request_reasons() {
+        let t0 = Instant::now();
+        let mut st = LiveState::new();
+        st.apply(&started(1, None), t0);
+        st.apply(&request(1, Outcome::Ok, 10), t0);
+        assert_eq!(
+            st.snapshot(t0).steps[0].ttfa,
+            None,
+            "no reasoning: it is the TTFT"
+        );
+        let Event::Request(r) = request(1, Outcome::Ok, 10) else {
+            unreachable!()
+        };
+        let mut reasoned = (*r).clone();
+        reasoned.reasoning.chunks = 3;
+        reasoned.reasoning.first_answer_at = Some(70 * MS);
+        st.apply(&Event::Request(Arc::new(reasoned)), t0);
+        let ttfa = st.snapshot(t0).steps[0].ttfa.expect("a request reasoned");
+        assert_eq!(ttfa.count, 2, "every answer counts, as in the results");
+        assert!((ttfa.p99 - 70.0).abs() < 0.1, "{ttfa:?}");
     }
 
     #[test]

@@ -85,9 +85,11 @@ fn draw_wide(f: &mut Frame, v: &View, area: Rect) {
     draw_log(f, v.snap, log);
 }
 
-/// The live figures' rows: one more when the server's figures are known.
+/// The live figures' rows: one more when the server's figures are known, one more for the time
+/// to first answer token once the step's requests reason.
 fn figures_rows(v: &View) -> u16 {
-    FIGURES_ROWS + u16::from(v.server.known())
+    let reasoning = v.snap.current().is_some_and(|s| s.ttfa.is_some());
+    FIGURES_ROWS + u16::from(v.server.known()) + u16::from(reasoning)
 }
 
 /// The sections of the stacked layout, top to bottom.
@@ -408,6 +410,8 @@ fn draw_figures(f: &mut Frame, v: &View, area: Rect) {
                     .then(|| server_figure(&v.server, room))
                     .flatten(),
                 figure("TTFT ms", percentiles(&s.ttft, 1), room, false),
+                s.ttfa
+                    .and_then(|p| figure("TTFA ms", percentiles(&p, 1), room, false)),
                 figure("ITL ms", percentiles(&s.itl, 2), room, false),
                 figure(
                     "Requests",
@@ -521,6 +525,7 @@ mod tests {
             errors: vec![("http_5xx", 40), ("timeout", 20), ("connection", 7)],
             ttft: pct(123.0 + f64::from(index)),
             itl: pct(17.0 + f64::from(index)),
+            ttfa: None,
         }
     }
 
@@ -692,6 +697,33 @@ mod tests {
 
     /// The server's queue and KV cache (server metrics) on their own line when known: at 80×24
     /// beside everything the screen showed before; without them, no such line.
+    #[test]
+    fn the_time_to_first_answer_token_shows_once_requests_reason() {
+        let mut snap = sweep();
+        let plain = render(80, 24, &snap, Level::Running).join("\n");
+        assert!(!plain.contains("TTFA"), "{plain}");
+        let last = snap.steps.len() - 1;
+        snap.steps[last].ttfa = Some(Percentiles {
+            p50: 456.25,
+            p90: 789.5,
+            p99: 999.75,
+            count: 40,
+        });
+        for (w, h) in [(80, 24), (120, 40)] {
+            let screen = render(w, h, &snap, Level::Running);
+            let text = screen.join("\n");
+            let line = screen
+                .iter()
+                .find(|l| l.contains("TTFA ms"))
+                .unwrap_or_else(|| panic!("no TTFA line at {w}x{h}:\n{text}"));
+            assert!(line.contains("p50 456.2"), "{line}");
+            assert!(
+                text.contains("TTFT ms") && text.contains("ITL ms"),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn the_servers_queue_and_kv_cache_show_when_known() {
         let snap = sweep();
