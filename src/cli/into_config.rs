@@ -8,7 +8,7 @@ use clap::ArgMatches;
 use super::presets::{apply_demo_defaults, apply_profile_keeping_flags};
 use super::run_args::RunArgs;
 use super::values::{parse_endpoint, parse_key_values, parse_kind, parse_length, read_secret};
-use crate::config::{BenchmarkKind, RunConfig};
+use crate::config::{BenchmarkKind, Endpoint, RunConfig};
 use crate::load::schedule::Arrival;
 use crate::workload::options::TokenizeOptions;
 
@@ -194,7 +194,6 @@ pub fn validate(cfg: &RunConfig) -> Result<(), String> {
     if cfg.request_timeout.is_zero() {
         return Err("--request-timeout must be more than 0s".into());
     }
-    use crate::config::Endpoint;
     if cfg.reasoning_effort.is_some()
         && !matches!(cfg.endpoint, Endpoint::Chat | Endpoint::Responses)
     {
