@@ -355,8 +355,8 @@ fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<
                     completions_body(model, &r.prompt, r.max_tokens, cfg.ignore_eos),
                     Default::default(),
                 ),
-                // Text only, as completions (the Responses API's image and tool items are not
-                // sent).
+                // Images as `input_image` parts; tools are not offered (the Responses API's
+                // function tools and call events are not implemented).
                 Endpoint::Responses => (
                     responses_body(
                         model,
@@ -366,7 +366,7 @@ fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<
                         cfg.ignore_eos,
                         cfg.reasoning_effort.as_deref(),
                     ),
-                    Default::default(),
+                    input_figures(&r.messages, None),
                 ),
                 Endpoint::Embeddings | Endpoint::Rerank => unreachable!("pooling bodies above"),
             };

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::timing;
 use inference_benchmarker::config::image_options::ImageOptions;
-use inference_benchmarker::config::BenchmarkKind;
+use inference_benchmarker::config::{BenchmarkKind, Endpoint};
 use inference_benchmarker::sim::{image_tokens, MsRange, SimConfig, SimRecord, SimServer};
 use inference_benchmarker::workload::images::synthetic_png;
 use inference_benchmarker::workload::options::TokenizeOptions;
@@ -52,13 +52,20 @@ fn timed_sim() -> SimServer {
 /// their timing is what the server saw.
 #[test]
 fn synthetic_images_match_the_servers_record() {
-    timing::timed("synthetic images", synthetic_images);
+    timing::timed("synthetic images", || synthetic_images(Endpoint::Chat));
 }
 
-fn synthetic_images() -> Result<(), String> {
+/// The same through the Responses API: its images are `input_image` parts.
+#[test]
+fn responses_images_match_the_servers_record() {
+    timing::timed("responses images", || synthetic_images(Endpoint::Responses));
+}
+
+fn synthetic_images(endpoint: Endpoint) -> Result<(), String> {
     let sim = timed_sim();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
+    cfg.endpoint = endpoint;
     cfg.benchmark_kind = BenchmarkKind::Rate;
     cfg.rates = Some(vec![20.0]);
     cfg.duration = Duration::from_secs(3);

@@ -177,7 +177,10 @@ pub fn parse_request(endpoint: Endpoint, body: &[u8]) -> Result<GenerationReques
         }
         Endpoint::Responses => {
             let body: crate::responses::ResponsesBody = from_json(body)?;
-            let mut request = build_request(body.prompt()?, body.common)?;
+            let messages = body.messages()?;
+            let extras = ChatExtras::read(messages.iter().map(Message::extras), None, None)?;
+            let mut request = build_request(chat_prompt(messages)?, body.common)?;
+            request.extras = Box::new(extras);
             request.previous_response_id = body.previous_response_id;
             return Ok(request);
         }

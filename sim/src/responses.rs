@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::engine::FinishReason;
-use crate::openai::{chat_prompt, ApiError, Common, Message, Prompt, Usage};
+use crate::openai::{ApiError, Common, Message, Usage};
 
 /// Responses kept for `previous_response_id`; the oldest are forgotten beyond it.
 pub const STORE_CAPACITY: usize = 4096;
@@ -34,18 +34,54 @@ pub(crate) struct ResponsesBody {
 }
 
 impl ResponsesBody {
-    /// The prompt of the new input (the stored conversation is added by the server).
-    pub(crate) fn prompt(&self) -> Result<Prompt, ApiError> {
+    /// The new input's messages, in chat's shape (the stored conversation is added by the
+    /// server).
+    pub(crate) fn messages(&self) -> Result<Vec<Message>, ApiError> {
         let mut messages: Vec<Message> = match &self.input {
             Value::String(text) => vec![message("user", text)?],
-            Value::Array(_) => serde_json::from_value(self.input.clone())
-                .map_err(|e| ApiError::bad_request(format!("Invalid `input`: {e}")))?,
+            Value::Array(items) => {
+                let chat: Vec<Value> = items.iter().map(chat_message).collect();
+                serde_json::from_value(Value::Array(chat))
+                    .map_err(|e| ApiError::bad_request(format!("Invalid `input`: {e}")))?
+            }
             _ => return Err(ApiError::bad_request("`input` must be a string or a list")),
         };
         if let Some(instructions) = &self.instructions {
             messages.insert(0, message("system", instructions)?);
         }
-        chat_prompt(messages)
+        Ok(messages)
+    }
+}
+
+/// An input item as the chat message it stands for: a message's `input_text`/`output_text` and
+/// `input_image` parts become `text` and `image_url` parts, a `function_call` an assistant turn
+/// with that tool call, a `function_call_output` a `tool` message. Anything else is left as it
+/// is (and refused by the message parser if it is no message).
+fn chat_message(item: &Value) -> Value {
+    match item["type"].as_str() {
+        Some("function_call") => json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": item["call_id"], "type": "function",
+             "function": {"name": item["name"], "arguments": item["arguments"]}}]}),
+        Some("function_call_output") => {
+            json!({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
+        }
+        _ => match item["content"].as_array() {
+            Some(parts) => {
+                let parts: Vec<Value> = parts.iter().map(chat_part).collect();
+                json!({"role": item["role"], "content": parts})
+            }
+            None => item.clone(),
+        },
+    }
+}
+
+fn chat_part(part: &Value) -> Value {
+    match part["type"].as_str() {
+        Some("input_text" | "output_text") => json!({"type": "text", "text": part["text"]}),
+        Some("input_image") => {
+            json!({"type": "image_url", "image_url": {"url": part["image_url"]}})
+        }
+        _ => part.clone(),
     }
 }
 
@@ -377,9 +413,11 @@ mod tests {
 
     #[test]
     fn input_is_a_string_or_messages() {
+        use crate::openai::{chat_prompt, Prompt};
         let body: ResponsesBody =
             serde_json::from_str(r#"{"input": "hello", "instructions": "be brief"}"#).unwrap();
-        let Prompt::Texts { parts, cache_key } = body.prompt().unwrap() else {
+        let Prompt::Texts { parts, cache_key } = chat_prompt(body.messages().unwrap()).unwrap()
+        else {
             panic!("texts")
         };
         assert_eq!(parts, vec!["be brief".to_string(), "hello".to_string()]);
@@ -390,9 +428,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(body.previous_response_id.as_deref(), Some("resp_9"));
-        assert!(body.prompt().is_ok());
+        assert!(chat_prompt(body.messages().unwrap()).is_ok());
         let bad: ResponsesBody = serde_json::from_str(r#"{"input": 3}"#).unwrap();
-        assert_eq!(bad.prompt().unwrap_err().status, 400);
+        assert_eq!(bad.messages().err().map(|e| e.status), Some(400));
         assert_eq!(unknown_previous("resp_x").status, 400);
+    }
+
+    #[test]
+    fn images_and_function_items_read_as_chat_messages() {
+        let body: ResponsesBody = serde_json::from_str(
+            r#"{"input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "what is it?"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]},
+                {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "42"}]}"#,
+        )
+        .unwrap();
+        let messages = body.messages().unwrap();
+        let extras: Vec<_> = messages.iter().map(Message::extras).collect();
+        assert_eq!(extras[0].role, "user");
+        assert_eq!(extras[0].image_urls, vec!["data:image/png;base64,AAAA"]);
+        assert_eq!(
+            (extras[1].role, extras[1].tool_calls.len()),
+            ("assistant", 1)
+        );
+        assert_eq!(
+            (extras[2].role, extras[2].tool_call_id),
+            ("tool", Some("call_1"))
+        );
     }
 }

@@ -453,11 +453,17 @@ impl History {
                 plan.reasoning_effort.as_deref(),
             ),
         };
+        // What was sent: a completions prompt has no images or tools, a Responses body no tools.
+        let images_tools = match plan.endpoint {
+            Endpoint::Chat => input_figures(&self.messages, tools),
+            Endpoint::Responses => input_figures(&self.messages, None),
+            Endpoint::Completions | Endpoint::Embeddings | Endpoint::Rerank => Default::default(),
+        };
         PreparedBody {
             body,
             prompt_tokens: self.tokens(),
             max_tokens: turn.max_tokens,
-            images_tools: input_figures(&self.messages, tools),
+            images_tools,
             inputs: 1,
         }
     }

@@ -128,13 +128,14 @@ pub fn completions_body(
     .to_bytes()
 }
 
-/// The Responses API's streaming body: `input` as messages (`system`, `user`), the length as
+/// The Responses API's streaming body: `input` as its items (messages, images as
+/// `input_image` parts, tool calls and results as function items), the length as
 /// `max_output_tokens`. A later turn of a conversation the server keeps sends only its new input
 /// and the previous answer's id.
 #[derive(Serialize)]
 struct ResponsesBody<'a> {
     model: &'a str,
-    input: &'a [Message],
+    input: super::responses_input::ResponsesInput<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_response_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -164,7 +165,7 @@ pub fn responses_body(
 ) -> Bytes {
     let body = ResponsesBody {
         model,
-        input,
+        input: super::responses_input::ResponsesInput(input),
         previous_response_id,
         max_output_tokens: max_tokens,
         stream: true,

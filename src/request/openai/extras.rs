@@ -55,8 +55,17 @@ pub fn input_figures(messages: &[Message], tools: Option<&serde_json::Value>) ->
     }
 }
 
-/// `{"type": "text", "text"}` and `{"type": "image_url", "image_url": {"url"}}` parts.
-struct Parts<'a>(&'a str, &'a [ImageInput]);
+/// Which API's content parts [`Parts`] writes.
+#[derive(Clone, Copy)]
+pub(super) enum PartsShape {
+    /// `{"type": "text", "text"}` and `{"type": "image_url", "image_url": {"url"}}`.
+    Chat,
+    /// `{"type": "input_text", "text"}` and `{"type": "input_image", "image_url"}`.
+    Responses,
+}
+
+/// A message's text and images as content parts.
+pub(super) struct Parts<'a>(pub &'a str, pub &'a [ImageInput], pub PartsShape);
 
 impl Serialize for Parts<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -69,16 +78,25 @@ impl Serialize for Parts<'_> {
         enum Part<'a> {
             Text { text: &'a str },
             ImageUrl { image_url: Url<'a> },
+            InputText { text: &'a str },
+            InputImage { image_url: &'a str },
         }
+        let Parts(text, images, shape) = *self;
         let mut seq = s.serialize_seq(None)?;
-        if !self.0.is_empty() {
-            seq.serialize_element(&Part::Text { text: self.0 })?;
+        if !text.is_empty() {
+            seq.serialize_element(&match shape {
+                PartsShape::Chat => Part::Text { text },
+                PartsShape::Responses => Part::InputText { text },
+            })?;
         }
-        for image in self.1 {
-            let image_url = Url {
-                url: &image.data_uri,
-            };
-            seq.serialize_element(&Part::ImageUrl { image_url })?;
+        for image in images {
+            let url = &*image.data_uri;
+            seq.serialize_element(&match shape {
+                PartsShape::Chat => Part::ImageUrl {
+                    image_url: Url { url },
+                },
+                PartsShape::Responses => Part::InputImage { image_url: url },
+            })?;
         }
         seq.end()
     }
@@ -114,7 +132,8 @@ impl Serialize for Message {
             return map.end();
         };
         if !extras.images.is_empty() {
-            map.serialize_entry("content", &Parts(&self.content, &extras.images))?;
+            let parts = Parts(&self.content, &extras.images, PartsShape::Chat);
+            map.serialize_entry("content", &parts)?;
         } else if self.content.is_empty() && !extras.tool_calls.is_empty() {
             map.serialize_entry("content", &None::<&str>)?;
         } else {

@@ -13,6 +13,7 @@ mod error_message;
 mod events;
 mod extras;
 pub mod pooling;
+mod responses_input;
 mod responses_stream;
 mod stream;
 mod url;
