@@ -152,6 +152,7 @@ impl Serialize for Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::openai::responses_input::ResponsesInput;
     use serde_json::json;
 
     fn with(role: &str, content: &str, extras: MessageExtras) -> Message {
@@ -162,29 +163,69 @@ mod tests {
         }
     }
 
-    #[test]
-    fn images_are_content_parts() {
+    /// A system prompt, a user turn with two images, the assistant's tool call, its result.
+    fn conversation() -> [Message; 4] {
         let image = ImageInput {
             data_uri: "data:image/png;base64,AAAA".into(),
             bytes: 3,
         };
-        let m = with(
-            "user",
-            "What is this?",
-            MessageExtras {
-                images: vec![image.clone(), image],
-                ..MessageExtras::default()
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "get_weather".into(),
+            arguments: "{\"city\": \"Paris\"}".into(),
+        };
+        [
+            Message {
+                role: "system".into(),
+                content: "Be brief.".into(),
+                extras: None,
             },
-        );
+            with(
+                "user",
+                "What is this?",
+                MessageExtras {
+                    images: vec![image.clone(), image],
+                    ..MessageExtras::default()
+                },
+            ),
+            with(
+                "assistant",
+                "",
+                MessageExtras {
+                    tool_calls: vec![call],
+                    ..MessageExtras::default()
+                },
+            ),
+            with(
+                "tool",
+                "21 C",
+                MessageExtras {
+                    tool_call_id: Some("call_1".into()),
+                    ..MessageExtras::default()
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn chat_messages_carry_image_parts_tool_calls_and_ids() {
+        let messages = conversation();
         assert_eq!(
-            serde_json::to_value(&m).unwrap(),
-            json!({"role": "user", "content": [
-                {"type": "text", "text": "What is this?"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-            ]})
+            serde_json::to_value(&messages).unwrap(),
+            json!([
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                ]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1",
+                    "type": "function", "function": {"name": "get_weather",
+                    "arguments": "{\"city\": \"Paris\"}"}}]},
+                {"role": "tool", "content": "21 C", "tool_call_id": "call_1"},
+            ])
         );
-        let figures = input_figures(&[m], Some(&json!([{"type": "function"}])));
+        let figures = input_figures(&messages, Some(&json!([{"type": "function"}])));
         assert_eq!(
             (
                 figures.image_count,
@@ -196,37 +237,20 @@ mod tests {
     }
 
     #[test]
-    fn tool_turns_carry_their_calls_and_ids() {
-        let call = ToolCall {
-            id: "call_1".into(),
-            name: "get_weather".into(),
-            arguments: "{\"city\": \"Paris\"}".into(),
-        };
-        let assistant = with(
-            "assistant",
-            "",
-            MessageExtras {
-                tool_calls: vec![call],
-                ..MessageExtras::default()
-            },
-        );
+    fn responses_input_has_image_parts_and_function_items() {
         assert_eq!(
-            serde_json::to_value(&assistant).unwrap(),
-            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1",
-                "type": "function", "function": {"name": "get_weather",
-                "arguments": "{\"city\": \"Paris\"}"}}]})
-        );
-        let result = with(
-            "tool",
-            "21 C",
-            MessageExtras {
-                tool_call_id: Some("call_1".into()),
-                ..MessageExtras::default()
-            },
-        );
-        assert_eq!(
-            serde_json::to_value(&result).unwrap(),
-            json!({"role": "tool", "content": "21 C", "tool_call_id": "call_1"})
+            serde_json::to_value(ResponsesInput(&conversation())).unwrap(),
+            json!([
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [
+                    {"type": "input_text", "text": "What is this?"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,AAAA"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,AAAA"},
+                ]},
+                {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+                 "arguments": "{\"city\": \"Paris\"}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "21 C"},
+            ])
         );
     }
 }

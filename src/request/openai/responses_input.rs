@@ -1,6 +1,7 @@
 //! A conversation as the Responses API's `input` items: messages (their images as
 //! `input_image` parts), an assistant's tool calls as `function_call` items and tool results as
-//! `function_call_output` items, as OpenAI's API takes them.
+//! `function_call_output` items, as OpenAI's API takes them (tested with chat's shape in
+//! `extras.rs`).
 
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
@@ -75,79 +76,5 @@ impl Serialize for Item<'_> {
             }
         }
         map.end()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use serde_json::json;
-
-    use super::*;
-    use crate::request::openai::{ImageInput, MessageExtras, ToolCall};
-
-    fn with(role: &str, content: &str, extras: MessageExtras) -> Message {
-        Message {
-            role: role.into(),
-            content: content.into(),
-            extras: Some(Arc::new(extras)),
-        }
-    }
-
-    #[test]
-    fn images_calls_and_results_are_responses_items() {
-        let image = ImageInput {
-            data_uri: "data:image/png;base64,AAAA".into(),
-            bytes: 3,
-        };
-        let call = ToolCall {
-            id: "call_1".into(),
-            name: "get_weather".into(),
-            arguments: "{}".into(),
-        };
-        let messages = [
-            Message {
-                role: "system".into(),
-                content: "Be brief.".into(),
-                extras: None,
-            },
-            with(
-                "user",
-                "What is this?",
-                MessageExtras {
-                    images: vec![image],
-                    ..MessageExtras::default()
-                },
-            ),
-            with(
-                "assistant",
-                "",
-                MessageExtras {
-                    tool_calls: vec![call],
-                    ..MessageExtras::default()
-                },
-            ),
-            with(
-                "tool",
-                "21 C",
-                MessageExtras {
-                    tool_call_id: Some("call_1".into()),
-                    ..MessageExtras::default()
-                },
-            ),
-        ];
-        assert_eq!(
-            serde_json::to_value(ResponsesInput(&messages)).unwrap(),
-            json!([
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": [
-                    {"type": "input_text", "text": "What is this?"},
-                    {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]},
-                {"type": "function_call", "call_id": "call_1", "name": "get_weather",
-                 "arguments": "{}"},
-                {"type": "function_call_output", "call_id": "call_1", "output": "21 C"},
-            ])
-        );
     }
 }
