@@ -71,8 +71,16 @@ fn figures(r: &StepResult) -> String {
             s.request_rate, s.token_throughput_secs
         )
     });
+    // A reasoning model's users wait for the answer: its first token's time beside the TTFT.
+    let ttfa = match r.reasoning.reasoning_requests {
+        0 => String::new(),
+        _ => format!(
+            ", TTFA p50 {}",
+            p50(&r.reasoning.time_to_first_answer_token_ms, 1)
+        ),
+    };
     format!(
-        "{:.1} tokens/s{steady}, TTFT p50 {}, ITL p50 {}",
+        "{:.1} tokens/s{steady}, TTFT p50 {}{ttfa}, ITL p50 {}",
         r.token_throughput_secs,
         p50(&r.time_to_first_token_ms, 1),
         p50(&r.inter_token_latency_ms, 2),
@@ -147,6 +155,20 @@ mod tests {
         );
         let table = crate::offline::table::render(&[r]);
         assert!(table.contains("3.20 inputs/sec"), "{table}");
+    }
+
+    #[test]
+    fn a_reasoning_step_shows_its_time_to_first_answer_token() {
+        let plain = &lines(&step(8, 0, 0))[0];
+        assert!(!plain.contains("TTFA"), "{plain}");
+        let mut r = step(8, 0, 0);
+        r.reasoning.reasoning_requests = 8;
+        r.reasoning.time_to_first_answer_token_ms = r.e2e_latency_ms;
+        let line = &lines(&r)[0];
+        assert!(
+            line.contains(", TTFA p50 200.") && line.contains("TTFT p50 100."),
+            "{line}"
+        );
     }
 
     #[test]
