@@ -34,7 +34,7 @@ use crate::offline::{report, table, thresholds};
 use crate::outputs::results_file;
 use crate::request::client::{PreparedBody, RequestShared};
 use crate::request::openai::{
-    chat_body_with_tools, completions_body, endpoint_url, input_figures, responses_body,
+    chat_body_with_tools, completions_body, endpoint_url, responses_body, sent_figures,
 };
 use crate::runtime::clock::Clock;
 pub use crate::runtime::exit::RunError;
@@ -338,35 +338,25 @@ fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<
         .iter()
         .map(|r| {
             let tools = r.tools.as_ref().map(|t| &t.definitions);
-            let (body, images_tools) = match cfg.endpoint {
-                Endpoint::Chat => (
-                    chat_body_with_tools(
-                        model,
-                        &r.messages,
-                        tools,
-                        r.max_tokens,
-                        cfg.ignore_eos,
-                        cfg.reasoning_effort.as_deref(),
-                    ),
-                    input_figures(&r.messages, tools),
+            let body = match cfg.endpoint {
+                Endpoint::Chat => chat_body_with_tools(
+                    model,
+                    &r.messages,
+                    tools,
+                    r.max_tokens,
+                    cfg.ignore_eos,
+                    cfg.reasoning_effort.as_deref(),
                 ),
-                // Text only: a completions prompt has no place for images or tools.
-                Endpoint::Completions => (
-                    completions_body(model, &r.prompt, r.max_tokens, cfg.ignore_eos),
-                    Default::default(),
-                ),
-                // Images as `input_image` parts; tools are not offered (the Responses API's
-                // function tools and call events are not implemented).
-                Endpoint::Responses => (
-                    responses_body(
-                        model,
-                        &r.messages,
-                        None,
-                        r.max_tokens,
-                        cfg.ignore_eos,
-                        cfg.reasoning_effort.as_deref(),
-                    ),
-                    input_figures(&r.messages, None),
+                Endpoint::Completions => {
+                    completions_body(model, &r.prompt, r.max_tokens, cfg.ignore_eos)
+                }
+                Endpoint::Responses => responses_body(
+                    model,
+                    &r.messages,
+                    None,
+                    r.max_tokens,
+                    cfg.ignore_eos,
+                    cfg.reasoning_effort.as_deref(),
                 ),
                 Endpoint::Embeddings | Endpoint::Rerank => unreachable!("pooling bodies above"),
             };
@@ -374,7 +364,7 @@ fn prepare_bodies(cfg: &RunConfig, model: &str, workload: &Workload) -> Vec<Arc<
                 body,
                 prompt_tokens: r.prompt_tokens,
                 max_tokens: r.max_tokens,
-                images_tools,
+                images_tools: sent_figures(cfg.endpoint, &r.messages, tools),
                 inputs: 1,
             })
         })

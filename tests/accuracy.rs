@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::floor::{self, FloorRequest};
@@ -132,10 +131,7 @@ fn measure() -> Result<(), String> {
         warmup + measured + floor_requests.len() as u64,
         "the server received exactly the requests we report (warmup included) and the floor's"
     );
-    let by_id: HashMap<&str, &SimRecord> = records
-        .iter()
-        .map(|r| (r.request_id.as_deref().expect("every request has an id"), r))
-        .collect();
+    let by_id = common::by_request_id(&records);
     assert!(records
         .iter()
         .all(|r| r.status == 200 && r.token_offsets_us.len() == OUTPUT_TOKENS as usize));
@@ -147,12 +143,7 @@ fn measure() -> Result<(), String> {
     let floor_ttft = sorted(floor_errors.ttft);
     let floor_itl = sorted(floor_errors.itl);
 
-    let log = std::fs::read_to_string(sinks::json::requests_log_path(&summary.results_path))
-        .expect("the requests log");
-    let lines: Vec<Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = common::requests_log(&summary.results_path);
 
     for (i, step) in summary.steps.iter().enumerate() {
         let prefix = format!("t-{}-", i + 1);

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use inference_benchmarker::config::{BenchmarkKind, Endpoint, RunConfig};
-use inference_benchmarker::sim::{MsRange, SimConfig, SimRecord, SimServer};
+use inference_benchmarker::sim::{MsRange, SimConfig, SimServer};
 use inference_benchmarker::workload::options::TokenizeOptions;
 use inference_benchmarker::workload::tokenizer;
 use serde_json::Value;
@@ -44,11 +44,8 @@ fn sim(cfg: SimConfig) -> SimServer {
 fn run(cfg: RunConfig) -> (HashMap<String, Value>, Value) {
     let summary = inference_benchmarker::run(cfg).expect("the run completes");
     let doc = common::validated(&summary.results_path);
-    let log = std::fs::read_to_string(sinks::json::requests_log_path(&summary.results_path))
-        .expect("the requests log");
-    let lines = log
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let lines = common::requests_log(&summary.results_path)
+        .into_iter()
         .map(|l| (l["id"].as_str().unwrap().to_string(), l))
         .collect();
     (lines, doc)
@@ -84,13 +81,6 @@ fn unary_timing(what: &str, errors: Vec<f64>) -> Result<(), String> {
     Ok(())
 }
 
-fn by_id(records: &[SimRecord]) -> HashMap<&str, &SimRecord> {
-    records
-        .iter()
-        .map(|r| (r.request_id.as_deref().expect("every request has an id"), r))
-        .collect()
-}
-
 #[test]
 fn the_responses_api_is_measured_request_by_request() {
     timing::timed("responses", responses_api);
@@ -121,7 +111,7 @@ fn responses_api() -> Result<(), String> {
         step["total_requests"].as_u64().unwrap()
     );
     assert!(ours.len() >= 20, "{} requests", ours.len());
-    let records = by_id(&all);
+    let records = common::by_request_id(&all);
     let mut ttft_errors = Vec::new();
     for (id, line) in &ours {
         let server = records[id.as_str()];
@@ -189,7 +179,7 @@ fn responses_conversations_continue_the_servers_state() {
     let records = sim.records();
     sim.stop();
 
-    let by = by_id(&records);
+    let by = common::by_request_id(&records);
     let mut turns = [0usize; 4];
     for r in &records {
         assert_eq!(r.status, 200, "{r:?}");
@@ -305,7 +295,7 @@ fn pooling(endpoint: Endpoint, route: &str) -> Result<(), String> {
         records.len() as u64,
         step["total_requests"].as_u64().unwrap()
     );
-    let by = by_id(&records);
+    let by = common::by_request_id(&records);
     let mut errors = Vec::new();
     for (id, line) in &ours {
         let server = by[id.as_str()];

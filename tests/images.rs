@@ -6,27 +6,17 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use common::timing;
 use inference_benchmarker::config::image_options::ImageOptions;
 use inference_benchmarker::config::{BenchmarkKind, Endpoint};
-use inference_benchmarker::sim::{image_tokens, MsRange, SimConfig, SimRecord, SimServer};
+use inference_benchmarker::sim::{image_tokens, MsRange, SimConfig, SimServer};
 use inference_benchmarker::workload::images::synthetic_png;
 use inference_benchmarker::workload::options::TokenizeOptions;
-use serde_json::Value;
 
 const OUTPUT_TOKENS: u64 = 16;
-
-fn log_lines(results: &Path) -> Vec<Value> {
-    std::fs::read_to_string(sinks::json::requests_log_path(results))
-        .expect("the requests log")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn timed_sim() -> SimServer {
     SimServer::start(
@@ -82,11 +72,8 @@ fn synthetic_images(endpoint: Endpoint) -> Result<(), String> {
     let records = sim.records();
     sim.stop();
 
-    let by_id: HashMap<&str, &SimRecord> = records
-        .iter()
-        .map(|r| (r.request_id.as_deref().unwrap(), r))
-        .collect();
-    let lines = log_lines(&summary.results_path);
+    let by_id = common::by_request_id(&records);
+    let lines = common::requests_log(&summary.results_path);
     assert_eq!(lines.len(), 60, "20 req/s for 3 s");
     let per_image = image_tokens(100, 60);
     assert_eq!(per_image, 4 * 3);
@@ -180,11 +167,8 @@ fn dataset_images_are_sent_and_bad_ones_rejected() {
     let records = sim.records();
     sim.stop();
 
-    let by_id: HashMap<&str, &SimRecord> = records
-        .iter()
-        .filter_map(|r| Some((r.request_id.as_deref()?, r)))
-        .collect();
-    let lines = log_lines(&summary.results_path);
+    let by_id = common::by_request_id(&records);
+    let lines = common::requests_log(&summary.results_path);
     let mut seen = [0; 3];
     for l in &lines {
         let server = by_id[l["id"].as_str().unwrap()];

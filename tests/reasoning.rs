@@ -9,11 +9,9 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use common::floor::{self, FloorRequest};
-use common::timing::{timed, within_floor};
+use common::timing::{self, timed, within_floor};
 use inference_benchmarker::config::{BenchmarkKind, Endpoint};
 use inference_benchmarker::sim::{SimConfig, SimRecord, SimServer};
 use inference_benchmarker::workload::options::TokenizeOptions;
@@ -75,31 +73,13 @@ fn run(
     cfg.duration = Duration::from_secs(4);
     cfg.decode_options = Some(decode);
     cfg.save_requests = true;
-    let addr = sim.addr();
-    let floor_thread = std::thread::spawn(move || {
-        floor::run(
-            addr,
-            "floor",
-            40,
-            Duration::from_millis(100),
-            floor_tokens,
-            Duration::from_secs(30),
-        )
-    });
+    let floor = timing::start_floor(sim.addr(), 40, floor_tokens);
     let summary = inference_benchmarker::run(cfg).expect("the run completes");
-    let floor_requests: Vec<FloorRequest> = floor_thread.join().expect("the floor client ends");
+    let floor_requests = floor.join().expect("the floor client ends");
     let doc = common::validated(&summary.results_path);
-    let log = std::fs::read_to_string(sinks::json::requests_log_path(&summary.results_path))
-        .expect("the requests log");
-    let lines: Vec<Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = common::requests_log(&summary.results_path);
     let records = sim.records();
-    let by_id: HashMap<&str, &SimRecord> = records
-        .iter()
-        .filter_map(|r| Some((r.request_id.as_deref()?, r)))
-        .collect();
+    let by_id = common::by_request_id(&records);
     let floor_errors = sorted(
         floor_requests
             .iter()
@@ -151,10 +131,7 @@ fn reasoning_and_answer(endpoint: Endpoint) -> Result<(), String> {
     let (lines, step, floor) = run(&sim, endpoint, decode, 16);
     let records = sim.records();
     sim.stop();
-    let by_id: HashMap<&str, &SimRecord> = records
-        .iter()
-        .filter_map(|r| Some((r.request_id.as_deref()?, r)))
-        .collect();
+    let by_id = common::by_request_id(&records);
 
     let (mut ttft_errors, mut ttfa_errors) = (Vec::new(), Vec::new());
     let mut no_answer = 0;
@@ -252,10 +229,7 @@ fn multi_token_chunks() -> Result<(), String> {
     );
     let records = sim.records();
     sim.stop();
-    let by_id: HashMap<&str, &SimRecord> = records
-        .iter()
-        .filter_map(|r| Some((r.request_id.as_deref()?, r)))
-        .collect();
+    let by_id = common::by_request_id(&records);
 
     let (mut itl_errors, mut gap_errors) = (Vec::new(), Vec::new());
     for l in &lines {

@@ -82,16 +82,8 @@ fn measure() -> Result<(), String> {
     let records = sim.records();
     sim.stop();
 
-    let by_id: HashMap<&str, &SimRecord> = records
-        .iter()
-        .map(|r| (r.request_id.as_deref().unwrap(), r))
-        .collect();
-    let lines: Vec<Value> =
-        std::fs::read_to_string(sinks::json::requests_log_path(&summary.results_path))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+    let by_id = common::by_request_id(&records);
+    let lines = common::requests_log(&summary.results_path);
     let mut ttft_errors = Vec::new();
     let (mut calls, mut answers_after_results, mut later_user_turns) = (0u64, 0, 0);
     for l in &lines {

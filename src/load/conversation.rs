@@ -45,7 +45,7 @@ use crate::config::{Endpoint, RunConfig};
 use crate::load::request_actor::{hand_over, run_one};
 use crate::request::client::{execute_turn, Answer, Job, PreparedBody};
 use crate::request::openai::{
-    chat_body_with_tools, completions_body, input_figures, responses_body, Message, MessageExtras,
+    chat_body_with_tools, completions_body, responses_body, sent_figures, Message, MessageExtras,
 };
 use crate::runtime::workers;
 use crate::workload::{PreparedRequest, UserTurn, Workload};
@@ -453,17 +453,11 @@ impl History {
                 plan.reasoning_effort.as_deref(),
             ),
         };
-        // What was sent: a completions prompt has no images or tools, a Responses body no tools.
-        let images_tools = match plan.endpoint {
-            Endpoint::Chat => input_figures(&self.messages, tools),
-            Endpoint::Responses => input_figures(&self.messages, None),
-            Endpoint::Completions | Endpoint::Embeddings | Endpoint::Rerank => Default::default(),
-        };
         PreparedBody {
             body,
             prompt_tokens: self.tokens(),
             max_tokens: turn.max_tokens,
-            images_tools,
+            images_tools: sent_figures(plan.endpoint, &self.messages, tools),
             inputs: 1,
         }
     }

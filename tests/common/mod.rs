@@ -5,11 +5,13 @@ pub mod engine;
 pub mod floor;
 pub mod timing;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use inference_benchmarker::config::RunConfig;
+use inference_benchmarker::sim::SimRecord;
 use inference_benchmarker::workload::options::TokenizeOptions;
 
 /// The command that sets up every real part the tests use (and then runs the suite).
@@ -159,4 +161,17 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     assert!(!sorted.is_empty());
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
+}
+
+/// The requests log (`--save-requests`) beside a results file: one JSON value per request.
+pub fn requests_log(results: &Path) -> Vec<serde_json::Value> {
+    engine::read_lines(&sinks::json::requests_log_path(results))
+}
+
+/// The simulated server's records by request id (every request in these tests sends one).
+pub fn by_request_id(records: &[SimRecord]) -> HashMap<&str, &SimRecord> {
+    records
+        .iter()
+        .map(|r| (r.request_id.as_deref().expect("every request has an id"), r))
+        .collect()
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use sinks::images_tools::ImagesTools;
 
 use super::body::Message;
+use crate::config::Endpoint;
 
 /// One image input, ready to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,7 +39,22 @@ pub struct MessageExtras {
     pub tool_call_id: Option<String>,
 }
 
-/// The image inputs and offered tools of a request's messages, for its record.
+/// What a generation body for `endpoint` sends of these messages' images and offered tools,
+/// for its record: a completions prompt has no place for either, a Responses body offers no
+/// tools (its function-tool events are not read).
+pub fn sent_figures(
+    endpoint: Endpoint,
+    messages: &[Message],
+    tools: Option<&serde_json::Value>,
+) -> ImagesTools {
+    match endpoint {
+        Endpoint::Chat => input_figures(messages, tools),
+        Endpoint::Responses => input_figures(messages, None),
+        Endpoint::Completions | Endpoint::Embeddings | Endpoint::Rerank => ImagesTools::default(),
+    }
+}
+
+/// The image inputs and offered tools of a request's messages.
 pub fn input_figures(messages: &[Message], tools: Option<&serde_json::Value>) -> ImagesTools {
     let images = messages
         .iter()

@@ -21,7 +21,7 @@ mod url;
 pub use body::{chat_body, chat_body_with_tools, completions_body, responses_body, Message};
 pub use error_message::{error_message, MAX_ERROR_MESSAGE_BYTES};
 pub use events::EventParser;
-pub use extras::{input_figures, ImageInput, MessageExtras, ToolCall};
+pub use extras::{input_figures, sent_figures, ImageInput, MessageExtras, ToolCall};
 pub use responses_stream::{ResponsesState, TextKind};
 pub use stream::{DataKind, ProtocolError, ProtocolErrorKind, StreamState, Usage};
 pub use url::{endpoint_url, models_url};
