@@ -423,3 +423,58 @@ fn a_second_ctrl_c_leaves_an_honest_file() {
     assert_eq!(steps.len(), 1, "the unfinished step, closed: {stderr}");
     assert!(steps[0]["successful_requests"].as_u64().unwrap() >= 15);
 }
+
+/// A step that ended early on its error rate does not wait for every request in flight (up to
+/// `--request-timeout`): after `--shutdown-grace` it cancels them, counts them cancelled, and
+/// says how the drain goes meanwhile.
+#[test]
+fn a_step_ended_by_errors_cancels_its_stuck_requests_after_the_grace() {
+    // 70 % fail at once; the rest stall a minute before their first token. Probes are spared
+    // (shares below 1).
+    let sim = SimServer::start(
+        SimConfig {
+            faults: vec!["status=503@0.7".into(), "stall=0:60000@0.99999".into()],
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .expect("simulated server starts");
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let run = common::benchmark()
+        .args(["-u", &sim.url(), "-w", "0s", "-d", "30s", "-m", "20"])
+        .args([
+            "-b",
+            "throughput",
+            "--shutdown-grace",
+            "6s",
+            "-n",
+            "--output-dir",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    sim.stop();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(4), "{stderr}");
+    assert!(took < Duration::from_secs(25), "took {took:?}: {stderr}");
+    assert!(
+        stderr.contains("draining for 5 s")
+            && stderr.contains("in flight, the oldest sent")
+            && stderr.contains("cancelled after --shutdown-grace 6s"),
+        "a progress line while draining: {stderr}"
+    );
+    let doc = common::validated(&common::results_file(out.path()));
+    let step = &doc["results"][0];
+    let cancelled = step["errors"]["cancelled"].as_u64().unwrap_or(0);
+    assert!(cancelled > 0, "the stuck requests were cancelled: {step}");
+    assert_eq!(
+        step["total_requests"].as_u64(),
+        Some(
+            step["failed_requests"].as_u64().unwrap()
+                + step["successful_requests"].as_u64().unwrap()
+        ),
+        "every request accounted for"
+    );
+}

@@ -165,6 +165,12 @@ pub struct SimConfig {
     /// fault
     #[arg(long = "fault")]
     pub faults: Vec<String>,
+    /// Answer the first N pre-flight probes of benchmarkers (requests with the
+    /// `x-inference-benchmarker-probe` header) with 503, as a server still warming up or a
+    /// flaky replica behind a balancer would: `--fault` rules with a share below 1 leave probes
+    /// alone
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub fail_probes: u32,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key)
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -225,6 +231,7 @@ impl Default for SimConfig {
             record_cap: DEFAULT_RECORD_CAP,
             seed: DEFAULT_SEED,
             faults: Vec::new(),
+            fail_probes: 0,
             tls_cert: None,
             tls_key: None,
             kv_cache_tokens: DEFAULT_KV_CACHE_TOKENS,

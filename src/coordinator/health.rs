@@ -22,8 +22,9 @@ struct ModelEntry {
 }
 
 /// Asks `/v1/models`. Returns the model to request: the one given, else the first the server
-/// lists. A server that cannot be reached, refuses our credentials (401/403) or answers 5xx stops
-/// the run before it starts (exit code 3).
+/// lists. A server that cannot be reached, refuses our credentials (401/403), answers 5xx (after
+/// the pre-flight's retries) or has no such route when no model is given stops the run before
+/// it starts (exit code 3).
 pub async fn check(
     client: &awc::Client,
     base_url: &str,
@@ -31,16 +32,26 @@ pub async fn check(
     model: Option<&str>,
 ) -> Result<String, RunError> {
     let url = models_url(base_url).map_err(RunError::Config)?;
-    let mut req = client.get(&url).timeout(HEALTH_TIMEOUT);
-    if let Some(auth) = authorization {
-        req = req.insert_header(("authorization", auth));
-    }
-    let mut resp = req
-        .send()
-        .await
-        .map_err(|e| RunError::Unreachable(format!("cannot reach {url}: {e}")))?;
-    let status = resp.status().as_u16();
-    let body = resp.body().limit(4 << 20).await.unwrap_or_default();
+    let mut retry = 0;
+    let (status, body) = loop {
+        let mut req = client.get(&url).timeout(HEALTH_TIMEOUT);
+        if let Some(auth) = authorization {
+            req = req.insert_header(("authorization", auth));
+        }
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| RunError::Unreachable(format!("cannot reach {url}: {e}")))?;
+        let status = resp.status().as_u16();
+        let body = resp.body().limit(4 << 20).await.unwrap_or_default();
+        retry += 1;
+        if !(200..=299).contains(&status)
+            && super::preflight::wait_to_retry("model listing", &url, status, retry).await
+        {
+            continue;
+        }
+        break (status, body);
+    };
     let listed = match status {
         200..=299 => serde_json::from_slice::<ModelList>(&body)
             .map(|l| l.data.into_iter().map(|m| m.id).collect::<Vec<_>>())
@@ -70,15 +81,14 @@ pub async fn check(
             }
             Ok(m.to_string())
         }
+        // The server answered, with an error: a wrong --url (404) is the server refusing, as
+        // the exit-code table says (3), not a bad argument.
+        None if !(200..=299).contains(&status) => Err(RunError::Refused(format!(
+            "{}; or give the model with --model-name if the server has no /v1/models",
+            super::preflight::refusal(&url, status, &error_message(status, &body))
+        ))),
         None => listed.into_iter().next().ok_or_else(|| {
-            let check_url = if status == 404 {
-                " (is --url the server's base URL, e.g. http://host:8000?)"
-            } else {
-                ""
-            };
-            RunError::Config(format!(
-                "{url} lists no model (HTTP {status}){check_url}; give one with --model-name"
-            ))
+            RunError::Config(format!("{url} lists no model; give one with --model-name"))
         }),
     }
 }

@@ -23,7 +23,7 @@ use sinks::event::{Nanos, Outcome, RequestFinished, TokenSource};
 use sinks::recorder::RecordRequest;
 
 use super::supervisor::How;
-use super::tracker::Ending;
+use super::tracker::{AbandonReason, Ending};
 use super::StepContext;
 use crate::request::client::PreparedBody;
 
@@ -34,8 +34,8 @@ pub enum Died {
     Panicked(String),
     /// It was dropped before its end (a test hook asks for this).
     Dropped,
-    /// It was still running after the cancel and its bound: dropped, counted cancelled.
-    Abandoned,
+    /// The step dropped it while it still ran (see [`AbandonReason`]), counted cancelled.
+    Abandoned(AbandonReason),
 }
 
 impl Died {
@@ -43,7 +43,7 @@ impl Died {
         match self {
             Died::Panicked(_) => How::Panicked,
             Died::Dropped => How::Dropped,
-            Died::Abandoned => How::Cancelled,
+            Died::Abandoned(_) => How::Cancelled,
         }
     }
 
@@ -51,9 +51,15 @@ impl Died {
     fn outcome(this: Option<&Died>) -> (Outcome, String) {
         match this {
             Some(Died::Panicked(m)) => (Outcome::InternalError, format!("panicked: {m}")),
-            Some(Died::Abandoned) => (
+            Some(Died::Abandoned(AbandonReason::AfterCancel)) => (
                 Outcome::Cancelled,
                 "still running after the cancel: abandoned when the drain gave up".into(),
+            ),
+            Some(Died::Abandoned(AbandonReason::StepEndedEarly)) => (
+                Outcome::Cancelled,
+                "cancelled: the step ended early and the request was still running after \
+                 --shutdown-grace"
+                    .into(),
             ),
             Some(Died::Dropped) | None => (
                 Outcome::InternalError,
@@ -109,7 +115,7 @@ pub async fn supervise<F: Future>(step: &StepContext, task: F) -> Result<F::Outp
             return Poll::Ready(Err(Died::Dropped));
         }
         if abandon.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(Died::Abandoned));
+            return Poll::Ready(Err(Died::Abandoned(step.tracker.abandon_reason())));
         }
         Poll::Pending
     })
@@ -154,12 +160,15 @@ impl InFlight {
         prepared: &Arc<PreparedBody>,
     ) -> Self {
         InFlight {
-            req: Some(Counted {
-                seq: step.tracker.begin(),
-                begun_at: step.shared.clock.now(),
-                step: step.clone(),
-                scheduled_at,
-                prepared: prepared.clone(),
+            req: Some({
+                let begun_at = step.shared.clock.now();
+                Counted {
+                    seq: step.tracker.begin(begun_at),
+                    begun_at,
+                    step: step.clone(),
+                    scheduled_at,
+                    prepared: prepared.clone(),
+                }
             }),
         }
     }
@@ -197,7 +206,7 @@ impl Counted {
     }
 
     fn count_out(&self, ending: Ending, how: How) {
-        self.step.tracker.end(ending);
+        self.step.tracker.end(ending, self.begun_at);
         super::ends::report(&self.step, how);
     }
 
@@ -274,12 +283,19 @@ mod tests {
     fn each_death_has_its_outcome() {
         let (o, m) = Died::outcome(Some(&Died::Panicked("boom".into())));
         assert_eq!((o, m.as_str()), (Outcome::InternalError, "panicked: boom"));
-        assert_eq!(Died::outcome(Some(&Died::Abandoned)).0, Outcome::Cancelled);
+        let early = Died::Abandoned(AbandonReason::StepEndedEarly);
+        let (o, m) = Died::outcome(Some(&early));
+        assert!(
+            o == Outcome::Cancelled && m.contains("--shutdown-grace"),
+            "{m}"
+        );
+        let late = Died::Abandoned(AbandonReason::AfterCancel);
+        assert_eq!(Died::outcome(Some(&late)).0, Outcome::Cancelled);
         assert_eq!(
             Died::outcome(Some(&Died::Dropped)).0,
             Outcome::InternalError
         );
         assert_eq!(Died::outcome(None).0, Outcome::InternalError);
-        assert_eq!(Died::Abandoned.how(), How::Cancelled);
+        assert_eq!(late.how(), How::Cancelled);
     }
 }

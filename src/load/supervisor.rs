@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use super::ends::RequestsEnded;
 use super::rate_ticker::{RateTicker, Saturation};
 use super::schedule::Schedule;
+use super::tracker::AbandonReason;
 use super::virtual_user::VirtualUser;
 use super::StepContext;
 use crate::runtime::workers::Workers;
@@ -75,10 +76,10 @@ pub struct SetUsers(pub u64);
 #[rtype(result = "()")]
 pub struct SetRate(pub f64);
 
-/// Drop every request still running (they ignored the cancel); each counts itself cancelled.
+/// Drop every request still running; each counts itself cancelled, for the reason given.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Abandon;
+pub struct Abandon(pub AbandonReason);
 
 /// Replies once every child ended.
 #[derive(Message, Debug)]
@@ -367,8 +368,8 @@ impl Handler<SetRate> for StepSupervisor {
 impl Handler<Abandon> for StepSupervisor {
     type Result = ();
 
-    fn handle(&mut self, _: Abandon, _: &mut Context<Self>) {
-        self.ctx.tracker.abandon();
+    fn handle(&mut self, Abandon(why): Abandon, _: &mut Context<Self>) {
+        self.ctx.tracker.abandon(why);
     }
 }
 

@@ -3,9 +3,12 @@
 //! and requests abandoned (still running after the cancel). When the step's requests have
 //! *ended* is learned by messages (`supervisor.rs`), not from these counters.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+use sinks::event::Nanos;
 use sinks::prometheus::LiveGauges;
 
 use tokio::sync::Notify;
@@ -28,9 +31,14 @@ pub struct StepTracker {
     /// Woken at each request end: a queued arrival may take the freed slot.
     freed: Notify,
     stop_sending: Flag,
-    /// Raised when the drain gives up on requests that outlived the cancel: each still running
-    /// is dropped and counts itself cancelled (`in_flight.rs`).
+    /// Raised when the drain gives up on requests that outlived the cancel, or when a step that
+    /// ended early stops waiting for them: each still running is dropped and counts itself
+    /// cancelled (`in_flight.rs`), with the reason in `abandon_reason`.
     abandon: Flag,
+    abandon_reason: AtomicU8,
+    /// When each request in flight began (ms since the run's anchor → how many): the drain's
+    /// progress line names the oldest. Two uncontended lock operations per request.
+    begun: Mutex<BTreeMap<u64, u32>>,
     /// The run's live gauges (metrics), and whether this step's sources are virtual users.
     live: Option<(Arc<LiveGauges>, bool)>,
 }
@@ -47,6 +55,16 @@ pub struct Progress {
     /// Failures rejected with `rejected_status`, the status of the step's first rejection.
     pub rejected: u64,
     pub rejected_status: u16,
+}
+
+/// Why a step dropped the requests it still had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbandonReason {
+    /// They outlived the cancel the drain sent them.
+    AfterCancel,
+    /// The step ended early (failing or saturated server) and they were still running after the
+    /// grace period: waiting for them could take up to the request timeout.
+    StepEndedEarly,
 }
 
 /// How a request ended, as far as the step's counters care.
@@ -90,8 +108,9 @@ impl StepTracker {
         }
     }
 
-    /// A request starts; returns its sequence number within the step.
-    pub fn begin(&self) -> u64 {
+    /// A request starts at `at`; returns its sequence number within the step.
+    pub fn begin(&self, at: Nanos) -> u64 {
+        *self.begun.lock().entry(at / 1_000_000).or_default() += 1;
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         if let Some((g, _)) = &self.live {
             g.request_started();
@@ -99,9 +118,19 @@ impl StepTracker {
         self.started.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A request ended and its record was handed to the recorder (called by its `InFlight`
-    /// guard only, so exactly once per request).
-    pub(super) fn end(&self, ending: Ending) {
+    /// A request begun at `begun_at` ended and its record was handed to the recorder (called by
+    /// its `InFlight` guard only, so exactly once per request).
+    pub(super) fn end(&self, ending: Ending, begun_at: Nanos) {
+        {
+            let mut begun = self.begun.lock();
+            let key = begun_at / 1_000_000;
+            if let Some(n) = begun.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    begun.remove(&key);
+                }
+            }
+        }
         let counter = if ending.ok {
             &self.ended_ok
         } else {
@@ -166,9 +195,22 @@ impl StepTracker {
         self.stop_sending.is_raised()
     }
 
-    /// Drops every request still running; each counts itself cancelled.
-    pub(super) fn abandon(&self) {
+    /// Drops every request still running; each counts itself cancelled, for `why`.
+    pub(super) fn abandon(&self, why: AbandonReason) {
+        self.abandon_reason.store(why as u8, Ordering::Release);
         self.abandon.raise();
+    }
+
+    pub fn abandon_reason(&self) -> AbandonReason {
+        match self.abandon_reason.load(Ordering::Acquire) {
+            x if x == AbandonReason::StepEndedEarly as u8 => AbandonReason::StepEndedEarly,
+            _ => AbandonReason::AfterCancel,
+        }
+    }
+
+    /// When the oldest request still in flight began (ns since the run's anchor, to the ms).
+    pub fn oldest_begun(&self) -> Option<Nanos> {
+        self.begun.lock().keys().next().map(|ms| ms * 1_000_000)
     }
 
     pub fn abandoned(&self) -> bool {
@@ -210,14 +252,17 @@ mod tests {
     #[test]
     fn counts_begun_and_ended_requests() {
         let t = StepTracker::new();
-        assert_eq!(t.begin(), 0);
-        assert_eq!(t.begin(), 1);
-        t.end(ending(true, Some(200)));
+        assert_eq!(t.begin(5_000_000), 0);
+        assert_eq!(t.begin(7_000_000), 1);
+        assert_eq!(t.oldest_begun(), Some(5_000_000));
+        t.end(ending(true, Some(200)), 5_000_000);
         let p = t.progress();
         assert_eq!((p.started, p.in_flight, p.ended_ok), (2, 1, 1));
-        t.end(ending(false, Some(503)));
+        assert_eq!(t.oldest_begun(), Some(7_000_000), "the oldest left");
+        t.end(ending(false, Some(503)), 7_000_000);
         let p = t.progress();
         assert_eq!((p.in_flight, p.ended_failed), (0, 1));
+        assert_eq!(t.oldest_begun(), None);
     }
 
     fn ending(ok: bool, http_status: Option<u16>) -> Ending {
@@ -232,11 +277,11 @@ mod tests {
     fn rejections_of_one_status_are_counted() {
         let t = StepTracker::new();
         for status in [Some(404), Some(503), Some(404), Some(401), None] {
-            t.begin();
-            t.end(ending(false, status));
+            t.begin(0);
+            t.end(ending(false, status), 0);
         }
-        t.begin();
-        t.end(ending(true, Some(200)));
+        t.begin(0);
+        t.end(ending(true, Some(200)), 0);
         let p = t.progress();
         assert_eq!((p.rejected, p.rejected_status), (2, 404));
         assert_eq!((p.ended_failed, p.ended_ok), (5, 1));

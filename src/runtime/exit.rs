@@ -33,6 +33,13 @@ pub enum RunError {
         reason: String,
         results: Option<PathBuf>,
     },
+    /// A measured step finished no request (its window too short to send one, or every arrival
+    /// dropped): it measured nothing, so the run has no answer to give.
+    NothingMeasured {
+        step: String,
+        reason: String,
+        results: Option<PathBuf>,
+    },
     /// The run completed but missed a `--threshold`; the results are at `results`.
     ThresholdsFailed {
         failures: Vec<String>,
@@ -52,6 +59,7 @@ impl RunError {
             RunError::Unreachable(_) | RunError::Refused(_) => 3,
             RunError::AllFailed { .. } | RunError::ErrorRate { .. } => 4,
             RunError::ThresholdsFailed { .. } => 5,
+            RunError::NothingMeasured { .. } => 6,
             RunError::Interrupted { .. } => 130,
         }
     }
@@ -81,6 +89,15 @@ impl fmt::Display for RunError {
                 reason,
                 results,
             } => write!(f, "step {step} failed: {reason}{}", written(results)),
+            RunError::NothingMeasured {
+                step,
+                reason,
+                results,
+            } => write!(
+                f,
+                "step {step} measured nothing: {reason}{}",
+                written(results)
+            ),
             RunError::ThresholdsFailed { failures, summary } => write!(
                 f,
                 "{} failed; results written to {}\n  {}",

@@ -36,6 +36,12 @@ use super::{
 fn decide(shared: &Shared, endpoint: Endpoint, headers: &HeaderMap, body: &[u8]) -> Disposition {
     let header = headers.get(&X_SIM_FAULT).and_then(|v| v.to_str().ok());
     let chosen = if headers.contains_key(&X_PROBE) {
+        let n = shared
+            .probes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n < shared.cfg.fail_probes {
+            return Disposition::Injected(503);
+        }
         fault::for_probe(&shared.faults, header)
     } else {
         fault::choose(&shared.faults, header, || shared.rng.lock().random())

@@ -137,6 +137,8 @@ struct Shared {
     hostname: String,
     /// Finished Responses API answers, for `previous_response_id`.
     responses: Arc<crate::responses::ResponseStore>,
+    /// Pre-flight probes answered so far (`--fail-probes` fails the first ones).
+    probes: std::sync::atomic::AtomicU32,
 }
 
 impl Shared {
@@ -168,6 +170,7 @@ impl Shared {
             metrics: Arc::new(metrics),
             hostname: crate::metrics::hostname(),
             responses: Arc::default(),
+            probes: Default::default(),
             recorder: Arc::new(Recorder::new(cfg.keeps_records(), cfg.record_cap)),
             // A different stream from the engine's so ids do not shift output lengths.
             rng: Mutex::new(StdRng::seed_from_u64(cfg.seed ^ 0x005e_ed1d)),
