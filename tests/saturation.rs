@@ -9,8 +9,17 @@ use inference_benchmarker::config::BenchmarkKind;
 use inference_benchmarker::sim::{SimConfig, SimServer};
 use inference_benchmarker::workload::options::TokenizeOptions;
 
+/// The runs whose saturation is judged, one at a time: two loaded runs on a 2-core machine would
+/// slow each other's server into a real queue.
+static ONE_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_run() -> std::sync::MutexGuard<'static, ()> {
+    ONE_RUN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn a_sweep_stops_at_the_knee_and_says_why() {
+    let _one = one_run();
     // 4 slots, a 10 ms decode step whatever the batch, 10 tokens a request: each request holds a
     // slot for about 11 steps, so the server completes at most ~36 requests/s.
     let sim = SimServer::start(
@@ -100,6 +109,7 @@ fn max_error_rate_ends_a_failing_step_early() {
 /// waits for a slot, and its wait shows in the from-schedule latencies.
 #[test]
 fn dropped_and_queued_arrivals_are_counted() {
+    let _one = one_run();
     // TTFT 50 ms + 9 × 10 ms: ~150 ms a request; 2 in flight → ~13 req/s, offered 40 req/s.
     let sim = SimServer::start(
         SimConfig {
@@ -161,5 +171,88 @@ fn dropped_and_queued_arrivals_are_counted() {
         "the queue's wait is in the from-schedule TTFT: {waited} ms"
     );
     assert!(queued.queue_delay_ms.max > 1000.0);
+    sim.stop();
+}
+
+/// A step at `rates` (Poisson arrivals, `secs` each) against `sim`: each step's `ended_early`.
+fn ended_early(sim: &SimServer, rates: &[f64], secs: u64, seed: u64) -> Vec<(f64, Option<String>)> {
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = BenchmarkKind::Rate;
+    cfg.rates = Some(rates.to_vec());
+    cfg.arrival = inference_benchmarker::config::arrival::Arrival::Poisson;
+    cfg.seed = seed;
+    cfg.max_vus = 256;
+    cfg.duration = Duration::from_secs(secs);
+    cfg.decode_options = Some(TokenizeOptions::fixed(10));
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    summary
+        .steps
+        .iter()
+        .map(|s| (s.offered_rate.unwrap(), s.ended_early.clone()))
+        .collect()
+}
+
+/// The knee test's server: 4 slots, a 10 ms decode step whatever the batch, 10 tokens a
+/// request — each request holds a slot for about 11 steps, so it completes at most 4 / 0.11 ≈
+/// 36 requests/s.
+fn four_slots() -> SimServer {
+    SimServer::start(
+        SimConfig {
+            slots: 4,
+            decode_step_ms: 10.0,
+            decode_us_per_seq: 0.0,
+            prefill_us_per_token: 0.0,
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap()
+}
+
+/// Short steps below the capacity are never taken for saturated (a filling pipeline is no
+/// queue); twice the capacity is.
+#[test]
+fn short_steps_are_judged_by_their_queue() {
+    let _one = one_run();
+    let capacity = 4.0 / 0.11;
+    let sim = four_slots();
+    for seed in [1, 2] {
+        let below = [0.5, 0.8, 0.9].map(|x| x * capacity);
+        for (rate, why) in ended_early(&sim, &below, 5, seed) {
+            assert_eq!(why, None, "{rate:.1} req/s of {capacity:.1} (seed {seed})");
+        }
+    }
+    let over = ended_early(&sim, &[2.0 * capacity], 5, 1);
+    sim.stop();
+    let why = over[0]
+        .1
+        .as_deref()
+        .unwrap_or_else(|| panic!("not stopped: {over:?}"));
+    assert!(
+        why.starts_with("saturated") && why.contains("first token"),
+        "{why}"
+    );
+}
+
+/// A server with no capacity limit and a random time to first token (0–200 ms): requests in
+/// flight wander up and down at low rates, which is no queue.
+#[test]
+fn random_latency_at_low_rates_is_not_saturation() {
+    let _one = one_run();
+    let sim = SimServer::start(
+        SimConfig {
+            random_ttft_ms: Some("0:200".parse().unwrap()),
+            random_itl_ms: Some("5:15".parse().unwrap()),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    for seed in [1, 2] {
+        for (rate, why) in ended_early(&sim, &[5.0, 10.0, 20.0], 5, seed) {
+            assert_eq!(why, None, "{rate} req/s (seed {seed})");
+        }
+    }
     sim.stop();
 }

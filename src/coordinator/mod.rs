@@ -455,7 +455,9 @@ impl Engine {
         mut control: watch::Receiver<StepControl>,
     ) -> Option<String> {
         let duration = step.duration.as_secs_f64();
+        let cv2 = arrival_cv2(self.cfg.arrival, step.replay.is_some());
         let mut monitor = Monitor::new(step.rate, duration, self.limits())
+            .arrival_cv2(cv2)
             .not_before(self.cfg.ramp_up.as_secs_f64());
         let mut paused = false;
         let window_end = tokio::time::sleep_until(self.clock.instant(send_until).into());
@@ -481,7 +483,9 @@ impl Engine {
                         Mode::Closed { .. } | Mode::Replay => None,
                     };
                     let t = self.clock.now().saturating_sub(start) as f64 / 1e9;
-                    monitor = Monitor::new(offered, duration, self.limits()).not_before(t + saturation::MIN_WINDOW_SECS);
+                    monitor = Monitor::new(offered, duration, self.limits())
+                        .arrival_cv2(cv2)
+                        .not_before(t + saturation::MIN_WINDOW_SECS);
                 }
                 _ = ticks.tick() => {
                     probe.sample(&self.gauges);
@@ -598,6 +602,18 @@ impl Engine {
             tracker.in_flight()
         );
         StepEnd::default()
+    }
+}
+
+/// The squared coefficient of variation of the gaps between a step's arrivals (a trace's are
+/// taken as Poisson).
+fn arrival_cv2(arrival: crate::config::arrival::Arrival, replay: bool) -> f64 {
+    use crate::config::arrival::Arrival;
+    match arrival {
+        _ if replay => 1.0,
+        Arrival::Constant => 0.0,
+        Arrival::Poisson => 1.0,
+        Arrival::Gamma { burstiness } => 1.0 / burstiness.max(1e-3),
     }
 }
 

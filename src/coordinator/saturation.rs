@@ -1,24 +1,33 @@
 //! When to end a step early (pure): the server is saturated, or failing.
 //!
 //! The coordinator samples the step's counters a few times a second and asks `Monitor::observe`.
-//! Rules, checked only after a warm-in: 20 % of the step (at least 2 s) and 1.5 × the time the
-//! first request took — the pipeline of a fresh step fills for about one end-to-end latency, and
-//! that growth of in-flight requests must not look like saturation:
+//! Failing, judged from the first requests on:
 //!
-//! - rejection (always, from the first requests): the first `MIN_REJECTED` or more finished
-//!   requests all failed with the same status that says the request itself is wrong
-//!   (400/401/403/404/422): every further request would fail the same way;
-//! - error rate: more than `max_error_rate` of the step's finished requests failed
-//!   (at least `MIN_FINISHED` finished);
-//! - dropped arrivals (open loop): more than 1 % of the arrivals found `--max-vus` requests in
-//!   flight;
-//! - achieved rate (open loop): requests finished over the window below 90 % of the offered rate
-//!   while requests in flight grew;
-//! - a trend test (open loop): requests in flight (plus arrivals queued for a slot with
-//!   `--queue-when-saturated`) — the server's queue plus what it serves —
-//!   grow steadily (least-squares slope with a t-statistic ≥ 4, and a growth that matters:
-//!   at least 3 requests and half the mean over the window). A stable server keeps in-flight
-//!   requests around rate × latency (Little's law); a saturated one lets them grow without bound.
+//! - rejection: the first `MIN_REJECTED` or more finished requests all failed with the same
+//!   status that says the request itself is wrong (400/401/403/404/422): every further request
+//!   would fail the same way;
+//! - error rate: more than `max_error_rate` of the step's finished requests failed (at least
+//!   `MIN_FINISHED` finished).
+//!
+//! Saturated (open loop) is offered work beyond what the server serves, which shows as a queue
+//! that grows. A fresh step's requests in flight grow too while its pipeline fills (and a
+//! batching server's latency with its batch): for about one end-to-end latency, Little's law
+//! (in flight ≈ rate × latency) is reached from below. So nothing is judged before the pipeline
+//! has filled — twice the mean E2E latency of the step's requests so far, after its first
+//! completion, and live control's changes and `--ramp-up` — and then over a window of at least
+//! `MIN_WINDOW_SECS` of samples taken after it:
+//!
+//! - dropped arrivals: more than 1 % of the arrivals found `--max-vus` requests in flight;
+//! - a queue that grows: the time to first token (E2E without a stream) of the requests that
+//!   finished in the window's second half is significantly above the first half's (Welch's t ≥
+//!   3 and at least 10 % + 20 ms more: waiting requests wait longer and longer), *and* requests
+//!   in flight grow steadily (least-squares slope with t ≥ 4) by more than arrivals alone can
+//!   vary (5 requests or a tenth of the mean, plus 3 standard deviations of the arrivals' count over
+//!   the window: 0 for constant spacing, √(rate × window) for Poisson): in flight is arrivals
+//!   less completions, and a server with room to spare serves a burst at its full rate, so only
+//!   completions that stay below the offered rate make it grow beyond that. A server whose
+//!   latency is random but bounded, or whose batch is still filling, keeps its first token on
+//!   time.
 
 use std::collections::VecDeque;
 
@@ -28,14 +37,23 @@ use crate::load::tracker::Progress;
 pub const MIN_FINISHED: u64 = 20;
 /// Identical rejections, and nothing else, that end a step (and the run: nothing succeeded).
 pub const MIN_REJECTED: u64 = 10;
-/// Achieved below this share of the offered rate is saturation.
-pub const ACHIEVED_SHARE: f64 = 0.9;
+/// The time to first token of a growing queue: its second half's mean over its first's...
+const TTFT_GROWTH: f64 = 1.1;
+/// ...plus this (ms), so that a few ms of jitter on a fast server is not a queue.
+const TTFT_GROWTH_MS: f64 = 20.0;
+/// Significance of that growth (Welch's t), and the requests each half needs to judge it.
+const TTFT_T: f64 = 3.0;
+const TTFT_MIN_REQUESTS: u64 = 5;
+/// Standard deviations of the arrivals' count over the window that a growing queue must add.
+const NOISE_SIGMAS: f64 = 3.0;
 /// Share of arrivals dropped at the in-flight cap that is saturation.
 pub const DROPPED_SHARE: f64 = 0.01;
 /// Shortest observation window after the warm-in, in seconds.
 pub const MIN_WINDOW_SECS: f64 = 2.0;
 /// Samples kept (at 4 Hz: the last five minutes); bounded however long the step.
 const MAX_SAMPLES: usize = 1200;
+/// Requests in flight a growing queue adds over the window, at least.
+const MIN_GROWTH: f64 = 5.0;
 /// Significance of the in-flight trend.
 const TREND_T: f64 = 4.0;
 
@@ -51,30 +69,38 @@ pub struct Monitor {
     offered: Option<f64>,
     /// The sending window: a check at or after its end ends nothing early.
     duration: f64,
-    warm_in: f64,
+    /// Nothing is judged before this (live control's last change, the ramp).
+    not_before: f64,
     limits: Limits,
+    /// Samples taken since the pipeline filled.
     samples: VecDeque<(f64, Progress)>,
-    /// When the first request of the step finished: about one end-to-end latency.
-    first_finished: Option<f64>,
+    /// The squared coefficient of variation of the gaps between arrivals (constant 0, Poisson
+    /// 1, gamma 1/shape): how much in-flight requests may grow by chance alone.
+    arrival_cv2: f64,
 }
 
 impl Monitor {
-    /// `offered`: the open-loop rate (None: closed loop). The warm-in is 20 % of the step, at
-    /// least 2 s, at most half the step.
+    /// `offered`: the open-loop rate (None: closed loop).
     pub fn new(offered: Option<f64>, duration_secs: f64, limits: Limits) -> Self {
         Monitor {
             offered,
             duration: duration_secs,
-            warm_in: (0.2 * duration_secs).max(2.0).min(duration_secs / 2.0),
+            not_before: 0.0,
             limits,
             samples: VecDeque::new(),
-            first_finished: None,
+            arrival_cv2: 1.0,
         }
     }
 
-    /// Judges nothing before `secs` into the step (e.g. while the rate still ramps up).
+    /// The arrival process's squared coefficient of variation of its gaps (default 1: Poisson).
+    pub fn arrival_cv2(mut self, cv2: f64) -> Self {
+        self.arrival_cv2 = cv2.max(0.0);
+        self
+    }
+
+    /// Judges no saturation before `secs` into the step (e.g. while the rate still ramps up).
     pub fn not_before(mut self, secs: f64) -> Self {
-        self.warm_in = self.warm_in.max(secs);
+        self.not_before = self.not_before.max(secs);
         self
     }
 
@@ -87,26 +113,42 @@ impl Monitor {
         if let Some(reason) = rejected(p).or_else(|| self.error_rate(p)) {
             return Some(reason);
         }
-        if p.ended_ok + p.ended_failed > 0 && self.first_finished.is_none() {
-            self.first_finished = Some(t);
-        }
-        let filled = self.first_finished.map(|f| 1.5 * f)?;
-        if t < self.warm_in.max(filled) {
+        let rate = self.offered.filter(|_| self.limits.stop_when_saturated)?;
+        let filled = fill_time(&p)?.max(self.not_before);
+        if t < filled {
             return None;
         }
-        if self.samples.len() == MAX_SAMPLES {
+        while self.samples.front().is_some_and(|(s, _)| *s < filled)
+            || self.samples.len() >= MAX_SAMPLES
+        {
             self.samples.pop_front();
         }
         self.samples.push_back((t, p));
-        let rate = self.offered.filter(|_| self.limits.stop_when_saturated)?;
-        let (t0, first) = *self.samples.front()?;
+        let (t0, _) = *self.samples.front()?;
         let window = t - t0;
         if window < MIN_WINDOW_SECS {
             return None;
         }
-        self.dropped(p, rate)
-            .or_else(|| achieved(first, p, window, rate))
-            .or_else(|| self.trend(window))
+        if let Some(reason) = self.dropped(p, rate) {
+            return Some(reason);
+        }
+        let waits = self.first_token_grows()?;
+        self.trend(window, rate)
+            .map(|why| format!("{why}, and the time to first token with them ({waits})"))
+    }
+
+    /// The mean time to first token of the window's first and second half, if the second is
+    /// significantly longer (see the module docs).
+    fn first_token_grows(&self) -> Option<String> {
+        let (t0, first) = *self.samples.front()?;
+        let (t1, last) = *self.samples.back()?;
+        let middle = t0 + (t1 - t0) / 2.0;
+        let (_, mid) = *self.samples.iter().find(|(t, _)| *t >= middle)?;
+        let a = Waits::between(&first, &mid)?;
+        let b = Waits::between(&mid, &last)?;
+        let t = (b.mean - a.mean) / (a.var / a.n + b.var / b.n).sqrt().max(1e-9);
+        (b.mean > TTFT_GROWTH * a.mean + TTFT_GROWTH_MS && t >= TTFT_T)
+            .then(|| format!("{:.0} ms → {:.0} ms", a.mean, b.mean))
     }
 
     fn error_rate(&self, p: Progress) -> Option<String> {
@@ -129,7 +171,7 @@ impl Monitor {
         })
     }
 
-    fn trend(&self, window: f64) -> Option<String> {
+    fn trend(&self, window: f64, rate: f64) -> Option<String> {
         let n = self.samples.len() as f64;
         if n < 8.0 {
             return None;
@@ -161,7 +203,11 @@ impl Monitor {
         let growth = slope * window;
         let first = backlog(&self.samples.front()?.1);
         let last = backlog(&self.samples.back()?.1);
-        (slope > 0.0 && t_stat >= TREND_T && growth >= 3.0_f64.max(0.5 * mean_y)).then(|| {
+        // Arrivals alone vary by this much over the window (a renewal process's count); a
+        // server with room to spare serves a burst at its full rate, so only a queue adds more.
+        let chance = NOISE_SIGMAS * (self.arrival_cv2 * rate * window).sqrt();
+        let matters = MIN_GROWTH.max(0.1 * mean_y) + chance;
+        (slope > 0.0 && t_stat >= TREND_T && growth >= matters).then(|| {
             format!(
                 "saturated: requests in flight grow without bound ({first} → {last} over {window:.1} s, +{slope:.1}/s): the server's queue keeps growing"
             )
@@ -192,16 +238,34 @@ fn rejected(p: Progress) -> Option<String> {
     })
 }
 
-fn achieved(first: Progress, p: Progress, window: f64, rate: f64) -> Option<String> {
-    let finished = (p.ended_ok + p.ended_failed) - (first.ended_ok + first.ended_failed);
-    let achieved = finished as f64 / window;
-    let (from, to) = (backlog(&first), backlog(&p));
-    (achieved < ACHIEVED_SHARE * rate && to > from).then(|| {
-        format!(
-            "saturated: achieved {achieved:.2} req/s, below {:.0}% of the offered {rate:.2} req/s, while requests in flight grew from {from} to {to}",
-            ACHIEVED_SHARE * 100.0,
-        )
-    })
+/// When the step's pipeline is full: twice the mean E2E latency of its successful requests so
+/// far (None before the first).
+fn fill_time(p: &Progress) -> Option<f64> {
+    (p.ttft_n > 0).then(|| 2.0 * p.e2e_sum_us as f64 / 1e6 / p.ttft_n as f64)
+}
+
+/// The first-token waits of the requests that succeeded between two samples (ms).
+struct Waits {
+    mean: f64,
+    var: f64,
+    n: f64,
+}
+
+impl Waits {
+    fn between(from: &Progress, to: &Progress) -> Option<Waits> {
+        let n = to.ttft_n.checked_sub(from.ttft_n)?;
+        if n < TTFT_MIN_REQUESTS {
+            return None;
+        }
+        let n = n as f64;
+        let mean = to.ttft_sum_us.saturating_sub(from.ttft_sum_us) as f64 / 1000.0 / n;
+        let sq = to.ttft_sq_ms.saturating_sub(from.ttft_sq_ms) as f64 / n;
+        Some(Waits {
+            mean,
+            var: (sq - mean * mean).max(1.0),
+            n,
+        })
+    }
 }
 
 /// Requests the server has not finished: in flight, plus arrivals queued for a slot.
@@ -218,22 +282,36 @@ mod tests {
         stop_when_saturated: true,
     };
 
-    /// Feeds a step at `rate` req/s where requests take `latency` s and the server completes at
-    /// most `capacity` req/s; samples at 4 Hz. Returns the first reason and when it came.
-    fn simulate(rate: f64, capacity: f64, latency: f64, secs: f64) -> Option<(f64, String)> {
-        let mut m = Monitor::new(Some(rate), secs, ON);
-        let served = rate.min(capacity);
+    /// One request of a simulated step: when it was sent, when its first token came, when it
+    /// ended (s).
+    type Request = (f64, f64, f64);
+
+    /// Counters of `requests` at `t`, as the tracker would have them.
+    fn progress_at(requests: &[Request], t: f64) -> Progress {
+        let mut p = Progress::default();
+        for &(sent, first, end) in requests.iter().filter(|r| r.0 <= t) {
+            p.started += 1;
+            if end <= t {
+                p.ended_ok += 1;
+                let ttft = first - sent;
+                p.ttft_sum_us += (ttft * 1e6) as u64;
+                p.ttft_sq_ms += ((ttft * 1e3) as u64).pow(2);
+                p.ttft_n += 1;
+                p.e2e_sum_us += ((end - sent) * 1e6) as u64;
+            } else {
+                p.in_flight += 1;
+            }
+        }
+        p
+    }
+
+    /// Samples `requests` (arrivals whose gaps have the squared coefficient of variation
+    /// `cv2`) at 4 Hz over `secs`; returns the first reason and when it came.
+    fn watch(requests: &[Request], rate: f64, secs: f64, cv2: f64) -> Option<(f64, String)> {
+        let mut m = Monitor::new(Some(rate), secs, ON).arrival_cv2(cv2);
         let mut t = 0.0;
         while t <= secs {
-            let started = (rate * t) as u64;
-            let done = (served * (t - latency).max(0.0)) as u64;
-            let p = Progress {
-                started,
-                in_flight: started - done.min(started),
-                ended_ok: done.min(started),
-                ..Progress::default()
-            };
-            if let Some(r) = m.observe(t, p) {
+            if let Some(r) = m.observe(t, progress_at(requests, t)) {
                 return Some((t, r));
             }
             t += 0.25;
@@ -241,28 +319,84 @@ mod tests {
         None
     }
 
+    /// A step at `rate` req/s against a server that serves at most `capacity` req/s, first come
+    /// first served, each request `latency` s long once served (a first token 20 ms after it
+    /// starts being served): a queue forms when the rate is over the capacity.
+    fn queueing(rate: f64, capacity: f64, latency: f64, secs: f64) -> Vec<Request> {
+        let mut free = 0.0_f64;
+        (0..(rate * secs) as usize)
+            .map(|k| {
+                let sent = k as f64 / rate;
+                let start = sent.max(free);
+                free = start + 1.0 / capacity;
+                (sent, start + 0.02, start + latency)
+            })
+            .collect()
+    }
+
     #[test]
     fn a_stable_server_is_not_saturated() {
         for (rate, latency) in [(10.0, 0.5), (40.0, 0.1), (100.0, 3.0), (2.0, 8.0)] {
-            assert_eq!(
-                simulate(rate, rate * 1.1, latency, 30.0),
-                None,
-                "{rate} {latency}"
-            );
+            let step = queueing(rate, rate * 1.1, latency, 30.0);
+            assert_eq!(watch(&step, rate, 30.0, 0.0), None, "{rate} {latency}");
         }
     }
 
     #[test]
     fn a_saturated_server_is_found_within_seconds() {
-        let (t, why) = simulate(48.0, 40.0, 0.1, 10.0).expect("saturated");
+        let (t, why) = watch(&queueing(48.0, 40.0, 0.1, 10.0), 48.0, 10.0, 0.0).expect("saturated");
         assert!(t <= 5.0, "found at {t} s");
-        assert!(why.starts_with("saturated"), "{why}");
-        let (_, why) = simulate(30.0, 15.0, 1.0, 20.0).expect("saturated");
-        assert!(why.contains("achieved") || why.contains("grow"), "{why}");
+        assert!(
+            why.starts_with("saturated") && why.contains("first token"),
+            "{why}"
+        );
+        let (_, why) = watch(&queueing(30.0, 15.0, 1.0, 20.0), 30.0, 20.0, 0.0).expect("saturated");
+        assert!(why.contains("queue keeps growing"), "{why}");
+    }
+
+    /// A batching server below its capacity: each request's decode slows while the batch fills
+    /// (its latency grows from 0.6 s to 1.2 s over the first 3 s), so requests in flight grow
+    /// and completions lag the offer for a while — but nobody waits for a first token. The old
+    /// rules (a warm-in of 2 s, completions under 90 % while in flight grew) stopped this step.
+    #[test]
+    fn a_batch_that_fills_is_not_a_queue() {
+        let rate = 10.81;
+        let step: Vec<Request> = (0..(rate * 10.0) as usize)
+            .map(|k| {
+                let sent = k as f64 / rate;
+                let latency = 0.6 + 0.6 * (sent / 3.0).min(1.0);
+                (sent, sent + 0.03, sent + latency)
+            })
+            .collect();
+        assert_eq!(watch(&step, rate, 10.0, 0.0), None);
+    }
+
+    /// A server of unlimited capacity with a random first token (exponential, mean 100 ms) at
+    /// low rates: in flight goes 1 → 2 and back by chance; that is no queue.
+    #[test]
+    fn random_latency_without_a_queue_is_not_saturation() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..50 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            for rate in [5.0, 10.0, 20.0] {
+                let mut sent = 0.0;
+                let mut step = Vec::new();
+                while sent < 8.0 {
+                    sent += -(1.0 - rng.random::<f64>()).ln() / rate;
+                    let ttft = -(1.0 - rng.random::<f64>()).ln() * 0.1;
+                    step.push((sent, sent + ttft, sent + ttft + 0.2));
+                }
+                assert_eq!(
+                    watch(&step, rate, 8.0, 1.0),
+                    None,
+                    "seed {seed} at {rate} req/s"
+                );
+            }
+        }
     }
 
     #[test]
-    fn nothing_is_judged_during_the_warm_in() {
+    fn nothing_is_judged_before_the_pipeline_filled() {
         let mut m = Monitor::new(Some(10.0), 30.0, ON);
         let p = Progress {
             started: 100,
@@ -270,17 +404,26 @@ mod tests {
             ..Progress::default()
         };
         assert_eq!(m.observe(1.0, p), None);
-        assert_eq!(m.observe(5.9, p), None, "warm-in is 20 % of 30 s");
-        let done = Progress { ended_ok: 1, ..p };
-        assert_eq!(
-            m.observe(7.0, done),
-            None,
-            "first finished at 7 s: nothing judged before 10.5 s"
-        );
-        assert_eq!(m.observe(10.0, done), None);
+        assert_eq!(m.observe(5.9, p), None, "no request finished yet");
         assert!(m.samples.is_empty());
-        assert_eq!(m.observe(10.5, done), None);
+        // One finished after 3 s: the pipeline is full at 6 s.
+        let done = Progress {
+            ended_ok: 1,
+            ttft_n: 1,
+            ttft_sum_us: 100_000,
+            e2e_sum_us: 3_000_000,
+            ..p
+        };
+        assert_eq!(m.observe(5.9, done), None);
+        assert!(m.samples.is_empty());
+        assert_eq!(m.observe(6.0, done), None);
         assert_eq!(m.samples.len(), 1);
+        let mut later = Monitor::new(Some(10.0), 30.0, ON).not_before(8.0);
+        assert_eq!(later.observe(7.0, done), None);
+        assert!(
+            later.samples.is_empty(),
+            "live control's change: judged from 8 s"
+        );
     }
 
     #[test]
@@ -290,6 +433,8 @@ mod tests {
             started: 100,
             in_flight: 16,
             ended_ok: 5,
+            ttft_n: 5,
+            e2e_sum_us: 500_000,
             dropped,
             ..Progress::default()
         };
@@ -320,12 +465,17 @@ mod tests {
     fn a_step_whose_window_is_over_did_not_end_early() {
         // A stable 10 s step at 10 req/s, sampled at 4 Hz...
         let mut m = Monitor::new(Some(10.0), 10.0, ON);
-        let p = |t: f64, dropped| Progress {
-            started: (10.0 * t) as u64,
-            in_flight: 2,
-            ended_ok: ((10.0 * t) as u64).saturating_sub(2),
-            dropped,
-            ..Progress::default()
+        let p = |t: f64, dropped| {
+            let ended = ((10.0 * t) as u64).saturating_sub(2);
+            Progress {
+                started: (10.0 * t) as u64,
+                in_flight: 2,
+                ended_ok: ended,
+                ttft_n: ended,
+                e2e_sum_us: ended * 200_000,
+                dropped,
+                ..Progress::default()
+            }
         };
         let mut t = 0.0;
         while t < 10.0 {

@@ -26,6 +26,13 @@ pub struct StepTracker {
     /// Failures with exactly that status.
     rejected: AtomicU64,
     dropped: AtomicU64,
+    /// Successful requests' time to first token (E2E when there is no stream): sum in µs, sum
+    /// of squares in ms², count — the saturation check's view of a queue that grows.
+    ttft_sum_us: AtomicU64,
+    ttft_sq_ms: AtomicU64,
+    ttft_n: AtomicU64,
+    /// Successful requests' E2E latency sum in µs: how long the pipeline takes to fill.
+    e2e_sum_us: AtomicU64,
     /// Arrivals due but waiting for a free slot (`--queue-when-saturated`).
     waiting: AtomicU64,
     /// Woken at each request end: a queued arrival may take the freed slot.
@@ -55,6 +62,12 @@ pub struct Progress {
     /// Failures rejected with `rejected_status`, the status of the step's first rejection.
     pub rejected: u64,
     pub rejected_status: u16,
+    /// Successful requests' time to first token (E2E without a stream): sum (µs), sum of
+    /// squares (ms²), count; and their E2E sum (µs).
+    pub ttft_sum_us: u64,
+    pub ttft_sq_ms: u64,
+    pub ttft_n: u64,
+    pub e2e_sum_us: u64,
 }
 
 /// Why a step dropped the requests it still had.
@@ -74,6 +87,8 @@ pub struct Ending {
     pub http_status: Option<u16>,
     /// From send to end: a failure far faster than any real answer was refused at once.
     pub e2e_ns: u64,
+    /// From send to the first token, if one came.
+    pub ttft_ns: Option<u64>,
 }
 
 impl Ending {
@@ -82,6 +97,7 @@ impl Ending {
             ok: r.outcome.is_ok(),
             http_status: r.http_status,
             e2e_ns: r.e2e_ns(),
+            ttft_ns: r.ttft_ns(),
         }
     }
 
@@ -136,6 +152,15 @@ impl StepTracker {
         } else {
             &self.ended_failed
         };
+        if ending.ok {
+            let first = ending.ttft_ns.unwrap_or(ending.e2e_ns);
+            let ms = first / 1_000_000;
+            self.ttft_sum_us.fetch_add(first / 1000, Ordering::Relaxed);
+            self.ttft_sq_ms.fetch_add(ms * ms, Ordering::Relaxed);
+            self.ttft_n.fetch_add(1, Ordering::Relaxed);
+            self.e2e_sum_us
+                .fetch_add(ending.e2e_ns / 1000, Ordering::Relaxed);
+        }
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(status) = ending.rejected() {
             let first = match self.rejected_status.compare_exchange(
@@ -173,6 +198,10 @@ impl StepTracker {
             waiting: self.waiting.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             rejected_status: self.rejected_status.load(Ordering::Acquire) as u16,
+            ttft_sum_us: self.ttft_sum_us.load(Ordering::Relaxed),
+            ttft_sq_ms: self.ttft_sq_ms.load(Ordering::Relaxed),
+            ttft_n: self.ttft_n.load(Ordering::Relaxed),
+            e2e_sum_us: self.e2e_sum_us.load(Ordering::Relaxed),
         }
     }
 
@@ -270,6 +299,7 @@ mod tests {
             ok,
             http_status,
             e2e_ns: 1_000_000,
+            ttft_ns: None,
         }
     }
 

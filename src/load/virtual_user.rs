@@ -190,6 +190,7 @@ mod tests {
             ok,
             http_status: None,
             e2e_ns,
+            ttft_ns: None,
         };
         assert_eq!(
             pause_after(&ending(false, 200_000)),
