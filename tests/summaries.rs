@@ -134,6 +134,56 @@ fn a_short_step_reports_its_steady_throughput() {
     assert!(doc["results"][0]["steady_state"]["request_rate"].is_number());
 }
 
+/// A closed loop's steady throughput is its users' cycle: within 1 % of the server's true
+/// completion rate. Fixed timing keeps the 8 users in crisp waves (the hardest case), and the
+/// truth is read off the server's record: 8 requests per wave period.
+#[test]
+fn a_closed_loop_step_is_steady_at_the_servers_completion_rate() {
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(20.0),
+            fixed_itl_ms: Some(10.0),
+            record: true,
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .expect("simulated server starts");
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = inference_benchmarker::config::BenchmarkKind::Throughput;
+    cfg.max_vus = 8;
+    cfg.duration = Duration::from_secs(5);
+    cfg.decode_options = Some(inference_benchmarker::workload::options::TokenizeOptions::fixed(40));
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    let mut received: Vec<f64> = sim
+        .records()
+        .iter()
+        .filter(|r| r.request_id.is_some())
+        .map(|r| r.received_at_unix_nanos as f64 / 1e9)
+        .collect();
+    sim.stop();
+    received.sort_by(f64::total_cmp);
+    // Waves: requests received within 30 ms of the previous one belong to its wave (a request
+    // takes 410 ms at the server: about 12 waves in 5 s, so a window that counted the first
+    // wave or the time after the last one would be several % off).
+    let starts: Vec<f64> = received
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| *i == 0 || **t - received[i - 1] > 0.03)
+        .map(|(_, t)| *t)
+        .collect();
+    assert!(starts.len() > 8, "{} waves", starts.len());
+    let period = (starts[starts.len() - 1] - starts[0]) / (starts.len() - 1) as f64;
+    let truth = 8.0 / period;
+    let steady = summary.steps[0].steady_state.expect("a steady part");
+    assert!(
+        (steady.request_rate / truth - 1.0).abs() < 0.01,
+        "steady {:.2} req/s vs the server's {truth:.2}",
+        steady.request_rate
+    );
+}
+
 /// `--slice-duration`: a step's slices tile its window and add up to it.
 #[test]
 fn slices_of_a_step_add_up_to_the_step() {

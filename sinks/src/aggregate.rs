@@ -107,7 +107,10 @@ fn outcome_index(outcome: Outcome) -> usize {
 impl StepAggregator {
     pub fn new(info: StepInfo) -> Self {
         StepAggregator {
-            steady: SteadyCounter::new(info.duration_secs),
+            steady: match info.rate {
+                Some(_) => SteadyCounter::new(info.duration_secs),
+                None => SteadyCounter::new(info.duration_secs).closed_loop(info.max_vus),
+            },
             info,
             hist: Histograms::default(),
             counts: Counters::default(),

@@ -5,9 +5,10 @@
 //! and before the first request ends the server has not yet reached its load (an open loop's
 //! in-flight count is still rising, a closed loop's first wave is still in prefill). A short
 //! step then reports 16 req/s at an offered 20 with no error. The steady figures cover only the
-//! part in between: from the end of the step's first request to the end of its sending window.
-//! Requests count there when they ended inside it, output tokens when they arrived inside it
-//! (each text chunk carries its share of the request's tokens).
+//! part in between: from the end of the step's first request (a closed loop's first wave of
+//! users) to the last request (a closed loop's last whole wave) that ended before its sending
+//! window closed, so that a closed loop's rate is its users' cycle, exactly (see `finish`). Requests count there when they ended inside it, output tokens when they
+//! arrived inside it (each text chunk carries its share of the request's tokens).
 //!
 //! Memory is bounded: counts go into time buckets whose width grows with the planned duration
 //! (at most about [`MAX_BUCKETS`] over the sending window). The window is shrunk to whole
@@ -39,8 +40,11 @@ pub struct SteadyState {
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Bucket {
+    /// Successful requests that ended in it, and their tokens that arrived in it.
     requests: u64,
     tokens: u64,
+    /// Requests that ended in it, whatever their outcome: where the waves are.
+    ended: u64,
 }
 
 /// Counts a step's successful requests and their tokens over time.
@@ -49,8 +53,8 @@ pub struct SteadyCounter {
     bucket_ns: u64,
     /// By `time / bucket_ns`.
     buckets: BTreeMap<u64, Bucket>,
-    /// When the step's first request ended, whatever its outcome.
-    first_end: Option<Nanos>,
+    /// Completions in one wave: a closed loop's users, 1 for an open loop.
+    wave: u64,
 }
 
 impl SteadyCounter {
@@ -60,13 +64,19 @@ impl SteadyCounter {
         SteadyCounter {
             bucket_ns: (planned_ns / MAX_BUCKETS).max(MIN_BUCKET_NS),
             buckets: BTreeMap::new(),
-            first_end: None,
+            wave: 1,
         }
+    }
+
+    /// A closed loop of `users`: its completions come in waves of that many.
+    pub fn closed_loop(mut self, users: u64) -> Self {
+        self.wave = users.max(1);
+        self
     }
 
     /// Any finished request; only successful ones are counted.
     pub fn record(&mut self, r: &RequestFinished) {
-        self.first_end = Some(self.first_end.map_or(r.end_at, |t| t.min(r.end_at)));
+        self.bucket(r.end_at).ended += 1;
         if !r.outcome.is_ok() {
             return;
         }
@@ -92,13 +102,41 @@ impl SteadyCounter {
         self.buckets.entry(at / self.bucket_ns).or_default()
     }
 
-    /// The steady part of `window`: from the first request's end to the sending window's end,
-    /// shrunk to whole buckets; `None` if no whole bucket lies in it (requests longer than the
-    /// step, or nothing ended before sending stopped).
+    /// The steady part of `window`, between two completions that end a wave: from the bucket
+    /// of the `wave`-th completion (exclusive) to that of the last whole multiple of `wave`
+    /// completions before sending stopped (inclusive). A closed loop's users all finish a first
+    /// request before its window opens, and its window closes on a whole number of their
+    /// cycles: its first wave is left out and the time after its last wave (all users in their
+    /// next request) is not divided by, either of which would read low or high. An open loop
+    /// (waves of 1) runs from its first completion to its last before sending stopped. `None`
+    /// with fewer than two waves before sending stopped (requests longer than the step, or a
+    /// closed loop's users that finished one request each).
     pub fn finish(&self, window: StepWindow) -> Option<SteadyState> {
-        let first = self.first_end?.max(window.start);
-        let from = first.div_ceil(self.bucket_ns);
-        let to = window.send_end / self.bucket_ns;
+        let sending = window.send_end / self.bucket_ns;
+        let start = window.start / self.bucket_ns;
+        if sending <= start {
+            return None;
+        }
+        let ended: Vec<(u64, u64)> = self
+            .buckets
+            .range(start..sending)
+            .filter(|(_, b)| b.ended > 0)
+            .scan(0, |total, (k, b)| {
+                *total += b.ended;
+                Some((*k, *total))
+            })
+            .collect();
+        let total = ended.last()?.1;
+        // A closed loop's users need two whole waves: one to leave out, one to measure. Within
+        // the first alone, completions come in a burst that no rate describes.
+        if total < 2 * self.wave {
+            return None;
+        }
+        let wave = self.wave;
+        let last = total / wave * wave;
+        let bucket_of = |n: u64| ended.iter().find(|(_, c)| *c >= n).map(|(k, _)| *k);
+        let from = bucket_of(wave)? + 1;
+        let to = bucket_of(last)? + 1;
         if to <= from {
             return None;
         }
@@ -155,11 +193,16 @@ mod tests {
         }
         // The step: 1 s .. 11 s sending, the last request ends at 12 s.
         let s = c.finish(window(1_000, 11_000, 12_000)).unwrap();
-        assert_eq!(s.start_ms, 1_000, "from the first request's end");
-        assert_eq!(s.duration_ms, 9_000);
-        assert!((s.request_rate - 20.0).abs() < 1e-9, "{s:?}");
+        assert_eq!(
+            s.start_ms, 1_010,
+            "from the bucket after the first request's end"
+        );
+        // The last request ending before 11 s ends at 10.95 s, in the bucket to 10.96 s.
+        assert_eq!(s.duration_ms, 8_950);
+        assert!((s.request_rate - 179.0 / 8.95).abs() < 1e-9, "{s:?}");
+        assert!((s.request_rate - 20.0).abs() < 0.05, "{s:?}");
         assert!(
-            (s.token_throughput_secs - 20.0 * 91.0).abs() < 1e-9,
+            (s.token_throughput_secs - 20.0 * 91.0).abs() < 0.01 * 20.0 * 91.0,
             "{s:?}"
         );
     }
@@ -185,8 +228,12 @@ mod tests {
         c.record(&failed);
         c.record(&request(100, 5));
         let s = c.finish(window(0, 1_000, 1_200)).unwrap();
-        assert_eq!(s.start_ms, 30);
-        assert!((s.request_rate - 1.0 / 0.97).abs() < 1e-9, "{s:?}");
+        assert_eq!(
+            s.start_ms, 40,
+            "the bucket after the failure's end at 30 ms"
+        );
+        // The success ends at 240 ms: the window is 40..250 ms.
+        assert!((s.request_rate - 1.0 / 0.21).abs() < 1e-9, "{s:?}");
     }
 
     #[test]
@@ -198,6 +245,46 @@ mod tests {
             SteadyCounter::new(1.0).finish(window(0, 1_000, 1_000)),
             None
         );
+    }
+
+    /// A closed loop: 16 users whose requests take 250 ms ± 5 ms, over 10 s of sending. The
+    /// users' cycle gives 64 req/s; the steady rate is within 1 % of it whatever the phase of
+    /// the last wave against the window's end.
+    #[test]
+    fn a_closed_loop_is_steady_at_its_users_cycle() {
+        for end_ms in [10_000, 10_060, 10_130, 10_199] {
+            let mut c = SteadyCounter::new(10.0).closed_loop(16);
+            for user in 0..16u64 {
+                let mut t = 0;
+                while t < end_ms {
+                    let took = 245 + (user * 7 + t / 250) % 11;
+                    let mut r = request(t, 10);
+                    r.end_at = (t + took) * MS;
+                    c.record(&r);
+                    t += took;
+                }
+            }
+            let s = c.finish(window(0, end_ms, end_ms + 300)).unwrap();
+            let truth = 16.0 / 0.250;
+            assert!(
+                (s.request_rate / truth - 1.0).abs() < 0.01,
+                "{end_ms}: {} vs {truth}",
+                s.request_rate
+            );
+        }
+    }
+
+    /// 64 users whose first requests all end within 230 ms of each other, before a 2 s step's
+    /// sending stops: one wave is no rate (it read 134 req/s against 18 for the step).
+    #[test]
+    fn a_closed_loop_with_one_wave_has_no_steady_part() {
+        let mut c = SteadyCounter::new(2.0).closed_loop(64);
+        for user in 0..64u64 {
+            let mut r = request(0, 10);
+            r.end_at = (1_000 + user * 230 / 64) * MS;
+            c.record(&r);
+        }
+        assert_eq!(c.finish(window(0, 2_000, 2_500)), None);
     }
 
     #[test]
