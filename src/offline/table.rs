@@ -5,8 +5,6 @@ use sinks::event::StepKind;
 use sinks::json::StepResult;
 use sinks::Summary;
 
-use super::report::html::steady_rate;
-
 const HEADERS: [&str; 10] = [
     "Benchmark",
     "QPS",
@@ -43,9 +41,9 @@ fn row(r: &StepResult) -> [String; 10] {
     };
     [
         r.id.clone(),
-        // A closed loop at the rate it sustained (see `steady_rate`).
+        // A closed loop at the rate it sustained (steady), as the report plots it.
         match r.kind {
-            StepKind::Throughput => format!("{:.2} req/s", steady_rate(r)),
+            StepKind::Throughput => format!("{:.2} req/s", r.sustained_request_rate()),
             _ => format!("{:.2} req/s", r.request_rate),
         },
         seconds_or_ms(&r.e2e_latency_ms),

@@ -17,20 +17,12 @@ pub struct Run {
 /// The x axis of "vs rate" charts.
 pub(super) const RATE_AXIS: &str = "offered rate (req/s; throughput step: steady rate)";
 
-/// The x of a step on "vs rate" charts: the offered rate (open loop), else the closed loop's
-/// steady rate.
+/// The x of a step on "vs rate" charts: the offered rate (open loop), else the rate the closed
+/// loop sustained (steady, else whole-step: the one the sweep scales its rates from). Not
+/// `achieved_rate`: that counts the users' first burst of sends and lands where the sweep's
+/// next rate step is.
 pub(super) fn rate_of(r: &StepResult) -> f64 {
-    r.offered_rate.unwrap_or_else(|| steady_rate(r))
-}
-
-/// The rate a closed-loop step sustained: its steady request rate, else (no steady window, or
-/// no request ended in it) its whole-step `request_rate`. Not `achieved_rate`: that counts the
-/// users' first burst of sends and lands where the sweep's next rate step is.
-pub fn steady_rate(r: &StepResult) -> f64 {
-    r.steady_state
-        .map(|s| s.request_rate)
-        .filter(|&rate| rate > 0.0)
-        .unwrap_or(r.request_rate)
+    r.offered_rate.unwrap_or_else(|| r.sustained_request_rate())
 }
 
 fn sorted_by_rate(doc: &ResultsDocument) -> Vec<&StepResult> {
