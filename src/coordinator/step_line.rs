@@ -74,11 +74,13 @@ fn figures(r: &StepResult) -> String {
                 " (steady {:.2} req/s, {:.1} tokens/s)",
                 s.request_rate, s.token_throughput_secs
             )
-        } else {
+        } else if s.token_throughput_secs > 0.0 {
             format!(
-                " (steady {:.1} tokens/s; no request ended in the steady window)",
+                " (steady: no request ended in the steady window, {:.1} tokens/s arrived in it)",
                 s.token_throughput_secs
             )
+        } else {
+            " (steady: no request ended in the steady window)".into()
         }
     });
     // A reasoning model's users wait for the answer: its first token's time beside the TTFT.
@@ -194,7 +196,18 @@ mod tests {
         let line = &lines(&r)[0];
         assert!(
             !line.contains("0.00 req/s")
-                && line.contains("(steady 75.0 tokens/s; no request ended in the steady window)"),
+                && line.contains(
+                    "(steady: no request ended in the steady window, 75.0 tokens/s arrived in it)"
+                ),
+            "{line}"
+        );
+        r.steady_state = Some(sinks::steady::SteadyState {
+            token_throughput_secs: 0.0,
+            ..steady(0.0)
+        });
+        let line = &lines(&r)[0];
+        assert!(
+            line.contains(" (steady: no request ended in the steady window), TTFT"),
             "{line}"
         );
         r.steady_state = Some(steady(2.5));
