@@ -260,10 +260,16 @@ fn load_in_chromium(html: &Path, screenshot: &Path, profile: &Path) -> (Vec<Stri
         &format!("/session/{id}/url"),
         Some(&json!({ "url": url })),
     );
+    // `legend_cut`: legend labels that run past the chart's right edge or into another label.
     let script = "return Array.from(document.querySelectorAll('svg.chart')).map(s => {\
         const b = s.getBoundingClientRect();\
+        const w = s.viewBox.baseVal.width;\
+        const ls = Array.from(s.querySelectorAll('text.legend')).map(t => t.getBBox());\
+        const meet = (p, q) => p.x < q.x + q.width && q.x < p.x + p.width && p.y < q.y + q.height && q.y < p.y + p.height;\
+        const cut = ls.filter((p, i) => p.x + p.width > w || ls.some((q, j) => j !== i && meet(p, q))).length;\
         return {id: s.id, lines: s.querySelectorAll('path.series').length,\
                 dots: s.querySelectorAll('circle').length, width: b.width, height: b.height,\
+                legend_cut: cut,\
                 drawn: Array.from(s.querySelectorAll('path.series')).filter(p => p.getTotalLength() > 0).length};\
       })";
     let charts = http(
@@ -408,6 +414,10 @@ fn report_renders_in_chromium_with_every_chart() {
     let expected: Vec<&str> = SERVER_CHARTS.iter().chain(&SLICE_CHARTS).copied().collect();
     assert_eq!(extra, expected, "the server and slice panels, in order");
     for c in charts {
+        assert_eq!(
+            c["legend_cut"], 0,
+            "every legend label whole and apart: {c}"
+        );
         assert!(c["width"].as_f64().unwrap() > 100.0, "{c}");
         assert!(c["height"].as_f64().unwrap() > 100.0, "{c}");
         let id = c["id"].as_str().unwrap();

@@ -147,6 +147,29 @@ impl StepInfo {
     }
 }
 
+/// The id of an open-loop step at `rate`: `{arrival}@{rate}req/s`. The rate has the original
+/// tool's two decimals (`constant@10.00req/s`, byte for byte) from 0.1 req/s up; below, where
+/// two decimals would name 0.001 and 0.004 req/s alike (`0.00`), it has two significant digits
+/// (`constant@0.001req/s`, `constant@0.0015req/s`).
+pub fn rate_step_id(arrival: &str, rate: f64) -> String {
+    format!("{arrival}@{}req/s", rate_digits(rate))
+}
+
+/// A rate as step ids and step lines show it (see [`rate_step_id`]).
+pub fn rate_digits(rate: f64) -> String {
+    if !(rate.is_finite() && rate > 0.0 && rate < 0.1) {
+        return format!("{rate:.2}");
+    }
+    // Two significant digits, trailing zeros dropped down to the original's two decimals.
+    let decimals = (1 - rate.log10().floor() as i32).max(2) as usize;
+    let text = format!("{rate:.decimals$}");
+    let keep = text
+        .trim_end_matches('0')
+        .len()
+        .max(text.find('.').map_or(0, |d| d + 3));
+    text[..keep].to_string()
+}
+
 /// Sent by every request exactly once, when it has ended in any way.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RequestFinished {
@@ -352,4 +375,25 @@ pub struct StepWindow {
     pub send_end: Nanos,
     /// When the last request of the step ended.
     pub end: Nanos,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_ids_keep_the_original_form_and_tell_small_rates_apart() {
+        // The original tool's ids, byte for byte.
+        assert_eq!(rate_step_id("constant", 10.0), "constant@10.00req/s");
+        assert_eq!(rate_step_id("constant", 2.5), "constant@2.50req/s");
+        assert_eq!(rate_step_id("poisson", 0.25), "poisson@0.25req/s");
+        assert_eq!(rate_step_id("constant", 0.1), "constant@0.10req/s");
+        assert_eq!(rate_step_id("constant", 0.05), "constant@0.05req/s");
+        // Below 0.1 req/s: two significant digits, not `0.00`.
+        assert_eq!(rate_step_id("constant", 0.001), "constant@0.001req/s");
+        assert_eq!(rate_step_id("constant", 0.004), "constant@0.004req/s");
+        assert_eq!(rate_step_id("constant", 0.0015), "constant@0.0015req/s");
+        assert_eq!(rate_step_id("constant", 0.055), "constant@0.055req/s");
+        assert_eq!(rate_digits(0.000_123_4), "0.00012");
+    }
 }

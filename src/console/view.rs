@@ -382,9 +382,9 @@ fn draw_figures(f: &mut Frame, v: &View, area: Rect) {
                     format!("p99 {}", p.show(p.p99, digits)),
                 ]
             };
-            let offered = s
-                .offered_rate
-                .map_or("closed loop".into(), |r| format!("{r:.2} req/s"));
+            let offered = s.offered_rate.map_or("closed loop".into(), |r| {
+                format!("{} req/s", sinks::event::rate_digits(r))
+            });
             [
                 figure("Offered rate", vec![offered], room, false),
                 figure(

@@ -254,6 +254,7 @@ impl Engine {
                 result.failed_requests,
                 result.total_requests,
                 self.cfg.max_error_rate,
+                saturation::ErrorWindow::Step,
             );
             if let Some(why) = over {
                 return Err(RunError::ErrorRate {

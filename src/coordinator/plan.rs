@@ -31,7 +31,8 @@ pub struct StepPlan {
 impl StepPlan {
     /// The original tool's step ids, with the arrival process named: `constant@2.00req/s` as
     /// the original, `poisson@2.00req/s`, `gamma@2.00req/s`, `trace@…` (the executor type stays
-    /// the original's `ConstantArrivalRate` for every open-loop step, as its dashboard needs).
+    /// the original's `ConstantArrivalRate` for every open-loop step, as its dashboard needs);
+    /// rates below 0.1 req/s with the digits that tell them apart (`sinks::event::rate_step_id`).
     pub fn id(&self) -> String {
         let arrival = if self.replay.is_some() {
             "trace"
@@ -41,7 +42,7 @@ impl StepPlan {
         match (self.kind, self.rate) {
             (StepKind::Warmup, _) => "warmup".into(),
             (StepKind::Throughput, _) => "throughput".into(),
-            (StepKind::Rate, Some(r)) => format!("{arrival}@{r:.2}req/s"),
+            (StepKind::Rate, Some(r)) => sinks::event::rate_step_id(arrival, r),
             (StepKind::Rate, None) => arrival.into(),
         }
     }
@@ -181,6 +182,27 @@ mod tests {
             initial_steps(&cfg, None).unwrap()[1].info(1).arrival(),
             None
         );
+    }
+
+    #[test]
+    fn small_rates_have_ids_that_tell_them_apart() {
+        let mut cfg = RunConfig::new("http://x");
+        cfg.benchmark_kind = BenchmarkKind::Rate;
+        cfg.rates = Some(vec![0.001, 0.002, 10.0]);
+        let ids: Vec<String> = initial_steps(&cfg, None).unwrap()[1..]
+            .iter()
+            .map(StepPlan::id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "constant@0.001req/s",
+                "constant@0.002req/s",
+                "constant@10.00req/s"
+            ]
+        );
+        let line = crate::coordinator::step_line::starting(&rate_step(&cfg, 0.001));
+        assert!(line.contains("at 0.001 req/s"), "{line}");
     }
 
     #[test]

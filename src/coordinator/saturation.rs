@@ -156,7 +156,12 @@ impl Monitor {
         if finished < MIN_FINISHED {
             return None;
         }
-        over_error_rate(p.ended_failed, finished, self.limits.max_error_rate)
+        over_error_rate(
+            p.ended_failed,
+            finished,
+            self.limits.max_error_rate,
+            ErrorWindow::Running,
+        )
     }
 
     fn dropped(&self, p: Progress, rate: f64) -> Option<String> {
@@ -215,13 +220,34 @@ impl Monitor {
     }
 }
 
-/// Why `failed` of `finished` requests is too many for `max` (a share; `None` or 1: no limit).
-pub fn over_error_rate(failed: u64, finished: u64, max: Option<f64>) -> Option<String> {
+/// Which requests an error rate is over: the same run says both, so each says which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorWindow {
+    /// While the step runs: the requests finished so far.
+    Running,
+    /// Once the step has ended: all its requests (those cancelled at its end included).
+    Step,
+}
+
+/// Why `failed` of `of` requests (in `window`) is too many for `max` (a share; `None` or 1: no
+/// limit).
+pub fn over_error_rate(
+    failed: u64,
+    of: u64,
+    max: Option<f64>,
+    window: ErrorWindow,
+) -> Option<String> {
     let max = max?;
-    let share = failed as f64 / finished.max(1) as f64;
+    let share = failed as f64 / of.max(1) as f64;
+    let which = match window {
+        ErrorWindow::Running => {
+            format!("while running ({failed} of the {of} requests finished so far failed)")
+        }
+        ErrorWindow::Step => format!("over the whole step ({failed} of all {of} requests failed)"),
+    };
     (share > max).then(|| {
         format!(
-            "error rate {:.1}% ({failed} of {finished} finished requests failed) is over --max-error-rate {:.1}%",
+            "error rate {:.1}% {which} is over --max-error-rate {:.1}%",
             share * 100.0,
             max * 100.0
         )
@@ -458,6 +484,23 @@ mod tests {
         assert!(
             why.contains("57.1%") && why.contains("--max-error-rate 50.0%"),
             "{why}"
+        );
+    }
+
+    #[test]
+    fn each_error_rate_says_which_requests_it_is_over() {
+        // The same run: 21 of 21 finished while running, 21 of 23 once the step ended.
+        let running = over_error_rate(21, 21, Some(0.5), ErrorWindow::Running).unwrap();
+        assert!(
+            running.starts_with(
+                "error rate 100.0% while running (21 of the 21 requests finished so far failed)"
+            ),
+            "{running}"
+        );
+        let step = over_error_rate(21, 23, Some(0.5), ErrorWindow::Step).unwrap();
+        assert!(
+            step.starts_with("error rate 91.3% over the whole step (21 of all 23 requests failed)"),
+            "{step}"
         );
     }
 

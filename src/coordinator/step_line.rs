@@ -12,8 +12,9 @@ pub fn starting(step: &StepPlan) -> String {
     let d = humantime::format_duration(step.duration);
     match step.rate {
         Some(r) => format!(
-            "{} at {r:.2} req/s (max {} in flight) for {d}",
+            "{} at {} req/s (max {} in flight) for {d}",
             step.id(),
+            sinks::event::rate_digits(r),
             step.vus
         ),
         None => format!(
@@ -65,11 +66,22 @@ fn figures(r: &StepResult) -> String {
             p50(&r.e2e_latency_ms, 1)
         );
     }
+    // Requests count in the steady window when they end in it, tokens when they arrive: requests
+    // longer than the window stream tokens in it without ending there.
     let steady = r.steady_state.map_or_else(String::new, |s| {
-        format!(
-            " (steady {:.2} req/s, {:.1} tokens/s)",
-            s.request_rate, s.token_throughput_secs
-        )
+        if s.request_rate > 0.0 {
+            format!(
+                " (steady {:.2} req/s, {:.1} tokens/s)",
+                s.request_rate, s.token_throughput_secs
+            )
+        } else if s.token_throughput_secs > 0.0 {
+            format!(
+                " (steady: no request ended in the steady window, {:.1} tokens/s arrived in it)",
+                s.token_throughput_secs
+            )
+        } else {
+            " (steady: no request ended in the steady window)".into()
+        }
     });
     // A reasoning model's users wait for the answer: its first token's time beside the TTFT.
     let ttfa = match r.reasoning.reasoning_requests {
@@ -167,6 +179,41 @@ mod tests {
         let line = &lines(&r)[0];
         assert!(
             line.contains(", TTFA p50 200.") && line.contains("TTFT p50 100."),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_steady_window_where_no_request_ended_does_not_read_0_req_s() {
+        let mut r = step(8, 0, 0);
+        let steady = |rate| sinks::steady::SteadyState {
+            start_ms: 200,
+            duration_ms: 800,
+            request_rate: rate,
+            token_throughput_secs: 75.0,
+        };
+        r.steady_state = Some(steady(0.0));
+        let line = &lines(&r)[0];
+        assert!(
+            !line.contains("0.00 req/s")
+                && line.contains(
+                    "(steady: no request ended in the steady window, 75.0 tokens/s arrived in it)"
+                ),
+            "{line}"
+        );
+        r.steady_state = Some(sinks::steady::SteadyState {
+            token_throughput_secs: 0.0,
+            ..steady(0.0)
+        });
+        let line = &lines(&r)[0];
+        assert!(
+            line.contains(" (steady: no request ended in the steady window), TTFT"),
+            "{line}"
+        );
+        r.steady_state = Some(steady(2.5));
+        let line = &lines(&r)[0];
+        assert!(
+            line.contains("(steady 2.50 req/s, 75.0 tokens/s)"),
             "{line}"
         );
     }

@@ -1,6 +1,7 @@
 //! The summary table printed at the end of a run (the original tool's columns). Dropped
 //! arrivals count in the error rate and the successful/arrivals column.
 
+use sinks::event::StepKind;
 use sinks::json::StepResult;
 use sinks::Summary;
 
@@ -40,8 +41,12 @@ fn row(r: &StepResult) -> [String; 10] {
     };
     [
         r.id.clone(),
-        format!("{:.2} req/s", r.request_rate),
-        avg(&r.e2e_latency_ms, 1000.0, "sec"),
+        // A closed loop at the rate it sustained (steady), as the report plots it.
+        match r.kind {
+            StepKind::Throughput => format!("{:.2} req/s", r.sustained_request_rate()),
+            _ => format!("{:.2} req/s", r.request_rate),
+        },
+        seconds_or_ms(&r.e2e_latency_ms),
         avg(&r.time_to_first_token_ms, 1.0, "ms"),
         avg(&r.inter_token_latency_ms, 1.0, "ms"),
         // Embeddings and rerank have no output tokens: their throughput is in inputs.
@@ -73,6 +78,15 @@ pub fn print_outcome(outcome: &Result<crate::RunSummary, crate::RunError>) {
 fn avg(s: &Summary, per_ms: f64, unit: &str) -> String {
     s.known(s.avg)
         .map_or_else(|| MISSING.into(), |v| format!("{:.2} {unit}", v / per_ms))
+}
+
+/// The original's seconds for a latency of a second or more, milliseconds below (an embeddings
+/// request's 12 ms is not "0.01 sec").
+fn seconds_or_ms(s: &Summary) -> String {
+    match s.known(s.avg) {
+        Some(ms) if ms < 1000.0 => avg(s, 1.0, "ms"),
+        _ => avg(s, 1000.0, "sec"),
+    }
 }
 
 /// What a figure that was not measured shows (never 0).
@@ -121,6 +135,40 @@ mod tests {
         assert_eq!(cells[7], "81/120 (39 dropped)");
         let cells = row(&step(9, 1, 0));
         assert_eq!((cells[6].as_str(), cells[7].as_str()), ("10.00%", "9/10"));
+    }
+
+    #[test]
+    fn latencies_below_a_second_are_in_ms() {
+        let mut r = step(4, 0, 0);
+        assert_eq!(row(&r)[2], "200.00 ms", "the fixture's 200 ms requests");
+        r.e2e_latency_ms.avg = 12.3;
+        assert_eq!(row(&r)[2], "12.30 ms", "an embeddings request");
+        r.e2e_latency_ms.avg = 2_500.0;
+        assert_eq!(row(&r)[2], "2.50 sec", "the original's seconds");
+    }
+
+    #[test]
+    fn a_closed_loop_step_is_at_its_steady_rate() {
+        let mut r = step(4, 0, 0);
+        r.kind = StepKind::Throughput;
+        r.request_rate = 19.2;
+        r.achieved_rate = 24.0;
+        r.steady_state = Some(sinks::steady::SteadyState {
+            start_ms: 500,
+            duration_ms: 9_000,
+            request_rate: 20.0,
+            token_throughput_secs: 100.0,
+        });
+        assert_eq!(row(&r)[1], "20.00 req/s");
+        r.steady_state = None;
+        assert_eq!(
+            row(&r)[1],
+            "19.20 req/s",
+            "no steady window: the whole step's"
+        );
+        // An open loop keeps the original's figure.
+        let open = step(4, 0, 0);
+        assert_eq!(row(&open)[1], format!("{:.2} req/s", open.request_rate));
     }
 
     #[test]

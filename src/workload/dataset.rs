@@ -189,10 +189,20 @@ pub fn resolve(
             "dataset file '{}' not found",
             file.display()
         )),
-        (None, Some(file)) => resolve(Some(DEFAULT_DATASET), Some(file), hub).map_err(|e| {
+        // As the original tool: a name that is no local file is a file of the default dataset.
+        (None, Some(file)) => hub::fetch(
+            hub,
+            RepoType::Dataset,
+            DEFAULT_DATASET,
+            hub::MAIN,
+            &file.to_string_lossy(),
+        )
+        .map(Some)
+        .map_err(|e| {
             format!(
-                "dataset file '{}' is not a local file, and as the original tool it was looked for in the default hub dataset: {e}",
-                file.display()
+                "dataset file '{}' not found: there is no such local file{}; as the original tool, it was then looked for in the default hub dataset, and {e}",
+                file.display(),
+                std::env::current_dir().map_or(String::new(), |d| format!(" in {}", d.display()))
             )
         }),
         (None, None) => resolve(Some(DEFAULT_DATASET), None, hub),
@@ -518,7 +528,7 @@ mod tests {
         // A file name alone that is no local file: the default dataset's file, as the original.
         let err = resolve(None, Some(Path::new("nope.json"))).unwrap_err();
         assert!(
-            err.contains("'nope.json' is not a local file")
+            err.starts_with("dataset file 'nope.json' not found: there is no such local file")
                 && err.contains(
                     "'nope.json' of the dataset repository 'hlarcher/inference-benchmarker'"
                 ),

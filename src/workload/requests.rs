@@ -149,12 +149,17 @@ fn with_offline_hint(err: String, cfg: &WorkloadConfig) -> String {
         (Some(profile), _, Some(file)) => {
             (format!("profile '{profile}'"), file.display().to_string())
         }
-        (None, None, file) => (
+        // A file the user named: most likely a wrong path, and said so first.
+        (None, None, Some(file)) => {
+            return format!(
+                "{err}\ncheck the path given to --dataset-file: no local file '{f}' exists. (As the original tool, a name that is not a local file is looked for in the hub dataset '{}': if '{f}' is a file of it, without network copy it here and give --dataset-file /path/to/{f}.)",
+                dataset::DEFAULT_DATASET,
+                f = file.display()
+            )
+        }
+        (None, None, None) => (
             "with no --dataset given, the benchmark".to_string(),
-            file.as_ref()
-                .map_or(dataset::DEFAULT_FILE.to_string(), |f| {
-                    f.display().to_string()
-                }),
+            dataset::DEFAULT_FILE.to_string(),
         ),
         _ => return err,
     };

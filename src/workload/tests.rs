@@ -135,6 +135,17 @@ fn errors_from_tokenizer_and_dataset_resolution() {
             && err.contains("--dataset synthetic"),
         "{err}"
     );
+    // A local file that is not there: said first, before the hub it was then looked for in.
+    c.dataset_file = Some("nonexist.json".into());
+    let err = prepare(&c).unwrap_err();
+    assert!(
+        err.starts_with("dataset file 'nonexist.json' not found: there is no such local file")
+            && err.contains(
+                "check the path given to --dataset-file: no local file 'nonexist.json' exists"
+            )
+            && !err.contains("copy that file here"),
+        "{err}"
+    );
     // A profile's file without network: how to run it anyway.
     let mut c = cfg();
     c.profile = Some("chat".into());

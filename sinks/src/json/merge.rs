@@ -315,7 +315,7 @@ fn merge_step(
     Ok(StepResult {
         id: match (first.id.split_once('@'), offered_rate) {
             // As the run names its rate steps (`constant@10.00req/s`), with the whole run's rate.
-            (Some((arrival, _)), Some(rate)) => format!("{arrival}@{rate:.2}req/s"),
+            (Some((arrival, _)), Some(rate)) => crate::event::rate_step_id(arrival, rate),
             _ => first.id.clone(),
         },
         executor_type: first.executor_type.clone(),

@@ -1,12 +1,13 @@
 //! `compare base.json new.json`: each step's key figures side by side, with the relative change
 //! and the regressions beyond a tolerance marked (for CI gates).
 //!
-//! Steps are paired by what they are: the same kind and arrival process, and the same offered
-//! rate; a sweep's rates come from each run's measured maximum and differ a little from run to
-//! run, so rate steps of one kind left without an exact match pair in rate order (the k-th with
-//! the k-th). Both ids are shown when they differ; a step with no counterpart is listed as such.
-//! Settings that make two runs' figures incomparable (model, endpoint, arrival process, prompt and
-//! output lengths, profile, dataset) are compared first and every difference is warned about.
+//! Steps are paired by what they are (`pairing.rs`): the same kind and arrival process at the
+//! same offered load within 5 %, or, when both runs are sweeps, the k-th rate with the k-th
+//! with a note on how much the rates differ. Both ids are shown when they differ; a step with no
+//! counterpart is listed as such. Settings that make two runs' figures incomparable (benchmark
+//! kind, model, endpoint, arrival process, prompt and output lengths, profile, dataset) are
+//! compared first and every difference is warned about, and so are prefix-cache hit rates that
+//! differ by more than [`CACHE_HIT_POINTS`] between paired steps.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,6 +19,7 @@ use workloads::{
     multi_token_chunks, CHUNK_FIGURES, IMAGES_TOOLS_FIGURES, INPUT_FIGURES, REASONING_FIGURES,
 };
 
+mod pairing;
 mod workloads;
 
 /// Default `--tolerance`: changes smaller than this share are noise, not regressions.
@@ -167,7 +169,7 @@ pub struct StepComparison {
 }
 
 /// The whole comparison.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Comparison {
     pub tolerance: f64,
     pub steps: Vec<StepComparison>,
@@ -175,10 +177,13 @@ pub struct Comparison {
     pub unmatched: Vec<String>,
     /// Settings that differ between the runs: `key: base → new`.
     pub warnings: Vec<String>,
+    /// Whole lines about the pairing and the steps' conditions (rank pairing, prefix cache).
+    pub notes: Vec<String>,
 }
 
 /// The configuration keys whose difference makes the runs' figures incomparable.
-const SETTINGS: [&str; 9] = [
+const SETTINGS: [&str; 10] = [
+    "benchmark_kind",
     "model_name",
     "endpoint",
     "batch_size",
@@ -199,64 +204,6 @@ pub fn setting_differences(base: &ResultsDocument, new: &ResultsDocument) -> Vec
             (b != n).then(|| format!("{key}: {b} → {n}"))
         })
         .collect()
-}
-
-/// What a step is, for pairing: its kind and, in the open loop, its arrival process (files
-/// written before `arrival` existed name it in the id).
-fn what(r: &StepResult) -> (sinks::event::StepKind, Option<&str>) {
-    let arrival = r
-        .offered_rate
-        .and(r.arrival.as_deref().or_else(|| r.id.split('@').next()));
-    (r.kind, arrival)
-}
-
-/// Offered rates that name the same step (ids show two decimals).
-fn same_rate(a: Option<f64>, b: Option<f64>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => (a - b).abs() < 0.005,
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-/// Index pairs (base, new) of the steps that are the same thing, in base order.
-fn pair_steps(base: &[StepResult], new: &[StepResult]) -> Vec<(usize, usize)> {
-    let mut pairs = Vec::new();
-    let mut taken = vec![false; new.len()];
-    // Exact: same kind, arrival and rate.
-    for (i, b) in base.iter().enumerate() {
-        let found = (0..new.len()).find(|&j| {
-            !taken[j] && what(&new[j]) == what(b) && same_rate(new[j].offered_rate, b.offered_rate)
-        });
-        if let Some(j) = found {
-            taken[j] = true;
-            pairs.push((i, j));
-        }
-    }
-    // The rest of each kind in rate order (a sweep's k-th rate with the other's k-th).
-    let by_rate = |steps: &[StepResult], idx: &mut Vec<usize>| {
-        idx.sort_by(|&x, &y| {
-            let rate = |k: usize| steps[k].offered_rate.unwrap_or(0.0);
-            rate(x).total_cmp(&rate(y))
-        })
-    };
-    let paired_base: Vec<usize> = pairs.iter().map(|p| p.0).collect();
-    let mut left_base: Vec<usize> = (0..base.len())
-        .filter(|i| !paired_base.contains(i))
-        .collect();
-    by_rate(base, &mut left_base);
-    let mut left_new: Vec<usize> = (0..new.len()).filter(|&j| !taken[j]).collect();
-    by_rate(new, &mut left_new);
-    for i in left_base {
-        if let Some(pos) = left_new
-            .iter()
-            .position(|&j| what(&new[j]) == what(&base[i]))
-        {
-            pairs.push((i, left_new.remove(pos)));
-        }
-    }
-    pairs.sort_unstable();
-    pairs
 }
 
 impl Comparison {
@@ -336,11 +283,16 @@ fn compare_step(base: &StepResult, new: &StepResult, tolerance: f64) -> StepComp
 
 /// Pairs the measured steps of two runs by what they are (module docs) and compares each pair.
 pub fn compare(base: &ResultsDocument, new: &ResultsDocument, tolerance: f64) -> Comparison {
-    let pairs = pair_steps(&base.results, &new.results);
+    let pairing::Pairing { pairs, mut notes } = pairing::pair_steps(base, new);
     let steps = pairs
         .iter()
         .map(|&(i, j)| compare_step(&base.results[i], &new.results[j], tolerance))
         .collect();
+    notes.extend(
+        pairs
+            .iter()
+            .flat_map(|&(i, j)| cache_hit_warnings(&base.results[i], &new.results[j])),
+    );
     let unmatched = base
         .results
         .iter()
@@ -360,7 +312,50 @@ pub fn compare(base: &ResultsDocument, new: &ResultsDocument, tolerance: f64) ->
         steps,
         unmatched,
         warnings: setting_differences(base, new),
+        notes,
     }
+}
+
+/// Prefix-cache hit rates (percentage points) of two paired steps further apart than this make
+/// their latencies incomparable: cached prompt tokens skip prefill.
+pub const CACHE_HIT_POINTS: f64 = 5.0;
+
+/// A warning per prefix-cache hit rate (the client's `cached_tokens`, the server's counters)
+/// both steps have and that differs by more than [`CACHE_HIT_POINTS`].
+fn cache_hit_warnings(base: &StepResult, new: &StepResult) -> Vec<String> {
+    let server = |r: &StepResult| {
+        r.server_metrics
+            .as_ref()
+            .and_then(report::server::prefix_hit_rate)
+    };
+    let rates = [
+        (
+            "prefix-cache hit rate (cached prompt tokens, as the responses reported them)",
+            base.client_prefix_cache_hit_rate
+                .zip(new.client_prefix_cache_hit_rate),
+        ),
+        (
+            "server prefix-cache hit rate",
+            server(base).zip(server(new)),
+        ),
+    ];
+    rates
+        .into_iter()
+        .filter_map(|(name, rates)| {
+            let (b, n) = rates?;
+            let (b, n) = (b * 100.0, n * 100.0);
+            ((n - b).abs() > CACHE_HIT_POINTS).then(|| {
+                let title = if base.id == new.id {
+                    base.id.clone()
+                } else {
+                    format!("{} → {}", base.id, new.id)
+                };
+                format!(
+                    "warning: {title}: {name} {b:.1} % → {n:.1} %, more than {CACHE_HIT_POINTS:.0} points apart: one run's prompts were served from the prefix cache more than the other's, so their latencies are not comparable (a rerun with the same prompts against a warm server? see --cache-salt)"
+                )
+            })
+        })
+        .collect()
 }
 
 /// Reads a results document, with the file name in the error.
@@ -401,6 +396,12 @@ pub fn render(cmp: &Comparison) -> String {
         }
         out.push('\n');
     }
+    for n in &cmp.notes {
+        let _ = writeln!(out, "{n}");
+    }
+    if !cmp.notes.is_empty() {
+        out.push('\n');
+    }
     for s in &cmp.steps {
         let title = if s.base_id == s.new_id {
             s.base_id.clone()
@@ -433,6 +434,13 @@ pub fn render(cmp: &Comparison) -> String {
     }
     for u in &cmp.unmatched {
         let _ = writeln!(out, "not compared: {u}");
+    }
+    if !cmp.unmatched.is_empty() {
+        let _ = writeln!(
+            out,
+            "(steps pair when they are the same kind and arrival process at the same offered load, within {:.0} %: the rate of an open-loop step, the users of a closed-loop one)",
+            pairing::LOAD_TOLERANCE * 100.0
+        );
     }
     let n = cmp.regressions();
     let _ = writeln!(
@@ -514,8 +522,7 @@ mod tests {
         let text = render(&Comparison {
             tolerance: 0.1,
             steps: vec![pair],
-            unmatched: Vec::new(),
-            warnings: Vec::new(),
+            ..Default::default()
         });
         for line in text
             .lines()
@@ -568,8 +575,7 @@ mod tests {
         let text = render(&Comparison {
             tolerance: 0.1,
             steps: vec![pair],
-            unmatched: Vec::new(),
-            warnings: Vec::new(),
+            ..Default::default()
         });
         let row = text
             .lines()
@@ -695,6 +701,135 @@ mod tests {
             serde_json::json!({}),
         );
         assert_eq!(compare(&a, &b, 0.1).steps.len(), 1);
+    }
+
+    /// A step's TTFT (all its percentiles) times `factor`.
+    fn slower(mut s: StepResult, factor: f64) -> StepResult {
+        let t = &mut s.time_to_first_token_ms;
+        for v in [&mut t.p50, &mut t.p90, &mut t.p99, &mut t.avg] {
+            *v *= factor;
+        }
+        s
+    }
+
+    #[test]
+    fn steps_at_different_loads_are_not_paired() {
+        use sinks::event::StepKind::{Rate, Throughput};
+        // A rate run at 5 and 10 req/s against a sweep at 5.40 and 10.81 with 14 % slower
+        // first tokens: 8 % apart is another load, no regression can be read off it.
+        let base = doc(
+            vec![
+                named(Rate, "constant", Some(5.0)),
+                named(Rate, "constant", Some(10.0)),
+            ],
+            serde_json::json!({"benchmark_kind": "Rate"}),
+        );
+        let new = doc(
+            vec![
+                named(Throughput, "", None),
+                slower(named(Rate, "constant", Some(5.40)), 1.14),
+                slower(named(Rate, "constant", Some(10.81)), 1.14),
+            ],
+            serde_json::json!({"benchmark_kind": "Sweep"}),
+        );
+        let cmp = compare(&base, &new, 0.1);
+        assert!(cmp.steps.is_empty(), "{cmp:?}");
+        assert_eq!(cmp.unmatched.len(), 5);
+        let text = render(&cmp);
+        assert!(!text.contains("REGRESSION"), "{text}");
+        assert!(
+            text.contains("benchmark_kind: \"Rate\" → \"Sweep\"")
+                && text.contains("not compared: constant@5.40req/s (new only)")
+                && text.contains("at the same offered load, within 5 %"),
+            "{text}"
+        );
+        // Within 5 %, the same load: paired and judged.
+        let near = doc(
+            vec![slower(named(Rate, "constant", Some(5.2)), 1.14)],
+            serde_json::json!({"benchmark_kind": "Rate"}),
+        );
+        let cmp = compare(&base, &near, 0.1);
+        assert_eq!(cmp.steps.len(), 1);
+        assert_eq!(cmp.steps[0].base_id, "constant@5.00req/s");
+        assert_eq!(cmp.regressions(), 2, "TTFT p50 and p99");
+        // A closed loop pairs with a closed loop of as many users, not with an open loop.
+        let closed = |users: u64| {
+            let mut s = named(Throughput, "", None);
+            s.config.max_vus = users;
+            doc(vec![s], serde_json::json!({}))
+        };
+        assert_eq!(compare(&closed(64), &closed(64), 0.1).steps.len(), 1);
+        assert!(compare(&closed(64), &closed(32), 0.1).steps.is_empty());
+        assert!(compare(&closed(64), &base, 0.1).steps.is_empty());
+    }
+
+    #[test]
+    fn two_sweeps_pair_by_rank_and_say_how_far_apart_their_rates_are() {
+        use sinks::event::StepKind::{Rate, Throughput};
+        let sweep = |max: f64| {
+            doc(
+                vec![
+                    named(Throughput, "", None),
+                    named(Rate, "constant", Some(0.6 * max)),
+                    named(Rate, "constant", Some(1.2 * max)),
+                ],
+                serde_json::json!({"benchmark_kind": "Sweep"}),
+            )
+        };
+        let cmp = compare(&sweep(9.0), &sweep(9.9), 0.1);
+        let pairs: Vec<(&str, &str)> = cmp
+            .steps
+            .iter()
+            .map(|s| (s.base_id.as_str(), s.new_id.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("throughput", "throughput"),
+                ("constant@5.40req/s", "constant@5.94req/s"),
+                ("constant@10.80req/s", "constant@11.88req/s")
+            ]
+        );
+        assert!(cmp.unmatched.is_empty());
+        let text = render(&cmp);
+        assert!(
+            text.contains("both runs are sweeps: their rate steps pair by rank")
+                && text.contains("differ from the base's by +10.0 %"),
+            "{text}"
+        );
+        // The same rates: nothing to say.
+        assert!(compare(&sweep(9.0), &sweep(9.0), 0.1).notes.is_empty());
+    }
+
+    #[test]
+    fn differing_prefix_cache_hit_rates_are_warned_about() {
+        use crate::offline::test_fixtures::server_metrics;
+        let cfg = serde_json::json!({});
+        let with = |client: Option<f64>, server: f64| {
+            let mut s = crate::offline::test_fixtures::step(5, 0, 0);
+            s.client_prefix_cache_hit_rate = client;
+            s.server_metrics = Some(server_metrics(2.0, 0.4, server, 0.08));
+            doc(vec![s], cfg.clone())
+        };
+        let base = with(Some(0.02), 0.03);
+        // 4 points apart: within the stated 5.
+        assert!(compare(&base, &with(Some(0.06), 0.07), 0.1)
+            .notes
+            .is_empty());
+        // A rerun served from the first run's cache: both rates far apart, both warned about.
+        let cmp = compare(&base, &with(Some(0.40), 0.41), 0.1);
+        assert_eq!(cmp.notes.len(), 2, "{:?}", cmp.notes);
+        let text = render(&cmp);
+        assert!(
+            text.contains("constant@12.00req/s: prefix-cache hit rate (cached prompt tokens")
+                && text.contains("2.0 % → 40.0 %, more than 5 points apart")
+                && text.contains("server prefix-cache hit rate 3.0 % → 41.0 %"),
+            "{text}"
+        );
+        // Only one side knows its rate: nothing to compare.
+        assert!(compare(&with(None, 0.03), &with(Some(0.40), 0.03), 0.1)
+            .notes
+            .is_empty());
     }
 
     #[test]

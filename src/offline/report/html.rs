@@ -15,11 +15,14 @@ pub struct Run {
 }
 
 /// The x axis of "vs rate" charts.
-pub(super) const RATE_AXIS: &str = "offered rate (req/s; throughput step: achieved)";
+pub(super) const RATE_AXIS: &str = "offered rate (req/s; throughput step: steady rate)";
 
-/// The x of a step on "vs rate" charts: the offered rate (open loop), else the achieved one.
+/// The x of a step on "vs rate" charts: the offered rate (open loop), else the rate the closed
+/// loop sustained (steady, else whole-step: the one the sweep scales its rates from). Not
+/// `achieved_rate`: that counts the users' first burst of sends and lands where the sweep's
+/// next rate step is.
 pub(super) fn rate_of(r: &StepResult) -> f64 {
-    r.offered_rate.unwrap_or(r.achieved_rate)
+    r.offered_rate.unwrap_or_else(|| r.sustained_request_rate())
 }
 
 fn sorted_by_rate(doc: &ResultsDocument) -> Vec<&StepResult> {
@@ -378,4 +381,44 @@ pub fn render(runs: &[Run]) -> String {
         embedded_data(runs)
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's throughput step: 24 sent per second (the users' first burst included), 19.2
+    /// successful over the step, 20 steady; the sweep's 1.2 × 20 step is at x = 24.
+    #[test]
+    fn a_closed_loop_step_is_plotted_at_its_steady_rate() {
+        let mut closed = crate::offline::test_fixtures::step(5, 0, 0);
+        closed.kind = sinks::event::StepKind::Throughput;
+        closed.offered_rate = None;
+        closed.achieved_rate = 24.0;
+        closed.request_rate = 19.2;
+        closed.steady_state = Some(sinks::steady::SteadyState {
+            start_ms: 500,
+            duration_ms: 9_000,
+            request_rate: 20.0,
+            token_throughput_secs: 100.0,
+        });
+        let mut doc = ResultsDocument::new(
+            serde_json::json!({}),
+            "r".into(),
+            "0".into(),
+            0,
+            sinks::json::SystemInfo::from_sources(&Default::default()),
+        );
+        doc.results = vec![closed.clone()];
+        let run = Run {
+            label: "a".into(),
+            doc,
+        };
+        let chart = throughput_chart(std::slice::from_ref(&run));
+        assert_eq!(chart.series[0].points[0].0, 20.0);
+        assert!(chart.x_label.contains("steady"), "{}", chart.x_label);
+        // No steady window: the whole step's successful rate, still not the achieved one.
+        closed.steady_state = None;
+        assert_eq!(rate_of(&closed), 19.2);
+    }
 }

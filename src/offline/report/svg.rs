@@ -14,6 +14,12 @@ const TOP: f64 = 32.0;
 const BOTTOM: f64 = 44.0;
 /// Space below the plot for the legend, per line of it.
 const LEGEND_LINE: f64 = 18.0;
+/// A legend character's width at 11 px, a little generous, so that a label laid out by it (in
+/// one or two columns, wrapped) fits in any sans-serif font: a two-run report's CDF labels
+/// (`<file stem> <step id>`) are too long for two columns.
+const LEGEND_CHAR: f64 = 6.6;
+/// The line sample and the gap before a legend label.
+const LEGEND_SAMPLE: f64 = 30.0;
 
 /// Colors told apart by most color-blind readers (Okabe–Ito).
 pub const PALETTE: [&str; 8] = [
@@ -108,8 +114,8 @@ fn label(v: f64) -> String {
 /// The chart as an `<svg class="chart">` element. A chart without data says so in its body
 /// instead of drawing empty axes.
 pub fn render(chart: &Chart) -> String {
-    let legend_lines = chart.series.len().div_ceil(2) as f64;
-    let height = HEIGHT + legend_lines * LEGEND_LINE;
+    let (legend_items, legend_lines) = legend_layout(&chart.series);
+    let height = HEIGHT + legend_lines as f64 * LEGEND_LINE;
     let mut s = String::new();
     let _ = write!(
         s,
@@ -142,7 +148,7 @@ pub fn render(chart: &Chart) -> String {
     for series in &chart.series {
         draw_series(&mut s, series, &sx, &sy);
     }
-    legend(&mut s, chart);
+    legend(&mut s, chart, &legend_items);
     s.push_str("</svg>");
     s
 }
@@ -244,10 +250,71 @@ fn draw_series(s: &mut String, series: &Series, sx: &dyn Fn(f64) -> f64, sy: &dy
     }
 }
 
-fn legend(s: &mut String, chart: &Chart) {
-    for (i, series) in chart.series.iter().enumerate() {
-        let x = LEFT + (i % 2) as f64 * (WIDTH - LEFT) / 2.0;
-        let y = HEIGHT + (i / 2) as f64 * LEGEND_LINE;
+/// Where a series' legend entry goes: its top-left corner and its label's lines.
+struct LegendItem {
+    x: f64,
+    y: f64,
+    lines: Vec<String>,
+}
+
+/// The legend in two columns when every label fits in one, else in one column, each label
+/// wrapped to its column's width; and how many lines it takes.
+fn legend_layout(series: &[Series]) -> (Vec<LegendItem>, usize) {
+    let full = WIDTH - LEFT - RIGHT;
+    let chars = |w: f64| ((w - LEGEND_SAMPLE) / LEGEND_CHAR).floor().max(8.0) as usize;
+    let columns = if series
+        .iter()
+        .all(|s| s.label.chars().count() <= chars(full / 2.0))
+    {
+        2
+    } else {
+        1
+    };
+    let column = full / columns as f64;
+    let mut items = Vec::new();
+    let mut lines = 0;
+    for row in series.chunks(columns) {
+        let mut tallest = 1;
+        for (k, s) in row.iter().enumerate() {
+            let wrapped = wrap(&s.label, chars(column));
+            tallest = tallest.max(wrapped.len());
+            items.push(LegendItem {
+                x: LEFT + k as f64 * column,
+                y: HEIGHT + lines as f64 * LEGEND_LINE,
+                lines: wrapped,
+            });
+        }
+        lines += tallest;
+    }
+    (items, lines)
+}
+
+/// `text` in lines of at most `width` characters: at spaces, and inside a longer word.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let fits = line.chars().count() + 1 + word.chars().count() <= width;
+        if !line.is_empty() && !fits {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        for c in word.chars() {
+            if line.chars().count() == width {
+                lines.push(std::mem::take(&mut line));
+            }
+            line.push(c);
+        }
+    }
+    lines.push(line);
+    lines
+}
+
+fn legend(s: &mut String, chart: &Chart, items: &[LegendItem]) {
+    for (series, item) in chart.series.iter().zip(items) {
+        let (x, y) = (item.x, item.y);
         let dash = if series.dash.is_empty() {
             String::new()
         } else {
@@ -255,13 +322,19 @@ fn legend(s: &mut String, chart: &Chart) {
         };
         let _ = write!(
             s,
-            r#"<line x1="{x}" x2="{}" y1="{y}" y2="{y}" stroke="{}" stroke-width="2"{dash}/><text x="{}" y="{}" class="legend">{}</text>"#,
+            r#"<line x1="{x}" x2="{}" y1="{y}" y2="{y}" stroke="{}" stroke-width="2"{dash}/>"#,
             x + 24.0,
             series.color,
-            x + 30.0,
-            y + 4.0,
-            escape(&series.label)
         );
+        for (k, line) in item.lines.iter().enumerate() {
+            let _ = write!(
+                s,
+                r#"<text x="{}" y="{}" class="legend">{}</text>"#,
+                x + LEGEND_SAMPLE,
+                y + 4.0 + k as f64 * LEGEND_LINE,
+                escape(line)
+            );
+        }
     }
 }
 
@@ -297,6 +370,65 @@ mod tests {
         assert!(svg.contains("run &amp; co"));
         assert_eq!(svg.matches("<circle").count(), 2);
         assert_eq!(svg.matches("class=\"series\"").count(), 1);
+    }
+
+    #[test]
+    fn legends_fit_the_chart() {
+        let series = |labels: &[&str]| -> Vec<Series> {
+            labels
+                .iter()
+                .map(|l| Series {
+                    label: l.to_string(),
+                    color: PALETTE[0],
+                    dash: "",
+                    points: vec![(1.0, 1.0)],
+                    markers: false,
+                })
+                .collect()
+        };
+        let right = |item: &LegendItem| {
+            let longest = item.lines.iter().map(|l| l.chars().count()).max().unwrap();
+            item.x + LEGEND_SAMPLE + longest as f64 * LEGEND_CHAR
+        };
+        // Short labels: two columns, as before.
+        let (items, lines) = legend_layout(&series(&["a p50", "a p90", "b p50"]));
+        assert_eq!(lines, 2);
+        assert!(items[1].x > items[0].x && items[1].y == items[0].y);
+        // A two-run CDF: `<file stem> <step id>` does not fit half the width: one column, and
+        // no label runs past the chart's right edge or into its neighbour.
+        let cdf = series(&[
+            "run-a_2026-12-08-04-49-10 throughput",
+            "run-a_2026-12-08-04-49-10 constant@161.74req/s",
+            "run-b_2026-12-08-04-49-33 constant@252.00req/s",
+        ]);
+        let (items, lines) = legend_layout(&cdf);
+        assert_eq!(lines, 3);
+        assert!(items.iter().all(|i| i.x == LEFT && i.lines.len() == 1));
+        assert!(items.iter().all(|i| right(i) <= WIDTH - RIGHT));
+        // Longer than the whole width: wrapped, every character kept, the chart taller.
+        let long = format!(
+            "{} constant@10.00req/s",
+            "meta-llama_Llama-3.1-8B".repeat(4)
+        );
+        let (items, lines) = legend_layout(&series(&[&long]));
+        assert!(
+            lines >= 2 && items[0].lines.len() == lines,
+            "{:?}",
+            items[0].lines
+        );
+        assert_eq!(
+            items[0].lines.concat().replace(' ', ""),
+            long.replace(' ', "")
+        );
+        assert!(right(&items[0]) <= WIDTH - RIGHT);
+        let svg = render(&Chart {
+            series: series(&[&long]),
+            ..Chart::default()
+        });
+        assert!(svg.contains(&format!(
+            "height=\"{}\"",
+            HEIGHT + lines as f64 * LEGEND_LINE
+        )));
     }
 
     #[test]
