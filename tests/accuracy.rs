@@ -169,6 +169,35 @@ fn an_intermittent_timing_defect_fails_most_runs_and_a_hiccup_does_not() {
     assert_eq!(verdict.failures.len(), MAJORITY);
 }
 
+/// The p99 of 60 requests is their worst: judged as the count of requests beyond the floor's
+/// p90 + 2.5 ms, a defect that makes 5 requests in 60 late by 15 ms fails even when the floor's
+/// own worst request was later still (worst against worst passed it), and a generator that
+/// merely meets the host's hiccups as often as the floor does passes.
+#[test]
+fn p99_is_judged_by_the_count_of_outliers_not_worst_against_worst() {
+    // A quiet floor (70 requests, 0.2–0.9 ms) with one 25 ms hiccup.
+    let mut floor: Vec<f64> = (0..69).map(|i| 0.2 + 0.01 * i as f64).collect();
+    floor.push(25.0);
+    floor.sort_by(f64::total_cmp);
+    let ours = |late_by: &dyn Fn(usize) -> f64| -> Vec<f64> {
+        (0..60)
+            .map(|i| 0.5 + 0.005 * i as f64 + late_by(i))
+            .collect()
+    };
+    within_floor("honest", ours(&|_| 0.0), &floor).unwrap();
+    // One request in 60 caught by a hiccup: chance.
+    let one = ours(&|i| if i == 7 { 20.0 } else { 0.0 });
+    within_floor("one hiccup", one, &floor).unwrap();
+    let five = ours(&|i| if i % 12 == 0 { 15.0 } else { 0.0 });
+    let worst = five.iter().cloned().fold(0.0, f64::max);
+    assert!(
+        worst < 25.0 + common::timing::ALLOWANCE_P99_MS,
+        "old rule passes it"
+    );
+    let e = within_floor("five late", five, &floor).unwrap_err();
+    assert!(e.contains("p99: 5 of our 60 requests"), "{e}");
+}
+
 /// One timed run: exact accounting asserted, timing errors judged against the floor.
 fn measure(hooks: TestHooks) -> Result<(), String> {
     let sim = SimServer::start(
