@@ -111,14 +111,17 @@ fn a_running_step_is_scaled_paused_and_resumed_by_hand() {
     let (code, body) = http(control, "POST", "/users", "many");
     assert_eq!(code, 400, "{body}");
 
-    let mut at = Vec::new();
-    // Each command's time is taken as it is sent: requests a resume lets go reach the server
-    // before its answer reaches us.
+    let (mut at, mut answered, mut replies) = (Vec::new(), Vec::new(), Vec::new());
+    // Each command's time is taken as it is sent (requests a resume lets go reach the server
+    // before its answer reaches us) and as its answer is read: the change took effect between.
     let mut command = |secs: u64, path: &str, body: &str| {
         wait_until(start + Duration::from_secs(secs));
         at.push(unix_nanos(SystemTime::now()));
         let (code, reply) = http(control, "POST", path, body);
+        answered.push(unix_nanos(SystemTime::now()));
         assert_eq!(code, 200, "{path}: {reply}");
+        let reply: Value = serde_json::from_str(&reply).unwrap();
+        replies.push(reply["time_ms"].as_f64().unwrap());
     };
     command(10, "/users", "32");
     let (_, status) = http(control, "GET", "/status", "");
@@ -164,16 +167,33 @@ fn a_running_step_is_scaled_paused_and_resumed_by_hand() {
             ("resume".to_string(), Value::Null),
         ]
     );
+    // Each change's time (ms since the run's start, whose wall-clock time is `start_time` to the
+    // millisecond) is when it took effect: after the command was sent, before its answer was
+    // read, and within 50 ms of the sending.
+    let run_start_ms = humantime::parse_rfc3339(doc["start_time"].as_str().unwrap())
+        .map(|t| unix_nanos(t) as f64 / 1e6)
+        .expect("an RFC 3339 start_time");
     let times: Vec<f64> = doc["control"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["time_ms"].as_f64().unwrap() - step["start_ms"].as_f64().unwrap_or(0.0))
+        .map(|c| c["time_ms"].as_f64().unwrap())
         .collect();
-    for (t, want) in times.iter().zip([10_000.0, 20_000.0, 25_000.0]) {
+    assert_eq!(times, replies, "the results say what the answers said");
+    for (i, t) in times.iter().enumerate() {
+        let took_effect = run_start_ms + t;
+        let (sent, read) = (at[i] as f64 / 1e6, answered[i] as f64 / 1e6);
+        let after_sending = took_effect - sent;
+        eprintln!(
+            "{}: took effect {after_sending:.1} ms after it was sent, {:.1} ms before the answer was read",
+            control[i].0,
+            read - took_effect
+        );
+        // 1 ms: `start_time` is truncated to the millisecond.
         assert!(
-            (t - want).abs() < 1_000.0,
-            "change at {t} ms, asked at {want}"
+            (-1.0..=50.0).contains(&after_sending) && took_effect <= read + 1.0,
+            "{}: took effect at {took_effect:.1} (unix ms), sent at {sent:.1}, answer read at {read:.1}",
+            control[i].0
         );
     }
 

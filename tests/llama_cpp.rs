@@ -16,6 +16,10 @@ use rand::SeedableRng;
 use sinks::server_metrics::SeriesSummary;
 
 const OUTPUT_TOKENS: u64 = 24;
+/// How far the engine's mean count of requests processing (at the scrapes of a step) may be
+/// from ours in flight at the same instants: a request is ours from the first byte written to
+/// the last byte read, the engine's from a slot taking it to its last token.
+const IN_FLIGHT_TOLERANCE: f64 = 0.25;
 const PROMPT_TOKENS: u64 = 32;
 
 /// The server's token ids for `text`, without special tokens.
@@ -406,10 +410,11 @@ fn llama_cpp_server_metrics_match_each_steps_requests() {
                 )
             })
             .collect();
+        let ours_at = |t: f64| spans.iter().filter(|(s, e)| *s <= t && t < *e).count();
         let (mut sum, mut most, mut n) = (0usize, 0usize, 0usize);
         let mut at = from;
         while at < to {
-            let k = spans.iter().filter(|(s, e)| *s <= at && at < *e).count();
+            let k = ours_at(at);
             sum += k;
             most = most.max(k);
             n += 1;
@@ -425,15 +430,53 @@ fn llama_cpp_server_metrics_match_each_steps_requests() {
         else {
             panic!("{m:#?}")
         };
+        // The engine's own count, scrape by scrape (the run's timeseries file), against how many
+        // of ours were in flight when each scrape was sent: the same instants, so the means
+        // differ only by the moments a request spends on one side and not yet (or no longer) on
+        // the other — its HTTP and tokenization before a slot takes it, the last event's way
+        // back — and by the scrape's own time to be answered.
+        let timeseries = read_lines(&sinks::server_metrics::timeseries::timeseries_path(
+            &summary.results_path,
+        ));
+        let matched: Vec<(f64, usize)> = timeseries
+            .iter()
+            .filter(|l| l["error"].is_null())
+            .map(|l| {
+                (
+                    l["time_ms"].as_f64().unwrap(),
+                    &l["series"]["requests_running"],
+                )
+            })
+            .filter(|(t, _)| (from..to).contains(t))
+            .map(|(t, v)| {
+                (
+                    v.as_f64().expect("requests_running in every scrape"),
+                    ours_at(t),
+                )
+            })
+            .collect();
+        let k = matched.len() as f64;
+        let server_mean = matched.iter().map(|(v, _)| v).sum::<f64>() / k;
+        let ours_mean = matched.iter().map(|(_, o)| *o as f64).sum::<f64>() / k;
+        let off = matched.iter().filter(|(v, o)| *v != *o as f64).count();
         eprintln!(
             "{kind:?}: llama.cpp processing mean {running:.2} (max {running_max}, {samples} \
-             samples); ours in flight mean {in_flight:.2}, at most {most}"
+             samples); ours in flight mean {in_flight:.2}, at most {most}; at the {} scrapes \
+             of the sending window: llama.cpp {server_mean:.2}, ours {ours_mean:.2} ({off} \
+             differ)",
+            matched.len()
         );
         assert!(samples >= 15, "every 100 ms over 3 s: {samples}");
         assert!(
             running > 0.0 && running_max <= most as f64,
             "{kind:?}: llama.cpp processing mean {running}, max {running_max}; we had {in_flight} \
              in flight on average, at most {most}"
+        );
+        assert!(matched.len() >= 15, "{kind:?}: {} scrapes", matched.len());
+        assert!(
+            (server_mean - ours_mean).abs() <= IN_FLIGHT_TOLERANCE,
+            "{kind:?}: llama.cpp processing {server_mean:.2} on average at the scrapes, ours in \
+             flight {ours_mean:.2}: {matched:?}"
         );
         // Its 8 slots are more than we ever had in flight: nothing waited.
         assert_eq!(m.series["requests_waiting"].mean(), Some(0.0), "{kind:?}");

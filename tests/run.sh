@@ -7,7 +7,8 @@
 #   tests/run.sh --no-setup       run without setting up: a missing part fails its tests
 #   IB_QUICK=1 tests/run.sh       the quick inner loop: no setup, no release build; tests whose
 #                                 real part is missing are skipped, and counted in the last line
-#   tests/run.sh [...] -- ARGS    ARGS go to `cargo test` (e.g. `-- --test accuracy`)
+#   tests/run.sh [...] -- ARGS    ARGS go to `cargo test` (e.g. `-- --test accuracy`); the
+#                                 generator CPU guard is then skipped (counted in the last line)
 #
 # What it sets up (root or sudo for the Debian packages):
 #   Debian   prometheus, prometheus-pushgateway (and promtool), chromium, chromium-driver, tmux,
@@ -33,7 +34,7 @@ while (($#)); do
     --setup-only) only_setup=1 ;;
     --no-setup) setup=0 ;;
     --) shift; cargo_args=("$@"); break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "tests/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -170,7 +171,7 @@ fi
 log=$(mktemp)
 export IB_SKIP_LOG IB_RETRY_LOG
 IB_SKIP_LOG=$(mktemp)
-IB_RETRY_LOG=$(mktemp) # timed runs measured again after a failed attempt (tests/common/timing.rs)
+IB_RETRY_LOG=$(mktemp) # every failed attempt of a timed test (tests/common/timing.rs)
 trap 'rm -f "$log" "$IB_SKIP_LOG" "$IB_RETRY_LOG"' EXIT
 export IB_PY_VENV=$IB_CACHE/py-venv
 
@@ -182,23 +183,34 @@ set -e
 
 # The guard on the generator's own cost, judged against the simulated server's CPU for the same
 # tokens in the same run (so a slower machine moves both). Not in the quick loop (release build).
-bench_passed=0 bench_failed=0 bench_skipped=0
+bench_passed=0 bench_failed=0 bench_skipped=0 bench_skip_why=""
 if ((${#cargo_args[@]})); then
-  : # a chosen subset of the tests: no guard
+  bench_skipped=1 bench_skip_why="-- ${cargo_args[*]}: a chosen subset of the tests"
 elif ((quick)); then
-  bench_skipped=1
-elif ((status == 0)); then
+  bench_skipped=1 bench_skip_why="IB_QUICK=1: no release build"
+elif ((status != 0)); then
+  bench_skipped=1 bench_skip_why="the tests failed"
+else
   say "generator benchmark (quick): client CPU per token against the server's"
   cargo build --release --locked --bin inference-benchmarker
   if python3 benches/generator.py --quick --max-cpu-ratio 4; then bench_passed=1; else bench_failed=1; fi
 fi
 
 sum() { grep '^test result:' "$log" | grep -Eo "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
+# A timed test passes when most of its attempts pass (tests/common/timing.rs `judge`: 3 of 5).
+# One failed attempt in a test is what an honest noisy VM does now and then (a late wake-up of
+# the host); two in one test that still passed is what a defect that fails half its attempts
+# does, and turns the suite red (timing.rs SUSPECT_FAILURES: keep the two in step). Three are a
+# failed test, which cargo counted already.
+suspect_failures=2 majority=3
+mapfile -t suspects < <(sed -E 's/: timed attempt [0-9]+ of [0-9]+ failed: .*//' "$IB_RETRY_LOG" \
+  | sort | uniq -c \
+  | awk -v lo=$suspect_failures -v hi=$majority '$1 >= lo && $1 < hi {$1 = ""; sub(/^ /, ""); print}')
 # Tests that found a real part missing under IB_QUICK=1 returned early: cargo counted them passed.
 test_skips=$(cut -d: -f1 "$IB_SKIP_LOG" | sort -u | grep -c . || true)
 ignored=$(sum ignored)
-passed=$(($(sum passed) - test_skips + bench_passed))
-failed=$(($(sum failed) + bench_failed))
+passed=$(($(sum passed) - test_skips - ${#suspects[@]} + bench_passed))
+failed=$(($(sum failed) + ${#suspects[@]} + bench_failed))
 skipped=$((test_skips + ignored + bench_skipped))
 if ((status != 0 && failed == 0)); then failed=1; fi # a build error runs no test: still a failure
 if ((skipped)); then
@@ -206,12 +218,17 @@ if ((skipped)); then
   echo "!!!!!! ${skipped} SKIPPED: nothing was checked by these"
   sort -u "$IB_SKIP_LOG" | sed 's/^/!!!!!!   /'
   ((ignored == 0)) || echo "!!!!!!   ${ignored} #[ignore] test(s)"
-  ((bench_skipped == 0)) || echo "!!!!!!   the generator CPU guard (IB_QUICK=1: no release build)"
+  ((bench_skipped == 0)) || echo "!!!!!!   the generator CPU guard ($bench_skip_why)"
 fi
 if [[ -s $IB_RETRY_LOG ]]; then
   echo
-  echo "timed runs measured again after a failed attempt (a machine hiccup, or a real error if all failed):"
+  echo "failed attempts of timed tests (one in a test: a machine hiccup; two: an intermittent error; three: a failed test):"
   sed 's/^/  /' "$IB_RETRY_LOG"
+fi
+if ((${#suspects[@]})); then
+  echo
+  echo "FAILED: timed tests that passed with $suspect_failures or more failed attempts (an intermittent timing error):"
+  printf '  %s\n' "${suspects[@]}"
 fi
 echo "suite took $((SECONDS - started)) s"
 echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped"

@@ -317,10 +317,37 @@ fn no_server_metrics_writes_null() {
         .contains_key("server_metrics"));
 }
 
-/// Each round's requests waiting and KV-cache usage reach the live gauges the console reads.
+/// A gauge of the simulated server's own `/metrics` page, as it is now.
+fn sim_gauge(sim: &SimServer, name: &str) -> f64 {
+    let page = sim.metrics_text();
+    page.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not on the page:\n{page}"))
+}
+
+/// Each round's requests waiting and KV-cache usage reach the live gauges the console reads: 0
+/// and 0 on an idle server; with its slots full and requests queued, the server's own numbers at
+/// the moment of the scrape (the queue exactly, the KV cache between the server's usage just
+/// before and just after the round, as it grows with every decoded token).
 #[test]
 fn the_scraper_publishes_the_queue_and_the_kv_cache_for_the_console() {
-    let sim = engine_sim();
+    const SLOTS: usize = 2;
+    const REQUESTS: usize = 5;
+    let _one = ONE_LOADED_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    let sim = SimServer::start(
+        SimConfig {
+            slots: SLOTS,
+            // 40 tokens 50 ms apart: the first two requests hold the slots for 2 s.
+            decode_step_ms: 50.0,
+            // Small, so that the running requests' tokens (at most 2 × 47) are a visible share.
+            kv_cache_tokens: 256,
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let (waiting, kv) = ("vllm:num_requests_waiting", "vllm:kv_cache_usage_perc");
     actix_rt::System::new().block_on(async {
         let client = awc::Client::default();
         let live = std::sync::Arc::new(sinks::prometheus::LiveGauges::new(1));
@@ -338,7 +365,59 @@ fn the_scraper_publishes_the_queue_and_the_kv_cache_for_the_console() {
         // The sim is idle: nothing waits, nothing is cached, and both are known.
         assert_eq!(live.server_waiting(), Some(0.0));
         assert_eq!(live.server_kv_cache(), Some(0.0));
+
+        // Loaded: two requests decoding, three queued behind them.
+        let addr = sim.addr();
+        let load = std::thread::spawn(move || {
+            common::floor::run(
+                addr,
+                "load",
+                REQUESTS,
+                Duration::ZERO,
+                40,
+                Duration::from_secs(30),
+            )
+        });
+        let queued = (REQUESTS - SLOTS) as f64;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sim_gauge(&sim, waiting) != queued
+            || sim_gauge(&sim, "vllm:num_requests_running") != SLOTS as f64
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sim never queued {queued}:\n{}",
+                sim.metrics_text()
+            );
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        for round in 0..3 {
+            // A decode step between rounds: each sees the cache grown.
+            actix_rt::time::sleep(Duration::from_millis(60)).await;
+            let before = (sim_gauge(&sim, waiting), sim_gauge(&sim, kv));
+            scraper
+                .addr
+                .send(sinks::server_metrics::scraper::EndSending)
+                .await
+                .unwrap();
+            let after = (sim_gauge(&sim, waiting), sim_gauge(&sim, kv));
+            let shown = (live.server_waiting(), live.server_kv_cache());
+            eprintln!(
+                "round {round}: the sim's (waiting, KV cache) {before:?} before, {after:?} after; \
+                 the console's {shown:?}"
+            );
+            assert_eq!((before.0, after.0), (queued, queued), "still queued");
+            assert_eq!(shown.0, Some(queued));
+            let kv_shown = shown.1.expect("the KV cache is known");
+            assert!(
+                before.1 > 0.0 && before.1 <= kv_shown && kv_shown <= after.1,
+                "KV cache: the console's {kv_shown}, the sim's {} before and {} after",
+                before.1,
+                after.1
+            );
+        }
         scraper.stop();
+        let load = load.join().expect("the load's requests end");
+        assert_eq!(load.len(), REQUESTS);
     });
     sim.stop();
 }

@@ -43,7 +43,7 @@ fn faulty(url: &str, out: &Path) -> RunConfig {
     cfg.test_hooks = TestHooks {
         panic_every: Some(PANIC_EVERY),
         drop_every: Some(DROP_EVERY),
-        hang_every: None,
+        ..TestHooks::default()
     };
     cfg
 }

@@ -235,7 +235,8 @@ impl std::fmt::Debug for ExtraSinks {
 
 /// Test-only faults in the benchmarker's own request tasks (never set by the command line): the
 /// request numbered `k` in its step (from 0) is hit by a hook set to `n` when `(k + 1) % n == 0`,
-/// after its response ended and before its record is handed over; the first hook that hits wins.
+/// after its response ended and before its record is handed over; the first of the task faults
+/// (panic, drop, hang) that hits wins.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TestHooks {
@@ -245,6 +246,19 @@ pub struct TestHooks {
     pub drop_every: Option<u64>,
     /// The request's task hangs for ever, ignoring the cancel.
     pub hang_every: Option<u64>,
+    /// A timing defect planted for the accuracy test to catch: the request's first-token stamp
+    /// is recorded late.
+    pub late_first_token: Option<LateStamp>,
+}
+
+/// Every `every`-th request's first-token stamp is `by` late (as a stamp taken after a delay
+/// would be): its `first_token_at`, the first chunk's offset, and the first answer or tool
+/// call stamped at the same instant.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LateStamp {
+    pub every: u64,
+    pub by: Duration,
 }
 
 /// Durations serialize as humantime strings ("120s"), as the original tool's config did.

@@ -59,15 +59,17 @@ pub async fn run_one(step: &StepContext, job: Job, guard: InFlight) -> Ending {
 
 /// Hands a finished request's record to the recorder, then counts it out: when every request of
 /// a step has ended, every record of the step is in the recorder. The test hooks strike here,
-/// after the server answered and before the record is handed over.
+/// after the server answered and before the record is handed over (every record passes here,
+/// so a late stamp planted here reaches every sink).
 pub async fn hand_over(
     step: &StepContext,
-    record: sinks::event::RequestFinished,
+    mut record: sinks::event::RequestFinished,
     guard: InFlight,
 ) -> Ending {
     if let Some(fault) = inject::fault(&step.hooks, guard.seq()) {
         inject::strike(fault, &record.id).await;
     }
+    inject::stamp_late(&step.hooks, guard.seq(), &mut record);
     let ending = Ending::of(&record);
     publish(&step.recorder, record).await;
     guard.finish(ending);
