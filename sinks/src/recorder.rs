@@ -481,6 +481,10 @@ impl Handler<RecordControl> for Recorder {
         if self.doc.control.len() < MAX_CONTROL_RECORDS {
             self.doc.control.push((&msg.0).into());
         }
+        // A pause is taken out of the step's rates.
+        if let Some(agg) = self.steps.get_mut(&msg.0.step) {
+            agg.control(&msg.0);
+        }
         self.forward(ctx, || Event::Control(msg.0));
     }
 }

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Nanos, RequestFinished, StepWindow};
+use crate::paused::Pauses;
 
 /// Buckets over the planned sending window; the drain tail adds a few more.
 pub const MAX_BUCKETS: u64 = 2048;
@@ -93,20 +94,50 @@ impl SteadyCounter {
     }
 
     /// The steady part of `window`: from the first request's end to the sending window's end,
-    /// shrunk to whole buckets; `None` if no whole bucket lies in it (requests longer than the
-    /// step, or nothing ended before sending stopped).
-    pub fn finish(&self, window: StepWindow) -> Option<SteadyState> {
+    /// shrunk to whole buckets, less the buckets a pause touched (neither counted nor divided
+    /// by); `None` if no whole bucket lies in it (requests longer than the step, or nothing
+    /// ended before sending stopped).
+    pub fn finish(&self, window: StepWindow, pauses: &Pauses) -> Option<SteadyState> {
         let first = self.first_end?.max(window.start);
         let from = first.div_ceil(self.bucket_ns);
         let to = window.send_end / self.bucket_ns;
         if to <= from {
             return None;
         }
+        // Bucket ranges a pause touched, clipped to the steady part (pauses are in time order):
+        // from the pause to the first request that ended after the resume, as the steady part
+        // itself starts at the first end (the requests sent after it are still in flight).
+        let paused: Vec<(u64, u64)> = pauses
+            .spans(window.send_end)
+            .map(|(a, b)| {
+                let resumed = b.div_ceil(self.bucket_ns);
+                let refilled = self
+                    .buckets
+                    .range(resumed..)
+                    .find(|(_, bucket)| bucket.requests > 0)
+                    .map_or(to, |(k, _)| *k);
+                ((a / self.bucket_ns).max(from), refilled.min(to))
+            })
+            .filter(|(a, b)| a < b)
+            .collect();
+        let is_paused = |k: u64| paused.iter().any(|(a, b)| (*a..*b).contains(&k));
         let (requests, tokens) = self
             .buckets
             .range(from..to)
+            .filter(|(k, _)| !is_paused(**k))
             .fold((0, 0), |(r, t), (_, b)| (r + b.requests, t + b.tokens));
-        let duration_ns = (to - from) * self.bucket_ns;
+        let mut paused_buckets = 0;
+        let mut counted_to = from;
+        for (a, b) in paused {
+            let a = a.max(counted_to);
+            paused_buckets += b.saturating_sub(a);
+            counted_to = counted_to.max(b);
+        }
+        let buckets = to - from - paused_buckets;
+        if buckets == 0 {
+            return None;
+        }
+        let duration_ns = buckets * self.bucket_ns;
         let seconds = duration_ns as f64 / 1e9;
         Some(SteadyState {
             start_ms: (from * self.bucket_ns).saturating_sub(window.start) / 1_000_000,
@@ -123,6 +154,7 @@ mod tests {
     use crate::event::Outcome;
 
     const MS: u64 = 1_000_000;
+    const NONE: Pauses = Pauses::none();
 
     /// A successful request sent at `sent_ms`, one token every 10 ms after a 100 ms TTFT.
     fn request(sent_ms: u64, tokens: u32) -> RequestFinished {
@@ -154,7 +186,7 @@ mod tests {
             c.record(&request(1_000 + i * 50, 91));
         }
         // The step: 1 s .. 11 s sending, the last request ends at 12 s.
-        let s = c.finish(window(1_000, 11_000, 12_000)).unwrap();
+        let s = c.finish(window(1_000, 11_000, 12_000), &NONE).unwrap();
         assert_eq!(s.start_ms, 1_000, "from the first request's end");
         assert_eq!(s.duration_ms, 9_000);
         assert!((s.request_rate - 20.0).abs() < 1e-9, "{s:?}");
@@ -162,6 +194,36 @@ mod tests {
             (s.token_throughput_secs - 20.0 * 91.0).abs() < 1e-9,
             "{s:?}"
         );
+    }
+
+    /// The same loop paused from 5 s to 7 s: nothing sent then, the requests in flight ended in
+    /// the pause, the first sent after it ended a second later. The steady rate leaves out the
+    /// pause and the refill after it: still the offered rate.
+    #[test]
+    fn a_paused_open_loop_is_steady_at_its_rate_over_its_unpaused_time() {
+        use crate::event::{ControlAction, ControlEvent};
+        let mut c = SteadyCounter::new(10.0);
+        let sends = (0..200u64).map(|i| 1_000 + i * 50);
+        for sent in sends.filter(|t| !(5_000..7_000).contains(t)) {
+            c.record(&request(sent, 91));
+        }
+        let mut pauses = Pauses::default();
+        for (action, at) in [(ControlAction::Pause, 5_000), (ControlAction::Resume, 7_000)] {
+            pauses.record(&ControlEvent {
+                at: at * MS,
+                step: 1,
+                action,
+                value: None,
+                source: "http".into(),
+            });
+        }
+        let s = c.finish(window(1_000, 11_000, 12_000), &pauses).unwrap();
+        // 9 s from the first end, less 5 s .. 8 s (the first end after the resume).
+        assert_eq!(s.duration_ms, 6_000);
+        assert!((s.request_rate - 20.0).abs() < 0.1, "{s:?}");
+        let unpaused = c.finish(window(1_000, 11_000, 12_000), &NONE).unwrap();
+        // Without the pause: 140 requests over 9 s, 15.6 req/s.
+        assert!((unpaused.request_rate - 140.0 / 9.0).abs() < 0.1, "{unpaused:?}");
     }
 
     #[test]
@@ -184,7 +246,7 @@ mod tests {
         failed.end_at = 30 * MS;
         c.record(&failed);
         c.record(&request(100, 5));
-        let s = c.finish(window(0, 1_000, 1_200)).unwrap();
+        let s = c.finish(window(0, 1_000, 1_200), &NONE).unwrap();
         assert_eq!(s.start_ms, 30);
         assert!((s.request_rate - 1.0 / 0.97).abs() < 1e-9, "{s:?}");
     }
@@ -193,9 +255,9 @@ mod tests {
     fn no_steady_part_when_nothing_ended_before_sending_stopped() {
         let mut c = SteadyCounter::new(1.0);
         c.record(&request(0, 200)); // ends at 2.09 s, sending stopped at 1 s
-        assert_eq!(c.finish(window(0, 1_000, 2_090)), None);
+        assert_eq!(c.finish(window(0, 1_000, 2_090), &NONE), None);
         assert_eq!(
-            SteadyCounter::new(1.0).finish(window(0, 1_000, 1_000)),
+            SteadyCounter::new(1.0).finish(window(0, 1_000, 1_000), &NONE),
             None
         );
     }
