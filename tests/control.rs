@@ -265,7 +265,11 @@ fn a_paused_rate_step_reads_its_rate_over_its_unpaused_time() {
     let step = &doc["results"][0];
     let at = |i: usize| doc["control"][i]["time_ms"].as_f64().unwrap();
     let paused = step["paused_ms"].as_f64().expect("paused_ms");
-    assert!((paused - (at(1) - at(0))).abs() <= 1.0, "{paused} ms: {}", doc["control"]);
+    assert!(
+        (paused - (at(1) - at(0))).abs() <= 1.0,
+        "{paused} ms: {}",
+        doc["control"]
+    );
     assert!((1_800.0..2_500.0).contains(&paused), "paused {paused} ms");
     // About 40 requests sent in 4 s of sending: 10 req/s, not 40 over the 6 s window.
     let achieved = step["achieved_rate"].as_f64().unwrap();
@@ -273,7 +277,10 @@ fn a_paused_rate_step_reads_its_rate_over_its_unpaused_time() {
     let active_s = (step["duration_ms"].as_f64().unwrap() - paused) / 1e3;
     let ok = step["successful_requests"].as_f64().unwrap();
     let rate = step["request_rate"].as_f64().unwrap();
-    assert!((rate - ok / active_s).abs() < 0.05, "request rate {rate}: {ok} over {active_s} s");
+    assert!(
+        (rate - ok / active_s).abs() < 0.05,
+        "request rate {rate}: {ok} over {active_s} s"
+    );
     let steady = step["steady_state"]["request_rate"].as_f64().unwrap();
     assert!((steady - 10.0).abs() < 1.0, "steady {steady} req/s");
 }

@@ -260,7 +260,10 @@ fn multi_token_chunks() -> Result<(), String> {
     assert!((itl - 108.0 / 21.0).abs() < 1.0, "ITL p50 {itl} ms");
     // The per-token ITL leaves the first chunk's 4 tokens out: 6 ms a token.
     let per_token = step["per_token_itl_ms"]["p50"].as_f64().unwrap();
-    assert!((per_token - 6.0).abs() < 1.0, "per-token ITL p50 {per_token} ms");
+    assert!(
+        (per_token - 6.0).abs() < 1.0,
+        "per-token ITL p50 {per_token} ms"
+    );
     assert!((gap - 24.0).abs() < 2.0, "inter-chunk p50 {gap} ms");
     let tpc = &step["tokens_per_chunk"];
     for figure in ["avg", "p99"] {
@@ -310,11 +313,17 @@ fn per_token_itl_with_four_token_chunks() -> Result<(), String> {
         let figure = |key: &str, at: &str| step[key][at].as_f64().unwrap_or(f64::NAN);
         // The mean of 5-token requests also carries the few whose first chunk's share of the
         // bytes was misread as 3 tokens of 5 (short words first: 5 ms for them), about 9.6 ms.
-        let judged: &[&str] = if tokens < 10 { &["p50"] } else { &["p50", "avg"] };
+        let judged: &[&str] = if tokens < 10 {
+            &["p50"]
+        } else {
+            &["p50", "avg"]
+        };
         for &at in judged {
             let per_token = figure("per_token_itl_ms", at);
             if (per_token - 10.0).abs() > 0.5 {
-                problems.push(format!("{tokens} tokens: per-token ITL {at} {per_token} ms"));
+                problems.push(format!(
+                    "{tokens} tokens: per-token ITL {at} {per_token} ms"
+                ));
             }
         }
         // Checked loosely: it is not the figure under test, only shown to differ.

@@ -155,10 +155,14 @@ fn a_run_whose_requests_never_answered_warns_and_fails_its_no_answer_gate() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(5), "{stderr}");
     assert!(
-        stderr.contains("(100.0 %) reasoned until max_tokens") && stderr.contains("raise max_tokens"),
+        stderr.contains("(100.0 %) reasoned until max_tokens")
+            && stderr.contains("raise max_tokens"),
         "{stderr}"
     );
-    assert!(stderr.contains("no_answer_rate<1% failed (actual 100%)"), "{stderr}");
+    assert!(
+        stderr.contains("no_answer_rate<1% failed (actual 100%)"),
+        "{stderr}"
+    );
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.contains("no answer)"), "{stdout}");
 }

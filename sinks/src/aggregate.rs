@@ -691,7 +691,11 @@ pub(crate) mod tests {
         assert_eq!(r.token_throughput_secs, 27.0 / 4.0);
         assert_eq!(r.request_rate, 5.0 / 4.0);
         // 6 sends from 5 ms to 305 ms: 5 gaps in 0.3 s.
-        assert!((r.achieved_rate - 5.0 / 0.3).abs() < 1e-9, "{}", r.achieved_rate);
+        assert!(
+            (r.achieved_rate - 5.0 / 0.3).abs() < 1e-9,
+            "{}",
+            r.achieved_rate
+        );
         assert_eq!(r.offered_rate, Some(2.0));
         assert_eq!(r.dropped_arrivals, 2);
         assert_eq!(r.ended_early.as_deref(), Some("saturated"));
@@ -767,7 +771,10 @@ pub(crate) mod tests {
         for (i, at) in sends.iter().enumerate() {
             agg.record(&ok_request(&i.to_string(), *at));
         }
-        for (action, at) in [(ControlAction::Pause, 2_000), (ControlAction::Resume, 4_000)] {
+        for (action, at) in [
+            (ControlAction::Pause, 2_000),
+            (ControlAction::Resume, 4_000),
+        ] {
             agg.control(&ControlEvent {
                 at: at * MS,
                 step: 1,
@@ -784,7 +791,11 @@ pub(crate) mod tests {
         let r = agg.finish(window, None);
         assert_eq!((r.total_requests, r.paused_ms), (40, 2_000));
         assert!((r.achieved_rate - 10.0).abs() < 1e-6, "{}", r.achieved_rate);
-        assert!((r.request_rate - 40.0 / 4.2).abs() < 1e-9, "{}", r.request_rate);
+        assert!(
+            (r.request_rate - 40.0 / 4.2).abs() < 1e-9,
+            "{}",
+            r.request_rate
+        );
         assert!((r.token_throughput_secs - 200.0 / 4.2).abs() < 1e-9);
         let steady = r.steady_state.expect("a steady part");
         assert!((steady.request_rate - 10.0).abs() < 0.6, "{steady:?}");

@@ -104,9 +104,9 @@ impl RequestFinished {
         let later_chunks = self.chunk_offsets_us.len().saturating_sub(1) as u64;
         let most = self.output_tokens.saturating_sub(later_chunks).max(1);
         let share = u64::from(self.reasoning.first_chunk_share);
-        let estimate =
-            (u128::from(self.output_tokens) * u128::from(share) + u128::from(SHARE_UNIT / 2))
-                / u128::from(SHARE_UNIT);
+        let estimate = (u128::from(self.output_tokens) * u128::from(share)
+            + u128::from(SHARE_UNIT / 2))
+            / u128::from(SHARE_UNIT);
         (estimate as u64).clamp(1, most)
     }
 
@@ -192,7 +192,11 @@ mod tests {
         let long = four_a_chunk(20);
         assert_eq!(long.first_chunk_tokens(), 4);
         assert_eq!(long.per_token_itl_ns(), Some(10_000_000));
-        assert_eq!(long.itl_ns(), Some(160_000_000 / 19), "vLLM's TPOT reads low");
+        assert_eq!(
+            long.itl_ns(),
+            Some(160_000_000 / 19),
+            "vLLM's TPOT reads low"
+        );
         // 5 tokens: 4 in the first chunk, the fifth 10 ms later.
         let short = four_a_chunk(5);
         assert_eq!(short.chunk_offsets_us, [30_000, 40_000]);

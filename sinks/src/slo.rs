@@ -153,7 +153,10 @@ mod tests {
         );
         let slo: Slo = "tpot=5ms,per_token_itl=6ms".parse().unwrap();
         assert_eq!((slo.itl_ms, slo.per_token_itl_ms), (Some(5.0), Some(6.0)));
-        assert!("itl=5ms,tpot=5ms".parse::<Slo>().is_err(), "the same objective twice");
+        assert!(
+            "itl=5ms,tpot=5ms".parse::<Slo>().is_err(),
+            "the same objective twice"
+        );
         let slo: Slo = "itl=800us".parse().unwrap();
         assert_eq!(
             slo,

@@ -308,7 +308,9 @@ mod tests {
     fn percentiles_are_nearest_rank_at_the_top_of_their_bucket() {
         for n in [1u64, 2, 3, 7, 10, 20, 99, 101, 1000, 4321] {
             // Spread over five decades, from 1 µs to about 100 ms, not in order.
-            let values: Vec<u64> = (0..n).map(|i| 1 + (i * 7919 % n) * 97_531 / n.max(1)).collect();
+            let values: Vec<u64> = (0..n)
+                .map(|i| 1 + (i * 7919 % n) * 97_531 / n.max(1))
+                .collect();
             let mut h = LatencyHistogram::new();
             values.iter().for_each(|&v| h.record_us(v));
             let mut sorted = values.clone();

@@ -208,7 +208,10 @@ mod tests {
             c.record(&request(sent, 91));
         }
         let mut pauses = Pauses::default();
-        for (action, at) in [(ControlAction::Pause, 5_000), (ControlAction::Resume, 7_000)] {
+        for (action, at) in [
+            (ControlAction::Pause, 5_000),
+            (ControlAction::Resume, 7_000),
+        ] {
             pauses.record(&ControlEvent {
                 at: at * MS,
                 step: 1,
@@ -223,7 +226,10 @@ mod tests {
         assert!((s.request_rate - 20.0).abs() < 0.1, "{s:?}");
         let unpaused = c.finish(window(1_000, 11_000, 12_000), &NONE).unwrap();
         // Without the pause: 140 requests over 9 s, 15.6 req/s.
-        assert!((unpaused.request_rate - 140.0 / 9.0).abs() < 0.1, "{unpaused:?}");
+        assert!(
+            (unpaused.request_rate - 140.0 / 9.0).abs() < 0.1,
+            "{unpaused:?}"
+        );
     }
 
     #[test]

@@ -236,14 +236,12 @@ fn parse_metric(lhs: &str) -> Result<Metric, String> {
         "failed_requests" => Figure::FailedRequests,
         "no_answer_rate" => Figure::NoAnswerRate,
         "goodput" => Figure::Goodput,
-        _ => {
-            return Err(format!(
-                "unknown metric '{name}' (latencies: ttft itl tpot per_token_itl e2e icl queue_delay \
+        _ => return Err(format!(
+            "unknown metric '{name}' (latencies: ttft itl tpot per_token_itl e2e icl queue_delay \
                  ttft_from_schedule e2e_from_schedule; figures: error_rate request_rate \
                  token_throughput achieved_rate dropped_arrivals dropped_rate successful_requests \
                  failed_requests no_answer_rate goodput)"
-            ))
-        }
+        )),
     };
     if agg.is_some() {
         return Err(format!("'{name}' is a single figure: no aggregation"));
@@ -523,7 +521,9 @@ mod tests {
         let mut r = step();
         (r.total_requests, r.successful_requests, r.failed_requests) = (60, 60, 0);
         r.dropped_arrivals = 100;
-        let f = t("error_rate<1%").check(&r).expect("100 of 160 arrivals were not served");
+        let f = t("error_rate<1%")
+            .check(&r)
+            .expect("100 of 160 arrivals were not served");
         assert!(f.to_string().ends_with("(actual 62.5%)"), "{f}");
         let table = crate::offline::table::render(std::slice::from_ref(&r));
         assert!(table.contains("62.50%"), "{table}");
@@ -536,7 +536,9 @@ mod tests {
         let mut r = step();
         assert!(t("no_answer_rate<1%").check(&r).is_none());
         r.reasoning.no_answer_requests = 49;
-        let f = t("no_answer_rate<1%").check(&r).expect("half had no answer");
+        let f = t("no_answer_rate<1%")
+            .check(&r)
+            .expect("half had no answer");
         assert!(f.to_string().ends_with("(actual 50%)"), "{f}");
         assert!(t("no_answer_rate<=0.5").check(&r).is_none());
     }
@@ -559,11 +561,37 @@ mod tests {
         };
         let gates = [t("goodput<1000"), t("p99(ttft)<1s"), t("e2e<2s")];
         assert_eq!(check_computed(&gates, all), Ok(()));
-        let e = check_computed(&gates, Computed { goodput: false, ..all }).unwrap_err();
+        let e = check_computed(
+            &gates,
+            Computed {
+                goodput: false,
+                ..all
+            },
+        )
+        .unwrap_err();
         assert!(e.contains("'goodput<1000'") && e.contains("--slo"), "{e}");
-        let e = check_computed(&gates[1..], Computed { tokens: false, ..all }).unwrap_err();
-        assert!(e.contains("'p99(ttft)<1s'") && e.contains("--endpoint"), "{e}");
-        assert_eq!(check_computed(&gates[2..], Computed { goodput: false, tokens: false }), Ok(()));
+        let e = check_computed(
+            &gates[1..],
+            Computed {
+                tokens: false,
+                ..all
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("'p99(ttft)<1s'") && e.contains("--endpoint"),
+            "{e}"
+        );
+        assert_eq!(
+            check_computed(
+                &gates[2..],
+                Computed {
+                    goodput: false,
+                    tokens: false
+                }
+            ),
+            Ok(())
+        );
         // A step without goodput (a merged file may lack it) has no data, not 0.
         let f = t("goodput<1000").check(&step()).unwrap();
         assert!(f.to_string().contains("no data"), "{f}");

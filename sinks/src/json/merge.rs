@@ -670,7 +670,11 @@ mod tests {
         assert_rates_are_counts_over_the_window(m);
         // The shards sent side by side: the merged step sent at the sum of their rates.
         let sent: f64 = shards.iter().map(|(_, d)| d.results[0].achieved_rate).sum();
-        assert!((m.achieved_rate - sent).abs() < 1e-9, "{} vs {sent}", m.achieved_rate);
+        assert!(
+            (m.achieved_rate - sent).abs() < 1e-9,
+            "{} vs {sent}",
+            m.achieved_rate
+        );
     }
 
     #[test]

@@ -332,7 +332,9 @@ fn tool_call_bytes(deltas: &[ToolCallDelta<'_>]) -> usize {
     deltas
         .iter()
         .filter_map(|d| d.function.as_ref())
-        .map(|f| f.name.as_ref().map_or(0, |n| n.0.len()) + f.arguments.as_ref().map_or(0, |a| a.0.len()))
+        .map(|f| {
+            f.name.as_ref().map_or(0, |n| n.0.len()) + f.arguments.as_ref().map_or(0, |a| a.0.len())
+        })
         .sum()
 }
 
