@@ -85,7 +85,6 @@ struct Counters {
 #[derive(Clone, Copy, Debug, Default)]
 struct SeenSpan {
     first_scheduled: Option<Nanos>,
-    first_sent: Option<Nanos>,
     last_sent: Option<Nanos>,
     last_end: Option<Nanos>,
 }
@@ -97,7 +96,6 @@ impl SeenSpan {
 
     fn request(&mut self, r: &RequestFinished) {
         self.scheduled(r.scheduled_at);
-        self.first_sent = Some(self.first_sent.map_or(r.sent_at, |t| t.min(r.sent_at)));
         self.last_sent = Some(self.last_sent.map_or(r.sent_at, |t| t.max(r.sent_at)));
         self.last_end = Some(self.last_end.map_or(r.end_at, |t| t.max(r.end_at)));
     }
@@ -294,7 +292,7 @@ impl StepAggregator {
         let paused_ns = self.pauses.within(window.start, window.send_end);
         let duration_s = duration_ns.saturating_sub(paused_ns) as f64 / 1e9;
         let send_s = send_ns.saturating_sub(paused_ns) as f64 / 1e9;
-        let sends = self.seen.first_sent.zip(self.seen.last_sent);
+        let sends = self.seen.first_scheduled.zip(self.seen.last_sent);
         let rate = self.info.rate.filter(|r| r.is_finite());
         StepResult {
             id: self.info.id.clone(),
@@ -433,11 +431,13 @@ fn encode(h: &LatencyHistogram, name: &str) -> String {
     })
 }
 
-/// Requests sent per second: the sends after the first over the time from the first send to the
-/// last, paused time left out. n sends span n − 1 gaps: a constant schedule (k / rate for k = 0..
-/// while before the window's end: ⌈D · rate⌉ arrivals) reads its offered rate exactly, where n
-/// over the window read up to one arrival high. With fewer than two sends, or all at one instant,
-/// the sends over the sending window `send_s`.
+/// Requests sent per second: the sends after the first over the time from the first arrival (the
+/// step's first scheduled request) to the last send, paused time left out. n sends span n − 1
+/// gaps: a constant schedule (k / rate for k = 0.. while before the window's end: ⌈D · rate⌉
+/// arrivals) reads its offered rate, where n over the window read up to one arrival high. From
+/// the first arrival rather than the first send: a first request sent late (the step's first
+/// connection) does not shorten the span. With fewer than two sends, or all at one instant, the
+/// sends over the sending window `send_s`.
 pub(crate) fn achieved_rate(
     sent: u64,
     sends: Option<(Nanos, Nanos)>,
@@ -690,9 +690,9 @@ pub(crate) mod tests {
         assert_eq!(agg.finish(later, None).start_ms, Some(7_250), "whole ms");
         assert_eq!(r.token_throughput_secs, 27.0 / 4.0);
         assert_eq!(r.request_rate, 5.0 / 4.0);
-        // 6 sends from 5 ms to 305 ms: 5 gaps in 0.3 s.
+        // 6 sends, the first scheduled at 0, the last sent at 305 ms: 5 gaps in 0.305 s.
         assert!(
-            (r.achieved_rate - 5.0 / 0.3).abs() < 1e-9,
+            (r.achieved_rate - 5.0 / 0.305).abs() < 1e-9,
             "{}",
             r.achieved_rate
         );
@@ -742,7 +742,9 @@ pub(crate) mod tests {
             let mut agg = StepAggregator::new(info());
             let arrivals = constant(rate, secs);
             for (i, at) in arrivals.iter().enumerate() {
-                agg.record(&ok_request(&i.to_string(), *at));
+                let mut r = ok_request(&i.to_string(), *at);
+                r.sent_at = *at;
+                agg.record(&r);
             }
             let r = agg.finish(send_window(secs), None);
             assert_eq!(r.total_requests, arrivals.len() as u64);
@@ -769,7 +771,9 @@ pub(crate) mod tests {
             .filter(|at| !(2_000 * MS..4_000 * MS).contains(at))
             .collect();
         for (i, at) in sends.iter().enumerate() {
-            agg.record(&ok_request(&i.to_string(), *at));
+            let mut r = ok_request(&i.to_string(), *at);
+            r.sent_at = *at;
+            agg.record(&r);
         }
         for (action, at) in [
             (ControlAction::Pause, 2_000),

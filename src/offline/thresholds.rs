@@ -236,12 +236,14 @@ fn parse_metric(lhs: &str) -> Result<Metric, String> {
         "failed_requests" => Figure::FailedRequests,
         "no_answer_rate" => Figure::NoAnswerRate,
         "goodput" => Figure::Goodput,
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "unknown metric '{name}' (latencies: ttft itl tpot per_token_itl e2e icl queue_delay \
                  ttft_from_schedule e2e_from_schedule; figures: error_rate request_rate \
                  token_throughput achieved_rate dropped_arrivals dropped_rate successful_requests \
                  failed_requests no_answer_rate goodput)"
-        )),
+        ))
+        }
     };
     if agg.is_some() {
         return Err(format!("'{name}' is a single figure: no aggregation"));

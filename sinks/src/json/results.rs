@@ -62,8 +62,8 @@ pub struct StepResult {
     /// for the closed loop.
     #[serde(default)]
     pub arrival: Option<String>,
-    /// Requests sent per second: sends after the first over the time from the first send to the
-    /// last, paused time left out (see [`crate::aggregate`]).
+    /// Requests sent per second: sends after the first over the time from the first arrival to
+    /// the last send, paused time left out (see [`crate::aggregate`]).
     pub achieved_rate: f64,
     /// The sending window (step start to when the scheduler stopped), whole milliseconds.
     pub send_duration_ms: u64,

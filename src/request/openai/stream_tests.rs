@@ -395,6 +395,10 @@ fn the_first_chunk_s_share_is_of_bytes_or_exact_from_its_usage() {
         ],
     )
     .unwrap();
-    assert_eq!(exact.first_chunk().share(5), 800_000, "4 of 5 tokens, exactly");
+    assert_eq!(
+        exact.first_chunk().share(5),
+        800_000,
+        "4 of 5 tokens, exactly"
+    );
     assert_eq!(StreamState::new(true).first_chunk().share(5), 0, "no chunk");
 }
