@@ -25,11 +25,7 @@ use crate::slices::{SliceRecord, SliceServerMetrics, Slicer};
 use crate::slo::Slo;
 use actix::prelude::*;
 use std::collections::BTreeMap;
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::{fs, io, path::Path, path::PathBuf, sync::Arc, time::SystemTime};
 
 /// The warmup's step index: its events never enter the results.
 pub const WARMUP_STEP: u32 = 0;
@@ -481,9 +477,8 @@ impl Handler<RecordControl> for Recorder {
         if self.doc.control.len() < MAX_CONTROL_RECORDS {
             self.doc.control.push((&msg.0).into());
         }
-        // A pause is taken out of the step's rates.
         if let Some(agg) = self.steps.get_mut(&msg.0.step) {
-            agg.control(&msg.0);
+            agg.control(&msg.0); // a pause leaves the step's rates
         }
         self.forward(ctx, || Event::Control(msg.0));
     }
