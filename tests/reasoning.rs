@@ -320,7 +320,8 @@ fn per_token_itl_with_four_token_chunks() -> Result<(), String> {
         };
         for &at in judged {
             let per_token = figure("per_token_itl_ms", at);
-            if (per_token - 10.0).abs() > 0.5 {
+            // Missing (NaN) fails too.
+            if per_token.is_nan() || (per_token - 10.0).abs() > 0.5 {
                 problems.push(format!(
                     "{tokens} tokens: per-token ITL {at} {per_token} ms"
                 ));
