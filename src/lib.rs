@@ -73,6 +73,11 @@ pub fn run_with(
         .map(|t| t.parse::<thresholds::Threshold>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(RunError::Config)?;
+    let computed = thresholds::Computed {
+        goodput: cfg.slo.is_some(),
+        tokens: !cfg.endpoint.is_pooling(),
+    };
+    thresholds::check_computed(&gates, computed).map_err(RunError::Config)?;
     let workload = workload::prepare(&workload::WorkloadConfig::from_run_config(&cfg))
         .map_err(RunError::Config)?;
     limits::release_free_memory();

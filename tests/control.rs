@@ -242,6 +242,69 @@ fn a_running_step_is_scaled_paused_and_resumed_by_hand() {
     sim.stop();
 }
 
+/// A rate step paused by hand (issue 23, item 7): its rates are over the time it was not paused,
+/// and it says how long that was.
+#[test]
+fn a_paused_rate_step_reads_its_rate_over_its_unpaused_time() {
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(20.0),
+            fixed_itl_ms: Some(2.0),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .expect("simulated server starts");
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = BenchmarkKind::Rate;
+    cfg.rates = Some(vec![10.0]);
+    cfg.duration = Duration::from_secs(6);
+    let control = free_port();
+    cfg.control_listen = Some(control);
+    let run = std::thread::spawn(move || inference_benchmarker::run(cfg));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let start = loop {
+        assert!(Instant::now() < deadline, "the step never started");
+        if TcpStream::connect(control).is_ok() {
+            let (_, body) = http(control, "GET", "/status", "");
+            let v: Value = serde_json::from_str(&body).unwrap_or_default();
+            if v["step"].is_u64() {
+                break Instant::now();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    wait_until(start + Duration::from_millis(1_500));
+    assert_eq!(http(control, "POST", "/pause", "").0, 200);
+    wait_until(start + Duration::from_millis(3_500));
+    assert_eq!(http(control, "POST", "/resume", "").0, 200);
+    let summary = run.join().unwrap().expect("the run completes");
+    sim.stop();
+    let doc = common::validated(&summary.results_path);
+    let step = &doc["results"][0];
+    let at = |i: usize| doc["control"][i]["time_ms"].as_f64().unwrap();
+    let paused = step["paused_ms"].as_f64().expect("paused_ms");
+    assert!(
+        (paused - (at(1) - at(0))).abs() <= 1.0,
+        "{paused} ms: {}",
+        doc["control"]
+    );
+    assert!((1_800.0..2_500.0).contains(&paused), "paused {paused} ms");
+    // About 40 requests sent in 4 s of sending: 10 req/s, not 40 over the 6 s window.
+    let achieved = step["achieved_rate"].as_f64().unwrap();
+    assert!((achieved - 10.0).abs() < 0.5, "achieved {achieved} req/s");
+    let active_s = (step["duration_ms"].as_f64().unwrap() - paused) / 1e3;
+    let ok = step["successful_requests"].as_f64().unwrap();
+    let rate = step["request_rate"].as_f64().unwrap();
+    assert!(
+        (rate - ok / active_s).abs() < 0.05,
+        "request rate {rate}: {ok} over {active_s} s"
+    );
+    let steady = step["steady_state"]["request_rate"].as_f64().unwrap();
+    assert!((steady - 10.0).abs() < 1.0, "steady {steady} req/s");
+}
+
 #[test]
 fn the_control_endpoint_listens_on_loopback_only() {
     let sim = SimServer::start(SimConfig::default(), None).expect("simulated server starts");

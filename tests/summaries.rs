@@ -256,3 +256,25 @@ fn slices_of_a_step_add_up_to_the_step() {
         }
     }
 }
+
+/// A constant-rate step reads its offered rate as achieved (issue 23, item 14): 11.85 req/s for
+/// 2 s sends ⌈23.7⌉ = 24 requests, once read as 24 / 2 s = 12.00 req/s.
+#[test]
+fn a_constant_rate_step_achieves_its_offered_rate() {
+    let sim = fast_sim();
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = inference_benchmarker::config::BenchmarkKind::Rate;
+    cfg.rates = Some(vec![11.85]);
+    cfg.duration = Duration::from_secs(2);
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    sim.stop();
+    let step = &summary.steps[0];
+    eprintln!("achieved {} req/s at an offered 11.85", step.achieved_rate);
+    assert_eq!(step.total_requests, 24);
+    assert!(
+        (step.achieved_rate - 11.85).abs() < 0.06,
+        "achieved {} req/s at an offered 11.85",
+        step.achieved_rate
+    );
+}

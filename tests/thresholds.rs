@@ -109,3 +109,60 @@ fn goodput_counts_requests_within_every_objective() {
     );
     sim.stop();
 }
+
+/// A gate on a figure the run does not compute is a usage error before any request (issue 23,
+/// item 12): `goodput` without `--slo` once passed silently as 0.
+#[test]
+fn a_gate_on_a_figure_the_run_does_not_compute_is_a_usage_error() {
+    let sim = SimServer::start(
+        SimConfig {
+            record: true,
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = run_with(&sim, out.path(), &["goodput<1000"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'goodput<1000'") && stderr.contains("--slo"),
+        "names the gate and the flag it needs: {stderr}"
+    );
+    assert!(sim.records().is_empty(), "refused before any request");
+    sim.stop();
+}
+
+/// A reasoning model whose reasoning uses max_tokens up answers nothing (issue 23, item 4): the
+/// step line warns, the table says so, and `no_answer_rate` gates it.
+#[test]
+fn a_run_whose_requests_never_answered_warns_and_fails_its_no_answer_gate() {
+    let sim = SimServer::start(
+        SimConfig {
+            fixed_ttft_ms: Some(10.0),
+            fixed_itl_ms: Some(2.0),
+            reasoning_tokens: 30,
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    // 4 tokens asked for, 30 of reasoning first: no request answers.
+    let run = run_with(&sim, out.path(), &["no_answer_rate<1%"]);
+    sim.stop();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("(100.0 %) reasoned until max_tokens")
+            && stderr.contains("raise max_tokens"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no_answer_rate<1% failed (actual 100%)"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("no answer)"), "{stdout}");
+}

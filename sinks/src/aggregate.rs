@@ -12,10 +12,12 @@
 //!   (`RequestFinished::itl_ns`); inter-chunk latency pools every chunk gap.
 
 use crate::event::{
-    ArrivalDropped, Nanos, Outcome, RequestFinished, StepInfo, StepKind, StepWindow, TokenSource,
+    ArrivalDropped, ControlEvent, Nanos, Outcome, RequestFinished, StepInfo, StepKind, StepWindow,
+    TokenSource,
 };
 use crate::generator::{GeneratorHealth, GeneratorStats};
 use crate::json::results::{OutputTokens, StepConfig, StepHistograms, StepResult};
+use crate::paused::Pauses;
 use crate::slo::{Goodput, Slo};
 use crate::stats::LatencyHistogram;
 use crate::steady::SteadyCounter;
@@ -38,6 +40,8 @@ pub struct StepAggregator {
     images_tools: crate::images_tools::ImagesToolsCounter,
     /// Embeddings and rerank steps: their inputs.
     inputs: Option<crate::inputs::InputCounter>,
+    /// Live control's pauses: the rates leave them out.
+    pauses: Pauses,
 }
 
 /// A step's latency histograms; they travel in the results (`StepResult::histograms`) so that
@@ -122,6 +126,7 @@ impl StepAggregator {
             reasoning: Default::default(),
             images_tools: Default::default(),
             inputs: None,
+            pauses: Pauses::default(),
         }
     }
 
@@ -173,6 +178,11 @@ impl StepAggregator {
             self.good.0 += 1;
             self.good.1 = self.good.1.saturating_add(r.output_tokens);
         }
+    }
+
+    /// A live-control change of this step: its pauses are left out of its rates.
+    pub fn control(&mut self, c: &ControlEvent) {
+        self.pauses.record(c);
     }
 
     /// Counts an arrival the scheduler could not start.
@@ -276,13 +286,16 @@ impl StepAggregator {
         })
     }
 
-    /// The step's results over `window`.
+    /// The step's results over `window`. Its rates divide by the time it was not paused (a
+    /// pause stops the sending: it counts within the sending window).
     pub fn finish(&self, window: StepWindow, ended_early: Option<String>) -> StepResult {
         let c = &self.counts;
         let duration_ns = window.end.saturating_sub(window.start);
         let send_ns = window.send_end.saturating_sub(window.start);
-        let duration_s = duration_ns as f64 / 1e9;
-        let send_s = send_ns as f64 / 1e9;
+        let paused_ns = self.pauses.within(window.start, window.send_end);
+        let duration_s = duration_ns.saturating_sub(paused_ns) as f64 / 1e9;
+        let send_s = send_ns.saturating_sub(paused_ns) as f64 / 1e9;
+        let sends = self.seen.first_scheduled.zip(self.seen.last_sent);
         let rate = self.info.rate.filter(|r| r.is_finite());
         StepResult {
             id: self.info.id.clone(),
@@ -302,7 +315,7 @@ impl StepAggregator {
             failed_requests: c.failed,
             successful_requests: c.successful,
             request_rate: per_second(c.successful, duration_s),
-            steady_state: self.steady.finish(window),
+            steady_state: self.steady.finish(window, &self.pauses),
             total_tokens_sent: c.prompt_tokens_ok,
             prompt_tokens_sent: c.prompt_tokens_sent,
             step: self.info.index,
@@ -314,8 +327,9 @@ impl StepAggregator {
             e2e_latency_from_schedule_ms: self.hist.e2e_from_schedule.summary(),
             offered_rate: rate,
             arrival: self.info.arrival().map(str::to_string),
-            achieved_rate: per_second(c.total, send_s),
+            achieved_rate: achieved_rate(c.total, sends, &self.pauses, send_s),
             send_duration_ms: send_ns / 1_000_000,
+            paused_ms: paused_ns / 1_000_000,
             dropped_arrivals: c.dropped,
             queued_arrivals: c.queued,
             retried_attempts: c.retried.clone(),
@@ -418,6 +432,33 @@ fn encode(h: &LatencyHistogram, name: &str) -> String {
         log::error!("histogram {name} left out of the results: {e}");
         String::new()
     })
+}
+
+/// Requests sent per second: the sends after the first over the time from the first arrival (the
+/// step's first scheduled request) to the last send, paused time left out. n sends span n − 1
+/// gaps: a constant schedule (k / rate for k = 0.. while before the window's end: ⌈D · rate⌉
+/// arrivals) reads its offered rate, where n over the window read up to one arrival high. From
+/// the first arrival rather than the first send: a first request sent late (the step's first
+/// connection) does not shorten the span. With fewer than two sends, or all at one instant, the
+/// sends over the sending window `send_s`.
+pub(crate) fn achieved_rate(
+    sent: u64,
+    sends: Option<(Nanos, Nanos)>,
+    pauses: &Pauses,
+    send_s: f64,
+) -> f64 {
+    match sends {
+        Some((first, last)) if sent >= 2 => {
+            let span = last
+                .saturating_sub(first)
+                .saturating_sub(pauses.within(first, last));
+            if span > 0 {
+                return (sent - 1) as f64 / (span as f64 / 1e9);
+            }
+            per_second(sent, send_s)
+        }
+        _ => per_second(sent, send_s),
+    }
 }
 
 /// `n / seconds`, 0 for an empty window (JSON has no NaN or infinity).
@@ -652,7 +693,12 @@ pub(crate) mod tests {
         assert_eq!(agg.finish(later, None).start_ms, Some(7_250), "whole ms");
         assert_eq!(r.token_throughput_secs, 27.0 / 4.0);
         assert_eq!(r.request_rate, 5.0 / 4.0);
-        assert_eq!(r.achieved_rate, 6.0 / 2.0);
+        // 6 sends, the first scheduled at 0, the last sent at 305 ms: 5 gaps in 0.305 s.
+        assert!(
+            (r.achieved_rate - 5.0 / 0.305).abs() < 1e-9,
+            "{}",
+            r.achieved_rate
+        );
         assert_eq!(r.offered_rate, Some(2.0));
         assert_eq!(r.dropped_arrivals, 2);
         assert_eq!(r.ended_early.as_deref(), Some("saturated"));
@@ -672,6 +718,100 @@ pub(crate) mod tests {
         assert_eq!(r.config.duration_secs, 10);
         assert_eq!(r.config.max_vus, 8);
         assert_eq!(r.executor_type, "ConstantArrivalRate");
+    }
+
+    /// A constant schedule's arrivals: k / rate for k = 0.. while before `secs`.
+    fn constant(rate: f64, secs: f64) -> Vec<u64> {
+        (0..)
+            .map(|k| (k as f64 / rate * 1e9).round() as u64)
+            .take_while(|&at| (at as f64) < secs * 1e9)
+            .collect()
+    }
+
+    fn send_window(secs: f64) -> StepWindow {
+        let send_end = (secs * 1e9) as u64;
+        StepWindow {
+            start: 0,
+            send_end,
+            end: send_end + 500 * MS,
+        }
+    }
+
+    #[test]
+    fn a_constant_rate_step_achieves_its_offered_rate() {
+        // ⌈D · rate⌉ arrivals: 119 in 10 s at 11.85 req/s, 87 in 5.3 s at 16.3 (once read as
+        // 11.90 and 16.42: one arrival too many over the window).
+        for (rate, secs) in [(11.85, 10.0), (16.3, 5.3), (20.0, 10.0), (0.5, 3.0)] {
+            let mut agg = StepAggregator::new(info());
+            let arrivals = constant(rate, secs);
+            for (i, at) in arrivals.iter().enumerate() {
+                let mut r = ok_request(&i.to_string(), *at);
+                r.sent_at = *at;
+                agg.record(&r);
+            }
+            let r = agg.finish(send_window(secs), None);
+            assert_eq!(r.total_requests, arrivals.len() as u64);
+            assert!(
+                (r.achieved_rate - rate).abs() < rate * 1e-6,
+                "{rate} req/s for {secs} s: achieved {}",
+                r.achieved_rate
+            );
+        }
+        // One send has no gap: it is counted over the sending window.
+        let mut agg = StepAggregator::new(info());
+        agg.record(&ok_request("a", 0));
+        assert_eq!(agg.finish(send_window(2.0), None).achieved_rate, 0.5);
+    }
+
+    #[test]
+    fn a_paused_step_s_rates_are_over_its_unpaused_time() {
+        use crate::event::{ControlAction, ControlEvent};
+        // 10 req/s from 0 to 6 s, paused from 2 s to 4 s: 40 requests, each 190 ms long.
+        let mut agg = StepAggregator::new(info());
+        let sends = constant(10.0, 6.0);
+        let sends: Vec<u64> = sends
+            .into_iter()
+            .filter(|at| !(2_000 * MS..4_000 * MS).contains(at))
+            .collect();
+        for (i, at) in sends.iter().enumerate() {
+            let mut r = ok_request(&i.to_string(), *at);
+            r.sent_at = *at;
+            agg.record(&r);
+        }
+        for (action, at) in [
+            (ControlAction::Pause, 2_000),
+            (ControlAction::Resume, 4_000),
+        ] {
+            agg.control(&ControlEvent {
+                at: at * MS,
+                step: 1,
+                action,
+                value: None,
+                source: "http".into(),
+            });
+        }
+        let window = StepWindow {
+            start: 0,
+            send_end: 6_000 * MS,
+            end: 6_200 * MS,
+        };
+        let r = agg.finish(window, None);
+        assert_eq!((r.total_requests, r.paused_ms), (40, 2_000));
+        assert!((r.achieved_rate - 10.0).abs() < 1e-6, "{}", r.achieved_rate);
+        assert!(
+            (r.request_rate - 40.0 / 4.2).abs() < 1e-9,
+            "{}",
+            r.request_rate
+        );
+        assert!((r.token_throughput_secs - 200.0 / 4.2).abs() < 1e-9);
+        let steady = r.steady_state.expect("a steady part");
+        assert!((steady.request_rate - 10.0).abs() < 0.6, "{steady:?}");
+        // Unpaused, the same requests read a third lower.
+        let mut unpaused = agg.clone();
+        unpaused.pauses = Pauses::default();
+        let u = unpaused.finish(window, None);
+        assert_eq!(u.paused_ms, 0);
+        assert!((u.request_rate - 40.0 / 6.2).abs() < 1e-9);
     }
 
     #[test]

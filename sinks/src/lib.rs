@@ -19,6 +19,7 @@ pub mod inputs;
 pub mod json;
 pub mod live;
 pub mod otlp;
+pub mod paused;
 pub mod prometheus;
 pub mod reasoning;
 pub mod reasoning_step;

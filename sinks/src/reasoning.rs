@@ -1,6 +1,7 @@
 //! Reasoning models and multi-token chunks, request by request (issue 18): when the answer began
 //! after the reasoning, how many tokens the reasoning took, the "no answer" outcome, and how many
-//! tokens a chunk carried. Pure: figures derived from one `RequestFinished`.
+//! tokens a chunk carried, and the per-token ITL that follows. Pure: figures derived from one
+//! `RequestFinished`.
 
 use crate::event::{Nanos, RequestFinished, TokenSource};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,23 @@ pub struct ReasoningRecord {
     /// client tokenizer (off the request arbiters), as it does `output_text`. Never serialized.
     #[serde(skip)]
     pub text: Option<String>,
+    /// The first text chunk's share of the output, in millionths (0: unknown): exact when the
+    /// server reported usage in that chunk, else its share of the streamed text's bytes (no
+    /// tokenizing on the request arbiters). What the first chunk held is not waited for.
+    #[serde(default)]
+    pub first_chunk_share: u32,
+}
+
+/// [`ReasoningRecord::first_chunk_share`]'s unit: millionths.
+pub const SHARE_UNIT: u64 = 1_000_000;
+
+/// `part` of `whole` in millionths (at most [`SHARE_UNIT`]); 0 for an empty whole.
+pub fn share_of(part: u64, whole: u64) -> u32 {
+    if whole == 0 {
+        return 0;
+    }
+    let part = part.min(whole) as u128;
+    ((part * SHARE_UNIT as u128 + whole as u128 / 2) / whole as u128) as u32
 }
 
 impl ReasoningRecord {
@@ -78,6 +96,33 @@ impl RequestFinished {
         let chunks = self.chunk_offsets_us.len();
         (chunks > 0).then(|| self.output_tokens as f64 / chunks as f64)
     }
+
+    /// Output tokens the first text chunk held: its share of `output_tokens`, rounded, at least 1
+    /// and leaving at least one token to each later chunk (so with one token a chunk it is 1
+    /// exactly). 1 when the share is unknown.
+    pub fn first_chunk_tokens(&self) -> u64 {
+        let later_chunks = self.chunk_offsets_us.len().saturating_sub(1) as u64;
+        let most = self.output_tokens.saturating_sub(later_chunks).max(1);
+        let share = u64::from(self.reasoning.first_chunk_share);
+        let estimate = (u128::from(self.output_tokens) * u128::from(share)
+            + u128::from(SHARE_UNIT / 2))
+            / u128::from(SHARE_UNIT);
+        (estimate as u64).clamp(1, most)
+    }
+
+    /// Per-token inter-token latency: what a reader waits for each token after the first chunk,
+    /// `(last chunk − first chunk) / (output tokens − tokens of the first chunk)`. Equals
+    /// [`RequestFinished::itl_ns`] (vLLM's TPOT) with one token a chunk; above it when the first
+    /// chunk held several. `None` without a later chunk or a token after the first chunk.
+    pub fn per_token_itl_ns(&self) -> Option<u64> {
+        let first = *self.chunk_offsets_us.first()?;
+        let last = *self.chunk_offsets_us.last()?;
+        if self.chunk_offsets_us.len() < 2 {
+            return None;
+        }
+        let after_first = self.output_tokens.checked_sub(self.first_chunk_tokens())?;
+        (after_first > 0).then(|| u64::from(last.saturating_sub(first)) * 1000 / after_first)
+    }
 }
 
 #[cfg(test)]
@@ -122,5 +167,62 @@ mod tests {
         assert!(r.no_answer() && r.ttfa_ns().is_none());
         r.outcome = Outcome::StreamBroken;
         assert!(!r.no_answer(), "a failure is a failure");
+    }
+    /// 4 tokens a chunk at 10 ms a token: a chunk every 40 ms, the last one shorter.
+    fn four_a_chunk(tokens: u64) -> RequestFinished {
+        let mut r = ok_request_with(tokens);
+        let chunks = tokens.div_ceil(4) as u32;
+        // Each chunk goes out when its last token is due (token k at 10 ms · k).
+        r.chunk_offsets_us = (0..chunks)
+            .map(|c| 10_000 * (4 * c + 3).min(tokens as u32 - 1))
+            .collect();
+        r.reasoning.first_chunk_share = share_of(4, tokens);
+        r
+    }
+
+    fn ok_request_with(tokens: u64) -> RequestFinished {
+        let mut r = crate::aggregate::tests::ok_request("r", 0);
+        r.output_tokens = tokens;
+        r
+    }
+
+    #[test]
+    fn per_token_itl_divides_by_the_tokens_after_the_first_chunk() {
+        // 20 tokens: chunks at 30, 70, .. 190 ms; 16 tokens came after the first chunk.
+        let long = four_a_chunk(20);
+        assert_eq!(long.first_chunk_tokens(), 4);
+        assert_eq!(long.per_token_itl_ns(), Some(10_000_000));
+        assert_eq!(
+            long.itl_ns(),
+            Some(160_000_000 / 19),
+            "vLLM's TPOT reads low"
+        );
+        // 5 tokens: 4 in the first chunk, the fifth 10 ms later.
+        let short = four_a_chunk(5);
+        assert_eq!(short.chunk_offsets_us, [30_000, 40_000]);
+        assert_eq!(short.per_token_itl_ns(), Some(10_000_000));
+        assert_eq!(short.itl_ns(), Some(2_500_000));
+        // One chunk: nothing after it.
+        assert_eq!(four_a_chunk(3).per_token_itl_ns(), None);
+    }
+
+    #[test]
+    fn with_one_token_a_chunk_the_per_token_itl_is_the_tpot() {
+        let mut r = crate::aggregate::tests::ok_request("r", 0);
+        assert_eq!(r.first_chunk_tokens(), 1, "share unknown");
+        assert_eq!(r.per_token_itl_ns(), r.itl_ns());
+        // A long first word's share of the bytes cannot make it more than one token: every
+        // later chunk holds one.
+        r.reasoning.first_chunk_share = share_of(2, 5);
+        assert_eq!(r.first_chunk_tokens(), 1);
+        assert_eq!(r.per_token_itl_ns(), r.itl_ns());
+    }
+
+    #[test]
+    fn shares_are_millionths() {
+        assert_eq!(share_of(1, 4), 250_000);
+        assert_eq!(share_of(5, 4), 1_000_000, "at most the whole");
+        assert_eq!(share_of(3, 0), 0);
+        assert_eq!(share_of(u64::MAX, u64::MAX), 1_000_000);
     }
 }

@@ -1,6 +1,7 @@
 //! A step's figures for reasoning models and multi-token chunks (issue 18): time to the first
-//! answer token, reasoning and answer tokens, "no answer" requests, tokens per chunk. Pure logic,
-//! bounded memory (four HDR histograms), merged exactly across shards like the step's own.
+//! answer token, reasoning and answer tokens, "no answer" requests, tokens per chunk, per-token
+//! ITL. Pure logic, bounded memory (five HDR histograms), merged exactly across shards like the
+//! step's own.
 //!
 //! Token counts and tokens per chunk ride in [`LatencyHistogram`]s as thousandths ("µs"), so
 //! their summaries (read in "ms") are the counts themselves, at the same 0.1 % resolution.
@@ -23,6 +24,7 @@ struct Hists {
     reasoning_tokens: LatencyHistogram,
     answer_tokens: LatencyHistogram,
     tokens_per_chunk: LatencyHistogram,
+    per_token_itl: LatencyHistogram,
 }
 
 /// The step's figures, written among the step's keys (flattened into `StepResult`).
@@ -41,6 +43,10 @@ pub struct ReasoningFigures {
     pub answer_tokens: Summary,
     /// Output tokens per text chunk of every successful request with a chunk (not ms).
     pub tokens_per_chunk: Summary,
+    /// Per-token ITL of the successful requests ([`RequestFinished::per_token_itl_ns`]), ms:
+    /// `inter_token_latency_ms` (the original tool's, vLLM's TPOT) without the first chunk's
+    /// tokens in its divisor.
+    pub per_token_itl_ms: Summary,
     pub reasoning_histograms: ReasoningHistograms,
 }
 
@@ -52,6 +58,7 @@ pub struct ReasoningHistograms {
     pub reasoning_tokens: String,
     pub answer_tokens: String,
     pub tokens_per_chunk: String,
+    pub per_token_itl: String,
 }
 
 /// A count or ratio as thousandths.
@@ -71,6 +78,9 @@ impl ReasoningAggregator {
         }
         if let Some(per_chunk) = r.tokens_per_chunk() {
             h.tokens_per_chunk.record_us(milli(per_chunk));
+        }
+        if let Some(itl) = r.per_token_itl_ns() {
+            h.per_token_itl.record_ns(itl);
         }
         if r.reasoned() {
             self.reasoning_requests += 1;
@@ -93,11 +103,13 @@ impl ReasoningAggregator {
             reasoning_tokens: h.reasoning_tokens.summary(),
             answer_tokens: h.answer_tokens.summary(),
             tokens_per_chunk: h.tokens_per_chunk.summary(),
+            per_token_itl_ms: h.per_token_itl.summary(),
             reasoning_histograms: ReasoningHistograms {
                 ttfa: encode(&h.ttfa),
                 reasoning_tokens: encode(&h.reasoning_tokens),
                 answer_tokens: encode(&h.answer_tokens),
                 tokens_per_chunk: encode(&h.tokens_per_chunk),
+                per_token_itl: encode(&h.per_token_itl),
             },
         }
     }
@@ -126,6 +138,11 @@ impl ReasoningAggregator {
                     &mut out.hist.tokens_per_chunk,
                     &h.tokens_per_chunk,
                     "tokens_per_chunk",
+                ),
+                (
+                    &mut out.hist.per_token_itl,
+                    &h.per_token_itl,
+                    "per_token_itl",
                 ),
             ] {
                 if !text.is_empty() {
@@ -187,6 +204,9 @@ mod tests {
         assert!((f.answer_tokens.max - 3.0).abs() < 0.01);
         assert_eq!(f.tokens_per_chunk.count, 3);
         assert!((f.tokens_per_chunk.avg - 1.0).abs() < 0.01);
+        // One token a chunk: the per-token ITL is the TPOT, 20 ms.
+        assert_eq!(f.per_token_itl_ms.count, 3);
+        assert!((f.per_token_itl_ms.avg - 20.0).abs() < 0.03);
     }
 
     #[test]

@@ -25,11 +25,7 @@ use crate::slices::{SliceRecord, SliceServerMetrics, Slicer};
 use crate::slo::Slo;
 use actix::prelude::*;
 use std::collections::BTreeMap;
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::{fs, io, path::Path, path::PathBuf, sync::Arc, time::SystemTime};
 
 /// The warmup's step index: its events never enter the results.
 pub const WARMUP_STEP: u32 = 0;
@@ -480,6 +476,9 @@ impl Handler<RecordControl> for Recorder {
     fn handle(&mut self, msg: RecordControl, ctx: &mut Context<Self>) {
         if self.doc.control.len() < MAX_CONTROL_RECORDS {
             self.doc.control.push((&msg.0).into());
+        }
+        if let Some(agg) = self.steps.get_mut(&msg.0.step) {
+            agg.control(&msg.0); // a pause leaves the step's rates
         }
         self.forward(ctx, || Event::Control(msg.0));
     }

@@ -1,6 +1,7 @@
 //! Per-request service-level objectives and goodput (pure).
 //!
-//! `--slo ttft=500ms,itl=50ms,e2e=30s` (any subset): a successful request is *good* when it meets
+//! `--slo ttft=500ms,itl=50ms,per_token_itl=50ms,e2e=30s` (any subset; `tpot` names `itl`): a
+//! successful request is *good* when it meets
 //! every objective given. Goodput is good requests (and their output tokens) per second of the
 //! step — what the server delivers within the promise, not just what it delivers.
 
@@ -12,8 +13,12 @@ use crate::event::RequestFinished;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Slo {
     pub ttft_ms: Option<f64>,
+    /// On `inter_token_latency_ms` (the original's ITL, vLLM's TPOT).
     pub itl_ms: Option<f64>,
     pub e2e_ms: Option<f64>,
+    /// On `per_token_itl_ms` (the first chunk's tokens out of the divisor).
+    #[serde(default)]
+    pub per_token_itl_ms: Option<f64>,
 }
 
 /// Requests and tokens that met every objective, over the step.
@@ -43,6 +48,7 @@ impl Slo {
         r.outcome.is_ok()
             && within(self.ttft_ms, r.ttft_ns(), false)
             && within(self.itl_ms, r.itl_ns(), true)
+            && within(self.per_token_itl_ms, r.per_token_itl_ns(), true)
             && within(self.e2e_ms, Some(r.e2e_ns()), true)
     }
 }
@@ -50,7 +56,8 @@ impl Slo {
 impl std::str::FromStr for Slo {
     type Err = String;
 
-    /// `ttft=500ms,itl=50ms,e2e=30s`: any subset; units `ms` (default), `s`, `us`.
+    /// `ttft=500ms,itl=50ms,e2e=30s,per_token_itl=50ms`: any subset (`tpot` is `itl`); units
+    /// `ms` (default), `s`, `us`.
     fn from_str(s: &str) -> Result<Slo, String> {
         let mut slo = Slo::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -60,11 +67,12 @@ impl std::str::FromStr for Slo {
             let ms = parse_ms(value.trim()).map_err(|e| format!("--slo {key}: {e}"))?;
             let slot = match key.trim() {
                 "ttft" => &mut slo.ttft_ms,
-                "itl" => &mut slo.itl_ms,
+                "itl" | "tpot" => &mut slo.itl_ms,
+                "per_token_itl" => &mut slo.per_token_itl_ms,
                 "e2e" => &mut slo.e2e_ms,
                 other => {
                     return Err(format!(
-                        "--slo: unknown objective '{other}' (ttft, itl, e2e)"
+                        "--slo: unknown objective '{other}' (ttft, itl or tpot, per_token_itl, e2e)"
                     ))
                 }
             };
@@ -73,7 +81,7 @@ impl std::str::FromStr for Slo {
             }
         }
         if slo == Slo::default() {
-            return Err("--slo: give at least one of ttft=, itl=, e2e=".into());
+            return Err("--slo: give at least one of ttft=, itl=, per_token_itl=, e2e=".into());
         }
         Ok(slo)
     }
@@ -139,8 +147,15 @@ mod tests {
             Slo {
                 ttft_ms: Some(500.0),
                 itl_ms: Some(50.0),
-                e2e_ms: Some(30_000.0)
+                e2e_ms: Some(30_000.0),
+                per_token_itl_ms: None,
             }
+        );
+        let slo: Slo = "tpot=5ms,per_token_itl=6ms".parse().unwrap();
+        assert_eq!((slo.itl_ms, slo.per_token_itl_ms), (Some(5.0), Some(6.0)));
+        assert!(
+            "itl=5ms,tpot=5ms".parse::<Slo>().is_err(),
+            "the same objective twice"
         );
         let slo: Slo = "itl=800us".parse().unwrap();
         assert_eq!(
@@ -153,7 +168,7 @@ mod tests {
         for (bad, needle) in [
             ("", "at least one"),
             ("ttft", "key=value"),
-            ("tpot=5ms", "unknown objective"),
+            ("tbt=5ms", "unknown objective"),
             ("ttft=-5ms", "positive"),
             ("ttft=1s,ttft=2s", "twice"),
         ] {
@@ -167,7 +182,7 @@ mod tests {
         let slo = Slo {
             ttft_ms: Some(100.0),
             itl_ms: Some(20.0),
-            e2e_ms: None,
+            ..Slo::default()
         };
         assert!(
             slo.met_by(&request(100, 20, 10, Outcome::Ok)),
@@ -188,6 +203,19 @@ mod tests {
             !e2e.met_by(&request(50, 20, 10, Outcome::Ok)),
             "e2e is 50 + 180 + 1000 ms"
         );
+    }
+
+    #[test]
+    fn a_per_token_itl_objective_leaves_the_first_chunk_s_tokens_out() {
+        // 20 tokens in 5 chunks 40 ms apart, 4 in the first: 10 ms a token, TPOT 160/19 ms.
+        let mut r = request(50, 40, 5, Outcome::Ok);
+        r.output_tokens = 20;
+        r.reasoning.first_chunk_share = crate::reasoning::share_of(4, 20);
+        let tpot: Slo = "tpot=9ms".parse().unwrap();
+        let per_token: Slo = "per_token_itl=9ms".parse().unwrap();
+        assert!(tpot.met_by(&r));
+        assert!(!per_token.met_by(&r));
+        assert!("per_token_itl=10ms".parse::<Slo>().unwrap().met_by(&r));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Nanos, RequestFinished, StepWindow};
+use crate::paused::Pauses;
 
 /// Buckets over the planned sending window; the drain tail adds a few more.
 pub const MAX_BUCKETS: u64 = 2048;
@@ -110,8 +111,9 @@ impl SteadyCounter {
     /// next request) is not divided by, either of which would read low or high. An open loop
     /// (waves of 1) runs from its first completion to its last before sending stopped. `None`
     /// with fewer than two waves before sending stopped (requests longer than the step, or a
-    /// closed loop's users that finished one request each).
-    pub fn finish(&self, window: StepWindow) -> Option<SteadyState> {
+    /// closed loop's users that finished one request each). The buckets a pause touched are
+    /// neither counted nor divided by.
+    pub fn finish(&self, window: StepWindow, pauses: &Pauses) -> Option<SteadyState> {
         let sending = window.send_end / self.bucket_ns;
         let start = window.start / self.bucket_ns;
         if sending <= start {
@@ -140,11 +142,40 @@ impl SteadyCounter {
         if to <= from {
             return None;
         }
+        // Bucket ranges a pause touched, clipped to the steady part (pauses are in time order):
+        // from the pause to the first request that ended after the resume, as the steady part
+        // itself starts at the first end (the requests sent after it are still in flight).
+        let paused: Vec<(u64, u64)> = pauses
+            .spans(window.send_end)
+            .map(|(a, b)| {
+                let resumed = b.div_ceil(self.bucket_ns);
+                let refilled = self
+                    .buckets
+                    .range(resumed..)
+                    .find(|(_, bucket)| bucket.requests > 0)
+                    .map_or(to, |(k, _)| *k);
+                ((a / self.bucket_ns).max(from), refilled.min(to))
+            })
+            .filter(|(a, b)| a < b)
+            .collect();
+        let is_paused = |k: u64| paused.iter().any(|(a, b)| (*a..*b).contains(&k));
         let (requests, tokens) = self
             .buckets
             .range(from..to)
+            .filter(|(k, _)| !is_paused(**k))
             .fold((0, 0), |(r, t), (_, b)| (r + b.requests, t + b.tokens));
-        let duration_ns = (to - from) * self.bucket_ns;
+        let mut paused_buckets = 0;
+        let mut counted_to = from;
+        for (a, b) in paused {
+            let a = a.max(counted_to);
+            paused_buckets += b.saturating_sub(a);
+            counted_to = counted_to.max(b);
+        }
+        let buckets = to - from - paused_buckets;
+        if buckets == 0 {
+            return None;
+        }
+        let duration_ns = buckets * self.bucket_ns;
         let seconds = duration_ns as f64 / 1e9;
         Some(SteadyState {
             start_ms: (from * self.bucket_ns).saturating_sub(window.start) / 1_000_000,
@@ -161,6 +192,7 @@ mod tests {
     use crate::event::Outcome;
 
     const MS: u64 = 1_000_000;
+    const NONE: Pauses = Pauses::none();
 
     /// A successful request sent at `sent_ms`, one token every 10 ms after a 100 ms TTFT.
     fn request(sent_ms: u64, tokens: u32) -> RequestFinished {
@@ -192,7 +224,7 @@ mod tests {
             c.record(&request(1_000 + i * 50, 91));
         }
         // The step: 1 s .. 11 s sending, the last request ends at 12 s.
-        let s = c.finish(window(1_000, 11_000, 12_000)).unwrap();
+        let s = c.finish(window(1_000, 11_000, 12_000), &NONE).unwrap();
         assert_eq!(
             s.start_ms, 1_010,
             "from the bucket after the first request's end"
@@ -204,6 +236,43 @@ mod tests {
         assert!(
             (s.token_throughput_secs - 20.0 * 91.0).abs() < 0.01 * 20.0 * 91.0,
             "{s:?}"
+        );
+    }
+
+    /// The same loop paused from 5 s to 7 s: nothing sent then, the requests in flight ended in
+    /// the pause, the first sent after it ended a second later. The steady rate leaves out the
+    /// pause and the refill after it: still the offered rate.
+    #[test]
+    fn a_paused_open_loop_is_steady_at_its_rate_over_its_unpaused_time() {
+        use crate::event::{ControlAction, ControlEvent};
+        let mut c = SteadyCounter::new(10.0);
+        let sends = (0..200u64).map(|i| 1_000 + i * 50);
+        for sent in sends.filter(|t| !(5_000..7_000).contains(t)) {
+            c.record(&request(sent, 91));
+        }
+        let mut pauses = Pauses::default();
+        for (action, at) in [
+            (ControlAction::Pause, 5_000),
+            (ControlAction::Resume, 7_000),
+        ] {
+            pauses.record(&ControlEvent {
+                at: at * MS,
+                step: 1,
+                action,
+                value: None,
+                source: "http".into(),
+            });
+        }
+        let s = c.finish(window(1_000, 11_000, 12_000), &pauses).unwrap();
+        // From the bucket after the first end (1.01 s) to the last end before 11 s (10.95 s,
+        // its bucket to 10.96 s), less 5 s .. 8 s (the first end after the resume).
+        assert_eq!(s.duration_ms, 5_950);
+        assert!((s.request_rate - 20.0).abs() < 0.1, "{s:?}");
+        let unpaused = c.finish(window(1_000, 11_000, 12_000), &NONE).unwrap();
+        // Without the pause: 139 requests over 8.95 s, 15.5 req/s.
+        assert!(
+            (unpaused.request_rate - 139.0 / 8.95).abs() < 0.1,
+            "{unpaused:?}"
         );
     }
 
@@ -227,7 +296,7 @@ mod tests {
         failed.end_at = 30 * MS;
         c.record(&failed);
         c.record(&request(100, 5));
-        let s = c.finish(window(0, 1_000, 1_200)).unwrap();
+        let s = c.finish(window(0, 1_000, 1_200), &NONE).unwrap();
         assert_eq!(
             s.start_ms, 40,
             "the bucket after the failure's end at 30 ms"
@@ -240,9 +309,9 @@ mod tests {
     fn no_steady_part_when_nothing_ended_before_sending_stopped() {
         let mut c = SteadyCounter::new(1.0);
         c.record(&request(0, 200)); // ends at 2.09 s, sending stopped at 1 s
-        assert_eq!(c.finish(window(0, 1_000, 2_090)), None);
+        assert_eq!(c.finish(window(0, 1_000, 2_090), &NONE), None);
         assert_eq!(
-            SteadyCounter::new(1.0).finish(window(0, 1_000, 1_000)),
+            SteadyCounter::new(1.0).finish(window(0, 1_000, 1_000), &NONE),
             None
         );
     }
@@ -264,7 +333,7 @@ mod tests {
                     t += took;
                 }
             }
-            let s = c.finish(window(0, end_ms, end_ms + 300)).unwrap();
+            let s = c.finish(window(0, end_ms, end_ms + 300), &NONE).unwrap();
             let truth = 16.0 / 0.250;
             assert!(
                 (s.request_rate / truth - 1.0).abs() < 0.01,
@@ -284,7 +353,7 @@ mod tests {
             r.end_at = (1_000 + user * 230 / 64) * MS;
             c.record(&r);
         }
-        assert_eq!(c.finish(window(0, 2_000, 2_500)), None);
+        assert_eq!(c.finish(window(0, 2_000, 2_500), &NONE), None);
     }
 
     #[test]

@@ -335,7 +335,7 @@ mod tests {
             (vec!["--arrival", "uniform"], "--arrival"),
             (vec!["--max-error-rate", "150%"], "between 0 and 1"),
             (vec!["--threshold", "p97(ttft)<1"], "unknown aggregation"),
-            (vec!["--slo", "tpot=5ms"], "--slo: unknown objective"),
+            (vec!["--slo", "tbt=5ms"], "--slo: unknown objective"),
             (vec!["-d", "10s", "--ramp-up", "10s"], "--ramp-up"),
             (
                 vec!["--arrival", "gamma", "--burstiness", "0"],

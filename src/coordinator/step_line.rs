@@ -46,6 +46,13 @@ pub fn lines(r: &StepResult) -> Vec<String> {
     if let Some(why) = &r.ended_early {
         out.push(format!("    ended early: {why}"));
     }
+    out.extend(no_answer_warning(r));
+    if r.paused_ms > 0 {
+        out.push(format!(
+            "    paused {:.1} s by live control: its rates are over the time it was not",
+            r.paused_ms as f64 / 1e3
+        ));
+    }
     if let Some(g) = r.generator.as_ref().filter(|g| g.bound) {
         out.push(format!(
             "    GENERATOR-BOUND: the benchmarker limited this step ({})",
@@ -53,6 +60,24 @@ pub fn lines(r: &StepResult) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Above this share of its successful requests without an answer, a step's line warns.
+pub const NO_ANSWER_WARNING_SHARE: f64 = 0.05;
+
+/// A reasoning model that used `max_tokens` up before answering: a success on the wire that
+/// measured no answer, so the step's figures are not what its users would see.
+fn no_answer_warning(r: &StepResult) -> Option<String> {
+    let share = crate::offline::thresholds::no_answer_rate(r);
+    (share > NO_ANSWER_WARNING_SHARE).then(|| {
+        format!(
+            "    WARNING: {} of {} successful requests ({:.1} %) reasoned until max_tokens and \
+             never answered: raise max_tokens (--decode-options num_tokens=…)",
+            r.reasoning.no_answer_requests,
+            r.successful_requests,
+            share * 100.0
+        )
+    })
 }
 
 /// Throughput and latencies: of tokens for generation, of inputs for embeddings and rerank
@@ -91,8 +116,15 @@ fn figures(r: &StepResult) -> String {
             p50(&r.reasoning.time_to_first_answer_token_ms, 1)
         ),
     };
+    // Several tokens in first chunks: the per-token ITL beside the original's (vLLM's TPOT).
+    let (tpot, per_token) = (&r.inter_token_latency_ms, &r.reasoning.per_token_itl_ms);
+    let per_token = crate::offline::table::per_token_differs(
+        tpot.known(tpot.p50),
+        per_token.known(per_token.p50),
+    )
+    .map_or_else(String::new, |v| format!(", per-token ITL p50 {v:.2} ms"));
     format!(
-        "{:.1} tokens/s{steady}, TTFT p50 {}{ttfa}, ITL p50 {}",
+        "{:.1} tokens/s{steady}, TTFT p50 {}{ttfa}, ITL p50 {}{per_token}",
         r.token_throughput_secs,
         p50(&r.time_to_first_token_ms, 1),
         p50(&r.inter_token_latency_ms, 2),
@@ -215,6 +247,21 @@ mod tests {
         assert!(
             line.contains("(steady 2.50 req/s, 75.0 tokens/s)"),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn a_step_whose_requests_did_not_answer_warns() {
+        let mut r = step(100, 0, 0);
+        r.reasoning.reasoning_requests = 100;
+        r.reasoning.no_answer_requests = 5;
+        assert_eq!(lines(&r).len(), 1, "5 % is not above the threshold");
+        r.reasoning.no_answer_requests = 100;
+        let out = lines(&r);
+        assert!(
+            out[1].contains("WARNING: 100 of 100 successful requests (100.0 %)")
+                && out[1].contains("raise max_tokens"),
+            "{out:?}"
         );
     }
 

@@ -30,17 +30,30 @@ fn row(r: &StepResult) -> [String; 10] {
     // step beside the failed requests, so a step that dropped a third of its load does not
     // read as 0 % errors.
     let arrivals = r.total_requests + r.dropped_arrivals;
-    let error_rate = if arrivals == 0 {
-        0.0
+    let error_rate = 100.0 * crate::offline::thresholds::error_rate(r);
+    let mut notes = Vec::new();
+    if r.dropped_arrivals > 0 {
+        notes.push(format!("{} dropped", r.dropped_arrivals));
+    }
+    // Successes on the wire that reasoned until max_tokens: no answer was measured.
+    if r.reasoning.no_answer_requests > 0 {
+        notes.push(format!("{} no answer", r.reasoning.no_answer_requests));
+    }
+    let served = if r.dropped_arrivals > 0 {
+        arrivals
     } else {
-        100.0 * (r.failed_requests + r.dropped_arrivals) as f64 / arrivals as f64
+        r.total_requests
     };
-    let ok = match r.dropped_arrivals {
-        0 => format!("{}/{}", r.successful_requests, r.total_requests),
-        d => format!("{}/{arrivals} ({d} dropped)", r.successful_requests),
-    };
+    let mut ok = format!("{}/{served}", r.successful_requests);
+    if !notes.is_empty() {
+        ok += &format!(" ({})", notes.join(", "));
+    }
     [
-        r.id.clone(),
+        // Its rates are over the time it was not paused.
+        match r.paused_ms {
+            0 => r.id.clone(),
+            ms => format!("{} (paused {:.1} s)", r.id, ms as f64 / 1e3),
+        },
         // A closed loop at the rate it sustained (steady), as the report plots it.
         match r.kind {
             StepKind::Throughput => format!("{:.2} req/s", r.sustained_request_rate()),
@@ -48,7 +61,7 @@ fn row(r: &StepResult) -> [String; 10] {
         },
         seconds_or_ms(&r.e2e_latency_ms),
         avg(&r.time_to_first_token_ms, 1.0, "ms"),
-        avg(&r.inter_token_latency_ms, 1.0, "ms"),
+        itl(r),
         // Embeddings and rerank have no output tokens: their throughput is in inputs.
         match &r.inputs {
             Some(i) => format!("{:.2} inputs/sec", i.inputs_per_second),
@@ -87,6 +100,24 @@ fn seconds_or_ms(s: &Summary) -> String {
         Some(ms) if ms < 1000.0 => avg(s, 1.0, "ms"),
         _ => avg(s, 1000.0, "sec"),
     }
+}
+
+/// The original's ITL (vLLM's TPOT) and, when the first chunks held several tokens, the per-token
+/// ITL beside it: `8.42 ms (10.00 per token)`.
+fn itl(r: &StepResult) -> String {
+    let cell = avg(&r.inter_token_latency_ms, 1.0, "ms");
+    let (tpot, per_token) = (&r.inter_token_latency_ms, &r.reasoning.per_token_itl_ms);
+    match per_token_differs(tpot.known(tpot.avg), per_token.known(per_token.avg)) {
+        Some(v) => format!("{cell} ({v:.2} per token)"),
+        None => cell,
+    }
+}
+
+/// The per-token figure when it differs from the TPOT by more than 1 % (several tokens in first
+/// chunks); with one token a chunk they are the same figure, shown once.
+pub fn per_token_differs(tpot: Option<f64>, per_token: Option<f64>) -> Option<f64> {
+    let (a, b) = (tpot?, per_token?);
+    ((b - a).abs() > 0.01 * a.abs()).then_some(b)
 }
 
 /// What a figure that was not measured shows (never 0).
@@ -169,6 +200,29 @@ mod tests {
         // An open loop keeps the original's figure.
         let open = step(4, 0, 0);
         assert_eq!(row(&open)[1], format!("{:.2} req/s", open.request_rate));
+    }
+
+    #[test]
+    fn the_per_token_itl_stands_beside_the_itl_when_they_differ() {
+        let mut r = step(2, 0, 0);
+        assert_eq!(row(&r)[4], "20.01 ms", "one token a chunk: one figure");
+        r.reasoning.per_token_itl_ms.avg = 25.0;
+        assert_eq!(row(&r)[4], "20.01 ms (25.00 per token)");
+    }
+
+    #[test]
+    fn a_paused_step_says_for_how_long() {
+        let mut r = step(2, 0, 0);
+        assert_eq!(row(&r)[0], "constant@12.00req/s");
+        r.paused_ms = 2_040;
+        assert_eq!(row(&r)[0], "constant@12.00req/s (paused 2.0 s)");
+    }
+
+    #[test]
+    fn requests_without_an_answer_are_named_in_the_ok_column() {
+        let mut r = step(8, 0, 2);
+        r.reasoning.no_answer_requests = 8;
+        assert_eq!(row(&r)[7], "8/10 (2 dropped, 8 no answer)");
     }
 
     #[test]

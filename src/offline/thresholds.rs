@@ -5,12 +5,16 @@
 //!
 //! Grammar: `[AGG(]METRIC[)] OP VALUE[UNIT]`
 //! - latency metrics (AGG one of p50 p60 p70 p80 p90 p95 p99 p99.9 avg min max stddev; default
-//!   avg): `ttft`, `itl`, `e2e`, `icl` (inter-chunk), `queue_delay`, `ttft_from_schedule`,
-//!   `e2e_from_schedule`; values in `ms` (default), `s` or `us`;
-//! - step figures (no AGG): `error_rate` (failed / total, `%` or a share), `request_rate`
-//!   (req/s), `token_throughput` (tokens/s), `achieved_rate`, `dropped_arrivals`,
-//!   `dropped_rate` (dropped / arrivals), `successful_requests`, `failed_requests`, `goodput`
-//!   (requests/s meeting every `--slo` objective; 0 without `--slo`);
+//!   avg): `ttft`, `itl` (or `tpot`: `inter_token_latency_ms`), `per_token_itl`, `e2e`, `icl`
+//!   (inter-chunk), `queue_delay`, `ttft_from_schedule`, `e2e_from_schedule`; values in `ms`
+//!   (default), `s` or `us`;
+//! - step figures (no AGG): `error_rate` ((failed + dropped) / arrivals, `%` or a share, as the
+//!   summary table shows it), `request_rate` (req/s), `token_throughput` (tokens/s),
+//!   `achieved_rate`, `dropped_arrivals`, `dropped_rate` (dropped / arrivals),
+//!   `successful_requests`, `failed_requests`, `no_answer_rate` (no-answer / successful requests),
+//!   `goodput` (requests/s meeting every `--slo` objective);
+//! - a gate on a figure the run does not compute (`goodput` without `--slo`, a token latency
+//!   with an endpoint that streams none) is a usage error, before any request ([`check_computed`]);
 //! - OP: `<`, `<=`, `>`, `>=`, `==`.
 
 use std::fmt;
@@ -43,6 +47,7 @@ impl Op {
 enum Latency {
     Ttft,
     Itl,
+    PerTokenItl,
     E2e,
     Icl,
     QueueDelay,
@@ -60,6 +65,7 @@ enum Figure {
     DroppedRate,
     SuccessfulRequests,
     FailedRequests,
+    NoAnswerRate,
     Goodput,
 }
 
@@ -131,7 +137,7 @@ impl Metric {
         match self {
             Metric::Latency(..) => Unit::Ms,
             Metric::Figure(f) => match f {
-                Figure::ErrorRate | Figure::DroppedRate => Unit::Share,
+                Figure::ErrorRate | Figure::DroppedRate | Figure::NoAnswerRate => Unit::Share,
                 Figure::RequestRate | Figure::AchievedRate | Figure::Goodput => {
                     Unit::RequestsPerSecond
                 }
@@ -207,7 +213,8 @@ fn parse_metric(lhs: &str) -> Result<Metric, String> {
     };
     let latency = match name {
         "ttft" => Some(Latency::Ttft),
-        "itl" => Some(Latency::Itl),
+        "itl" | "tpot" => Some(Latency::Itl),
+        "per_token_itl" => Some(Latency::PerTokenItl),
         "e2e" => Some(Latency::E2e),
         "icl" => Some(Latency::Icl),
         "queue_delay" => Some(Latency::QueueDelay),
@@ -227,13 +234,15 @@ fn parse_metric(lhs: &str) -> Result<Metric, String> {
         "dropped_rate" => Figure::DroppedRate,
         "successful_requests" => Figure::SuccessfulRequests,
         "failed_requests" => Figure::FailedRequests,
+        "no_answer_rate" => Figure::NoAnswerRate,
         "goodput" => Figure::Goodput,
         _ => {
             return Err(format!(
-                "unknown metric '{name}' (latencies: ttft itl e2e icl queue_delay ttft_from_schedule \
-                 e2e_from_schedule; figures: error_rate request_rate token_throughput achieved_rate \
-                 dropped_arrivals dropped_rate successful_requests failed_requests goodput)"
-            ))
+            "unknown metric '{name}' (latencies: ttft itl tpot per_token_itl e2e icl queue_delay \
+                 ttft_from_schedule e2e_from_schedule; figures: error_rate request_rate \
+                 token_throughput achieved_rate dropped_arrivals dropped_rate successful_requests \
+                 failed_requests no_answer_rate goodput)"
+        ))
         }
     };
     if agg.is_some() {
@@ -275,10 +284,7 @@ fn parse_value(metric: Metric, rhs: &str) -> Result<f64, String> {
     if !v.is_finite() {
         return Err(format!("'{rhs}' is not a finite number"));
     }
-    let share = matches!(
-        metric,
-        Metric::Figure(Figure::ErrorRate | Figure::DroppedRate)
-    );
+    let share = metric.unit() == Unit::Share;
     match (metric, unit) {
         (Metric::Latency(..), "" | "ms") => Ok(v),
         (Metric::Latency(..), "s") => Ok(v * 1000.0),
@@ -297,7 +303,7 @@ impl Threshold {
                 let s = latency(r, l);
                 s.known(pick(s, agg))
             }
-            Metric::Figure(f) => Some(figure(r, f)),
+            Metric::Figure(f) => figure(r, f),
         }
     }
 
@@ -322,6 +328,7 @@ fn latency(r: &StepResult, l: Latency) -> &Summary {
     match l {
         Latency::Ttft => &r.time_to_first_token_ms,
         Latency::Itl => &r.inter_token_latency_ms,
+        Latency::PerTokenItl => &r.reasoning.per_token_itl_ms,
         Latency::E2e => &r.e2e_latency_ms,
         Latency::Icl => &r.inter_chunk_latency_ms,
         Latency::QueueDelay => &r.queue_delay_ms,
@@ -349,16 +356,10 @@ fn pick(s: &Summary, agg: Agg) -> f64 {
     }
 }
 
-fn figure(r: &StepResult, f: Figure) -> f64 {
-    let share = |num: u64, den: u64| {
-        if den == 0 {
-            0.0
-        } else {
-            num as f64 / den as f64
-        }
-    };
-    match f {
-        Figure::ErrorRate => share(r.failed_requests, r.total_requests),
+fn figure(r: &StepResult, f: Figure) -> Option<f64> {
+    Some(match f {
+        // What the summary table shows: a dropped arrival is load the server never served.
+        Figure::ErrorRate => error_rate(r),
         Figure::RequestRate => r.request_rate,
         Figure::TokenThroughput => r.token_throughput_secs,
         Figure::AchievedRate => r.achieved_rate,
@@ -366,8 +367,67 @@ fn figure(r: &StepResult, f: Figure) -> f64 {
         Figure::DroppedRate => share(r.dropped_arrivals, r.total_requests + r.dropped_arrivals),
         Figure::SuccessfulRequests => r.successful_requests as f64,
         Figure::FailedRequests => r.failed_requests as f64,
-        Figure::Goodput => r.goodput.as_ref().map_or(0.0, |g| g.request_rate),
+        Figure::NoAnswerRate => no_answer_rate(r),
+        // Refused at startup without `--slo` (`check_computed`); a merged file may lack it.
+        Figure::Goodput => r.goodput.as_ref()?.request_rate,
+    })
+}
+
+fn share(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
     }
+}
+
+/// (failed + dropped) / arrivals: the share of the offered load that was not served. The summary
+/// table's Error Rate and the `error_rate` gate both read it.
+pub fn error_rate(r: &StepResult) -> f64 {
+    share(
+        r.failed_requests + r.dropped_arrivals,
+        r.total_requests + r.dropped_arrivals,
+    )
+}
+
+/// No-answer requests (reasoning used up `max_tokens`) over the successful requests.
+pub fn no_answer_rate(r: &StepResult) -> f64 {
+    share(r.reasoning.no_answer_requests, r.successful_requests)
+}
+
+/// What a run computes, for [`check_computed`].
+#[derive(Clone, Copy, Debug)]
+pub struct Computed {
+    /// `--slo` was given: goodput is measured.
+    pub goodput: bool,
+    /// The endpoint streams tokens (not embeddings or rerank): TTFT, ITL, inter-chunk.
+    pub tokens: bool,
+}
+
+/// A gate on a figure the run never computes would pass or fail for nothing: refused before any
+/// request, naming the flag it needs.
+pub fn check_computed(gates: &[Threshold], run: Computed) -> Result<(), String> {
+    for g in gates {
+        let needs = match g.metric {
+            Metric::Figure(Figure::Goodput) if !run.goodput => {
+                "goodput is measured only with --slo (e.g. --slo ttft=500ms,itl=50ms)"
+            }
+            Metric::Latency(
+                Latency::Ttft
+                | Latency::Itl
+                | Latency::PerTokenItl
+                | Latency::Icl
+                | Latency::TtftFromSchedule,
+                _,
+            ) if !run.tokens => {
+                "embeddings and rerank stream no tokens: token latencies need --endpoint chat, \
+                 completions or responses (gate their latency with e2e)"
+            }
+            _ => continue,
+        };
+        return Err(format!("--threshold '{}': {needs}", g.text));
+    }
+    Ok(())
 }
 
 /// Every failure of every step against every threshold.
@@ -455,6 +515,88 @@ mod tests {
             evaluate(&[t("error_rate<1%"), t("itl<25")], &[r.clone(), r]).len(),
             2
         );
+    }
+
+    #[test]
+    fn the_error_rate_counts_dropped_arrivals_as_the_table_does() {
+        // 160 arrivals at 20 req/s, 100 dropped at the in-flight cap, 60 served without error.
+        let mut r = step();
+        (r.total_requests, r.successful_requests, r.failed_requests) = (60, 60, 0);
+        r.dropped_arrivals = 100;
+        let f = t("error_rate<1%")
+            .check(&r)
+            .expect("100 of 160 arrivals were not served");
+        assert!(f.to_string().ends_with("(actual 62.5%)"), "{f}");
+        let table = crate::offline::table::render(std::slice::from_ref(&r));
+        assert!(table.contains("62.50%"), "{table}");
+        r.failed_requests = 2;
+        assert!((error_rate(&r) - 102.0 / 160.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn no_answer_rate_is_a_share_of_the_successful_requests() {
+        let mut r = step();
+        assert!(t("no_answer_rate<1%").check(&r).is_none());
+        r.reasoning.no_answer_requests = 49;
+        let f = t("no_answer_rate<1%")
+            .check(&r)
+            .expect("half had no answer");
+        assert!(f.to_string().ends_with("(actual 50%)"), "{f}");
+        assert!(t("no_answer_rate<=0.5").check(&r).is_none());
+    }
+
+    #[test]
+    fn per_token_itl_and_tpot_are_gated_on_their_own_figures() {
+        let mut r = step();
+        r.reasoning.per_token_itl_ms = serde_json::from_value(summary(24.0, 50.0)).unwrap();
+        assert!(t("tpot<22").check(&r).is_none(), "tpot is itl: 20 ms");
+        assert!(t("itl<22").check(&r).is_none());
+        assert!(t("per_token_itl<22").check(&r).is_some(), "24 ms a token");
+        assert!(t("p99(per_token_itl)<=50").check(&r).is_none());
+    }
+
+    #[test]
+    fn a_gate_on_a_figure_the_run_does_not_compute_is_refused() {
+        let all = Computed {
+            goodput: true,
+            tokens: true,
+        };
+        let gates = [t("goodput<1000"), t("p99(ttft)<1s"), t("e2e<2s")];
+        assert_eq!(check_computed(&gates, all), Ok(()));
+        let e = check_computed(
+            &gates,
+            Computed {
+                goodput: false,
+                ..all
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("'goodput<1000'") && e.contains("--slo"), "{e}");
+        let e = check_computed(
+            &gates[1..],
+            Computed {
+                tokens: false,
+                ..all
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("'p99(ttft)<1s'") && e.contains("--endpoint"),
+            "{e}"
+        );
+        assert_eq!(
+            check_computed(
+                &gates[2..],
+                Computed {
+                    goodput: false,
+                    tokens: false
+                }
+            ),
+            Ok(())
+        );
+        // A step without goodput (a merged file may lack it) has no data, not 0.
+        let f = t("goodput<1000").check(&step()).unwrap();
+        assert!(f.to_string().contains("no data"), "{f}");
     }
 
     #[test]

@@ -232,6 +232,8 @@ fn settle_tokens(rec: &mut RequestFinished, state: &mut EventParser, keep_answer
             rec.output_text = Some(state.take_text());
         }
     }
+    // Exact with per-chunk usage; else a share of bytes, which needs no final count.
+    rec.reasoning.first_chunk_share = state.first_chunk().share(rec.output_tokens);
     if !keep_answer {
         return Answer::default();
     }

@@ -329,7 +329,7 @@ fn merge_step(
         token_throughput_secs: window.rate(total_tokens),
         inputs: crate::inputs::InputThroughput::merge(
             steps.iter().map(|s| s.inputs.as_ref()),
-            window.duration_ms as f64 / 1e3,
+            window.active_s(),
         ),
         duration_ms: window.duration_ms,
         time_to_first_token_ms: hist.ttft.summary(),
@@ -350,8 +350,11 @@ fn merge_step(
         e2e_latency_from_schedule_ms: hist.e2e_from_schedule.summary(),
         offered_rate,
         arrival: first.arrival.clone(),
-        achieved_rate: window.send_rate(total_requests),
+        // The shards sent at the same time: their rates add up (each over its own sends, as the
+        // run measured it), as the steady rates do.
+        achieved_rate: steps.iter().map(|s| s.achieved_rate).sum(),
         send_duration_ms: window.send_duration_ms,
+        paused_ms: window.paused_ms,
         dropped_arrivals: sum(|s| s.dropped_arrivals),
         queued_arrivals: sum(|s| s.queued_arrivals),
         retried_attempts: add_maps(steps.iter().map(|s| &s.retried_attempts)),
@@ -411,8 +414,7 @@ fn merge_images_tools(
     if parts.is_empty() {
         return Ok(None);
     }
-    let duration_s = window.duration_ms as f64 / 1e3;
-    crate::images_tools::ImagesToolsCounter::merge(&parts, duration_s).map(Some)
+    crate::images_tools::ImagesToolsCounter::merge(&parts, window.active_s()).map(Some)
 }
 
 /// How a merged step names an input: its shard index, or its position among the inputs.
@@ -640,7 +642,6 @@ mod tests {
         let over = |n: u64, ms: u64| n as f64 / (ms as f64 / 1e3);
         assert_eq!(m.token_throughput_secs, over(m.total_tokens, m.duration_ms));
         assert_eq!(m.request_rate, over(m.successful_requests, m.duration_ms));
-        assert_eq!(m.achieved_rate, over(m.total_requests, m.send_duration_ms));
         let g = m.goodput.as_ref().expect("the shards had an SLO");
         assert_eq!(g.request_rate, over(g.good_requests, m.duration_ms));
         assert_eq!(g.token_rate, over(g.good_tokens, m.duration_ms));
@@ -667,6 +668,13 @@ mod tests {
         let m = &merged.results[0];
         assert_eq!(m.duration_ms, 12_500);
         assert_rates_are_counts_over_the_window(m);
+        // The shards sent side by side: the merged step sent at the sum of their rates.
+        let sent: f64 = shards.iter().map(|(_, d)| d.results[0].achieved_rate).sum();
+        assert!(
+            (m.achieved_rate - sent).abs() < 1e-9,
+            "{} vs {sent}",
+            m.achieved_rate
+        );
     }
 
     #[test]

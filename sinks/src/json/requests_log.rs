@@ -37,8 +37,14 @@ pub struct RequestLogLine<'a> {
     pub queue_delay_ms: f64,
     pub ttft_ms: Option<f64>,
     pub e2e_ms: f64,
-    /// Per-request inter-token latency; null with fewer than two tokens.
+    /// Per-request inter-token latency (the original's, vLLM's TPOT); null with fewer than two
+    /// tokens.
     pub itl_ms: Option<f64>,
+    /// Per-token ITL: the first chunk's tokens out of the divisor; null without a later chunk.
+    pub per_token_itl_ms: Option<f64>,
+    /// Output tokens the first chunk held (estimated from its share of the text's bytes unless
+    /// the server reported usage in it); null without a chunk.
+    pub first_chunk_tokens: Option<u64>,
     pub prompt_tokens: u64,
     pub requested_output_tokens: Option<u64>,
     pub output_tokens: u64,
@@ -96,6 +102,8 @@ impl<'a> RequestLogLine<'a> {
             ttft_ms: r.ttft_ns().map(ms),
             e2e_ms: ms(r.e2e_ns()),
             itl_ms: r.itl_ns().map(ms),
+            per_token_itl_ms: r.per_token_itl_ns().map(ms),
+            first_chunk_tokens: (!r.chunk_offsets_us.is_empty()).then(|| r.first_chunk_tokens()),
             prompt_tokens: r.prompt_tokens,
             requested_output_tokens: r.requested_output_tokens,
             output_tokens: r.output_tokens,

@@ -62,10 +62,15 @@ pub struct StepResult {
     /// for the closed loop.
     #[serde(default)]
     pub arrival: Option<String>,
-    /// Requests sent per second of the sending window.
+    /// Requests sent per second: sends after the first over the time from the first arrival to
+    /// the last send, paused time left out (see [`crate::aggregate`]).
     pub achieved_rate: f64,
     /// The sending window (step start to when the scheduler stopped), whole milliseconds.
     pub send_duration_ms: u64,
+    /// How long live control kept the step paused within its sending window, whole
+    /// milliseconds; its rates divide by the time it was not. 0 when never paused.
+    #[serde(default)]
+    pub paused_ms: u64,
     pub dropped_arrivals: u64,
     /// Arrivals that found the in-flight cap full and waited for a slot (`--queue-when-saturated`).
     #[serde(default)]

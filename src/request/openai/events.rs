@@ -3,7 +3,7 @@
 
 use super::extras::ToolCall;
 use super::responses_stream::ResponsesState;
-use super::stream::{DataKind, ProtocolError, StreamState, Usage};
+use super::stream::{DataKind, FirstChunk, ProtocolError, StreamState, Usage};
 
 #[derive(Debug)]
 pub enum EventParser {
@@ -92,6 +92,14 @@ impl EventParser {
         match self {
             EventParser::Chunks(s) => s.take_tool_calls(),
             EventParser::Responses(_) => Vec::new(),
+        }
+    }
+
+    /// What the first text chunk held, for the per-token ITL.
+    pub fn first_chunk(&self) -> FirstChunk {
+        match self {
+            EventParser::Chunks(s) => s.first_chunk(),
+            EventParser::Responses(s) => s.first_chunk(),
         }
     }
 

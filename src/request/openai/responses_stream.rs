@@ -107,6 +107,7 @@ pub struct ResponsesState {
     model: Option<String>,
     response_id: Option<String>,
     saw_done: bool,
+    first_chunk: super::stream::FirstChunk,
 }
 
 impl ResponsesState {
@@ -182,6 +183,8 @@ impl ResponsesState {
         if delta.is_empty() {
             return DataKind::NoText;
         }
+        // Usage comes only with the final event: the first delta's share is of the bytes.
+        self.first_chunk.text_chunk(delta.len(), None);
         match kind {
             TextKind::Answer => {
                 self.answer_chunks += 1;
@@ -245,6 +248,11 @@ impl ResponsesState {
     /// The response's id (`resp_…`): a later turn sends it as `previous_response_id`.
     pub fn response_id(&self) -> Option<&str> {
         self.response_id.as_deref()
+    }
+
+    /// What the first text event held.
+    pub fn first_chunk(&self) -> super::stream::FirstChunk {
+        self.first_chunk
     }
 
     /// Events that carried text, answer and reasoning alike (each is a token time).

@@ -100,6 +100,38 @@ pub struct StreamState {
     saw_done: bool,
     /// The tool calls streamed so far, by their index.
     tool_calls: Vec<ToolCall>,
+    first_chunk: FirstChunk,
+}
+
+/// What the first text chunk held of the output, for the per-token ITL: its bytes of the
+/// streamed text (names and arguments of tool calls included), or its exact token count when
+/// the server reported usage in that chunk (vLLM's `continuous_usage_stats`). Two integers a
+/// request, nothing tokenized.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FirstChunk {
+    /// Bytes of every text chunk so far.
+    text_bytes: u64,
+    /// The first text chunk's bytes, and the `completion_tokens` its own usage reported.
+    first: Option<(u64, Option<u64>)>,
+}
+
+impl FirstChunk {
+    /// One chunk that carried `bytes` of text, with the `completion_tokens` it reported.
+    pub fn text_chunk(&mut self, bytes: usize, reported_tokens: Option<u64>) {
+        self.text_bytes = self.text_bytes.saturating_add(bytes as u64);
+        self.first.get_or_insert((bytes as u64, reported_tokens));
+    }
+
+    /// The first chunk's share of `output_tokens`, in millionths (0: no chunk).
+    pub fn share(&self, output_tokens: u64) -> u32 {
+        match self.first {
+            Some((_, Some(tokens))) if output_tokens > 0 => {
+                sinks::reasoning::share_of(tokens, output_tokens)
+            }
+            Some((bytes, _)) => sinks::reasoning::share_of(bytes, self.text_bytes),
+            None => 0,
+        }
+    }
 }
 
 impl StreamState {
@@ -117,6 +149,7 @@ impl StreamState {
             model: None,
             saw_done: false,
             tool_calls: Vec::new(),
+            first_chunk: FirstChunk::default(),
         }
     }
 
@@ -149,7 +182,12 @@ impl StreamState {
         if let Some(reason) = choices.finish_reason {
             set_string(&mut self.finish_reason, &reason);
         }
-        let tool_call = !choices.tool_calls.is_empty() && self.absorb(choices.tool_calls);
+        let bytes = |t: &Option<Cow<'_, str>>| t.as_ref().map_or(0, |t| t.len());
+        let mut chunk_bytes = bytes(&choices.reasoning) + bytes(&choices.text);
+        let tool_call = !choices.tool_calls.is_empty() && {
+            chunk_bytes += tool_call_bytes(&choices.tool_calls);
+            self.absorb(choices.tool_calls)
+        };
         let reasoned = keep(&mut self.reasoning, self.keep_text, choices.reasoning);
         let answered = keep(&mut self.text, self.keep_text, choices.text);
         if reasoned {
@@ -159,6 +197,8 @@ impl StreamState {
             return Ok(DataKind::NoText);
         }
         self.text_chunks += 1;
+        let reported = chunk.usage.as_ref().and_then(|u| u.completion_tokens);
+        self.first_chunk.text_chunk(chunk_bytes, reported);
         Ok(if tool_call {
             DataKind::ToolCall
         } else if answered {
@@ -247,6 +287,11 @@ impl StreamState {
         self.saw_done
     }
 
+    /// What the first text chunk held.
+    pub fn first_chunk(&self) -> FirstChunk {
+        self.first_chunk
+    }
+
     /// Later chunks win field by field, so a partial usage (some servers report
     /// counts on every chunk) never erases a count seen before.
     fn merge_usage(&mut self, wire: &WireUsage, timings: Option<&Timings>) {
@@ -280,6 +325,17 @@ fn keep(to: &mut String, keep_text: bool, piece: Option<Cow<'_, str>>) -> bool {
         }
         _ => false,
     }
+}
+
+/// Bytes of generated text in a chunk's tool-call pieces (names and arguments).
+fn tool_call_bytes(deltas: &[ToolCallDelta<'_>]) -> usize {
+    deltas
+        .iter()
+        .filter_map(|d| d.function.as_ref())
+        .map(|f| {
+            f.name.as_ref().map_or(0, |n| n.0.len()) + f.arguments.as_ref().map_or(0, |a| a.0.len())
+        })
+        .sum()
 }
 
 fn set_in_place(slot: &mut String, value: &str) {

@@ -377,3 +377,28 @@ fn chunk_strings_are_borrowed_unless_escaped() {
     let chunk: Chunk<'_> = serde_json::from_str(escaped).unwrap();
     assert_eq!(chunk.choices.unwrap().text.as_deref(), Some("a\nb"));
 }
+
+/// The first chunk's share of the output: its bytes of the streamed text, or exact when the
+/// server reported usage in it (vLLM's `continuous_usage_stats`).
+#[test]
+fn the_first_chunk_s_share_is_of_bytes_or_exact_from_its_usage() {
+    let mut state = StreamState::new(true);
+    run(&mut state, &LLAMA_CPP_CHAT).unwrap();
+    // "\"></" (4 bytes) of "\"></ spaceIm" (12).
+    assert_eq!(state.first_chunk().share(3), 333_333);
+    let mut exact = StreamState::new(true);
+    run(
+        &mut exact,
+        &[
+            r#"{"choices":[{"index":0,"delta":{"content":"a b c d"}}],"usage":{"completion_tokens":4,"prompt_tokens":3}}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":" e"}}],"usage":{"completion_tokens":5,"prompt_tokens":3}}"#,
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        exact.first_chunk().share(5),
+        800_000,
+        "4 of 5 tokens, exactly"
+    );
+    assert_eq!(StreamState::new(true).first_chunk().share(5), 0, "no chunk");
+}

@@ -16,6 +16,9 @@ pub(super) struct Window {
     pub start_ms: Option<u64>,
     pub duration_ms: u64,
     pub send_duration_ms: u64,
+    /// The time every shard was paused by live control (each was controlled on its own): at
+    /// most the least of theirs. Rates leave it out, as a run's do.
+    pub paused_ms: u64,
 }
 
 impl Window {
@@ -41,17 +44,18 @@ impl Window {
                 .then(|| start.saturating_sub(anchor_ms)),
             duration_ms: span(|s| s.duration_ms),
             send_duration_ms: span(|s| s.send_duration_ms),
+            paused_ms: parts.iter().map(|(_, s)| s.paused_ms).min().unwrap_or(0),
         }
     }
 
-    /// `n` per second of the step's duration.
+    /// `n` per second of the step's duration, paused time left out.
     pub fn rate(&self, n: u64) -> f64 {
-        per_second(n, self.duration_ms as f64 / 1e3)
+        per_second(n, self.active_s())
     }
 
-    /// `n` per second of the sending window.
-    pub fn send_rate(&self, n: u64) -> f64 {
-        per_second(n, self.send_duration_ms as f64 / 1e3)
+    /// The step's duration less its paused time, seconds: what its rates divide by.
+    pub fn active_s(&self) -> f64 {
+        self.duration_ms.saturating_sub(self.paused_ms) as f64 / 1e3
     }
 }
 
