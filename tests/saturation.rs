@@ -20,19 +20,7 @@ fn one_run() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn a_sweep_stops_at_the_knee_and_says_why() {
     let _one = one_run();
-    // 4 slots, a 10 ms decode step whatever the batch, 10 tokens a request: each request holds a
-    // slot for about 11 steps, so the server completes at most ~36 requests/s.
-    let sim = SimServer::start(
-        SimConfig {
-            slots: 4,
-            decode_step_ms: 10.0,
-            decode_us_per_seq: 0.0,
-            prefill_us_per_token: 0.0,
-            ..SimConfig::default()
-        },
-        None,
-    )
-    .unwrap();
+    let sim = four_slots();
     let out = tempfile::tempdir().unwrap();
     let mut cfg = common::config(&sim.url(), out.path());
     cfg.benchmark_kind = BenchmarkKind::Sweep;
@@ -193,9 +181,8 @@ fn ended_early(sim: &SimServer, rates: &[f64], secs: u64, seed: u64) -> Vec<(f64
         .collect()
 }
 
-/// The knee test's server: 4 slots, a 10 ms decode step whatever the batch, 10 tokens a
-/// request — each request holds a slot for about 11 steps, so it completes at most 4 / 0.11 ≈
-/// 36 requests/s.
+/// 4 slots, a 10 ms decode step whatever the batch, 10 tokens a request: each request holds a
+/// slot for about 11 steps, so the server completes at most 4 / 0.11 ≈ 36 requests/s.
 fn four_slots() -> SimServer {
     SimServer::start(
         SimConfig {
