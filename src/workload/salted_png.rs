@@ -4,8 +4,8 @@
 //! A PNG's image data is one zlib stream, which may be split over several IDAT chunks. The
 //! base compresses every raw byte but the last [`SALT_BYTES`] (pixels of the bottom row) and
 //! ends with a sync flush, so that its deflate data ends on a byte boundary with no final
-//! block. A variant appends, in a second IDAT chunk, those last bytes with its salt written
-//! over them as a final *stored* deflate block, and the zlib trailer: the Adler-32 of all the
+//! block. A variant appends, in a second IDAT chunk, those last (filtered) bytes with its salt
+//! written over them as a final *stored* deflate block, and the zlib trailer: the Adler-32 of all the
 //! raw data, continued from the base's. A variant costs a few dozen bytes of work, and differs
 //! from every other variant in decoded pixels (servers hash the pixels they decode, so a salt
 //! in metadata would not make an image new to their caches).
@@ -17,6 +17,9 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 pub const SALT_BYTES: usize = 16;
 
 const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+/// PNG row filters: each byte minus the one 3 bytes (a pixel) left, or the one above.
+const FILTER_SUB: u8 = 1;
+const FILTER_UP: u8 = 2;
 
 /// A compressed RGB image but its last few raw bytes.
 pub struct SaltedPng {
@@ -35,14 +38,27 @@ impl SaltedPng {
         if width == 0 || height == 0 {
             return Err("an image must be at least 1 × 1".into());
         }
-        // Each row is its filter type (0, none: the raw bytes are the pixels) and its pixels.
+        // Each row is its filter type and its filtered bytes: Up (zeros) for a row equal to the
+        // one above, else Sub (zeros within a run of one colour). Unfiltered, a tiled image
+        // compresses ten times worse, and every image sent copies its base's bytes.
         let row_len = 1 + 3 * width as usize;
         let mut raw = Vec::with_capacity(row_len * height as usize);
+        let (mut above, mut row) = (Vec::new(), Vec::with_capacity(row_len - 1));
         for y in 0..height {
-            raw.push(0);
+            row.clear();
             for x in 0..width {
-                raw.extend_from_slice(&rgb(x, y));
+                row.extend_from_slice(&rgb(x, y));
             }
+            if row == above {
+                raw.push(FILTER_UP);
+                raw.resize(raw.len() + row.len(), 0);
+            } else {
+                raw.push(FILTER_SUB);
+                raw.extend((0..row.len()).map(|i| {
+                    row[i].wrapping_sub(row.get(i.wrapping_sub(3)).copied().unwrap_or(0))
+                }));
+            }
+            std::mem::swap(&mut above, &mut row);
         }
         let tail_len = SALT_BYTES.min(row_len - 1);
         let (body, tail) = raw.split_at(raw.len() - tail_len);
@@ -66,7 +82,8 @@ impl SaltedPng {
     }
 
     /// The base image with `salt` written over its last raw bytes (as many of them as the
-    /// image has, at most [`SALT_BYTES`]): variants with distinct salts differ in pixels.
+    /// image has, at most [`SALT_BYTES`]): variants with distinct salts differ in pixels (a
+    /// row's filter maps its raw bytes to its pixels one to one, given the rows above).
     pub fn variant(&self, salt: &[u8; SALT_BYTES]) -> Vec<u8> {
         let mut tail = self.tail.clone();
         let n = tail.len();
@@ -104,7 +121,9 @@ fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 /// Deflates `input` (raw deflate, no header) onto `out`, ending with a sync flush: the data
 /// ends on a byte boundary, and more blocks may follow.
 fn deflate_sync(input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-    let mut z = Compress::new(Compression::fast(), false);
+    // The default level: as small as the png crate's images (26.6 KB for 1024 × 1024 tiles,
+    // against 42.5 KB at the fastest), each image sent being a copy, for 10 ms a base.
+    let mut z = Compress::new(Compression::default(), false);
     out.reserve(input.len() / 8 + 64);
     loop {
         let consumed = z.total_in() as usize;
@@ -162,9 +181,10 @@ pub(super) mod tests {
             .collect();
         let cut = want.len() - SALT_BYTES;
         assert_eq!(pa[..cut], want[..cut], "every pixel but the salted ones");
-        assert_eq!(pa[cut..], salt(1));
         assert_ne!(pa, pb, "variants differ in decoded pixels");
         assert_eq!(pa[..cut], pb[..cut]);
+        // The salts differ in their first byte, and so does the first salted pixel.
+        assert_ne!(pa[cut], pb[cut]);
         assert_eq!(
             a,
             base.variant(&salt(1)),
