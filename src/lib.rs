@@ -78,6 +78,8 @@ pub fn run_with(
         tokens: !cfg.endpoint.is_pooling(),
     };
     thresholds::check_computed(&gates, computed).map_err(RunError::Config)?;
+    // Drawn once, so that the results record the salt the prompts were made with.
+    cfg.cache_salt = std::mem::take(&mut cfg.cache_salt).resolved();
     let workload = workload::prepare(&workload::WorkloadConfig::from_run_config(&cfg))
         .map_err(RunError::Config)?;
     limits::release_free_memory();

@@ -179,6 +179,7 @@ fn workload(hub: HubEnv, tokenizer: &str) -> WorkloadConfig {
         hub,
         profile: None,
         trace: None,
+        cache_salt: None,
     }
 }
 

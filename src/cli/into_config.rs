@@ -76,6 +76,12 @@ impl RunArgs {
             no_report: self.no_report,
             csv: self.csv,
             seed: self.seed,
+            cache_salt: self
+                .cache_salt
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or_default(),
             max_context_tokens: self.max_context_tokens,
             arrival: Arrival::parse(&self.arrival, self.burstiness)?,
             max_error_rate: (self.max_error_rate < 1.0).then_some(self.max_error_rate),

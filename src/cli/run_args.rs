@@ -129,6 +129,12 @@ pub struct RunArgs {
     /// Seed for prompt and length sampling
     #[arg(long, default_value = "0")]
     pub seed: u64,
+    /// Cache salt of synthetic prompts and images: their first words (last pixels) are drawn
+    /// from it, so a rerun with the same --seed is not served from the server's prefix cache;
+    /// `none` turns it off (prompts from --seed alone), a fixed TEXT shares a cache on purpose
+    /// [default: a fresh random salt per run, recorded as config.cache_salt]
+    #[arg(long, value_name = "none|TEXT")]
+    pub cache_salt: Option<String>,
     /// Multi-turn chat: drop the oldest exchanges of a conversation so that its messages plus
     /// max_tokens fit in this many tokens (the server's context); cuts are counted and reported
     #[arg(long)]

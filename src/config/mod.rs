@@ -2,6 +2,7 @@
 //! Pure data: `cli/` builds it, `lib::run` consumes it.
 
 pub mod arrival;
+pub mod cache_salt;
 pub mod image_options;
 pub mod options;
 pub mod shard;
@@ -139,6 +140,9 @@ pub struct RunConfig {
     pub csv: bool,
     /// Seed for prompt and length sampling.
     pub seed: u64,
+    /// `--cache-salt`: the first words of every synthetic prompt and the last pixels of every
+    /// synthetic image (a fresh one per run by default; `run` draws it before the workload).
+    pub cache_salt: cache_salt::CacheSalt,
     /// Multi-turn chat: a turn's messages plus its max_tokens must fit in this many tokens; the
     /// oldest exchanges are dropped (and counted) until they do.
     pub max_context_tokens: Option<u64>,
@@ -334,6 +338,7 @@ impl RunConfig {
             no_report: false,
             csv: false,
             seed: 0,
+            cache_salt: cache_salt::CacheSalt::Fresh,
             max_context_tokens: None,
             arrival: arrival::Arrival::Constant,
             max_error_rate: Some(DEFAULT_MAX_ERROR_RATE),

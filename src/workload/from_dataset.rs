@@ -8,6 +8,7 @@ use super::cut;
 use super::dataset::{self, DatasetPrompt};
 use super::entry_extras;
 use super::options::TokenizeOptions;
+use super::progress;
 use super::requests::{sample, timed};
 use super::{Message, PreparedRequest, UserTurn, WorkloadConfig, DEFAULT_PROMPT_TOKENS};
 
@@ -89,7 +90,7 @@ pub(super) const PROGRESS_BATCH: usize = 2048;
 /// Token counts of `texts`, in parallel batches, with a progress bar on a terminal (hidden
 /// otherwise).
 fn count_with_progress(tok: &Tokenizer, texts: &[String]) -> tokenizers::Result<Vec<u64>> {
-    let bar = progress_bar(texts.len());
+    let bar = progress::bar(texts.len(), "tokenizing", "prompts");
     let mut counts = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(PROGRESS_BATCH) {
         let batch: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -109,7 +110,7 @@ fn cut_with_progress(
     targets: &[u64],
     starts: &[Vec<usize>],
 ) -> Result<Vec<Option<cut::Cut>>, String> {
-    let bar = progress_bar(texts.len());
+    let bar = progress::bar(texts.len(), "tokenizing", "prompts");
     let mut cuts = Vec::with_capacity(texts.len());
     for (k, chunk) in texts.chunks(PROGRESS_BATCH).enumerate() {
         let first = k * PROGRESS_BATCH;
@@ -121,18 +122,6 @@ fn cut_with_progress(
     }
     bar.finish_and_clear();
     Ok(cuts)
-}
-
-/// Drawn on stderr only when it is a terminal.
-fn progress_bar(len: usize) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "tokenizing {bar:40} {pos}/{len} prompts {elapsed}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 /// Fills `later_turns` of `requests[k]` from the dataset entry `entry_of[k]`: every later user

@@ -9,6 +9,8 @@
 //!   The built-in tokenizer is regenerated reproducibly with
 //!   `cargo test -p inference-benchmarker --lib -- --ignored regenerate_builtin_tokenizer`.
 //! - `synthetic`: seeded English-like text and prompts of an exact token length.
+//! - `salt`: the cache salt, the first words of every synthetic prompt.
+//! - `images`, `salted_png`: image inputs; synthetic PNGs as salted variants of a few bases.
 //! - `dataset`: conversation datasets (the original tool's JSON or ShareGPT) from a local file or
 //!   the hub; without `--dataset`, the original tool's default hub dataset.
 //! - `options`: `--prompt-options` / `--decode-options` parsing and sampling.
@@ -23,7 +25,10 @@ pub mod images;
 /// Length options are configuration (`config/options.rs`); kept here under their old path.
 pub use crate::config::options;
 pub mod profiles;
+mod progress;
 mod requests;
+pub mod salt;
+mod salted_png;
 pub mod synthetic;
 pub mod tokenizer;
 pub mod trace;
@@ -118,6 +123,9 @@ pub struct WorkloadConfig {
     pub profile: Option<String>,
     /// `--trace`: the requests (lengths, shared prefixes) and their arrival times come from it.
     pub trace: Option<TraceSource>,
+    /// `--cache-salt`, resolved: the first words of every synthetic prompt and the last pixels
+    /// of every synthetic image are drawn from it (`salt.rs`); `None`: the seed's alone.
+    pub cache_salt: Option<String>,
 }
 
 /// A trace to replay, and this process's part of it.
@@ -150,6 +158,7 @@ impl WorkloadConfig {
                 speedup: cfg.trace_speedup,
                 shard: cfg.shard,
             }),
+            cache_salt: cfg.cache_salt.text().map(str::to_string),
         }
     }
 }

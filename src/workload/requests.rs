@@ -10,7 +10,7 @@ use tokenizers::Tokenizer;
 use super::dataset;
 use super::from_dataset::from_dataset;
 use super::options::TokenizeOptions;
-use super::{images, synthetic, tokenizer, trace};
+use super::{images, salt, synthetic, tokenizer, trace};
 use super::{
     Message, PreparedRequest, TraceSource, Workload, WorkloadConfig, DEFAULT_PROMPT_TOKENS,
 };
@@ -39,9 +39,20 @@ pub fn prepare(cfg: &WorkloadConfig) -> Result<Workload, String> {
     if let Some(options) = cfg.image_options {
         // Their own seed: adding images leaves the prompts and lengths of a seed unchanged.
         let mut image_rng = StdRng::seed_from_u64(cfg.seed ^ IMAGE_SEED_SALT);
+        let run_salt = cfg.cache_salt.as_deref().map_or(0, salt::hash);
+        let images_started = std::time::Instant::now();
         let all = timed("making synthetic images", || {
-            images::synthetic(options, workload.requests.len(), &mut image_rng)
+            images::synthetic(options, workload.requests.len(), &mut image_rng, run_salt)
         })?;
+        let made: usize = all.iter().map(Vec::len).sum();
+        // Said on every console: on a large run this is where startup goes.
+        eprintln!(
+            "images: {made} synthetic {}×{} PNGs ({} bases, salted per image) in {:.1} s",
+            options.width,
+            options.height,
+            made.min(images::BASES),
+            images_started.elapsed().as_secs_f64()
+        );
         for (r, inputs) in workload.requests.iter_mut().zip(all) {
             images::attach(&mut Arc::make_mut(r).messages, inputs);
         }
@@ -62,7 +73,8 @@ fn prepare_texts(
 ) -> Result<Workload, String> {
     let tok = &loaded.tokenizer;
     if let Some(trace) = &cfg.trace {
-        let (requests, arrivals) = trace_requests(tok, trace, cfg.seed, rng)?;
+        let (requests, arrivals) =
+            trace_requests(tok, trace, cfg.seed, cfg.cache_salt.as_deref(), rng)?;
         return Ok(Workload {
             tokenizer: Arc::clone(&loaded.tokenizer),
             tokenizer_label: loaded.label.clone(),
@@ -102,6 +114,7 @@ fn trace_requests(
     tok: &Tokenizer,
     source: &TraceSource,
     seed: u64,
+    cache_salt: Option<&str>,
     rng: &mut StdRng,
 ) -> Result<(Vec<PreparedRequest>, Vec<sinks::event::Nanos>), String> {
     let mut entries = trace::load(&source.path)?;
@@ -122,7 +135,13 @@ fn trace_requests(
     }
     let mut texts = trace::texts(&entries, seed);
     let targets: Vec<u64> = entries.iter().map(|e| e.input_tokens).collect();
-    let prompts = synthetic::prompts_with_counts(tok, &mut texts, &targets, rng)?;
+    // Prompts that share their first block share their salt: the trace's prefixes stay shared.
+    let keys: Vec<u64> = (0..entries.len() as u64)
+        .zip(&entries)
+        .map(|(i, e)| e.hash_ids.first().copied().unwrap_or(1 << 63 | i))
+        .collect();
+    let heads = salt_heads(tok, cache_salt, seed, &keys)?;
+    let prompts = synthetic::prompts_with_counts(tok, &mut texts, &targets, heads.as_deref(), rng)?;
     let requests = prompts
         .into_iter()
         .zip(&entries)
@@ -186,6 +205,18 @@ fn synthetic_length(cfg: &WorkloadConfig, rng: &mut StdRng) -> u64 {
         })
 }
 
+/// The first words of each synthetic prompt (`salt.rs`), by its key; none without a salt.
+fn salt_heads(
+    tok: &Tokenizer,
+    cache_salt: Option<&str>,
+    seed: u64,
+    keys: &[u64],
+) -> Result<Option<Vec<String>>, String> {
+    cache_salt
+        .map(|s| timed("salting prompts", || salt::heads(tok, s, seed, keys)))
+        .transpose()
+}
+
 /// `synthetic_prompts` single-turn user prompts of exact lengths.
 fn synthetic_requests(
     tok: &Tokenizer,
@@ -205,7 +236,9 @@ fn synthetic_requests(
         .iter()
         .map(|&t| synthetic::text(rng, synthetic::words_for(t)))
         .collect();
-    let prompts = synthetic::prompts_with_counts(tok, &mut texts, &targets, rng)?;
+    let keys: Vec<u64> = (0..targets.len() as u64).collect();
+    let heads = salt_heads(tok, cfg.cache_salt.as_deref(), cfg.seed, &keys)?;
+    let prompts = synthetic::prompts_with_counts(tok, &mut texts, &targets, heads.as_deref(), rng)?;
     let off_target = prompts
         .iter()
         .zip(&targets)

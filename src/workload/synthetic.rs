@@ -49,6 +49,20 @@ pub fn text(rng: &mut impl Rng, min_words: usize) -> String {
     out
 }
 
+/// `words` words drawn uniformly from the nouns and adjectives, capitalized, unpunctuated: more
+/// varied from its first word on than a sentence (see `salt.rs`).
+pub(crate) fn phrase(rng: &mut impl Rng, words: usize) -> String {
+    let picked: Vec<&str> = (0..words)
+        .map(|_| {
+            let k = rng.random_range(0..NOUNS.len() + ADJECTIVES.len());
+            NOUNS
+                .get(k)
+                .map_or_else(|| ADJECTIVES[k - NOUNS.len()], |n| singular_of(n))
+        })
+        .collect();
+    capitalize(&picked.join(" "))
+}
+
 /// One sentence, capitalized and punctuated.
 pub fn sentence(rng: &mut impl Rng) -> String {
     let body = match rng.random_range(0..100) {
@@ -334,7 +348,7 @@ pub fn prompt_with_count(
     rng: &mut impl Rng,
 ) -> Result<(String, u64), String> {
     let mut texts = vec![text(rng, words_for(target))];
-    let mut found = prompts_with_counts(tok, &mut texts, &[target], rng)?;
+    let mut found = prompts_with_counts(tok, &mut texts, &[target], None, rng)?;
     Ok(found.pop().unwrap_or_default())
 }
 
@@ -348,12 +362,23 @@ pub(crate) fn words_for(target: u64) -> usize {
 /// Cuts `texts[i]` to `targets[i]` tokens for every i, with two batched (parallel) encodings
 /// for the common case. Texts that turn out too short are regenerated longer; prompts that
 /// stay off-target are retried with fresh text a few times. Returns (prompt, true count).
+///
+/// With `heads`, prompt i is `heads[i]`, a space, then its text, cut as a whole (so its length
+/// stays exact): the cache salt's first tokens (`salt.rs`).
 pub(crate) fn prompts_with_counts(
     tok: &Tokenizer,
     texts: &mut [String],
     targets: &[u64],
+    heads: Option<&[String]>,
     rng: &mut impl Rng,
 ) -> Result<Vec<(String, u64)>, String> {
+    let headed = |i: usize, text: String| match heads {
+        Some(h) => format!("{} {text}", h[i]),
+        None => text,
+    };
+    for (i, t) in texts.iter_mut().enumerate() {
+        *t = headed(i, std::mem::take(t));
+    }
     let mut results: Vec<Option<(String, u64)>> = vec![None; texts.len()];
     for attempt in 0..MAX_ATTEMPTS {
         let todo: Vec<usize> = (0..texts.len())
@@ -366,7 +391,7 @@ pub(crate) fn prompts_with_counts(
             // Fresh, longer text for what is still missing or off-target.
             for &i in &todo {
                 let words = words_for(targets[i]).saturating_mul(1 << attempt);
-                texts[i] = text(rng, words);
+                texts[i] = headed(i, text(rng, words));
             }
         }
         let batch: Vec<&str> = todo.iter().map(|&i| texts[i].as_str()).collect();
@@ -472,7 +497,7 @@ mod tests {
             .iter()
             .map(|&t| text(&mut rng, words_for(t)))
             .collect();
-        let got = prompts_with_counts(tok, &mut texts, &targets, &mut rng).unwrap();
+        let got = prompts_with_counts(tok, &mut texts, &targets, None, &mut rng).unwrap();
         for ((p, n), t) in got.iter().zip(&targets) {
             assert_eq!(n, t, "{label}");
             assert_eq!(count_tokens(tok, p), *t, "{label}: {p:?}");

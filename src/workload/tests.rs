@@ -26,6 +26,7 @@ fn cfg() -> WorkloadConfig {
         hub: hub::HubEnv::offline_at(PathBuf::from("/nonexistent/hub-cache")),
         profile: None,
         trace: None,
+        cache_salt: None,
     }
 }
 
@@ -397,4 +398,78 @@ fn image_options_add_seeded_images_and_keep_the_prompts() {
         assert_eq!(images, &a.messages[0].extras.as_ref().unwrap().images);
     }
     assert_eq!(with.describe()["images"], 40);
+}
+
+/// `--cache-salt`: a salt changes every synthetic prompt's first tokens and nothing else (the
+/// same lengths, the same seeded text after them); the same salt gives the same prompts, none
+/// gives the seed's prompts alone.
+#[test]
+fn cache_salt_changes_only_the_first_tokens() {
+    let with = |salt: Option<&str>| {
+        let mut c = cfg();
+        c.prompt_options = Some("num_tokens=60".parse().unwrap());
+        c.cache_salt = salt.map(str::to_string);
+        prepare(&c).unwrap()
+    };
+    let (a, b, none) = (with(Some("a")), with(Some("b")), with(None));
+    assert_eq!(a.requests, with(Some("a")).requests, "a fixed salt replays");
+    assert_eq!(none.requests, with(None).requests);
+    let head = super::salt::SALT_TOKENS as usize;
+    let ids = |text: &str| {
+        a.tokenizer
+            .encode_fast(text, false)
+            .unwrap()
+            .get_ids()
+            .to_vec()
+    };
+    for ((a, b), n) in a.requests.iter().zip(&b.requests).zip(&none.requests) {
+        let (ia, ib, inone) = (ids(&a.prompt), ids(&b.prompt), ids(&n.prompt));
+        assert_eq!((ia.len(), ib.len(), inone.len()), (60, 60, 60));
+        assert_eq!((a.prompt_tokens, b.prompt_tokens), (60, 60));
+        assert_ne!(ia[..head], ib[..head], "{:?} / {:?}", a.prompt, b.prompt);
+        assert_eq!(ia[head..], ib[head..], "{:?} / {:?}", a.prompt, b.prompt);
+        assert_ne!(ia[..head], inone[..head]);
+        assert_eq!(a.messages[0].content, a.prompt);
+    }
+    // The salts differ from prompt to prompt: no shared first tokens within a run.
+    let firsts: std::collections::HashSet<Vec<u32>> = a
+        .requests
+        .iter()
+        .map(|r| ids(&r.prompt)[..head].to_vec())
+        .collect();
+    assert_eq!(firsts.len(), a.requests.len());
+}
+
+/// A trace's prompts that shared a prefix still share it under a salt (their first block names
+/// their salt), and another salt changes them all.
+#[test]
+fn cache_salt_keeps_a_traces_shared_prefixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    std::fs::write(
+        &path,
+        "{\"timestamp\": 0, \"input_length\": 700, \"output_length\": 5, \"hash_ids\": [4, 1]}\n\
+         {\"timestamp\": 10, \"input_length\": 700, \"output_length\": 5, \"hash_ids\": [4, 2]}\n\
+         {\"timestamp\": 20, \"input_length\": 700, \"output_length\": 5}\n",
+    )
+    .unwrap();
+    let with = |salt: &str| {
+        let mut c = cfg();
+        c.trace = Some(TraceSource {
+            path: path.clone(),
+            speedup: 1.0,
+            shard: None,
+        });
+        c.cache_salt = Some(salt.into());
+        prepare(&c).unwrap()
+    };
+    let (a, b) = (with("a"), with("b"));
+    let p = |w: &Workload, k: usize| w.requests[k].prompt.clone();
+    let common = |x: &str, y: &str| x.bytes().zip(y.bytes()).take_while(|(a, b)| a == b).count();
+    assert!(common(&p(&a, 0), &p(&a, 1)) > 1000, "block 4 still shared");
+    assert!(common(&p(&a, 0), &p(&a, 2)) < 40);
+    for k in 0..3 {
+        assert_eq!(a.requests[k].prompt_tokens, 700);
+        assert!(common(&p(&a, k), &p(&b, k)) < 40, "another salt");
+    }
 }
