@@ -49,7 +49,7 @@ fn a_failing_threshold_exits_5_after_writing_results() {
     assert_eq!(failing.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("1 threshold check failed"), "{stderr}");
     assert!(
-        stderr.contains("p99(ttft)<5ms failed (actual 2") && stderr.contains(" ms)"),
+        stderr.contains("p99(ttft)<5ms failed (actual 2") && stderr.contains(" ms; 95 % interval"),
         "the actual value with its unit: {stderr}"
     );
     assert!(String::from_utf8_lossy(&failing.stdout).contains("| Benchmark"));

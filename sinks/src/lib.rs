@@ -11,6 +11,7 @@
 //! - [`testing`]: the contract as a test every sink's tests call.
 
 pub mod aggregate;
+pub mod confidence;
 pub mod event;
 pub mod generator;
 pub mod handover;

@@ -9,6 +9,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
+
+use crate::confidence::{quantile_ranks, Interval};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -88,6 +90,32 @@ impl LatencyHistogram {
             return 0.0;
         }
         us_to_ms(self.hist.value_at_quantile(quantile.clamp(0.0, 1.0)))
+    }
+
+    /// The `confidence` interval of the `quantile`, in milliseconds: distribution-free, from the
+    /// order statistics that bracket it (`confidence.rs`), the low edge of the r-th smallest
+    /// value's bucket and the high edge of the s-th's (so never narrower than the truth's).
+    /// `None` when empty.
+    pub fn quantile_interval_ms(&self, quantile: f64, confidence: f64) -> Option<Interval> {
+        let h = &self.hist;
+        if h.is_empty() {
+            return None;
+        }
+        let (r, s) = quantile_ranks(h.len(), quantile, confidence);
+        // The highest equivalent value of the bucket that holds the rank-th smallest value.
+        let at_rank = |rank: u64| {
+            let mut seen = 0;
+            h.iter_recorded()
+                .find(|v| {
+                    seen += v.count_at_value();
+                    seen >= rank
+                })
+                .map_or(h.max(), |v| v.value_iterated_to())
+        };
+        Some(Interval {
+            low: r.map_or(0.0, |r| us_to_ms(h.lowest_equivalent(at_rank(r)))),
+            high: s.map(|s| us_to_ms(h.highest_equivalent(at_rank(s)))),
+        })
     }
 
     /// Percentiles, extremes, mean and standard deviation in milliseconds.
@@ -394,6 +422,26 @@ mod tests {
         }
         a.merge(&b);
         assert_eq!(a.summary(), one_to_thousand_ms().summary());
+    }
+
+    #[test]
+    fn a_percentile_interval_brackets_it_by_order_statistics() {
+        let mut h = LatencyHistogram::new();
+        for us in 1..=100 {
+            h.record_us(us * 1000); // 1 .. 100 ms
+        }
+        // The median of 100 values: between the 40th and the 61st at 95 %.
+        let i = h.quantile_interval_ms(0.5, 0.95).unwrap();
+        assert!(
+            (i.low - 40.0).abs() < 0.05 && (i.high.unwrap() - 61.0).abs() < 0.1,
+            "{i:?}"
+        );
+        // A p99 of 100 values cannot be bounded above at 95 %.
+        assert_eq!(h.quantile_interval_ms(0.99, 0.95).unwrap().high, None);
+        assert_eq!(
+            LatencyHistogram::new().quantile_interval_ms(0.5, 0.95),
+            None
+        );
     }
 
     #[test]

@@ -19,8 +19,12 @@
 
 use std::fmt;
 
+use sinks::confidence::{wilson, Interval, Verdict};
 use sinks::json::StepResult;
-use sinks::stats::Summary;
+use sinks::stats::{LatencyHistogram, Summary};
+
+/// The confidence of the interval a missed gate shows beside its figure.
+pub const CONFIDENCE: f64 = 0.95;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Op {
@@ -105,6 +109,9 @@ pub struct Failure {
     pub actual: Option<f64>,
     /// How `actual` is shown: its unit (shares as percentages).
     pub unit: Unit,
+    /// Where one is defined (a latency percentile, a share of requests), the figure's
+    /// [`CONFIDENCE`] interval and whether all of it misses the gate.
+    pub interval: Option<(Interval, Verdict)>,
 }
 
 /// The unit a metric's value is in.
@@ -156,9 +163,24 @@ impl fmt::Display for Failure {
             .map_or_else(|| "no data".into(), |v| self.unit.show(v));
         write!(
             f,
-            "step {}: {} failed (actual {actual})",
+            "step {}: {} failed (actual {actual}",
             self.step, self.threshold,
-        )
+        )?;
+        if let Some((i, verdict)) = self.interval {
+            let high = i
+                .high
+                .map_or_else(|| "unbounded".into(), |h| self.unit.show(h));
+            write!(
+                f,
+                "; {:.0} % interval {} – {high}",
+                CONFIDENCE * 100.0,
+                self.unit.show(i.low)
+            )?;
+            if verdict != Verdict::Fail {
+                write!(f, ": within noise of the limit, more requests would tell")?;
+            }
+        }
+        write!(f, ")")
     }
 }
 
@@ -315,7 +337,43 @@ impl Threshold {
             threshold: self.text.clone(),
             actual,
             unit: self.metric.unit(),
+            interval: self.interval(r).map(|i| {
+                let below = matches!(self.op, Op::Lt | Op::Le);
+                (i, i.verdict(below, self.value))
+            }),
         })
+    }
+
+    /// The figure's [`CONFIDENCE`] interval, where one is defined: a latency percentile's from
+    /// the order statistics of its histogram, the error rate's (Wilson) over the offered load.
+    fn interval(&self, r: &StepResult) -> Option<Interval> {
+        if self.op == Op::Eq {
+            return None;
+        }
+        match self.metric {
+            Metric::Latency(l, Agg::Percentile(p)) => {
+                let q = p.strip_prefix('p')?.parse::<f64>().ok()? / 100.0;
+                let h = &r.histograms;
+                let encoded = match l {
+                    Latency::Ttft => &h.ttft,
+                    Latency::Itl => &h.itl,
+                    Latency::PerTokenItl => &r.reasoning.reasoning_histograms.per_token_itl,
+                    Latency::E2e => &h.e2e,
+                    Latency::Icl => &h.inter_chunk,
+                    Latency::QueueDelay => &h.queue_delay,
+                    Latency::TtftFromSchedule => &h.ttft_from_schedule,
+                    Latency::E2eFromSchedule => &h.e2e_from_schedule,
+                };
+                LatencyHistogram::from_base64(encoded)
+                    .ok()?
+                    .quantile_interval_ms(q, CONFIDENCE)
+            }
+            Metric::Figure(Figure::ErrorRate) => {
+                let arrivals = r.total_requests + r.dropped_arrivals;
+                wilson(r.failed_requests + r.dropped_arrivals, arrivals, CONFIDENCE)
+            }
+            _ => None,
+        }
     }
 
     /// e.g. `p99(ttft) < 800 ms`, for messages.
@@ -477,6 +535,46 @@ mod tests {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
+    /// A missed percentile gate shows the figure's interval from its histogram, and says when
+    /// the miss is within noise; an error-rate gate its Wilson interval.
+    #[test]
+    fn a_missed_gate_shows_how_sure_its_figure_is() {
+        let mut r = step();
+        let mut h = LatencyHistogram::new();
+        for ms in 1..=100 {
+            h.record_us(ms * 1000);
+        }
+        r.histograms.ttft = h.to_base64().unwrap();
+        r.time_to_first_token_ms = h.summary();
+        // The median is 50 ms, its 95 % interval 40 – 61 ms.
+        let close = t("p50(ttft)<45ms").check(&r).unwrap().to_string();
+        assert!(
+            close.contains("95 % interval 40 ms – 61") && close.contains("within noise"),
+            "{close}"
+        );
+        let clear = t("p50(ttft)<30ms").check(&r).unwrap().to_string();
+        assert!(
+            clear.contains("interval") && !clear.contains("noise"),
+            "{clear}"
+        );
+        // A p99 of 100 requests has no upper bound at 95 %: above its lower bound (97 ms) the
+        // miss is certain, below it within noise.
+        let certain = t("p99(ttft)<50ms").check(&r).unwrap().to_string();
+        assert!(certain.ends_with("– unbounded)"), "{certain}");
+        let unbounded = t("p99(ttft)<98ms").check(&r).unwrap().to_string();
+        assert!(
+            unbounded.contains("– unbounded: within noise"),
+            "{unbounded}"
+        );
+        // 2 failed of 100: 0.55 % – 7 %.
+        let errors = t("error_rate<1%").check(&r).unwrap().to_string();
+        assert!(
+            errors.contains("interval 0.5") && errors.contains("within noise"),
+            "{errors}"
+        );
+        assert!(t("avg(ttft)<1ms").check(&r).unwrap().interval.is_none());
+    }
+
     #[test]
     fn latency_thresholds_with_units() {
         let r = step();
@@ -502,9 +600,11 @@ mod tests {
         assert!(t("token_throughput>=100").check(&r).is_some());
         assert!(t("dropped_arrivals==0").check(&r).is_none());
         let f = t("error_rate<1%").check(&r).unwrap();
-        assert_eq!(
-            f.to_string(),
-            "step constant@10.00req/s: error_rate<1% failed (actual 2%)"
+        assert!(
+            f.to_string().starts_with(
+                "step constant@10.00req/s: error_rate<1% failed (actual 2%; 95 % interval"
+            ),
+            "{f}"
         );
         let actual = |gate: &str| t(gate).check(&r).unwrap().to_string();
         assert!(actual("p99(ttft)<800ms").ends_with("(actual 800 ms)"));
@@ -526,7 +626,10 @@ mod tests {
         let f = t("error_rate<1%")
             .check(&r)
             .expect("100 of 160 arrivals were not served");
-        assert!(f.to_string().ends_with("(actual 62.5%)"), "{f}");
+        assert!(
+            f.to_string().contains("(actual 62.5%; 95 % interval 54."),
+            "{f}"
+        );
         let table = crate::offline::table::render(std::slice::from_ref(&r));
         assert!(table.contains("62.50%"), "{table}");
         r.failed_requests = 2;
