@@ -243,3 +243,25 @@ fn random_latency_at_low_rates_is_not_saturation() {
     }
     sim.stop();
 }
+
+/// The case a new user met: a 10 s step at 10.81 req/s on the simulated server with the demo's
+/// lengths (200-token prompts, 64-token answers; it sustains about 17–19 req/s) was stopped as
+/// saturated while its batch filled. It runs to its end now.
+#[test]
+fn a_ten_second_step_below_capacity_runs_to_its_end() {
+    let _one = one_run();
+    let sim = SimServer::start(SimConfig::default(), None).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&sim.url(), out.path());
+    cfg.benchmark_kind = BenchmarkKind::Rate;
+    cfg.rates = Some(vec![10.81]);
+    cfg.max_vus = 64;
+    cfg.duration = Duration::from_secs(10);
+    cfg.prompt_options = Some(TokenizeOptions::fixed(200));
+    cfg.decode_options = Some(TokenizeOptions::fixed(64));
+    let summary = inference_benchmarker::run(cfg).expect("the run completes");
+    sim.stop();
+    let step = &summary.steps[0];
+    assert_eq!(step.ended_early, None, "{:?}", step.ended_early);
+    assert_eq!(step.failed_requests, 0);
+}
