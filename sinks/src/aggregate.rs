@@ -765,7 +765,6 @@ pub(crate) mod tests {
 
     #[test]
     fn a_paused_step_s_rates_are_over_its_unpaused_time() {
-        use crate::event::{ControlAction, ControlEvent};
         // 10 req/s from 0 to 6 s, paused from 2 s to 4 s: 40 requests, each 190 ms long.
         let mut agg = StepAggregator::new(info());
         let sends = constant(10.0, 6.0);
@@ -778,17 +777,8 @@ pub(crate) mod tests {
             r.sent_at = *at;
             agg.record(&r);
         }
-        for (action, at) in [
-            (ControlAction::Pause, 2_000),
-            (ControlAction::Resume, 4_000),
-        ] {
-            agg.control(&ControlEvent {
-                at: at * MS,
-                step: 1,
-                action,
-                value: None,
-                source: "http".into(),
-            });
+        for c in crate::paused::pause_and_resume(2_000, 4_000) {
+            agg.control(&c);
         }
         let window = StepWindow {
             start: 0,

@@ -65,21 +65,32 @@ impl Pauses {
     }
 }
 
+/// A live-control event of step 1 at `at` (tests).
+#[cfg(test)]
+pub(crate) fn event(action: ControlAction, at: Nanos) -> ControlEvent {
+    ControlEvent {
+        at,
+        step: 1,
+        action,
+        value: None,
+        source: "http".into(),
+    }
+}
+
+/// A pause at `from_ms` and its resume at `to_ms` (tests).
+#[cfg(test)]
+pub(crate) fn pause_and_resume(from_ms: u64, to_ms: u64) -> [ControlEvent; 2] {
+    [
+        event(ControlAction::Pause, from_ms * 1_000_000),
+        event(ControlAction::Resume, to_ms * 1_000_000),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const S: Nanos = 1_000_000_000;
-
-    fn event(action: ControlAction, at: Nanos) -> ControlEvent {
-        ControlEvent {
-            at,
-            step: 1,
-            action,
-            value: None,
-            source: "http".into(),
-        }
-    }
 
     #[test]
     fn paused_time_within_a_window() {

@@ -244,24 +244,14 @@ mod tests {
     /// pause and the refill after it: still the offered rate.
     #[test]
     fn a_paused_open_loop_is_steady_at_its_rate_over_its_unpaused_time() {
-        use crate::event::{ControlAction, ControlEvent};
         let mut c = SteadyCounter::new(10.0);
         let sends = (0..200u64).map(|i| 1_000 + i * 50);
         for sent in sends.filter(|t| !(5_000..7_000).contains(t)) {
             c.record(&request(sent, 91));
         }
         let mut pauses = Pauses::default();
-        for (action, at) in [
-            (ControlAction::Pause, 5_000),
-            (ControlAction::Resume, 7_000),
-        ] {
-            pauses.record(&ControlEvent {
-                at: at * MS,
-                step: 1,
-                action,
-                value: None,
-                source: "http".into(),
-            });
+        for c in crate::paused::pause_and_resume(5_000, 7_000) {
+            pauses.record(&c);
         }
         let s = c.finish(window(1_000, 11_000, 12_000), &pauses).unwrap();
         // From the bucket after the first end (1.01 s) to the last end before 11 s (10.95 s,

@@ -180,16 +180,7 @@ mod tests {
 
     #[test]
     fn a_closed_loop_step_is_at_its_steady_rate() {
-        let mut r = step(4, 0, 0);
-        r.kind = StepKind::Throughput;
-        r.request_rate = 19.2;
-        r.achieved_rate = 24.0;
-        r.steady_state = Some(sinks::steady::SteadyState {
-            start_ms: 500,
-            duration_ms: 9_000,
-            request_rate: 20.0,
-            token_throughput_secs: 100.0,
-        });
+        let mut r = crate::offline::test_fixtures::throughput_step();
         assert_eq!(row(&r)[1], "20.00 req/s");
         r.steady_state = None;
         assert_eq!(

@@ -70,6 +70,23 @@ pub fn step(ok: u64, failed: u64, dropped: u64) -> StepResult {
     agg.finish(window, None)
 }
 
+/// The demo's throughput (closed-loop) step: 24 sent per second (the users' first burst
+/// included), 19.2 successful over the step, 20 steady.
+pub fn throughput_step() -> StepResult {
+    let mut r = step(5, 0, 0);
+    r.kind = StepKind::Throughput;
+    r.offered_rate = None;
+    r.achieved_rate = 24.0;
+    r.request_rate = 19.2;
+    r.steady_state = Some(sinks::steady::SteadyState {
+        start_ms: 500,
+        duration_ms: 9_000,
+        request_rate: 20.0,
+        token_throughput_secs: 100.0,
+    });
+    r
+}
+
 /// A step's `server_metrics` as vLLM's would read: requests waiting and KV-cache usage (gauge
 /// means), a prefix-cache hit rate, and a TTFT histogram whose p50 is `ttft_p50_s`.
 pub fn server_metrics(

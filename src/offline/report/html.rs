@@ -391,17 +391,7 @@ mod tests {
     /// successful over the step, 20 steady; the sweep's 1.2 × 20 step is at x = 24.
     #[test]
     fn a_closed_loop_step_is_plotted_at_its_steady_rate() {
-        let mut closed = crate::offline::test_fixtures::step(5, 0, 0);
-        closed.kind = sinks::event::StepKind::Throughput;
-        closed.offered_rate = None;
-        closed.achieved_rate = 24.0;
-        closed.request_rate = 19.2;
-        closed.steady_state = Some(sinks::steady::SteadyState {
-            start_ms: 500,
-            duration_ms: 9_000,
-            request_rate: 20.0,
-            token_throughput_secs: 100.0,
-        });
+        let mut closed = crate::offline::test_fixtures::throughput_step();
         let mut doc = ResultsDocument::new(
             serde_json::json!({}),
             "r".into(),
